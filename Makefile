@@ -1,0 +1,112 @@
+# parlae — build, test, demo, install.
+#   make                  build ./parlae (and .build/libparlae.a)
+#   make check            build and run every test; ends with "N passed, N failed"
+#   make check SANITIZE=1 the same under ASan + UBSan
+#   make demo             onboard a practice against a local PostgreSQL and the bundled sandbox
+#   make install PREFIX=/usr/local DESTDIR=
+# Missing Debian packages are installed first (apt-get; the CI machine is root).
+
+VERSION = 0.1.0
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR = $(PREFIX)/bin
+MANDIR = $(PREFIX)/share/man
+CC ?= cc
+CFLAGS ?= -O2 -g
+
+PKGS = libcurl jansson libpq openssl readline
+DEBIAN_PACKAGES = pkg-config libcurl4-openssl-dev libjansson-dev libpq-dev libssl-dev \
+	libreadline-dev bats bats-assert bats-support postgresql python3 jq bsdextrautils
+
+ifeq ($(SANITIZE),1)
+BUILD = .build/san
+SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+BIN = $(BUILD)/parlae
+else
+BUILD = .build/default
+SAN =
+BIN = parlae
+endif
+
+WARN = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+	-Wno-format-truncation
+# Recursive (=) so that pkg-config runs after the deps step has installed it.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS = $(shell pkg-config --libs $(PKGS))
+ALL_CFLAGS = -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) -MMD -MP \
+	-DPARLAE_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+
+LIB_SRC = $(wildcard lib/*.c)
+CMD_SRC = $(wildcard cmd/*.c)
+MIGRATIONS = $(sort $(wildcard sql/[0-9][0-9][0-9][0-9]-*.sql))
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/lib/migrations.o
+CMD_OBJ = $(CMD_SRC:%.c=$(BUILD)/%.o)
+DEPS_STAMP = .build/deps.stamp
+
+all: $(BIN)
+
+$(BIN): $(CMD_OBJ) $(BUILD)/libparlae.a
+	$(CC) $(CFLAGS) $(SAN) -o $@ $(CMD_OBJ) $(BUILD)/libparlae.a $(PKG_LIBS)
+
+$(BUILD)/libparlae.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/lib/migrations.c: lib/gen-migrations.sh $(MIGRATIONS)
+	@mkdir -p $(dir $@)
+	sh lib/gen-migrations.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/lib/migrations.o: $(BUILD)/lib/migrations.c | $(DEPS_STAMP)
+	$(CC) $(ALL_CFLAGS) -Ilib -c -o $@ $<
+
+# Install what is missing, once per clone. Not root or no apt: say what to install.
+$(DEPS_STAMP):
+	@mkdir -p .build
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian packages:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+		else \
+			echo "missing Debian packages:$$missing (install them, e.g. sudo apt-get install$$missing)"; exit 1; \
+		fi; \
+	fi
+	@touch $@
+
+deps: $(DEPS_STAMP)
+
+check: $(BIN)
+	PARLAE_BIN=$(abspath $(BIN)) tests/run
+
+demo: $(BIN)
+	PARLAE_BIN=$(abspath $(BIN)) tests/demo
+
+bench: $(BIN)
+	PARLAE_BIN=$(abspath $(BIN)) tests/bench/run
+
+install: $(BIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/parlae
+	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 completions/parlae.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/parlae
+	install -m 644 completions/_parlae $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_parlae
+	install -m 644 completions/parlae.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/parlae.fish
+
+format:
+	clang-format -i lib/*.c lib/*.h cmd/*.c cmd/*.h
+
+clean:
+	rm -rf .build/default .build/san parlae
+
+.PHONY: all deps check demo bench install format clean
+
+-include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d)

@@ -1,0 +1,73 @@
+/* parlae account add | account list */
+#include "cmd.h"
+#include "../lib/account.h"
+#include "../lib/banned.h"
+
+const struct option opts_account_add[] = {
+	{"name", required_argument, NULL, 'n'},
+	{NULL, 0, NULL, 0},
+};
+
+int cmd_account_add(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct pl_err err = PL_ERR_INIT;
+	const char *name = NULL, *id;
+	int c;
+
+	while ((c = cmd_getopt(ctx, argc, argv, "", opts_account_add)) != -1) {
+		switch (c) {
+		case 'n':
+			name = optarg;
+			break;
+		default:
+			return PL_EUSAGE;
+		}
+	}
+	if (optind >= argc)
+		return cmd_usage_error(ctx, "missing ACCOUNT");
+	if (optind + 1 < argc)
+		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind + 1]);
+	id = argv[optind];
+	if (pl_account_add(&ctx->session, id, name, &err))
+		return cmd_fail(ctx, &err);
+	if (ctx->json)
+		cmd_print_json(ctx, json_pack("{s:s, s:s?, s:b}", "id", id, "name", name, "dryRun",
+					      ctx->dry_run));
+	else
+		printf("%s account %s\n", ctx->dry_run ? "would create" : "created", id);
+	return 0;
+}
+
+int cmd_account_list(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct pl_account_list list;
+	struct pl_err err = PL_ERR_INIT;
+	struct cmd_table t;
+	int c;
+
+	while ((c = cmd_getopt(ctx, argc, argv, "", NULL)) != -1)
+		return PL_EUSAGE;
+	if (optind < argc)
+		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
+	if (pl_account_list(&ctx->session, &list, &err))
+		return cmd_fail(ctx, &err);
+	if (ctx->json) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; i < list.n; i++)
+			json_array_append_new(a, json_pack("{s:s, s:s?, s:s, s:s}", "id", list.v[i].id,
+							   "name", list.v[i].name, "status",
+							   list.v[i].status, "createdAt",
+							   list.v[i].created_at));
+		cmd_print_json(ctx, a);
+	} else {
+		cmd_table_init(&t, 4, "ACCOUNT", "NAME", "STATUS", "CREATED");
+		for (size_t i = 0; i < list.n; i++)
+			cmd_table_row(&t, list.v[i].id, list.v[i].name, list.v[i].status,
+				      list.v[i].created_at);
+		cmd_table_print(ctx, &t);
+		cmd_table_release(&t);
+	}
+	pl_account_list_release(&list);
+	return 0;
+}

@@ -1,0 +1,119 @@
+/*
+ * What the command files share: the command table, the invocation context, option parsing
+ * that also accepts the global options after the command, and the printers (data on stdout,
+ * everything else on stderr).
+ */
+#ifndef PL_CMD_H
+#define PL_CMD_H
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+
+#include "../lib/config.h"
+#include "../lib/err.h"
+#include "../lib/session.h"
+
+enum cmd_needs {
+	NEEDS_CONFIG = 1 << 0, /* read the config file before running */
+	NEEDS_DB = 1 << 1,     /* connect before running (implies NEEDS_CONFIG) */
+};
+
+struct cmd_ctx;
+
+struct cmd {
+	const char *name; /* "status", or "db migrate" for a subcommand */
+	int (*fn)(struct cmd_ctx *ctx, int argc, char **argv);
+	unsigned needs;
+	const char *usage;   /* the synopsis, exactly as in the man page */
+	const char *summary; /* one line */
+	const struct option *options; /* long options, {0}-terminated; NULL for none */
+	const char *args;    /* what positional words complete to: "account", "command" or NULL */
+};
+
+extern const struct cmd commands[];
+extern const size_t ncommands;
+
+struct cmd_ctx {
+	struct pl_config cfg;
+	struct pl_session session;
+	const struct cmd *cmd; /* the command running */
+	const char *config_file, *profile;
+	int json;
+	int verbosity; /* -1 quiet, 0 normal, 1 -v, 2 -vv */
+	int color;     /* 0 never, 1 always, -1 auto */
+	int dry_run;
+	int in_shell;
+	int config_loaded;
+};
+
+#define CMD_EXIT_HELP (-2)
+
+void cmd_ctx_init(struct cmd_ctx *ctx);
+void cmd_ctx_release(struct cmd_ctx *ctx);
+
+/* Make the library follow ctx's -v level and --dry-run. */
+void cmd_apply_settings(struct cmd_ctx *ctx);
+
+/* parlae's whole command line: global options, then a command; returns the exit status. */
+int cmd_main(struct cmd_ctx *ctx, int argc, char **argv);
+
+/* Run argv[0..] as a command (argv[0] is the command name); returns its exit status. */
+int cmd_run(struct cmd_ctx *ctx, int argc, char **argv);
+
+/*
+ * getopt_long for a command: the command's options plus the global ones, which it applies to
+ * ctx itself. Returns the option's value, -1 at the end, or '?' after printing a usage error.
+ */
+int cmd_getopt(struct cmd_ctx *ctx, int argc, char **argv, const char *shortopts,
+	       const struct option *longopts);
+
+/* Usage error: message and the command's usage line on stderr; returns PL_EUSAGE. */
+int cmd_usage_error(struct cmd_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Print err (JSON with --json) on stderr; returns err->code. */
+int cmd_fail(struct cmd_ctx *ctx, const struct pl_err *err);
+
+/* A warning or note on stderr, unless --quiet. */
+void cmd_note(struct cmd_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Print a JSON document on stdout and release it (steals the reference). */
+void cmd_print_json(struct cmd_ctx *ctx, json_t *doc);
+
+/* Whether stdout is a terminal; whether colour is on for a stream. */
+int cmd_stdout_tty(void);
+int cmd_use_color(const struct cmd_ctx *ctx, FILE *f);
+
+/* A table: a header row then data rows; on a TTY aligned with a header, else tab-separated. */
+struct cmd_table {
+	size_t ncols, nrows, alloc;
+	char **cells; /* nrows * ncols, owned */
+};
+void cmd_table_init(struct cmd_table *t, size_t ncols, ...);
+void cmd_table_row(struct cmd_table *t, ...); /* ncols strings; NULL prints as "-" */
+void cmd_table_print(struct cmd_ctx *ctx, struct cmd_table *t);
+void cmd_table_release(struct cmd_table *t);
+
+/* The command table, for completion and help. */
+const struct cmd *cmd_find(const char *name);
+/* Candidates for completing words[nwords-1] after words[0..nwords-2]; one per line on out. */
+void cmd_complete(struct cmd_ctx *ctx, int nwords, char **words, void (*emit)(const char *, void *),
+		  void *arg);
+/* Print usage for a command or group name; -1 if there is no such command. */
+int cmd_print_help(struct cmd_ctx *ctx, const char *name, FILE *out);
+
+/* Commands. */
+int cmd_help(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_version(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_db_migrate(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_db_status(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_account_add(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_account_list(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_status(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_shell(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_complete_main(struct cmd_ctx *ctx, int argc, char **argv);
+
+extern const struct option opts_account_add[];
+extern const struct option opts_status[];
+
+#endif

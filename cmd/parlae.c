@@ -1,0 +1,402 @@
+/*
+ * parlae: the command table, the global options and dispatch. Everything a command does is
+ * in lib/; this file only decides which command runs and with what set up.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "../lib/buf.h"
+#include "../lib/trace.h"
+#include "../lib/banned.h"
+
+#ifndef PARLAE_VERSION
+#define PARLAE_VERSION "0.0.0"
+#endif
+
+const struct cmd commands[] = {
+	{"account add", cmd_account_add, NEEDS_DB, "parlae account add ACCOUNT [--name NAME]",
+	 "create a practice account", opts_account_add, "account"},
+	{"account list", cmd_account_list, NEEDS_DB, "parlae account list", "list practice accounts",
+	 NULL, NULL},
+	{"db migrate", cmd_db_migrate, NEEDS_DB, "parlae db migrate",
+	 "apply the schema migrations compiled into parlae", NULL, NULL},
+	{"db status", cmd_db_status, NEEDS_DB, "parlae db status",
+	 "list applied and pending schema migrations", NULL, NULL},
+	{"help", cmd_help, 0, "parlae help [COMMAND | exit-codes]", "show help for parlae or a command",
+	 NULL, "command"},
+	{"shell", cmd_shell, NEEDS_CONFIG, "parlae shell",
+	 "an interactive session with history and completion", NULL, NULL},
+	{"status", cmd_status, NEEDS_CONFIG, "parlae status [--check]",
+	 "what is configured and reachable, and accounts by connection status", opts_status, NULL},
+	{"version", cmd_version, 0, "parlae version", "print parlae's version", NULL, NULL},
+};
+const size_t ncommands = sizeof(commands) / sizeof(commands[0]);
+
+enum global_opt {
+	OPT_JSON = 1000,
+	OPT_QUIET,
+	OPT_VERBOSE,
+	OPT_COLOR,
+	OPT_CONFIG,
+	OPT_PROFILE,
+	OPT_DRY_RUN,
+	OPT_VERSION,
+	OPT_HELP,
+	OPT_LIST_CMDS,
+};
+
+static const struct option global_options[] = {
+	{"json", no_argument, NULL, OPT_JSON},
+	{"quiet", no_argument, NULL, OPT_QUIET},
+	{"verbose", no_argument, NULL, OPT_VERBOSE},
+	{"color", required_argument, NULL, OPT_COLOR},
+	{"config", required_argument, NULL, OPT_CONFIG},
+	{"profile", required_argument, NULL, OPT_PROFILE},
+	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	{"version", no_argument, NULL, OPT_VERSION},
+	{"help", no_argument, NULL, OPT_HELP},
+	{"list-cmds", no_argument, NULL, OPT_LIST_CMDS},
+	{NULL, 0, NULL, 0},
+};
+#define NGLOBAL (sizeof(global_options) / sizeof(global_options[0]) - 1)
+
+void cmd_ctx_init(struct cmd_ctx *ctx)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->color = -1;
+	pl_config_init(&ctx->cfg);
+	pl_session_init(&ctx->session, &ctx->cfg);
+}
+
+void cmd_ctx_release(struct cmd_ctx *ctx)
+{
+	pl_session_release(&ctx->session);
+	pl_config_release(&ctx->cfg);
+}
+
+static void trace_to_stderr(int level, const char *line, void *arg)
+{
+	(void)level;
+	(void)arg;
+	fprintf(stderr, "trace: %s\n", line);
+}
+
+void cmd_apply_settings(struct cmd_ctx *ctx)
+{
+	pl_trace_set(ctx->verbosity >= 2 ? trace_to_stderr : NULL, NULL, ctx->verbosity);
+	ctx->session.dry_run = ctx->dry_run;
+}
+
+static int set_global(struct cmd_ctx *ctx, int c, const char *arg);
+
+/* Applies a global option wherever it stands; 0 if handled, 1 if not global, else PL_EUSAGE. */
+static int apply_global(struct cmd_ctx *ctx, int c, const char *arg)
+{
+	int r = set_global(ctx, c, arg);
+
+	cmd_apply_settings(ctx);
+	return r;
+}
+
+static int set_global(struct cmd_ctx *ctx, int c, const char *arg)
+{
+	switch (c) {
+	case OPT_JSON:
+		ctx->json = 1;
+		return 0;
+	case 'q':
+	case OPT_QUIET:
+		ctx->verbosity = -1;
+		return 0;
+	case 'v':
+	case OPT_VERBOSE:
+		ctx->verbosity = ctx->verbosity < 0 ? 1 : ctx->verbosity + 1;
+		return 0;
+	case OPT_COLOR:
+		if (!strcmp(arg, "auto"))
+			ctx->color = -1;
+		else if (!strcmp(arg, "always"))
+			ctx->color = 1;
+		else if (!strcmp(arg, "never"))
+			ctx->color = 0;
+		else
+			return cmd_usage_error(ctx, "--color must be auto, always or never, not '%s'", arg);
+		return 0;
+	case OPT_CONFIG:
+		ctx->config_file = arg;
+		return 0;
+	case OPT_PROFILE:
+		ctx->profile = arg;
+		return 0;
+	case OPT_DRY_RUN:
+		ctx->dry_run = 1;
+		return 0;
+	}
+	return 1;
+}
+
+static const char *option_name(char **argv, int optind_before)
+{
+	return argv[optind_before] ? argv[optind_before] : "";
+}
+
+int cmd_getopt(struct cmd_ctx *ctx, int argc, char **argv, const char *shortopts,
+	       const struct option *longopts)
+{
+	struct option all[64];
+	char shorts[64];
+	size_t n = 0;
+	int c;
+
+	for (; longopts && longopts[n].name && n < 32; n++)
+		all[n] = longopts[n];
+	/* --version, --help and --list-cmds only mean something before the command. */
+	for (size_t i = 0; i < NGLOBAL && global_options[i].val < OPT_VERSION; i++)
+		all[n++] = global_options[i];
+	memset(&all[n], 0, sizeof(all[n]));
+	snprintf(shorts, sizeof(shorts), ":%sqv", shortopts);
+	opterr = 0;
+	for (;;) {
+		int before = optind ? optind : 1;
+
+		c = getopt_long(argc, argv, shorts, all, NULL);
+		if (c == '?') {
+			if (optopt)
+				return cmd_usage_error(ctx, "unknown option '-%c'", optopt), '?';
+			return cmd_usage_error(ctx, "unknown option '%s'", option_name(argv, before)), '?';
+		}
+		if (c == ':')
+			return cmd_usage_error(ctx, "option '%s' needs a value", option_name(argv, before)),
+			       '?';
+		if (c >= OPT_JSON || c == 'q' || c == 'v') {
+			if (apply_global(ctx, c, optarg))
+				return '?';
+			continue;
+		}
+		return c;
+	}
+}
+
+/* --- finding commands ------------------------------------------------------------------ */
+
+const struct cmd *cmd_find(const char *name)
+{
+	for (size_t i = 0; i < ncommands; i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+/* Whether name is the first word of some two-word command ("db"). */
+static int is_group(const char *name)
+{
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i < ncommands; i++)
+		if (!strncmp(commands[i].name, name, n) && commands[i].name[n] == ' ')
+			return 1;
+	return 0;
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), prev[64], cur[64];
+
+	if (la > 63 || lb > 63)
+		return 99;
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+			size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+
+			cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+		}
+		memcpy(prev, cur, (lb + 1) * sizeof(size_t));
+	}
+	return prev[lb];
+}
+
+/* The closest of the first words (group == NULL) or of a group's second words. */
+static const char *suggest(const char *word, const char *group)
+{
+	const char *best = NULL;
+	size_t best_d = 99, glen = group ? strlen(group) : 0;
+	static char pick[64];
+
+	for (size_t i = 0; i < ncommands; i++) {
+		const char *name = commands[i].name, *sp = strchr(name, ' ');
+		char cand[64];
+		size_t d;
+
+		if (group) {
+			if (strncmp(name, group, glen) || name[glen] != ' ')
+				continue;
+			pl_strlcpy(cand, name + glen + 1, sizeof(cand));
+		} else {
+			size_t len = sp ? (size_t)(sp - name) : strlen(name);
+
+			snprintf(cand, sizeof(cand), "%.*s", (int)len, name);
+		}
+		d = edit_distance(word, cand);
+		if (d < best_d) {
+			best_d = d;
+			pl_strlcpy(pick, cand, sizeof(pick));
+			best = pick;
+		}
+	}
+	return best && best_d <= 2 && best_d < strlen(word) ? best : NULL;
+}
+
+static void list_group(struct pl_buf *b, const char *group)
+{
+	size_t glen = strlen(group);
+
+	for (size_t i = 0; i < ncommands; i++)
+		if (!strncmp(commands[i].name, group, glen) && commands[i].name[glen] == ' ')
+			pl_buf_addf(b, "%s%s", b->len ? ", " : "", commands[i].name + glen + 1);
+}
+
+/* Resolve argv to a command; *consumed says how many words named it. */
+static int lookup(struct cmd_ctx *ctx, int argc, char **argv, const struct cmd **out, int *consumed)
+{
+	char two[128];
+	struct pl_err err = PL_ERR_INIT;
+	struct pl_buf subs = PL_BUF_INIT;
+	const char *s;
+
+	if (argc > 1 && argv[1][0] != '-') {
+		snprintf(two, sizeof(two), "%s %s", argv[0], argv[1]);
+		if ((*out = cmd_find(two))) {
+			*consumed = 2;
+			return 0;
+		}
+	}
+	if ((*out = cmd_find(argv[0]))) {
+		*consumed = 1;
+		return 0;
+	}
+	if (is_group(argv[0])) {
+		list_group(&subs, argv[0]);
+		if (argc < 2 || argv[1][0] == '-')
+			pl_err_set(&err, PL_EUSAGE, "'parlae %s' needs a subcommand: %s", argv[0], subs.buf);
+		else if ((s = suggest(argv[1], argv[0])))
+			pl_err_set(&err, PL_EUSAGE, "unknown command 'parlae %s %s'; did you mean 'parlae %s %s'?",
+				   argv[0], argv[1], argv[0], s);
+		else
+			pl_err_set(&err, PL_EUSAGE, "unknown command 'parlae %s %s'; subcommands: %s",
+				   argv[0], argv[1], subs.buf);
+		pl_buf_release(&subs);
+		return cmd_fail(ctx, &err);
+	}
+	if ((s = suggest(argv[0], NULL)))
+		pl_err_set(&err, PL_EUSAGE, "unknown command '%s'; did you mean '%s'?", argv[0], s);
+	else
+		pl_err_set(&err, PL_EUSAGE, "unknown command '%s'", argv[0]);
+	pl_err_hint(&err, "run 'parlae help' for the list of commands");
+	return cmd_fail(ctx, &err);
+}
+
+/* -h or --help anywhere before "--" asks for the command's usage. */
+static int wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return 1;
+	return 0;
+}
+
+static int setup(struct cmd_ctx *ctx, unsigned needs)
+{
+	struct pl_err err = PL_ERR_INIT;
+	struct pl_db *db;
+
+	cmd_apply_settings(ctx);
+	if (needs && !ctx->config_loaded) {
+		if (pl_config_load(&ctx->cfg, ctx->config_file, ctx->profile, &err))
+			return cmd_fail(ctx, &err);
+		ctx->config_loaded = 1;
+	}
+	if ((needs & NEEDS_DB) && pl_session_db(&ctx->session, &db, &err))
+		return cmd_fail(ctx, &err);
+	return 0;
+}
+
+int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	const struct cmd *cmd;
+	int consumed, r;
+
+	if ((r = lookup(ctx, argc, argv, &cmd, &consumed)))
+		return r;
+	ctx->cmd = cmd;
+	argc -= consumed - 1;
+	argv += consumed - 1;
+	if (wants_help(argc, argv))
+		return cmd_print_help(ctx, cmd->name, stdout), 0;
+	if ((r = setup(ctx, cmd->needs)))
+		return r;
+	optind = 0;
+	r = cmd->fn(ctx, argc, argv);
+	fflush(stdout);
+	return r;
+}
+
+static void list_cmds(void)
+{
+	for (size_t i = 0; i < ncommands; i++)
+		puts(commands[i].name);
+}
+
+int cmd_main(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	int c;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:qvh", global_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_VERSION:
+			printf("parlae %s\n", PARLAE_VERSION);
+			return 0;
+		case 'h':
+		case OPT_HELP:
+			cmd_print_help(ctx, NULL, stdout);
+			return 0;
+		case OPT_LIST_CMDS:
+			list_cmds();
+			return 0;
+		case '?':
+		case ':':
+			return cmd_usage_error(ctx, c == ':' ? "option '%s' needs a value"
+							     : "unknown option '%s'",
+					       argv[optind - 1]);
+		default:
+			if ((c = apply_global(ctx, c, optarg)))
+				return c;
+		}
+	}
+	if (optind >= argc) {
+		cmd_print_help(ctx, NULL, stderr);
+		return PL_EUSAGE;
+	}
+	if (!strcmp(argv[optind], "__complete"))
+		return cmd_complete_main(ctx, argc - optind, argv + optind);
+	return cmd_run(ctx, argc - optind, argv + optind);
+}
+
+int main(int argc, char **argv)
+{
+	struct cmd_ctx ctx;
+	int r;
+
+	cmd_ctx_init(&ctx);
+	r = cmd_main(&ctx, argc, argv);
+	cmd_ctx_release(&ctx);
+	return r;
+}

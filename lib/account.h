@@ -1,0 +1,40 @@
+/*
+ * Practice accounts: the tenant that every other record belongs to.
+ */
+#ifndef PL_ACCOUNT_H
+#define PL_ACCOUNT_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "session.h"
+
+struct pl_account {
+	char id[64];
+	char *name;	   /* NULL when none was given */
+	char status[16];   /* pending | connecting | connected | failed */
+	char created_at[32]; /* ISO 8601 UTC */
+};
+
+struct pl_account_list {
+	struct pl_account *v;
+	size_t n;
+};
+
+/* Whether id is 1-63 of a-z 0-9 _ -, starting with a letter or digit. */
+int pl_account_id_valid(const char *id);
+
+/* PL_EUSAGE with a message when id is not a valid account id. */
+int pl_account_check_id(const char *id, struct pl_err *err);
+
+/* Create an account; PL_ECONFLICT if the id exists. Audited; with s->dry_run only checked. */
+int pl_account_add(struct pl_session *s, const char *id, const char *name, struct pl_err *err);
+
+/* Every account, ordered by id; release with pl_account_list_release. */
+int pl_account_list(struct pl_session *s, struct pl_account_list *out, struct pl_err *err);
+void pl_account_list_release(struct pl_account_list *l);
+
+/* The contract's connection status for an integration's database status (NULL: no row). */
+const char *pl_account_status_name(const char *db_status);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * A growable byte buffer with a hard cap, always NUL-terminated. Every string that parlae
+ * builds from input of unknown size goes through one, so nothing grows without bound.
+ */
+#ifndef PL_BUF_H
+#define PL_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#define PL_BUF_DEFAULT_CAP ((size_t)64 << 20)
+
+struct pl_buf {
+	char *buf;    /* NUL-terminated; never NULL after pl_buf_init */
+	size_t len;   /* bytes used, not counting the NUL */
+	size_t alloc; /* bytes allocated, 0 while buf points at the shared empty string */
+	size_t cap;   /* the most len may reach */
+};
+
+#define PL_BUF_INIT {pl_buf_empty, 0, 0, PL_BUF_DEFAULT_CAP}
+extern char pl_buf_empty[1];
+
+/* No allocation; cap 0 means PL_BUF_DEFAULT_CAP. */
+void pl_buf_init(struct pl_buf *b, size_t cap);
+
+/* Append; -1 (and nothing appended) when the cap would be passed, else 0. */
+int pl_buf_add(struct pl_buf *b, const void *data, size_t n);
+int pl_buf_adds(struct pl_buf *b, const char *s);
+int pl_buf_addch(struct pl_buf *b, char c);
+int pl_buf_addf(struct pl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int pl_buf_vaddf(struct pl_buf *b, const char *fmt, va_list ap);
+
+void pl_buf_reset(struct pl_buf *b);
+
+/* Free the contents and re-initialise, keeping the cap. */
+void pl_buf_release(struct pl_buf *b);
+
+/* Hand the string to the caller (who frees it) and re-initialise. */
+char *pl_buf_detach(struct pl_buf *b, size_t *len);
+
+/* Allocators that abort on exhaustion: there is no sensible recovery in a CLI. */
+void *pl_xmalloc(size_t n);
+void *pl_xcalloc(size_t n, size_t size);
+void *pl_xrealloc(void *p, size_t n);
+char *pl_xstrdup(const char *s);
+char *pl_xstrndup(const char *s, size_t n);
+
+/* Copy src into dst of size n, truncating; returns -1 if it did not fit. */
+int pl_strlcpy(char *dst, const char *src, size_t n);
+
+#endif

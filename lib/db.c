@@ -1,0 +1,156 @@
+#include "db.h"
+
+#include <libpq-fe.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "trace.h"
+#include "banned.h"
+
+static void notice_quiet(void *arg, const PGresult *res)
+{
+	(void)arg;
+	(void)res;
+}
+
+int pl_db_connect(struct pl_db *db, const char *conninfo, struct pl_err *err)
+{
+	/* Later keywords win, and the caller's conninfo comes last: its own timeout stays. */
+	const char *keys[] = {"connect_timeout", "application_name", "client_encoding", "dbname", NULL};
+	const char *vals[] = {"10", "parlae", "UTF8", conninfo, NULL};
+
+	db->in_tx = 0;
+	if (pl_trace_on(2)) {
+		char *masked = pl_trace_mask_conninfo(conninfo);
+
+		pl_trace(2, "sql: connect '%s'", masked);
+		free(masked);
+	}
+	db->conn = PQconnectdbParams(keys, vals, 1);
+	if (!db->conn)
+		return pl_err_set(err, PL_EDATABASE, "cannot connect to the database: out of memory");
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		pl_err_set(err, PL_EDATABASE, "cannot connect to the database: %s",
+			   PQerrorMessage(db->conn));
+		PQfinish(db->conn);
+		db->conn = NULL;
+		return pl_err_hint(err, "check PARLAE_DATABASE_URL and that PostgreSQL is running");
+	}
+	PQsetNoticeReceiver(db->conn, notice_quiet, NULL);
+	return 0;
+}
+
+void pl_db_close(struct pl_db *db)
+{
+	if (db->conn)
+		PQfinish(db->conn);
+	db->conn = NULL;
+	db->in_tx = 0;
+}
+
+static void trace_query(const char *sql, int n, const char *const *params)
+{
+	struct pl_buf b = PL_BUF_INIT;
+
+	pl_buf_addf(&b, "sql: %s", sql);
+	for (int i = 0; i < n; i++) {
+		if (!params[i])
+			pl_buf_addf(&b, " $%d=NULL", i + 1);
+		else
+			pl_buf_addf(&b, " $%d='%.64s'", i + 1, params[i]);
+	}
+	for (char *p = b.buf; *p; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
+	pl_trace(2, "%s", b.buf);
+	pl_buf_release(&b);
+}
+
+static int result_error(struct pl_db *db, PGresult *res, struct pl_err *err)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+	if (!msg || !*msg)
+		msg = PQerrorMessage(db->conn);
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		pl_err_set(err, PL_EDATABASE, "lost the connection to the database: %s", msg);
+		return pl_err_hint(err, "check that PostgreSQL is running, then retry");
+	}
+	if (state && !strcmp(state, "23505"))
+		return pl_err_set(err, PL_ECONFLICT, "%s", msg);
+	if (state && !strcmp(state, "42P01")) {
+		pl_err_set(err, PL_EDATABASE, "database error: %s", msg);
+		return pl_err_hint(err, "the schema is missing or old: run 'parlae db migrate'");
+	}
+	return pl_err_set(err, PL_EDATABASE, "database error: %s", msg);
+}
+
+int pl_db_query(struct pl_db *db, struct pl_db_res *out, const char *sql, int nparams,
+		const char *const *params, struct pl_err *err)
+{
+	PGresult *res;
+	ExecStatusType st;
+
+	if (!db->conn)
+		return pl_err_set(err, PL_EDATABASE, "not connected to the database");
+	if (pl_trace_on(2))
+		trace_query(sql, nparams, params);
+	res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	st = PQresultStatus(res);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		int r = result_error(db, res, err);
+
+		PQclear(res);
+		return r;
+	}
+	if (out)
+		out->res = res;
+	else
+		PQclear(res);
+	return 0;
+}
+
+int pl_db_begin(struct pl_db *db, struct pl_err *err)
+{
+	int r = pl_db_query(db, NULL, "BEGIN", 0, NULL, err);
+
+	db->in_tx = !r;
+	return r;
+}
+
+int pl_db_commit(struct pl_db *db, struct pl_err *err)
+{
+	int r = pl_db_query(db, NULL, "COMMIT", 0, NULL, err);
+
+	db->in_tx = 0;
+	return r;
+}
+
+void pl_db_rollback(struct pl_db *db)
+{
+	struct pl_err ignored = PL_ERR_INIT;
+
+	if (db->in_tx && db->conn && PQstatus(db->conn) == CONNECTION_OK)
+		pl_db_query(db, NULL, "ROLLBACK", 0, NULL, &ignored);
+	db->in_tx = 0;
+}
+
+int pl_db_rows(const struct pl_db_res *res)
+{
+	return res->res ? PQntuples(res->res) : 0;
+}
+
+const char *pl_db_val(const struct pl_db_res *res, int row, int col)
+{
+	if (!res->res || PQgetisnull(res->res, row, col))
+		return NULL;
+	return PQgetvalue(res->res, row, col);
+}
+
+void pl_db_res_clear(struct pl_db_res *res)
+{
+	PQclear(res->res);
+	res->res = NULL;
+}

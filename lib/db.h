@@ -1,0 +1,82 @@
+/*
+ * PostgreSQL through libpq: connect, parameterized queries only, transactions, and the
+ * migrations compiled into the binary. PGresult and PGconn never leave this module.
+ */
+#ifndef PL_DB_H
+#define PL_DB_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+struct pg_conn;
+struct pg_result;
+
+struct pl_db {
+	struct pg_conn *conn;
+	int in_tx;
+};
+
+struct pl_db_res {
+	struct pg_result *res;
+};
+
+#define PL_DB_RES_INIT {NULL}
+
+/* conninfo is a libpq connection string or URI ("" for libpq's PG* defaults). */
+int pl_db_connect(struct pl_db *db, const char *conninfo, struct pl_err *err);
+void pl_db_close(struct pl_db *db);
+
+/*
+ * Run one parameterized statement (params may hold NULLs for SQL NULL). res may be NULL when
+ * the rows are not wanted; otherwise the caller clears it with pl_db_res_clear. A unique
+ * violation is PL_ECONFLICT; everything else PL_EDATABASE.
+ */
+int pl_db_query(struct pl_db *db, struct pl_db_res *res, const char *sql, int nparams,
+		const char *const *params, struct pl_err *err);
+
+int pl_db_begin(struct pl_db *db, struct pl_err *err);
+int pl_db_commit(struct pl_db *db, struct pl_err *err);
+/* Roll back if a transaction is open; never fails (a dead connection has no transaction). */
+void pl_db_rollback(struct pl_db *db);
+
+int pl_db_rows(const struct pl_db_res *res);
+/* The text of a field, or NULL for SQL NULL. Valid until pl_db_res_clear. */
+const char *pl_db_val(const struct pl_db_res *res, int row, int col);
+void pl_db_res_clear(struct pl_db_res *res);
+
+/* Migrations, from sql/NNNN-name.sql, compiled in. */
+struct pl_migration {
+	int version;
+	const char *name;
+	const char *sql;
+};
+
+struct pl_schema_entry {
+	int version;
+	char name[64];
+	char applied_at[32]; /* ISO 8601 UTC, "" if pending */
+};
+
+struct pl_schema_status {
+	int version; /* highest applied, 0 for an empty database */
+	int latest;  /* highest this binary knows */
+	struct pl_schema_entry *applied;
+	size_t napplied;
+	struct pl_schema_entry *pending;
+	size_t npending;
+};
+
+const struct pl_migration *pl_db_migrations(size_t *n);
+
+/* The schema's state; an empty database has no schema_migrations table and version 0. */
+int pl_db_schema_status(struct pl_db *db, struct pl_schema_status *st, struct pl_err *err);
+void pl_db_schema_status_release(struct pl_schema_status *st);
+
+/*
+ * Apply pending migrations, each in its own transaction, serialized across processes by an
+ * advisory lock. *applied_now receives how many this call applied (or would, with dry_run).
+ */
+int pl_db_migrate(struct pl_db *db, int dry_run, size_t *applied_now, struct pl_err *err);
+
+#endif

@@ -1,0 +1,59 @@
+#include "session.h"
+
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "banned.h"
+
+int pl_random_hex(char *buf, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[64];
+
+	if (n > sizeof(raw) || getrandom(raw, n, 0) != (ssize_t)n)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		buf[2 * i] = hex[raw[i] >> 4];
+		buf[2 * i + 1] = hex[raw[i] & 15];
+	}
+	buf[2 * n] = '\0';
+	return 0;
+}
+
+void pl_session_init(struct pl_session *s, struct pl_config *cfg)
+{
+	memset(s, 0, sizeof(*s));
+	s->cfg = cfg;
+	if (gethostname(s->host, sizeof(s->host) - 1) < 0)
+		pl_strlcpy(s->host, "localhost", sizeof(s->host));
+	if (pl_random_hex(s->request_id, 16) < 0)
+		s->request_id[0] = '\0';
+}
+
+int pl_session_db(struct pl_session *s, struct pl_db **db, struct pl_err *err)
+{
+	const char *url;
+	int r;
+
+	if (!s->db.conn) {
+		url = pl_config_get(s->cfg, "PARLAE_DATABASE_URL");
+		if ((r = pl_db_connect(&s->db, url ? url : "", err)))
+			return r;
+	}
+	*db = &s->db;
+	return 0;
+}
+
+const char *pl_session_actor(const struct pl_session *s)
+{
+	const char *a = pl_config_get(s->cfg, "PARLAE_ACTOR");
+
+	return a ? a : "unknown";
+}
+
+void pl_session_release(struct pl_session *s)
+{
+	pl_db_close(&s->db);
+}

@@ -1,0 +1,34 @@
+/*
+ * What one command invocation carries through the library: its configuration, a database
+ * connection opened on first use, who is acting (for the audit log), and --dry-run.
+ */
+#ifndef PL_SESSION_H
+#define PL_SESSION_H
+
+#include "config.h"
+#include "db.h"
+#include "err.h"
+
+struct pl_session {
+	struct pl_config *cfg;
+	struct pl_db db;
+	int dry_run;
+	char host[256];
+	char request_id[33]; /* 128 random bits, hex: ties one invocation's audit events together */
+};
+
+/* No connection yet; cfg must outlive the session. */
+void pl_session_init(struct pl_session *s, struct pl_config *cfg);
+
+/* The database, connected on first call (PARLAE_DATABASE_URL, else DATABASE_URL, else PG*). */
+int pl_session_db(struct pl_session *s, struct pl_db **db, struct pl_err *err);
+
+/* Who is acting: PARLAE_ACTOR, else USER@hostname. */
+const char *pl_session_actor(const struct pl_session *s);
+
+void pl_session_release(struct pl_session *s);
+
+/* Fill buf (size >= 2n+1) with n random bytes as lowercase hex; -1 if no randomness. */
+int pl_random_hex(char *buf, size_t n);
+
+#endif

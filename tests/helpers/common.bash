@@ -1,0 +1,46 @@
+# Loaded by every suite: bats-assert, a private HOME, the suite's own database, helpers.
+bats_load_library bats-support
+bats_load_library bats-assert
+
+# Nothing from the environment of the person running the tests leaks in.
+for v in $(env | sed -n 's/^\(PARLAE_[A-Z_]*\|SIKKA_[A-Z_]*\|VAPI_[A-Z_]*\|TWILIO_[A-Z_]*\|AWS_[A-Z_]*\|OPENAI_[A-Z_]*\|STRIPE_[A-Z_]*\|XDG_[A-Z_]*\|APP_BASE_URL\|DATABASE_URL\|NO_COLOR\)=.*/\1/p'); do
+	case $v in PARLAE_BIN) ;; *) unset "$v" ;; esac
+done
+export PATH=$PL_TEST_BIN:$PATH
+
+# One database per suite: audit rows cannot be deleted, so suites never share one.
+suite_setup() {
+	local name
+	name=t_$(basename "$BATS_TEST_FILENAME" .bats | tr -c 'a-z0-9\n' '_')
+	export PARLAE_DATABASE_URL
+	PARLAE_DATABASE_URL=$(pg_new_database "$name") || return 1
+	echo "$PARLAE_DATABASE_URL" >"$BATS_FILE_TMPDIR/dburl"
+}
+
+setup_home() {
+	export HOME=$BATS_TEST_TMPDIR/home
+	mkdir -p "$HOME"
+	export PARLAE_DATABASE_URL
+	PARLAE_DATABASE_URL=$(cat "$BATS_FILE_TMPDIR/dburl")
+}
+
+. "$PL_TOP/tests/helpers/pg.bash"
+
+# SQL as parlae (the suite's database) or as the superuser.
+sql() { psql -XAtq -v ON_ERROR_STOP=1 "$PARLAE_DATABASE_URL" -c "$1"; }
+sql_admin() { psql -XAtq -v ON_ERROR_STOP=1 "${PARLAE_DATABASE_URL/user=parlae/user=pgadmin}" -c "$1"; }
+
+# A database URL nothing listens on, for "the database is down".
+closed_db_url() { echo "host=$PL_PG_SOCK port=1 user=parlae dbname=nothing connect_timeout=2"; }
+
+# Fails if any of the given values appears in the text.
+refute_secrets_in() {
+	local text=$1 v
+	shift
+	for v in "$@"; do
+		if [[ $text == *"$v"* ]]; then
+			echo "secret value found in output: ${v:0:4}..." >&2
+			return 1
+		fi
+	done
+}
