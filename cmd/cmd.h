@@ -16,7 +16,8 @@
 
 enum cmd_needs {
 	NEEDS_CONFIG = 1 << 0, /* read the config file before running */
-	NEEDS_DB = 1 << 1,     /* connect before running (implies NEEDS_CONFIG) */
+	NEEDS_DB = 1 << 1,     /* uses the database, connected on first use after option parsing,
+				  so that a usage error is reported as one even when it is down */
 };
 
 struct cmd_ctx;

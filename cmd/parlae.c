@@ -138,9 +138,10 @@ static int set_global(struct cmd_ctx *ctx, int c, const char *arg)
 	return 1;
 }
 
-static const char *option_name(char **argv, int optind_before)
+/* After getopt_long reports a problem, the option it was looking at is argv[optind - 1]. */
+static const char *option_name(char **argv)
 {
-	return argv[optind_before] ? argv[optind_before] : "";
+	return optind > 0 && argv[optind - 1] ? argv[optind - 1] : "";
 }
 
 int cmd_getopt(struct cmd_ctx *ctx, int argc, char **argv, const char *shortopts,
@@ -160,16 +161,14 @@ int cmd_getopt(struct cmd_ctx *ctx, int argc, char **argv, const char *shortopts
 	snprintf(shorts, sizeof(shorts), ":%sqv", shortopts);
 	opterr = 0;
 	for (;;) {
-		int before = optind ? optind : 1;
-
 		c = getopt_long(argc, argv, shorts, all, NULL);
 		if (c == '?') {
 			if (optopt)
 				return cmd_usage_error(ctx, "unknown option '-%c'", optopt), '?';
-			return cmd_usage_error(ctx, "unknown option '%s'", option_name(argv, before)), '?';
+			return cmd_usage_error(ctx, "unknown option '%s'", option_name(argv)), '?';
 		}
 		if (c == ':')
-			return cmd_usage_error(ctx, "option '%s' needs a value", option_name(argv, before)),
+			return cmd_usage_error(ctx, "option '%s' needs a value", option_name(argv)),
 			       '?';
 		if (c >= OPT_JSON || c == 'q' || c == 'v') {
 			if (apply_global(ctx, c, optarg))
@@ -314,7 +313,6 @@ static int wants_help(int argc, char **argv)
 static int setup(struct cmd_ctx *ctx, unsigned needs)
 {
 	struct pl_err err = PL_ERR_INIT;
-	struct pl_db *db;
 
 	cmd_apply_settings(ctx);
 	if (needs && !ctx->config_loaded) {
@@ -322,8 +320,6 @@ static int setup(struct cmd_ctx *ctx, unsigned needs)
 			return cmd_fail(ctx, &err);
 		ctx->config_loaded = 1;
 	}
-	if ((needs & NEEDS_DB) && pl_session_db(&ctx->session, &db, &err))
-		return cmd_fail(ctx, &err);
 	return 0;
 }
 

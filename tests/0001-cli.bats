@@ -1,0 +1,136 @@
+#!/usr/bin/env bats
+# The dispatcher: command table, global options, usage errors, --json errors, help.
+bats_require_minimum_version 1.5.0
+load helpers/common
+
+setup() { export HOME=$BATS_TEST_TMPDIR/home; mkdir -p "$HOME"; }
+
+@test "--version prints the version and nothing else" {
+	run --separate-stderr parlae --version
+	assert_success
+	assert_regex "$output" '^parlae [0-9]+\.[0-9]+\.[0-9]+$'
+	assert_equal "$stderr" ""
+}
+
+@test "version --json prints one JSON document" {
+	run --separate-stderr parlae version --json
+	assert_success
+	assert_regex "$output" '^\{"version":"[0-9.]+"\}$'
+}
+
+@test "--list-cmds lists exactly the commands of the table" {
+	run --separate-stderr parlae --list-cmds
+	assert_success
+	assert_equal "$output" "$(printf '%s\n' 'account add' 'account list' 'db migrate' 'db status' help shell status version)"
+}
+
+@test "an unknown command exits 2 with a suggestion" {
+	run --separate-stderr parlae stauts
+	assert_equal "$status" 2
+	assert_equal "$output" ""
+	assert_equal "$stderr" "parlae: unknown command 'stauts'; did you mean 'status'? (run 'parlae help' for the list of commands)"
+}
+
+@test "commands match by exact name, never by prefix" {
+	run --separate-stderr parlae stat
+	assert_equal "$status" 2
+	assert_regex "$stderr" "unknown command 'stat'; did you mean 'status'\?"
+}
+
+@test "an unknown subcommand suggests the nearest one of its group" {
+	run --separate-stderr parlae db migrat
+	assert_equal "$status" 2
+	assert_equal "$stderr" "parlae: unknown command 'parlae db migrat'; did you mean 'parlae db migrate'?"
+}
+
+@test "a group without a subcommand names its subcommands" {
+	run --separate-stderr parlae account
+	assert_equal "$status" 2
+	assert_equal "$stderr" "parlae: 'parlae account' needs a subcommand: add, list"
+}
+
+@test "with --json a usage error is a JSON error on stderr" {
+	run --separate-stderr parlae --json nosuch
+	assert_equal "$status" 2
+	assert_equal "$output" ""
+	assert_equal "$stderr" '{"error":{"code":"usage","message":"unknown command '"'nosuch'"'","hint":"run '"'parlae help'"' for the list of commands"}}'
+}
+
+@test "global options work after the command too" {
+	run --separate-stderr parlae version --json
+	assert_success
+	run --separate-stderr parlae --json version
+	assert_success
+	assert_regex "$output" '^\{"version"'
+}
+
+@test "an unknown option exits 2 and shows the command's usage" {
+	run --separate-stderr parlae account add --nope x
+	assert_equal "$status" 2
+	assert_equal "$stderr" "parlae: unknown option '--nope' (usage: parlae account add ACCOUNT [--name NAME])"
+}
+
+@test "an option missing its value exits 2" {
+	run --separate-stderr parlae account add x --name
+	assert_equal "$status" 2
+	assert_equal "$stderr" "parlae: option '--name' needs a value (usage: parlae account add ACCOUNT [--name NAME])"
+}
+
+@test "a bad --color value is a usage error" {
+	run --separate-stderr parlae --color=sometimes version
+	assert_equal "$status" 2
+	assert_regex "$stderr" "^parlae: --color must be auto, always or never, not 'sometimes'"
+}
+
+@test "parlae with no command prints the overview on stderr and exits 2" {
+	run --separate-stderr parlae
+	assert_equal "$status" 2
+	assert_equal "$output" ""
+	assert_regex "$stderr" '^usage: parlae \[GLOBAL OPTIONS\] COMMAND'
+}
+
+@test "parlae help lists every command with its summary" {
+	run --separate-stderr parlae help
+	assert_success
+	for c in "account add" "account list" "db migrate" "db status" help shell status version; do
+		assert_line --regexp "^  $c +[a-z]"
+	done
+}
+
+@test "parlae help COMMAND and COMMAND --help print the same usage" {
+	run --separate-stderr parlae help account add
+	assert_success
+	help=$output
+	run --separate-stderr parlae account add --help
+	assert_success
+	assert_equal "$output" "$help"
+	assert_line --index 0 "usage: parlae account add ACCOUNT [--name NAME]"
+}
+
+@test "parlae help GROUP lists the group's commands" {
+	run --separate-stderr parlae help db
+	assert_success
+	assert_line --regexp '^  parlae db migrate +apply'
+	assert_line --regexp '^  parlae db status +list'
+}
+
+@test "parlae help of an unknown command exits 2" {
+	run --separate-stderr parlae help nosuch
+	assert_equal "$status" 2
+	assert_regex "$stderr" "no command 'nosuch'"
+}
+
+@test "parlae help exit-codes prints the contract's table" {
+	run --separate-stderr parlae help exit-codes --json
+	assert_success
+	assert_equal "$(jq -c '[.[] | [.code, .name]]' <<<"$output")" \
+		'[[0,"ok"],[1,"no"],[2,"usage"],[3,"config"],[4,"security"],[5,"not_found"],[6,"upstream"],[7,"database"],[8,"timeout"],[9,"partial"],[10,"conflict"],[65,"bad_input"],[70,"internal"],[130,"interrupted"]]'
+}
+
+@test "--version reads no config file and opens no database" {
+	mkdir -p "$HOME/.config/parlae"
+	printf 'this is not a config file\n' >"$HOME/.config/parlae/config"
+	PARLAE_DATABASE_URL=$(closed_db_url) run --separate-stderr parlae --version
+	assert_success
+	assert_equal "$stderr" ""
+}
