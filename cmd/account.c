@@ -14,7 +14,7 @@ int cmd_account_add(struct cmd_ctx *ctx, int argc, char **argv)
 	const char *name = NULL, *id;
 	int c;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "", opts_account_add)) != -1) {
+	while ((c = cmd_getopt(ctx, argc, argv)) != -1) {
 		switch (c) {
 		case 'n':
 			name = optarg;
@@ -43,12 +43,9 @@ int cmd_account_list(struct cmd_ctx *ctx, int argc, char **argv)
 	struct pl_account_list list;
 	struct pl_err err = PL_ERR_INIT;
 	struct cmd_table t;
-	int c;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "", NULL)) != -1)
+	if (cmd_parse_none(ctx, argc, argv))
 		return PL_EUSAGE;
-	if (optind < argc)
-		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
 	if (pl_account_list(&ctx->session, &list, &err))
 		return cmd_fail(ctx, &err);
 	if (ctx->json) {

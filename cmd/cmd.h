@@ -28,6 +28,7 @@ struct cmd {
 	unsigned needs;
 	const char *usage;   /* the synopsis, exactly as in the man page */
 	const char *summary; /* one line */
+	const char *shortopts;	      /* getopt short options, "" for none */
 	const struct option *options; /* long options, {0}-terminated; NULL for none */
 	const char *args;    /* what positional words complete to: "account", "command" or NULL */
 };
@@ -63,11 +64,14 @@ int cmd_main(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_run(struct cmd_ctx *ctx, int argc, char **argv);
 
 /*
- * getopt_long for a command: the command's options plus the global ones, which it applies to
- * ctx itself. Returns the option's value, -1 at the end, or '?' after printing a usage error.
+ * getopt_long over the running command's options (from its table entry) plus the global ones,
+ * which the dispatcher has already applied and which are skipped here. Returns the option's
+ * value, -1 at the end, or '?' after printing a usage error.
  */
-int cmd_getopt(struct cmd_ctx *ctx, int argc, char **argv, const char *shortopts,
-	       const struct option *longopts);
+int cmd_getopt(struct cmd_ctx *ctx, int argc, char **argv);
+
+/* For commands that take no options and no arguments: 0, or PL_EUSAGE after a message. */
+int cmd_parse_none(struct cmd_ctx *ctx, int argc, char **argv);
 
 /* Usage error: message and the command's usage line on stderr; returns PL_EUSAGE. */
 int cmd_usage_error(struct cmd_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -21,12 +21,10 @@ int cmd_db_migrate(struct cmd_ctx *ctx, int argc, char **argv)
 	struct pl_schema_status before;
 	struct pl_err err = PL_ERR_INIT;
 	size_t applied = 0;
-	int c, r;
+	int r;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "", NULL)) != -1)
+	if (cmd_parse_none(ctx, argc, argv))
 		return PL_EUSAGE;
-	if (optind < argc)
-		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
 	r = pl_schema_migrate(&ctx->session, &before, &applied, &err);
 	if (r && !applied) {
 		pl_db_schema_status_release(&before);
@@ -55,12 +53,9 @@ int cmd_db_status(struct cmd_ctx *ctx, int argc, char **argv)
 	struct pl_db *db;
 	struct cmd_table t;
 	char v[16];
-	int c;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "", NULL)) != -1)
+	if (cmd_parse_none(ctx, argc, argv))
 		return PL_EUSAGE;
-	if (optind < argc)
-		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
 	if (pl_session_db(&ctx->session, &db, &err) || pl_db_schema_status(db, &st, &err))
 		return cmd_fail(ctx, &err);
 	if (ctx->json) {

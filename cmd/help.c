@@ -109,7 +109,7 @@ int cmd_help(struct cmd_ctx *ctx, int argc, char **argv)
 	struct pl_buf name = PL_BUF_INIT;
 	int c, r = 0;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "", NULL)) != -1)
+	while ((c = cmd_getopt(ctx, argc, argv)) != -1)
 		return PL_EUSAGE;
 	for (int i = optind; i < argc; i++)
 		pl_buf_addf(&name, "%s%s", name.len ? " " : "", argv[i]);
@@ -141,12 +141,9 @@ out:
 
 int cmd_version(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	int c;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "", NULL)) != -1)
+	if (cmd_parse_none(ctx, argc, argv))
 		return PL_EUSAGE;
-	if (optind < argc)
-		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
 	if (ctx->json)
 		cmd_print_json(ctx, json_pack("{s:s}", "version", PARLAE_VERSION));
 	else

@@ -18,20 +18,20 @@
 
 const struct cmd commands[] = {
 	{"account add", cmd_account_add, NEEDS_DB, "parlae account add ACCOUNT [--name NAME]",
-	 "create a practice account", opts_account_add, "account"},
+	 "create a practice account", "", opts_account_add, "account"},
 	{"account list", cmd_account_list, NEEDS_DB, "parlae account list", "list practice accounts",
-	 NULL, NULL},
+	 "", NULL, NULL},
 	{"db migrate", cmd_db_migrate, NEEDS_DB, "parlae db migrate",
-	 "apply the schema migrations compiled into parlae", NULL, NULL},
+	 "apply the schema migrations compiled into parlae", "", NULL, NULL},
 	{"db status", cmd_db_status, NEEDS_DB, "parlae db status",
-	 "list applied and pending schema migrations", NULL, NULL},
+	 "list applied and pending schema migrations", "", NULL, NULL},
 	{"help", cmd_help, 0, "parlae help [COMMAND | exit-codes]", "show help for parlae or a command",
-	 NULL, "command"},
+	 "", NULL, "command"},
 	{"shell", cmd_shell, NEEDS_CONFIG, "parlae shell",
-	 "an interactive session with history and completion", NULL, NULL},
+	 "an interactive session with history and completion", "", NULL, NULL},
 	{"status", cmd_status, NEEDS_CONFIG, "parlae status [--check]",
-	 "what is configured and reachable, and accounts by connection status", opts_status, NULL},
-	{"version", cmd_version, 0, "parlae version", "print parlae's version", NULL, NULL},
+	 "what is configured and reachable, and accounts by connection status", "", opts_status, NULL},
+	{"version", cmd_version, 0, "parlae version", "print parlae's version", "", NULL, NULL},
 };
 const size_t ncommands = sizeof(commands) / sizeof(commands[0]);
 
@@ -144,21 +144,52 @@ static const char *option_name(char **argv)
 	return optind > 0 && argv[optind - 1] ? argv[optind - 1] : "";
 }
 
-int cmd_getopt(struct cmd_ctx *ctx, int argc, char **argv, const char *shortopts,
-	       const struct option *longopts)
+/* The command's options and the global ones, as one getopt_long table. */
+static void merge_options(const struct cmd *cmd, struct option *all, size_t nall, char *shorts,
+			  size_t nshorts)
 {
-	struct option all[64];
-	char shorts[64];
 	size_t n = 0;
-	int c;
 
-	for (; longopts && longopts[n].name && n < 32; n++)
-		all[n] = longopts[n];
+	for (const struct option *o = cmd->options; o && o->name && n + NGLOBAL + 1 < nall; o++)
+		all[n++] = *o;
 	/* --version, --help and --list-cmds only mean something before the command. */
 	for (size_t i = 0; i < NGLOBAL && global_options[i].val < OPT_VERSION; i++)
 		all[n++] = global_options[i];
 	memset(&all[n], 0, sizeof(all[n]));
-	snprintf(shorts, sizeof(shorts), ":%sqv", shortopts);
+	snprintf(shorts, nshorts, ":%sqv", cmd->shortopts ? cmd->shortopts : "");
+}
+
+/*
+ * Global options may stand after the command: apply them all before the command runs, so that
+ * --config, --profile and --json hold for set-up too. Problems are left for cmd_getopt to report.
+ */
+static int scan_globals(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct option all[64];
+	char shorts[64], **copy;
+	int c, r = 0;
+
+	/* getopt_long permutes what it scans: the command must see argv as it was given. */
+	copy = pl_xcalloc((size_t)argc + 1, sizeof(*copy));
+	memcpy(copy, argv, (size_t)argc * sizeof(*copy));
+	merge_options(ctx->cmd, all, 64, shorts, sizeof(shorts));
+	optind = 0;
+	opterr = 0;
+	while (!r && (c = getopt_long(argc, copy, shorts, all, NULL)) != -1)
+		if (c >= OPT_JSON || c == 'q' || c == 'v')
+			r = apply_global(ctx, c, optarg);
+	free(copy);
+	optind = 0;
+	return r;
+}
+
+int cmd_getopt(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct option all[64];
+	char shorts[64];
+	int c;
+
+	merge_options(ctx->cmd, all, 64, shorts, sizeof(shorts));
 	opterr = 0;
 	for (;;) {
 		c = getopt_long(argc, argv, shorts, all, NULL);
@@ -168,15 +199,20 @@ int cmd_getopt(struct cmd_ctx *ctx, int argc, char **argv, const char *shortopts
 			return cmd_usage_error(ctx, "unknown option '%s'", option_name(argv)), '?';
 		}
 		if (c == ':')
-			return cmd_usage_error(ctx, "option '%s' needs a value", option_name(argv)),
-			       '?';
-		if (c >= OPT_JSON || c == 'q' || c == 'v') {
-			if (apply_global(ctx, c, optarg))
-				return '?';
-			continue;
-		}
+			return cmd_usage_error(ctx, "option '%s' needs a value", option_name(argv)), '?';
+		if (c >= OPT_JSON || c == 'q' || c == 'v')
+			continue; /* applied by scan_globals */
 		return c;
 	}
+}
+
+int cmd_parse_none(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	if (cmd_getopt(ctx, argc, argv) != -1)
+		return PL_EUSAGE;
+	if (optind < argc)
+		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
+	return 0;
 }
 
 /* --- finding commands ------------------------------------------------------------------ */
@@ -328,6 +364,9 @@ int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
 	const struct cmd *cmd;
 	int consumed, r;
 
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--json"))
+			ctx->json = 1; /* so that even "unknown command" is reported as JSON */
 	if ((r = lookup(ctx, argc, argv, &cmd, &consumed)))
 		return r;
 	ctx->cmd = cmd;
@@ -335,9 +374,8 @@ int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
 	argv += consumed - 1;
 	if (wants_help(argc, argv))
 		return cmd_print_help(ctx, cmd->name, stdout), 0;
-	if ((r = setup(ctx, cmd->needs)))
+	if ((r = scan_globals(ctx, argc, argv)) || (r = setup(ctx, cmd->needs)))
 		return r;
-	optind = 0;
 	r = cmd->fn(ctx, argc, argv);
 	fflush(stdout);
 	return r;

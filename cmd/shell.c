@@ -252,13 +252,11 @@ static char *read_line(int tty)
 int cmd_shell(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	struct sigaction sa = {0}, old;
-	int tty = isatty(STDIN_FILENO), c;
+	int tty = isatty(STDIN_FILENO);
 	char *hist, *line;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "", NULL)) != -1)
+	if (cmd_parse_none(ctx, argc, argv))
 		return PL_EUSAGE;
-	if (optind < argc)
-		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
 	ctx->in_shell = 1;
 	shell_ctx = ctx;
 	hist = history_path();

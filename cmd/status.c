@@ -59,7 +59,7 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 	struct pl_status_system st;
 	int c, check = 0;
 
-	while ((c = cmd_getopt(ctx, argc, argv, "", opts_status)) != -1) {
+	while ((c = cmd_getopt(ctx, argc, argv)) != -1) {
 		switch (c) {
 		case 'c':
 			check = 1;
