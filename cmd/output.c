@@ -15,11 +15,11 @@ int cmd_stdout_tty(void)
 
 int cmd_use_color(const struct cmd_ctx *ctx, FILE *f)
 {
-	const char *no = getenv("NO_COLOR");
+	const char *no = getenv("NO_COLOR"), *term = getenv("TERM");
 
 	if (ctx->color >= 0)
 		return ctx->color;
-	return isatty(fileno(f)) && !(no && *no);
+	return isatty(fileno(f)) && !(no && *no) && !(term && !strcmp(term, "dumb"));
 }
 
 static void print_error(struct cmd_ctx *ctx, int code, const char *msg, const char *hint)
