@@ -55,6 +55,18 @@ static int exists(struct pl_db *db, const char *id, int *found, struct pl_err *e
 	return r;
 }
 
+int pl_account_require(struct pl_db *db, const char *id, struct pl_err *err)
+{
+	int r, found = 0;
+
+	if ((r = exists(db, id, &found, err)))
+		return r;
+	if (found)
+		return 0;
+	pl_err_set(err, PL_ENOTFOUND, "no account '%s'", id);
+	return pl_err_hint(err, "create it with 'parlae account add %s'", id);
+}
+
 static int conflict(const char *id, struct pl_err *err)
 {
 	pl_err_set(err, PL_ECONFLICT, "account '%s' already exists", id);

@@ -154,6 +154,13 @@ void pl_buf_release(struct pl_buf *b)
 	pl_buf_init(b, b->cap);
 }
 
+void pl_buf_wipe(struct pl_buf *b)
+{
+	if (b->alloc)
+		explicit_bzero(b->buf, b->alloc);
+	pl_buf_release(b);
+}
+
 char *pl_buf_detach(struct pl_buf *b, size_t *len)
 {
 	char *s = b->alloc ? b->buf : pl_xstrdup("");

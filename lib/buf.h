@@ -35,6 +35,9 @@ void pl_buf_reset(struct pl_buf *b);
 /* Free the contents and re-initialise, keeping the cap. */
 void pl_buf_release(struct pl_buf *b);
 
+/* Wipe the contents (explicit_bzero) and release: for buffers that held a secret. */
+void pl_buf_wipe(struct pl_buf *b);
+
 /* Hand the string to the caller (who frees it) and re-initialise. */
 char *pl_buf_detach(struct pl_buf *b, size_t *len);
 

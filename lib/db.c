@@ -1,6 +1,9 @@
 #include "db.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -153,4 +156,54 @@ void pl_db_res_clear(struct pl_db_res *res)
 {
 	PQclear(res->res);
 	res->res = NULL;
+}
+
+int pl_db_listen(struct pl_db *db, const char *channel, struct pl_err *err)
+{
+	char sql[128];
+
+	snprintf(sql, sizeof(sql), "LISTEN %s", channel);
+	return pl_db_query(db, NULL, sql, 0, NULL, err);
+}
+
+static int drain(struct pl_db *db, struct pl_err *err)
+{
+	PGnotify *n;
+	int got = 0;
+
+	if (!PQconsumeInput(db->conn)) {
+		pl_err_set(err, PL_EDATABASE, "lost the connection to the database: %s",
+			   PQerrorMessage(db->conn));
+		return -1;
+	}
+	while ((n = PQnotifies(db->conn))) {
+		got = 1;
+		PQfreemem(n);
+	}
+	return got;
+}
+
+int pl_db_wait(struct pl_db *db, long timeout_ms, int *notified, struct pl_err *err)
+{
+	struct pollfd pfd = {PQsocket(db->conn), POLLIN, 0};
+	int got, r;
+
+	*notified = 0;
+	if ((got = drain(db, err)) < 0)
+		return PL_EDATABASE;
+	if (got) {
+		*notified = 1;
+		return 0;
+	}
+	r = poll(&pfd, 1, timeout_ms < 0 ? -1 : (int)timeout_ms);
+	if (r < 0 && errno == EINTR)
+		return pl_err_set(err, PL_EINTERRUPTED, "interrupted");
+	if (r < 0)
+		return pl_err_set(err, PL_EDATABASE, "waiting for the database: %s", strerror(errno));
+	if (r == 0)
+		return 0;
+	if ((got = drain(db, err)) < 0)
+		return PL_EDATABASE;
+	*notified = got;
+	return 0;
 }

@@ -40,6 +40,15 @@ int pl_db_commit(struct pl_db *db, struct pl_err *err);
 /* Roll back if a transaction is open; never fails (a dead connection has no transaction). */
 void pl_db_rollback(struct pl_db *db);
 
+/* LISTEN on a channel (a fixed identifier of ours, never user input). */
+int pl_db_listen(struct pl_db *db, const char *channel, struct pl_err *err);
+
+/*
+ * Wait for a notification for at most timeout_ms (-1: no limit). *notified is 1 when one or
+ * more arrived (all are consumed: they only say "look again"), 0 on timeout.
+ */
+int pl_db_wait(struct pl_db *db, long timeout_ms, int *notified, struct pl_err *err);
+
 int pl_db_rows(const struct pl_db_res *res);
 /* The text of a field, or NULL for SQL NULL. Valid until pl_db_res_clear. */
 const char *pl_db_val(const struct pl_db_res *res, int row, int col);

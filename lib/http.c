@@ -1,0 +1,336 @@
+#include "http.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "session.h"
+#include "trace.h"
+#include "banned.h"
+
+#define DEFAULT_MAX_BODY ((size_t)4 << 20)
+#define MAX_RETRY_AFTER_MS 10000L
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+
+static void global_init(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static int parse_seconds(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	if (!s)
+		return 0;
+	v = strtod(s, &end);
+	if (end == s || *end || !(v > 0) || v > 3600)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int pl_http_init(struct pl_http *h, const struct pl_config *cfg, struct pl_err *err)
+{
+	const char *ca = pl_config_get(cfg, "PARLAE_CA_BUNDLE");
+	double total = 15;
+
+	memset(h, 0, sizeof(*h));
+	if (parse_seconds(pl_config_get(cfg, "PARLAE_HTTP_TIMEOUT"), &total) < 0) {
+		pl_err_set(err, PL_ECONFIG, "PARLAE_HTTP_TIMEOUT must be a number of seconds");
+		return pl_err_hint(err, "for example PARLAE_HTTP_TIMEOUT=15 or 2.5");
+	}
+	if (ca && access(ca, R_OK) != 0)
+		return pl_err_set(err, PL_ECONFIG, "PARLAE_CA_BUNDLE: cannot read %s", ca);
+	pthread_once(&global_once, global_init);
+	h->curl = curl_easy_init();
+	if (!h->curl)
+		return pl_err_set(err, PL_EINTERNAL, "cannot initialise libcurl");
+	h->timeout_ms = (long)(total * 1000);
+	h->connect_timeout_ms = h->timeout_ms < 5000 ? h->timeout_ms : 5000;
+	h->max_retries = 2;
+	h->max_body = DEFAULT_MAX_BODY;
+	h->ca_bundle = ca ? pl_xstrdup(ca) : NULL;
+	return 0;
+}
+
+void pl_http_release(struct pl_http *h)
+{
+	if (h->curl)
+		curl_easy_cleanup(h->curl);
+	free(h->ca_bundle);
+	memset(h, 0, sizeof(*h));
+}
+
+void pl_http_resp_release(struct pl_http_resp *resp)
+{
+	pl_buf_wipe(&resp->body); /* answers carry keys */
+}
+
+char *pl_http_escape(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct pl_buf b = PL_BUF_INIT;
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (isalnum(c) || strchr("-._~", c)) {
+			pl_buf_addch(&b, (char)c);
+		} else {
+			char enc[3] = {'%', hex[c >> 4], hex[c & 15]};
+
+			pl_buf_add(&b, enc, 3);
+		}
+	}
+	return pl_buf_detach(&b, NULL);
+}
+
+/* Fields whose values never reach a trace: credentials and patient data. */
+static const char *const masked_fields[] = {
+	"secret_key", "app_key", "request_key", "refresh_key", "code", "key", "password",
+	"token", "SecretString", "firstname", "lastname", "first_name", "last_name", "cell",
+	"phone", "email", "birthdate", "address", "Body", "To", "patient", "name", NULL,
+};
+
+static int is_masked(const char *name, size_t len)
+{
+	for (size_t i = 0; masked_fields[i]; i++)
+		if (strlen(masked_fields[i]) == len && !strncasecmp(masked_fields[i], name, len))
+			return 1;
+	return 0;
+}
+
+/* The end of a JSON string starting after its opening quote at i: the closing quote or len. */
+static size_t string_end(const char *t, size_t len, size_t i)
+{
+	while (i < len && t[i] != '"')
+		i += t[i] == '\\' ? 2 : 1;
+	return i < len ? i : len;
+}
+
+/*
+ * A scanner, not a parser: a string value whose key (JSON "key": or form key=) names a
+ * masked field becomes "***". It never fails on malformed text; objects under a masked key are
+ * left to their own fields' names.
+ */
+char *pl_http_mask(const char *t, size_t len)
+{
+	struct pl_buf b = PL_BUF_INIT;
+	size_t i = 0;
+
+	while (i < len) {
+		if (t[i] == '"') {
+			size_t start = i + 1, end = string_end(t, len, start), k;
+
+			pl_buf_add(&b, t + i, end < len ? end + 1 - i : len - i);
+			i = end + 1;
+			for (k = i; k < len && t[k] == ' '; k++)
+				;
+			if (k >= len || t[k] != ':' || !is_masked(t + start, end - start))
+				continue;
+			for (k++; k < len && t[k] == ' '; k++)
+				;
+			if (k < len && t[k] == '"') {
+				pl_buf_add(&b, t + i, k - i);
+				pl_buf_adds(&b, "\"***\"");
+				i = string_end(t, len, k + 1) + 1;
+			}
+		} else if (isalpha((unsigned char)t[i]) && (i == 0 || t[i - 1] == '&')) {
+			size_t start = i;
+
+			while (i < len && (isalnum((unsigned char)t[i]) || t[i] == '_'))
+				i++;
+			pl_buf_add(&b, t + start, i - start);
+			if (i < len && t[i] == '=' && is_masked(t + start, i - start)) {
+				pl_buf_adds(&b, "=***");
+				while (i < len && t[i] != '&')
+					i++;
+			}
+		} else {
+			pl_buf_addch(&b, t[i++]);
+		}
+	}
+	return pl_buf_detach(&b, NULL);
+}
+
+static const char *const masked_headers[] = {"App-Key", "Request-Key", "Authorization",
+					     "X-Vapi-Secret", "x-signature", "X-Amz-Security-Token",
+					     NULL};
+
+static void trace_request(const struct pl_http_req *req, int attempt)
+{
+	pl_trace(1, "http: %s %s%s", req->method, req->url, attempt ? " (retry)" : "");
+	if (!pl_trace_on(2))
+		return;
+	for (const char *const *h = req->headers; h && *h; h++) {
+		size_t n = strcspn(*h, ":");
+		const char *value = *h + n + ((*h)[n] ? 1 : 0);
+		int secret = 0;
+
+		for (size_t i = 0; masked_headers[i]; i++)
+			secret |= strlen(masked_headers[i]) == n && !strncasecmp(*h, masked_headers[i], n);
+		value += strspn(value, " ");
+		pl_trace(2, "http: > %.*s: %s", (int)n, *h, secret ? "***" : value);
+	}
+	if (req->body) {
+		char *m = pl_http_mask(req->body, req->body_len);
+
+		pl_trace(2, "http: > %s", m);
+		free(m);
+	}
+}
+
+static void trace_response(const struct pl_http_resp *resp)
+{
+	pl_trace(1, "http: < %ld (%.0f ms, %zu bytes)", resp->status, resp->seconds * 1000,
+		 resp->body.len);
+	if (pl_trace_on(2) && resp->body.len) {
+		char *m = pl_http_mask(resp->body.buf, resp->body.len);
+
+		pl_trace(2, "http: < %.1500s", m);
+		free(m);
+	}
+}
+
+struct sink {
+	struct pl_buf *body;
+	int overflow;
+};
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+	struct sink *s = arg;
+
+	if (pl_buf_add(s->body, data, size * n) < 0) {
+		s->overflow = 1;
+		return 0;
+	}
+	return size * n;
+}
+
+struct retry_hint {
+	long after_ms;
+};
+
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+	struct retry_hint *hint = arg;
+	size_t len = size * n;
+
+	if (len > 12 && !strncasecmp(data, "Retry-After:", 12)) {
+		long v = strtol(data + 12, NULL, 10);
+
+		if (v >= 0)
+			hint->after_ms = v * 1000 > MAX_RETRY_AFTER_MS ? MAX_RETRY_AFTER_MS : v * 1000;
+	}
+	return len;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0)
+		;
+}
+
+/* 250 ms, 500 ms, ... each scaled by a random factor in [0.5, 1.5). */
+static long backoff_ms(int attempt)
+{
+	unsigned char r = 0;
+	char hex[3];
+
+	if (pl_random_hex(hex, 1) == 0)
+		r = (unsigned char)strtol(hex, NULL, 16);
+	return (long)(250.0 * (1 << attempt) * (0.5 + r / 256.0));
+}
+
+static int retryable_status(long status, int idempotent)
+{
+	if (status == 429 || status == 503)
+		return 1;
+	return idempotent && status >= 500;
+}
+
+int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_http_resp *resp,
+		 struct pl_err *err)
+{
+	struct curl_slist *headers = NULL;
+	char errbuf[CURL_ERROR_SIZE];
+	CURLcode rc = CURLE_OK;
+	int attempt;
+
+	memset(resp, 0, sizeof(*resp));
+	pl_buf_init(&resp->body, h->max_body);
+	for (const char *const *p = req->headers; p && *p; p++)
+		headers = curl_slist_append(headers, *p);
+	for (attempt = 0;; attempt++) {
+		struct sink sink = {&resp->body, 0};
+		struct retry_hint hint = {-1};
+		CURL *c = h->curl;
+
+		curl_easy_reset(c);
+		pl_buf_reset(&resp->body);
+		errbuf[0] = '\0';
+		curl_easy_setopt(c, CURLOPT_URL, req->url);
+		curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+		if (h->ca_bundle)
+			curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_bundle);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+		curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+		curl_easy_setopt(c, CURLOPT_HEADERDATA, &hint);
+		curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+		curl_easy_setopt(c, CURLOPT_USERAGENT, "parlae");
+		if (!strcmp(req->method, "POST")) {
+			curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+			curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+					 (curl_off_t)(req->body ? req->body_len : 0));
+		} else if (strcmp(req->method, "GET")) {
+			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
+		}
+		trace_request(req, attempt);
+		rc = curl_easy_perform(c);
+		resp->attempts = attempt + 1;
+		curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &resp->seconds);
+		if (sink.overflow) {
+			curl_slist_free_all(headers);
+			return pl_err_set(err, PL_EUPSTREAM, "%s sent a response larger than %zu bytes",
+					  req->peer, h->max_body);
+		}
+		if (rc == CURLE_OK) {
+			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+			trace_response(resp);
+			if (attempt >= h->max_retries || !retryable_status(resp->status, req->idempotent))
+				break;
+			sleep_ms(hint.after_ms >= 0 ? hint.after_ms : backoff_ms(attempt));
+			continue;
+		}
+		pl_trace(1, "http: %s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		if (attempt >= h->max_retries || !req->idempotent)
+			break;
+		sleep_ms(backoff_ms(attempt));
+	}
+	curl_slist_free_all(headers);
+	if (rc != CURLE_OK) {
+		pl_err_set(err, PL_EUPSTREAM, "%s %s: %s (%d attempt%s)", req->peer,
+			   rc == CURLE_OPERATION_TIMEDOUT ? "timed out" : "unreachable",
+			   errbuf[0] ? errbuf : curl_easy_strerror(rc), attempt + 1, attempt ? "s" : "");
+		return pl_err_hint(err, "check the network and the %s URL, then retry", req->peer);
+	}
+	return 0;
+}

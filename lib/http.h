@@ -1,0 +1,64 @@
+/*
+ * HTTP through libcurl, for every upstream: timeouts, bounded retries with jittered
+ * exponential backoff (idempotent calls, and 429/503 with Retry-After for any call), capped
+ * response bodies, TLS verification always on, and a -vv trace with secrets masked.
+ */
+#ifndef PL_HTTP_H
+#define PL_HTTP_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "config.h"
+#include "err.h"
+
+struct pl_http {
+	void *curl; /* one easy handle, reused so connections are kept alive */
+	long connect_timeout_ms;
+	long timeout_ms;
+	int max_retries;
+	size_t max_body;
+	char *ca_bundle;
+};
+
+struct pl_http_req {
+	const char *method; /* "GET" or "POST" */
+	const char *url;
+	const char *const *headers; /* "Name: value", NULL-terminated; may be NULL */
+	const char *body;	    /* may be NULL */
+	size_t body_len;
+	int idempotent;	  /* safe to send again after a failure */
+	const char *peer; /* "Sikka", for messages */
+};
+
+struct pl_http_resp {
+	long status;
+	struct pl_buf body;
+	double seconds; /* of the last attempt */
+	int attempts;
+};
+
+/*
+ * Timeouts from the contract: 5 s to connect, 15 s in all (PARLAE_HTTP_TIMEOUT seconds,
+ * fractions allowed); PARLAE_CA_BUNDLE names extra trusted roots. PL_ECONFIG for a bad value.
+ */
+int pl_http_init(struct pl_http *h, const struct pl_config *cfg, struct pl_err *err);
+void pl_http_release(struct pl_http *h);
+
+/*
+ * Send req. 0 when a response arrived, whatever its status (the caller interprets it); a
+ * 5xx to an idempotent request and a 429/503 are retried first (at most max_retries times).
+ * PL_EUPSTREAM when the peer could not be reached or timed out after the retries, or sent
+ * more than max_body bytes. resp is initialised here and released by the caller.
+ */
+int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_http_resp *resp,
+		 struct pl_err *err);
+void pl_http_resp_release(struct pl_http_resp *resp);
+
+/* Percent-encode s for a query string; the caller frees the result. */
+char *pl_http_escape(const char *s);
+
+/* Replace the values of secret or personal fields in JSON or form text by "***" (for traces). */
+char *pl_http_mask(const char *text, size_t len);
+
+#endif

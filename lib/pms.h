@@ -1,0 +1,97 @@
+/*
+ * Onboarding a practice's PMS through Sikka: setup (app credentials tested, configuration
+ * recorded), the OAuth URL with its signed single-use state, the callback that exchanges the
+ * code and stores the practice's keys, and the connection status with a NOTIFY-driven wait.
+ * Built from sikka, state, store, db and audit; nothing is left half-done (invariant 2).
+ */
+#ifndef PL_PMS_H
+#define PL_PMS_H
+
+#include <time.h>
+
+#include "err.h"
+#include "session.h"
+
+#define PL_PMS_SECRET_PREFIX "parlae/pms/sikka/"
+
+struct pl_pms_setup_req {
+	const char *account;
+	const char *provider; /* "sikka" (the default when NULL) */
+	const char *timezone; /* NULL: UTC */
+	const char *hours;    /* NULL: "mon-fri 08:00-17:00" */
+};
+
+struct pl_pms_setup_res {
+	char provider[16];
+	char status[16];	/* pending | connecting | connected | failed */
+	char *features_json; /* owned; free() */
+	char *config_json;	/* owned; free() */
+};
+
+/* Tests the app credentials live, then records provider, config and status (audited). */
+int pl_pms_setup(struct pl_session *s, const struct pl_pms_setup_req *req,
+		 struct pl_pms_setup_res *res, struct pl_err *err);
+void pl_pms_setup_res_release(struct pl_pms_setup_res *res);
+
+/* "mon-fri 08:00-12:00,13:00-17:00; sat 09:00-13:00" → {"mon":[["08:00","12:00"],...],...}
+ * as new JSON text (free()); PL_EUSAGE saying what is wrong. */
+int pl_pms_parse_hours(const char *spec, char **json, struct pl_err *err);
+
+struct pl_pms_oauth_req {
+	const char *account;
+	const char *redirect_uri; /* NULL: $APP_BASE_URL/pms/sikka/oauth/callback */
+	long ttl;		  /* seconds; 0: 600 */
+};
+
+struct pl_pms_oauth_res {
+	char *url;   /* owned */
+	char *state; /* owned */
+	char expires_at[32];
+};
+
+int pl_pms_oauth_url(struct pl_session *s, const struct pl_pms_oauth_req *req,
+		     struct pl_pms_oauth_res *res, struct pl_err *err);
+void pl_pms_oauth_res_release(struct pl_pms_oauth_res *res);
+
+/* The parts of the redirect the practice's browser landed on. Strings owned. */
+struct pl_pms_redirect {
+	char *code, *state, *error, *office_id;
+};
+
+/* Parse a redirect URL (or a bare query string); PL_EBADINPUT when it is not one. */
+int pl_pms_parse_redirect(const char *url, struct pl_pms_redirect *out, struct pl_err *err);
+void pl_pms_redirect_release(struct pl_pms_redirect *r);
+
+struct pl_pms_callback_res {
+	char account[64];
+	char status[16]; /* connected | failed */
+	char practice_name[256];
+	char pms_type[128];
+	char office_id[64];
+};
+
+/* The contract's callback steps 1-6. res->account is set as soon as the state is trusted. */
+int pl_pms_callback(struct pl_session *s, const struct pl_pms_redirect *in,
+		    struct pl_pms_callback_res *res, struct pl_err *err);
+
+struct pl_pms_status {
+	char account[64];
+	char status[16]; /* pending | connecting | connected | failed */
+	char provider[16];
+	char *practice_name, *pms_type, *office_id, *last_error; /* owned, NULL if none */
+	char token_expiry[32], last_sync_at[32];		    /* "" if none */
+};
+
+/* The connection status of one account; PL_ENOTFOUND if it does not exist. */
+int pl_pms_status(struct pl_session *s, const char *account, struct pl_pms_status *st,
+		  struct pl_err *err);
+
+/*
+ * Wait until the account is connected or failed: LISTEN first, then read, then wake on each
+ * notification and read again. PL_ETIMEOUT after timeout seconds (st holds the last state).
+ */
+int pl_pms_wait(struct pl_session *s, const char *account, double timeout,
+		struct pl_pms_status *st, struct pl_err *err);
+void pl_pms_status_release(struct pl_pms_status *st);
+
+#endif

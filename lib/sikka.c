@@ -1,0 +1,293 @@
+#include "sikka.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "json.h"
+#include "banned.h"
+
+#define SIKKA_MAX_DEPTH 32
+
+int pl_sikka_init(struct pl_sikka *sk, const struct pl_config *cfg, struct pl_err *err)
+{
+	const char *base = pl_config_get(cfg, "SIKKA_API_URL");
+	size_t n;
+	int r;
+
+	memset(sk, 0, sizeof(*sk));
+	sk->app_id = pl_config_get(cfg, "SIKKA_APP_ID");
+	sk->app_key = pl_config_get(cfg, "SIKKA_APP_KEY");
+	if (!sk->app_id || !sk->app_key) {
+		pl_err_set(err, PL_ECONFIG, "%s is not set", !sk->app_id ? "SIKKA_APP_ID" : "SIKKA_APP_KEY");
+		return pl_err_hint(err, "export the system's Sikka app credentials SIKKA_APP_ID and SIKKA_APP_KEY");
+	}
+	if ((r = pl_http_init(&sk->http, cfg, err)))
+		return r;
+	n = strlen(base);
+	while (n && base[n - 1] == '/')
+		n--;
+	sk->base = pl_xstrndup(base, n);
+	return 0;
+}
+
+void pl_sikka_release(struct pl_sikka *sk)
+{
+	pl_http_release(&sk->http);
+	free(sk->base);
+	memset(sk, 0, sizeof(*sk));
+}
+
+/* Sikka error code → exit code: whose fault, and what the operator can do. */
+static int map_code(const char *api, long status)
+{
+	if (!strcmp(api, "API2003"))
+		return PL_ECONFIG;
+	if (!strcmp(api, "API2007"))
+		return PL_ENOTFOUND;
+	if (!strcmp(api, "API1020") || !strcmp(api, "API1026"))
+		return PL_EBADINPUT;
+	(void)status;
+	return PL_EUPSTREAM;
+}
+
+int pl_sikka_check(struct pl_sikka *sk, const char *call, long status, const char *body,
+		   size_t len, struct pl_err *err)
+{
+	struct pl_err perr = PL_ERR_INIT;
+	json_t *doc = NULL, *env;
+	char b1[32], b2[32];
+	const char *api = "", *msg = "";
+	int code;
+
+	sk->last_status = status;
+	sk->last_code[0] = '\0';
+	if (status >= 200 && status < 300)
+		return 0;
+	if (!pl_json_parse(body, len, len + 1, SIKKA_MAX_DEPTH, "response", &doc, &perr)) {
+		env = json_is_array(doc) ? json_array_get(doc, 0) : doc;
+		api = pl_json_text0(env, "error_code", b1, sizeof(b1));
+		msg = pl_json_text0(env, "short_message", b2, sizeof(b2));
+		if (!*msg)
+			msg = pl_json_text0(env, "long_message", b2, sizeof(b2));
+	}
+	pl_strlcpy(sk->last_code, api, sizeof(sk->last_code));
+	code = map_code(api, status);
+	if (code == PL_ECONFIG) {
+		pl_err_set(err, code, "Sikka rejected the app credentials: check SIKKA_APP_ID / SIKKA_APP_KEY (%s)", api);
+	} else if (*api) {
+		pl_err_set(err, code, "Sikka %s failed: HTTP %ld %s: %.200s", call, status, api, msg);
+	} else {
+		pl_err_set(err, code, "Sikka %s failed: HTTP %ld", call, status);
+	}
+	if (code == PL_EUPSTREAM && !strcmp(api, "API2017"))
+		pl_err_hint(err, "the practice's Sikka SPU is offline: ask the office to start it");
+	json_decref(doc);
+	return code;
+}
+
+/* One call: send, check the status, parse the body. *doc is a new reference on success. */
+static int call(struct pl_sikka *sk, const char *method, const char *path, const char *query,
+		const char *body, const char *const *extra_headers, int idempotent, json_t **doc,
+		struct pl_err *err)
+{
+	struct pl_buf url = PL_BUF_INIT, app_id = PL_BUF_INIT, app_key = PL_BUF_INIT;
+	const char *headers[8];
+	struct pl_http_req req = {0};
+	struct pl_http_resp resp;
+	char what[128];
+	size_t nh = 0;
+	int r;
+
+	*doc = NULL;
+	pl_buf_addf(&url, "%s%s%s%s", sk->base, path, query ? "?" : "", query ? query : "");
+	pl_buf_addf(&app_id, "App-Id: %s", sk->app_id);
+	pl_buf_addf(&app_key, "App-Key: %s", sk->app_key);
+	headers[nh++] = app_id.buf;
+	headers[nh++] = app_key.buf;
+	headers[nh++] = "Accept: application/json";
+	if (body)
+		headers[nh++] = "Content-Type: application/json";
+	for (; extra_headers && *extra_headers && nh < 7; extra_headers++)
+		headers[nh++] = *extra_headers;
+	headers[nh] = NULL;
+	req.method = method;
+	req.url = url.buf;
+	req.headers = headers;
+	req.body = body;
+	req.body_len = body ? strlen(body) : 0;
+	req.idempotent = idempotent;
+	req.peer = "Sikka";
+	snprintf(what, sizeof(what), "%s %s", method, path);
+	r = pl_http_send(&sk->http, &req, &resp, err);
+	if (!r)
+		r = pl_sikka_check(sk, what, resp.status, resp.body.buf, resp.body.len, err);
+	if (!r && resp.body.len &&
+	    pl_json_parse(resp.body.buf, resp.body.len, resp.body.len + 1, SIKKA_MAX_DEPTH, "x", doc,
+			  err)) {
+		r = pl_err_set(err, PL_EUPSTREAM, "Sikka sent a malformed response to %s", what);
+		pl_err_hint(err, "retry later; if it persists, Sikka's API is misbehaving");
+	}
+	pl_http_resp_release(&resp);
+	pl_buf_wipe(&app_key);
+	pl_buf_release(&url);
+	pl_buf_release(&app_id);
+	return r;
+}
+
+/* Sikka wraps some answers in [...]: the envelope is then the first element. Borrowed. */
+static json_t *envelope(json_t *doc)
+{
+	return json_is_array(doc) ? json_array_get(doc, 0) : doc;
+}
+
+static void copy_text(char *dst, size_t size, const json_t *obj, const char *key)
+{
+	char buf[64];
+
+	pl_strlcpy(dst, pl_json_text0(obj, key, buf, sizeof(buf)), size);
+}
+
+void pl_sikka_practices_free(struct pl_sikka_practice *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		pl_secret_release(&p[i].secret_key);
+	free(p);
+}
+
+int pl_sikka_authorized_practices(struct pl_sikka *sk, struct pl_sikka_practice **out, size_t *n,
+				  struct pl_err *err)
+{
+	struct pl_sikka_practice *v = NULL;
+	size_t count = 0, alloc = 0;
+	int r = 0;
+
+	*out = NULL;
+	*n = 0;
+	/* offset is a page index; a page shorter than the limit is the last. */
+	for (int page = 0; page < 100 && !r; page++) {
+		char query[64], buf[64];
+		json_t *doc, *items;
+		size_t got;
+		const char *total;
+
+		snprintf(query, sizeof(query), "offset=%d&limit=500", page);
+		if ((r = call(sk, "GET", "/v4/authorized_practices", query, NULL, NULL, 1, &doc, err)))
+			break;
+		items = json_object_get(envelope(doc), "items");
+		got = json_array_size(items);
+		for (size_t i = 0; i < got; i++) {
+			json_t *it = json_array_get(items, i);
+			const char *secret = pl_json_text(it, "secret_key", buf, sizeof(buf));
+			struct pl_sikka_practice *p;
+
+			if (count == alloc) {
+				alloc = alloc ? alloc * 2 : 8;
+				v = pl_xrealloc(v, alloc * sizeof(*v));
+			}
+			p = &v[count++];
+			memset(p, 0, sizeof(*p));
+			copy_text(p->office_id, sizeof(p->office_id), it, "office_id");
+			copy_text(p->practice_id, sizeof(p->practice_id), it, "practice_id");
+			copy_text(p->practice_name, sizeof(p->practice_name), it, "practice_name");
+			copy_text(p->pms_type, sizeof(p->pms_type), it, "practice_management_system");
+			if (secret)
+				pl_secret_set(&p->secret_key, secret, strlen(secret));
+		}
+		total = pl_json_text(envelope(doc), "total_count", buf, sizeof(buf));
+		if (total && count >= (size_t)atol(total))
+			got = 0;
+		pl_json_wipe_decref(doc);
+		if (got < 500)
+			break;
+	}
+	if (r) {
+		pl_sikka_practices_free(v, count);
+		return r;
+	}
+	*out = v;
+	*n = count;
+	return 0;
+}
+
+int pl_sikka_practice_location_on(struct pl_sikka *sk, const char *office_id,
+				  const char *practice_id, struct pl_err *err)
+{
+	json_t *body = json_pack("{s:s, s:s, s:s}", "office_id", office_id, "practice_id",
+				 practice_id && *practice_id ? practice_id : "1", "access", "ON");
+	char *text = pl_json_dump(body);
+	json_t *doc = NULL;
+	int r;
+
+	/* Turning access on twice is harmless: the call is idempotent and may be retried. */
+	r = call(sk, "POST", "/v4/practice_location", NULL, text, NULL, 1, &doc, err);
+	json_decref(doc);
+	json_decref(body);
+	free(text);
+	return r;
+}
+
+void pl_sikka_key_release(struct pl_sikka_key *k)
+{
+	pl_secret_release(&k->request_key);
+	pl_secret_release(&k->refresh_key);
+	memset(k, 0, sizeof(*k));
+}
+
+/* "85603 second(s)" → 85603; -1 when there is no number. */
+static long parse_expires_in(const char *s)
+{
+	char *end;
+	long v;
+
+	if (!s)
+		return -1;
+	v = strtol(s, &end, 10);
+	return end == s || v < 0 ? -1 : v;
+}
+
+int pl_sikka_request_key(struct pl_sikka *sk, enum pl_sikka_grant grant, const char *office_id,
+			 const struct pl_secret *credential, struct pl_sikka_key *out,
+			 struct pl_err *err)
+{
+	static const char *const grants[] = {"authorization_code", "request_key", "refresh_key"};
+	static const char *const fields[] = {"code", "secret_key", "refresh_key"};
+	json_t *body = json_object(), *doc = NULL, *env;
+	char buf[64], *text;
+	const char *req_key, *ref_key;
+	long expires_in;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	json_object_set_new(body, "grant_type", json_string(grants[grant]));
+	if (office_id)
+		json_object_set_new(body, "office_id", json_string(office_id));
+	json_object_set_new(body, fields[grant],
+			    json_stringn((const char *)credential->data, credential->len));
+	json_object_set_new(body, "app_id", json_string(sk->app_id));
+	json_object_set_new(body, "app_key", json_string(sk->app_key));
+	text = pl_json_dump(body);
+	/* Not idempotent: a code is single-use and a refresh replaces the refresh key. */
+	r = call(sk, "POST", "/v4/request_key", NULL, text, NULL, 0, &doc, err);
+	explicit_bzero(text, strlen(text));
+	free(text);
+	pl_json_wipe_decref(body);
+	if (r)
+		return r;
+	env = envelope(doc);
+	req_key = pl_json_text(env, "request_key", buf, sizeof(buf));
+	ref_key = pl_json_text(env, "refresh_key", buf, sizeof(buf));
+	expires_in = parse_expires_in(pl_json_text(env, "expires_in", buf, sizeof(buf)));
+	if (!req_key || !*req_key || expires_in < 0) {
+		pl_json_wipe_decref(doc);
+		return pl_err_set(err, PL_EUPSTREAM,
+				  "Sikka's answer to POST /v4/request_key has no request_key or expires_in");
+	}
+	pl_secret_set(&out->request_key, req_key, strlen(req_key));
+	if (ref_key)
+		pl_secret_set(&out->refresh_key, ref_key, strlen(ref_key));
+	copy_text(out->issued_to, sizeof(out->issued_to), env, "issued_to");
+	out->expires_at = time(NULL) + expires_in;
+	pl_json_wipe_decref(doc);
+	return 0;
+}

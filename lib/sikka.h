@@ -1,0 +1,71 @@
+/*
+ * The Sikka ONE API v4 client. Sikka sends every value as a string and reports errors in an
+ * envelope with an API code; this module turns both into C values and pl_err codes
+ * (API2003 → PL_ECONFIG naming SIKKA_APP_ID / SIKKA_APP_KEY). Keys travel as pl_secret.
+ */
+#ifndef PL_SIKKA_H
+#define PL_SIKKA_H
+
+#include <time.h>
+
+#include "config.h"
+#include "err.h"
+#include "http.h"
+#include "store.h"
+
+struct pl_sikka {
+	struct pl_http http;
+	char *base; /* SIKKA_API_URL, no trailing slash */
+	const char *app_id, *app_key; /* from the environment, not owned */
+	char last_code[16];	      /* API code of the last error envelope, "" if none */
+	long last_status;	      /* HTTP status of the last response */
+};
+
+/* Needs SIKKA_APP_ID and SIKKA_APP_KEY (PL_ECONFIG naming the one missing). */
+int pl_sikka_init(struct pl_sikka *sk, const struct pl_config *cfg, struct pl_err *err);
+void pl_sikka_release(struct pl_sikka *sk);
+
+struct pl_sikka_practice {
+	char office_id[64];
+	char practice_id[64];
+	char practice_name[256];
+	char pms_type[128];
+	struct pl_secret secret_key;
+};
+
+/* GET /v4/authorized_practices: every practice that authorized the app (all pages). */
+int pl_sikka_authorized_practices(struct pl_sikka *sk, struct pl_sikka_practice **out, size_t *n,
+				  struct pl_err *err);
+void pl_sikka_practices_free(struct pl_sikka_practice *p, size_t n);
+
+/* POST /v4/practice_location: turn the app's access to the practice location on. */
+int pl_sikka_practice_location_on(struct pl_sikka *sk, const char *office_id,
+				  const char *practice_id, struct pl_err *err);
+
+enum pl_sikka_grant {
+	PL_SIKKA_AUTHORIZATION_CODE, /* credential: the redirect's code */
+	PL_SIKKA_REQUEST_KEY,	     /* credential: the office's secret key (office_id needed) */
+	PL_SIKKA_REFRESH_KEY,	     /* credential: the current refresh key */
+};
+
+struct pl_sikka_key {
+	struct pl_secret request_key;
+	struct pl_secret refresh_key;
+	char issued_to[64];
+	time_t expires_at; /* from expires_in, counted from when the answer arrived */
+};
+
+/* POST /v4/request_key with one of the three grants. */
+int pl_sikka_request_key(struct pl_sikka *sk, enum pl_sikka_grant grant, const char *office_id,
+			 const struct pl_secret *credential, struct pl_sikka_key *out,
+			 struct pl_err *err);
+void pl_sikka_key_release(struct pl_sikka_key *k);
+
+/*
+ * Turn a response into an error when it is one: 0 for 2xx, else the envelope's message and
+ * code mapped to a pl_err code. Also used by the data calls of lib/tools.
+ */
+int pl_sikka_check(struct pl_sikka *sk, const char *call, long status, const char *body,
+		   size_t len, struct pl_err *err);
+
+#endif
