@@ -53,10 +53,15 @@ void pl_status_system(struct pl_session *s, struct pl_status_system *out)
 	out->integrations.openai = set(s, "OPENAI_API_KEY");
 	out->integrations.stripe = set(s, "STRIPE_SECRET_KEY");
 
+	{
+		size_t n;
+		const struct pl_migration *m = pl_db_migrations(&n);
+
+		out->schema_latest = n ? m[n - 1].version : 0;
+	}
 	if (!pl_session_db(s, &db, &out->db_err) && !pl_db_schema_status(db, &schema, &out->db_err)) {
 		out->db_reachable = 1;
 		out->schema_version = schema.version;
-		out->schema_latest = schema.latest;
 		pl_db_schema_status_release(&schema);
 		if (out->schema_version > 0)
 			count_accounts(db, out);

@@ -1,0 +1,46 @@
+# Starting and stopping the upstream fakes of tests/fakes/ on free ports.
+# start_sikka DIR: exports SIKKA_API_URL, SIKKA_AUTHORIZE_URL, SIKKA_APP_ID, SIKKA_APP_KEY, FAKE_SIKKA.
+
+start_fake() { # NAME DIR ARGS...
+	local name=$1 dir=$2 i
+	shift 2
+	mkdir -p "$dir"
+	rm -f "$dir/$name.port"
+	python3 "$PL_TOP/tests/fakes/$name.py" --port 0 --port-file "$dir/$name.port" "$@" \
+		>"$dir/$name.log" 2>&1 &
+	echo $! >"$dir/$name.pid"
+	for i in $(seq 1 100); do
+		[ -s "$dir/$name.port" ] && return 0
+		sleep 0.05
+	done
+	echo "fake $name did not start:" >&2
+	cat "$dir/$name.log" >&2
+	return 1
+}
+
+stop_fake() { # NAME DIR
+	local pid
+	pid=$(cat "$2/$1.pid" 2>/dev/null) || return 0
+	kill "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null || true
+}
+
+sikka_env() { # DIR
+	local port
+	port=$(cat "$1/sikka.port")
+	export FAKE_SIKKA=http://127.0.0.1:$port
+	export SIKKA_API_URL=$FAKE_SIKKA SIKKA_AUTHORIZE_URL=$FAKE_SIKKA/portal/authapp.aspx
+	export SIKKA_APP_ID=test-app-id SIKKA_APP_KEY=sekrit-app-key-0f9e8d7c
+}
+
+start_sikka() { # DIR
+	start_fake sikka "$1" --app-id test-app-id --app-key sekrit-app-key-0f9e8d7c && sikka_env "$1"
+}
+
+stop_sikka() { stop_fake sikka "$1"; }
+
+# POST JSON to the fake's control API; prints the answer.
+fake() { # PATH JSON
+	curl -sS --fail-with-body -X POST -H 'Content-Type: application/json' --data "$2" "$FAKE_SIKKA/__fake/$1"
+}
+fake_get() { curl -sS --fail-with-body "$FAKE_SIKKA/__fake/$1"; }
