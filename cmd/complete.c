@@ -9,8 +9,25 @@
 #include "../lib/buf.h"
 #include "../lib/banned.h"
 
-static const char *const global_longs[] = {"--json", "--quiet", "--verbose", "--color=", "--config",
-					   "--profile", "--dry-run", NULL};
+static const char *const global_longs[] = {"--json", "--quiet", "--verbose", "--color=auto",
+					   "--color=always", "--color=never", "--config", "--profile",
+					   "--dry-run", NULL};
+
+/* Whether word is an option whose value is the next word ("--name X", "--profile P"). */
+static int takes_value(const struct cmd *c, const char *word)
+{
+	static const char *const global_valued[] = {"--config", "--profile", "--color", NULL};
+
+	if (strncmp(word, "--", 2) || strchr(word, '='))
+		return 0;
+	for (size_t i = 0; global_valued[i]; i++)
+		if (!strcmp(word, global_valued[i]))
+			return 1;
+	for (const struct option *o = c ? c->options : NULL; o && o->name; o++)
+		if (!strcmp(word + 2, o->name) && o->has_arg == required_argument)
+			return 1;
+	return 0;
+}
 
 struct sink {
 	const char *prefix;
@@ -87,15 +104,20 @@ void cmd_complete(struct cmd_ctx *ctx, int nwords, char **words, void (*emit)(co
 	char two[128];
 	int npos = 0;
 
-	for (int i = 0; i < nwords - 1; i++)
-		if (words[i][0] != '-' && npos < 2)
+	for (int i = 0; i < nwords - 1; i++) {
+		if (words[i][0] == '-') {
+			i += takes_value(c, words[i]); /* its value is not a command word */
+			continue;
+		}
+		if (npos < 2)
 			pos[npos++] = words[i];
-	if (npos >= 2) {
-		snprintf(two, sizeof(two), "%s %s", pos[0], pos[1]);
-		c = cmd_find(two);
+		if (npos == 2 && !c) {
+			snprintf(two, sizeof(two), "%s %s", pos[0], pos[1]);
+			c = cmd_find(two);
+		}
+		if (npos == 1 && !c)
+			c = cmd_find(pos[0]);
 	}
-	if (!c && npos >= 1)
-		c = cmd_find(pos[0]);
 	if (s.prefix[0] == '-') {
 		offer_options(&s, c);
 	} else if (npos == 0) {

@@ -117,24 +117,23 @@ int cmd_help(struct cmd_ctx *ctx, int argc, char **argv)
 		r = exit_codes(ctx);
 	} else if (ctx->json) {
 		const struct cmd *found = name.len ? cmd_find(name.buf) : NULL;
-		json_t *a;
+		json_t *a = json_array();
 
-		if (name.len && !found) {
-			r = cmd_usage_error(ctx, "no command '%s'", name.buf);
-			goto out;
-		}
-		if (found) {
-			cmd_print_json(ctx, command_json(found));
-		} else {
-			a = json_array();
-			for (size_t i = 0; i < ncommands; i++)
+		/* All commands, or a group's ("help db"). */
+		for (size_t i = 0; !found && i < ncommands; i++)
+			if (!name.len || (!strncmp(commands[i].name, name.buf, name.len) &&
+					  commands[i].name[name.len] == ' '))
 				json_array_append_new(a, command_json(&commands[i]));
-			cmd_print_json(ctx, json_pack("{s:o}", "commands", a));
-		}
+		if (found)
+			cmd_print_json(ctx, command_json(found));
+		else if (json_array_size(a))
+			cmd_print_json(ctx, json_pack("{s:O}", "commands", a));
+		else
+			r = cmd_usage_error(ctx, "no command '%s'", name.buf);
+		json_decref(a);
 	} else if (cmd_print_help(ctx, name.len ? name.buf : NULL, stdout) < 0) {
 		r = cmd_usage_error(ctx, "no command '%s'", name.buf);
 	}
-out:
 	pl_buf_release(&name);
 	return r;
 }

@@ -220,6 +220,14 @@ static int run_line(struct cmd_ctx *ctx, struct words *w)
 		fprintf(stderr, "parlae: already in the shell\n");
 		return 0;
 	}
+	/* The configuration is read once, when the shell starts. */
+	for (int i = 1; i < argc; i++) {
+		if (!strncmp(argv[i], "--config", 8) || !strncmp(argv[i], "--profile", 9)) {
+			fprintf(stderr, "parlae: give %s when starting the shell, not on a line\n",
+				argv[i][3] == 'o' ? "--config" : "--profile");
+			return PL_EUSAGE;
+		}
+	}
 	r = cmd_main(ctx, argc, argv);
 	/* Options given on one line do not stick to the next. */
 	ctx->json = saved.json;
@@ -259,7 +267,7 @@ int cmd_shell(struct cmd_ctx *ctx, int argc, char **argv)
 		return PL_EUSAGE;
 	ctx->in_shell = 1;
 	shell_ctx = ctx;
-	hist = history_path();
+	hist = tty ? history_path() : NULL;
 	if (hist && open_history(hist) == 0)
 		read_history(hist);
 	rl_readline_name = "parlae";

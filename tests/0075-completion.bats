@@ -109,10 +109,16 @@ complete_words() {
 	assert_equal "$output" "status"
 }
 
-@test "an option taking its value after '=' completes up to the '='" {
+@test "--color completes to its three values" {
 	complete_words parlae --col
 	assert_success
-	assert_equal "$output" "--color="
+	assert_equal "$output" $'--color=auto\n--color=always\n--color=never'
+}
+
+@test "an option's value is not taken for a command word" {
+	run parlae __complete --profile prod status --
+	assert_success
+	assert_line -- "--check"
 }
 
 @test "a parlae typed as a path completes with that binary" {
