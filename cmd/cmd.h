@@ -116,6 +116,7 @@ int cmd_account_add(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_account_list(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_status(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_shell(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_secrets_list(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_complete_main(struct cmd_ctx *ctx, int argc, char **argv);
 
 extern const struct option opts_account_add[];

@@ -27,6 +27,8 @@ const struct cmd commands[] = {
 	 "list applied and pending schema migrations", "", NULL, NULL},
 	{"help", cmd_help, 0, "parlae help [COMMAND | exit-codes]", "show help for parlae or a command",
 	 "", NULL, "command"},
+	{"secrets list", cmd_secrets_list, NEEDS_CONFIG, "parlae secrets list",
+	 "list the secret store's names, versions and dates, never values", "", NULL, NULL},
 	{"shell", cmd_shell, NEEDS_CONFIG, "parlae shell",
 	 "an interactive session with history and completion", "", NULL, NULL},
 	{"status", cmd_status, NEEDS_CONFIG, "parlae status [--check]",

@@ -1,0 +1,346 @@
+#!/usr/bin/env bats
+# The encrypted file secret store, driven through 'parlae secrets list' and, for get, put and
+# delete (which have no command of their own), the test helper tests/helpers/store-tool.c.
+# No database needed.
+bats_require_minimum_version 1.5.0
+load helpers/common
+
+# store-tool is built against the library of the parlae under test: the sanitizer build's
+# library sits next to its binary (.build/san), the default one under .build/default.
+setup_file() {
+	local dir lib san=()
+	dir=$(dirname "$PARLAE_BIN")
+	lib=$PL_TOP/.build/default/libparlae.a
+	if [ -f "$dir/libparlae.a" ]; then
+		lib=$dir/libparlae.a
+		[[ $dir == */.build/san ]] && san=(-fsanitize=address,undefined -fno-sanitize-recover=all)
+	fi
+	# shellcheck disable=SC2046
+	cc -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -I"$PL_TOP/lib" "${san[@]}" \
+		-o "$BATS_FILE_TMPDIR/store-tool" "$PL_TOP/tests/helpers/store-tool.c" "$lib" \
+		$(pkg-config --libs libcurl jansson libpq openssl)
+}
+
+# A fixed key, as hex and as base64 of the same 32 bytes.
+KEY_HEX=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
+KEY_B64=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
+OTHER_KEY=ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
+
+setup() {
+	export HOME=$BATS_TEST_TMPDIR/home
+	mkdir -p "$HOME"
+	VAULT=$BATS_TEST_TMPDIR/vault
+	export PARLAE_SECRET_STORE=file:$VAULT PARLAE_MASTER_KEY=$KEY_HEX
+}
+
+store_tool() { "$BATS_FILE_TMPDIR/store-tool" "$@"; }
+
+# put NAME VALUE: a put that is not the thing under test.
+put() { printf '%s' "$2" | store_tool put "$1" >/dev/null; }
+
+# The base64 of n bytes.
+b64_of() { head -c "$1" /dev/zero | tr '\0' 'k' | base64 -w0; }
+
+mode() { stat -c %a "$1"; }
+
+@test "a secret put into the store reads back exactly as written" {
+	printf 'sk-live one\ntwo' >"$BATS_TEST_TMPDIR/value"
+	run --separate-stderr store_tool put parlae/pms/sikka/happy-dental <"$BATS_TEST_TMPDIR/value"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$output" "1"
+	store_tool get parlae/pms/sikka/happy-dental >"$BATS_TEST_TMPDIR/back"
+	cmp "$BATS_TEST_TMPDIR/value" "$BATS_TEST_TMPDIR/back"
+	assert_equal "$(ls -A "$VAULT")" "parlae~pms~sikka~happy-dental.cur"
+}
+
+@test "the default store is created 0700 with its parents, and secret files are 0600 whatever the umask" {
+	unset PARLAE_SECRET_STORE
+	(umask 000 && put a one && put a two)
+	vault=$HOME/.local/share/parlae/vault
+	assert_equal "$(mode "$vault")" "700"
+	assert_equal "$(mode "$HOME/.local/share/parlae")" "700"
+	assert_equal "$(mode "$HOME/.local")" "700"
+	assert_equal "$(mode "$vault/a.cur")" "600"
+	assert_equal "$(mode "$vault/a.prev")" "600"
+	run --separate-stderr store_tool get a
+	assert_success
+	assert_equal "$output" "two"
+}
+
+@test "a new put keeps the previous version readable; a third put drops the oldest" {
+	put a one
+	run --separate-stderr store_tool put a <<<"two"
+	assert_success
+	assert_equal "$output" "2"
+	assert_equal "$(store_tool get a)" "two"
+	assert_equal "$(store_tool get a 1)" "one"
+	assert_equal "$(store_tool get a 2)" "two"
+	put a three
+	assert_equal "$(store_tool get a)" "three"
+	assert_equal "$(store_tool get a 2)" "two"
+	run --separate-stderr store_tool get a 1
+	assert_equal "$status" 5
+	assert_equal "$output" ""
+	assert_equal "$stderr" "store-tool: secret a has no version '1' (see 'parlae secrets list')"
+	# No temporary file is left behind.
+	assert_equal "$(ls -A "$VAULT" | tr '\n' ' ')" "a.cur a.prev "
+}
+
+@test "a store directory open to other users is refused (exit 3) and left untouched" {
+	mkdir -m 755 "$VAULT"
+	run --separate-stderr store_tool put a <<<"value"
+	assert_equal "$status" 3
+	assert_equal "$stderr" "store-tool: secret store $VAULT has mode 0755, open to other users (chmod 700 $VAULT)"
+	assert_equal "$(ls -A "$VAULT")" ""
+	run --separate-stderr parlae secrets list
+	assert_equal "$status" 3
+	assert_equal "$output" ""
+	assert_equal "$stderr" "parlae: secret store $VAULT has mode 0755, open to other users (chmod 700 $VAULT)"
+	chmod 700 "$VAULT"
+	put a value
+	chmod 750 "$VAULT"
+	run --separate-stderr store_tool get a
+	assert_equal "$status" 3
+	assert_equal "$output" ""
+}
+
+@test "a secret file that is not 0600 is refused when read (exit 3)" {
+	put a value
+	chmod 644 "$VAULT/a.cur"
+	run --separate-stderr store_tool get a
+	assert_equal "$status" 3
+	assert_equal "$output" ""
+	assert_equal "$stderr" "store-tool: secret file $VAULT/a.cur has mode 0644, not 0600 (chmod 600 $VAULT/a.cur)"
+	run --separate-stderr parlae secrets list
+	assert_equal "$status" 3
+	assert_equal "$stderr" "parlae: secret file $VAULT/a.cur has mode 0644, not 0600 (chmod 600 $VAULT/a.cur)"
+}
+
+@test "a symbolic link in place of a secret file is refused (exit 3)" {
+	put a value
+	mv "$VAULT/a.cur" "$BATS_TEST_TMPDIR/elsewhere"
+	ln -s "$BATS_TEST_TMPDIR/elsewhere" "$VAULT/a.cur"
+	run --separate-stderr store_tool get a
+	assert_equal "$status" 3
+	assert_equal "$output" ""
+	assert_regex "$stderr" "^store-tool: secret store $VAULT/a.cur: "
+}
+
+@test "without a master key, put and get exit 3 naming PARLAE_MASTER_KEY and write nothing" {
+	put a value
+	unset PARLAE_MASTER_KEY
+	hint="export PARLAE_MASTER_KEY (or PARLAE_MASTER_KEY_FILE naming a file) with 32 bytes, e.g. from 'openssl rand -hex 32'"
+	for args in "put b" "put a" "get a" "get nothing"; do
+		run --separate-stderr store_tool $args <<<"new"
+		assert_equal "$status" 3
+		assert_equal "$output" ""
+		assert_equal "$stderr" "store-tool: PARLAE_MASTER_KEY is not set: it is needed to read or write the secret store ($hint)"
+	done
+	assert_equal "$(ls -A "$VAULT")" "a.cur"
+	# Listing reads no value, so it needs no key.
+	run --separate-stderr parlae secrets list
+	assert_success
+	assert_equal "$stderr" ""
+}
+
+@test "a key that is not 32 bytes is refused (exit 3), as hex, as base64 or in a key file" {
+	msg="store-tool: PARLAE_MASTER_KEY must be 32 bytes (64 hex digits or base64) (generate one with 'openssl rand -hex 32')"
+	for key in "${KEY_HEX:0:62}" "${KEY_HEX}00" "$(b64_of 31)" "$(b64_of 33)" "not a key" "${KEY_HEX:0:63}g"; do
+		PARLAE_MASTER_KEY=$key run --separate-stderr store_tool put a <<<"value"
+		assert_equal "$status" 3
+		assert_equal "$stderr" "$msg"
+	done
+	[ ! -e "$VAULT" ]
+	unset PARLAE_MASTER_KEY
+	b64_of 33 >"$BATS_TEST_TMPDIR/key"
+	PARLAE_MASTER_KEY_FILE=$BATS_TEST_TMPDIR/key run --separate-stderr store_tool put a <<<"value"
+	assert_equal "$status" 3
+	assert_equal "$stderr" "store-tool: the key in PARLAE_MASTER_KEY_FILE must be 32 bytes (64 hex digits or base64) (generate one with 'openssl rand -hex 32')"
+	PARLAE_MASTER_KEY_FILE=$BATS_TEST_TMPDIR/missing run --separate-stderr store_tool put a <<<"value"
+	assert_equal "$status" 3
+	assert_equal "$stderr" "store-tool: PARLAE_MASTER_KEY_FILE $BATS_TEST_TMPDIR/missing: No such file or directory (point PARLAE_MASTER_KEY_FILE at a file holding the key)"
+}
+
+@test "hex and base64 keys and PARLAE_MASTER_KEY_FILE all open the same store" {
+	put a value
+	PARLAE_MASTER_KEY=$KEY_B64 run --separate-stderr store_tool get a
+	assert_success
+	assert_equal "$output" "value"
+	PARLAE_MASTER_KEY=${KEY_B64%=} run --separate-stderr store_tool get a
+	assert_success
+	assert_equal "$output" "value"
+	unset PARLAE_MASTER_KEY
+	echo "$KEY_HEX" >"$BATS_TEST_TMPDIR/hexkey"
+	printf '%s\r\n' "$KEY_B64" >"$BATS_TEST_TMPDIR/b64key"
+	for f in hexkey b64key; do
+		PARLAE_MASTER_KEY_FILE=$BATS_TEST_TMPDIR/$f run --separate-stderr store_tool get a
+		assert_success
+		assert_equal "$stderr" ""
+		assert_equal "$output" "value"
+	done
+	# The variable wins over the file.
+	echo "$OTHER_KEY" >"$BATS_TEST_TMPDIR/otherkey"
+	PARLAE_MASTER_KEY=$KEY_HEX PARLAE_MASTER_KEY_FILE=$BATS_TEST_TMPDIR/otherkey run --separate-stderr store_tool get a
+	assert_success
+	assert_equal "$output" "value"
+}
+
+@test "a wrong key exits 3: the key does not open the store" {
+	put a value
+	PARLAE_MASTER_KEY=$OTHER_KEY run --separate-stderr store_tool get a
+	assert_equal "$status" 3
+	assert_equal "$output" ""
+	assert_equal "$stderr" "store-tool: the key does not open the store (secret a) (check PARLAE_MASTER_KEY / PARLAE_MASTER_KEY_FILE; a secret file copied, renamed or edited does not open either)"
+}
+
+@test "a secret file copied under another name, or edited to claim another version, does not open" {
+	put a one
+	put a two
+	cp -p "$VAULT/a.cur" "$VAULT/b.cur"
+	run --separate-stderr store_tool get b
+	assert_equal "$status" 3
+	assert_equal "$output" ""
+	assert_regex "$stderr" "^store-tool: the key does not open the store \(secret b\)"
+	# The copy is not listed as a secret of its own.
+	assert_equal "$(parlae secrets list | cut -f1-3)" $'a\t2\t1'
+	rm "$VAULT/b.cur"
+	# Header: "PLSECRET", format, len(version), len(name), then the version at offset 11.
+	assert_equal "$(head -c 12 "$VAULT/a.cur" | tail -c 1)" "2"
+	printf 1 | dd of="$VAULT/a.cur" bs=1 seek=11 conv=notrunc status=none
+	run --separate-stderr store_tool get a 1
+	assert_equal "$status" 3
+	assert_regex "$stderr" "^store-tool: the key does not open the store \(secret a\)"
+}
+
+@test "the value and the key never appear in the store files or in any output" {
+	value=sk-live-5f2b8c1e9d7a46b3a0c4e6f8
+	put parlae/pms/sikka/happy "$value"
+	put parlae/pms/sikka/happy "$value-v2"
+	[ "$(grep -rlF -e "$value" -e "$KEY_HEX" -e "$KEY_B64" "$VAULT" | wc -l)" -eq 0 ]
+	assert_equal "$(grep -rcF "$value" "$VAULT" | cut -d: -f2 | sort -u)" "0"
+	all=""
+	for args in "secrets list" "secrets list --json"; do
+		run --separate-stderr parlae $args
+		all+="$output$stderr"
+	done
+	PARLAE_MASTER_KEY=$OTHER_KEY run --separate-stderr store_tool get parlae/pms/sikka/happy
+	all+="$output$stderr"
+	chmod 644 "$VAULT/parlae~pms~sikka~happy.cur"
+	run --separate-stderr store_tool get parlae/pms/sikka/happy
+	all+="$output$stderr"
+	[[ $all == *parlae/pms/sikka/happy* ]]
+	refute_secrets_in "$all" "$value" "$KEY_HEX" "$KEY_B64" "$OTHER_KEY"
+}
+
+@test "names that could escape the store are refused (exit 2) and nothing is created anywhere" {
+	# Everything in the test's directory but bats' own files for 'run --separate-stderr'.
+	snapshot() { (cd "$BATS_TEST_TMPDIR" && find . ! -name 'separate-stderr-*' | sort); }
+	before=$(snapshot)
+	for name in ../x a/../../x a//b A Secret /abs a/ . .. a/./b .hidden "a b" 'a\b' "" $'a\nb'; do
+		for verb in put get delete; do
+			run --separate-stderr store_tool $verb "$name" <<<"value"
+			assert_equal "$status" 2
+			assert_equal "$output" ""
+			assert_regex "$stderr" "^store-tool: invalid secret name "
+		done
+	done
+	assert_equal "$(snapshot)" "$before"
+}
+
+@test "names up to 255 bytes are stored, listed and read back; 256 bytes are refused" {
+	long=$(printf 'a%.0s' {1..250})/$(printf 'b%.0s' {1..4})
+	put "$long" value
+	assert_equal "$(store_tool get "$long")" "value"
+	assert_equal "$(parlae secrets list | cut -f1)" "$long"
+	run --separate-stderr store_tool put "${long}b" <<<"value"
+	assert_equal "$status" 2
+	store_tool delete "$long"
+	assert_equal "$(ls -A "$VAULT")" ""
+}
+
+@test "secrets list --json shows names, versions and dates, never values" {
+	put parlae/pms/sikka/happy one-secret-value
+	put parlae/pms/sikka/happy two-secret-value
+	put parlae/pms/sikka/bright three-secret-value
+	run --separate-stderr parlae secrets list --json
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(jq -c '[.[] | [.name, .version, .previous]]' <<<"$output")" \
+		'[["parlae/pms/sikka/bright","1",null],["parlae/pms/sikka/happy","2","1"]]'
+	assert_equal "$(jq -c '[.[0] | keys[]]' <<<"$output")" '["name","previous","updatedAt","version"]'
+	assert_regex "$(jq -r '.[1].updatedAt' <<<"$output")" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$'
+	refute_secrets_in "$output" one-secret-value two-secret-value three-secret-value
+}
+
+@test "secrets list without a TTY prints tab-separated rows, no header" {
+	put b/c one
+	put a one
+	put a two
+	run --separate-stderr parlae secrets list
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "${#lines[@]}" 2
+	assert_regex "${lines[0]}" $'^a\t2\t1\t[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$'
+	assert_regex "${lines[1]}" $'^b/c\t1\t-\t[0-9T:Z-]+$'
+}
+
+@test "secrets list on a store that does not exist yet is empty and creates nothing" {
+	run --separate-stderr parlae secrets list --json
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$output" "[]"
+	[ ! -e "$VAULT" ]
+}
+
+@test "secrets list refuses arguments (exit 2) and an aws: store (exit 3)" {
+	run --separate-stderr parlae secrets list extra
+	assert_equal "$status" 2
+	assert_equal "$stderr" "parlae: unexpected argument 'extra' (usage: parlae secrets list)"
+	PARLAE_SECRET_STORE=aws:us-east-1 run --separate-stderr parlae secrets list
+	assert_equal "$status" 3
+	assert_equal "$stderr" "parlae: PARLAE_SECRET_STORE: the aws: backend is not available in this version (use file:PATH)"
+}
+
+@test "what a killed writer leaves behind breaks neither get, list nor the next put" {
+	put a one
+	put a two
+	# Killed while writing its temporary file: a torn copy under a temporary name.
+	head -c 20 "$VAULT/a.cur" >"$VAULT/.tmp-0123456789abcdef"
+	chmod 600 "$VAULT/.tmp-0123456789abcdef"
+	# Killed after the current file was linked as previous, before the new one was renamed in.
+	ln -f "$VAULT/a.cur" "$VAULT/a.prev"
+	run --separate-stderr store_tool get a
+	assert_success
+	assert_equal "$output" "two"
+	run --separate-stderr parlae secrets list
+	assert_success
+	assert_equal "$(cut -f1-3 <<<"$output")" $'a\t2\t2'
+	run --separate-stderr store_tool put a <<<"three"
+	assert_success
+	assert_equal "$output" "3"
+	assert_equal "$(store_tool get a)" "three"
+	assert_equal "$(store_tool get a 2)" "two"
+	assert_equal "$(parlae secrets list | cut -f1-3)" $'a\t3\t2'
+	# The torn file is not the store's to remove (it may be a live writer's); nothing else is left.
+	assert_equal "$(ls -A "$VAULT" | tr '\n' ' ')" ".tmp-0123456789abcdef a.cur a.prev "
+}
+
+@test "delete removes every version of a secret; deleting it again is not found (exit 5)" {
+	put a one
+	put a two
+	put b other
+	run --separate-stderr store_tool delete a
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(ls -A "$VAULT")" "b.cur"
+	for args in "delete a" "get a"; do
+		run --separate-stderr store_tool $args
+		assert_equal "$status" 5
+		assert_equal "$stderr" "store-tool: no secret a in the store (see 'parlae secrets list')"
+	done
+	# Nothing of it is left: written again, it starts over at version 1.
+	run --separate-stderr store_tool put a <<<"again"
+	assert_success
+	assert_equal "$output" "1"
+}

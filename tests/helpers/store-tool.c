@@ -1,0 +1,83 @@
+/*
+ * store-tool: the secret store's get, put and delete for the bats tests, which have no
+ * command for them yet (as git's test-tool exposes internals). The value of a put is read from
+ * stdin so that it never stands in argv; a get writes the value to stdout as it is.
+ *
+ *   store-tool put NAME          < value   prints the new version id
+ *   store-tool get NAME [VERSION]          prints the value
+ *   store-tool delete NAME
+ *
+ * Exits with the library's error code after printing "store-tool: MESSAGE (HINT)" on stderr.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "store.h"
+#include "banned.h"
+
+static int read_stdin(struct pl_secret *value, struct pl_err *err)
+{
+	struct pl_buf b = PL_BUF_INIT;
+	char chunk[4096];
+	ssize_t n;
+
+	while ((n = read(STDIN_FILENO, chunk, sizeof(chunk))) > 0)
+		pl_buf_add(&b, chunk, (size_t)n);
+	explicit_bzero(chunk, sizeof(chunk));
+	if (n < 0) {
+		pl_buf_wipe(&b);
+		return pl_err_set(err, PL_EBADINPUT, "reading stdin failed");
+	}
+	pl_secret_set(value, b.buf, b.len);
+	pl_buf_wipe(&b);
+	return 0;
+}
+
+static int run(struct pl_store *st, int argc, char **argv, struct pl_err *err)
+{
+	struct pl_secret value = PL_SECRET_INIT;
+	char version[PL_STORE_VERSION_MAX];
+	int r;
+
+	if (argc == 3 && !strcmp(argv[1], "put")) {
+		if (!(r = read_stdin(&value, err)) &&
+		    !(r = pl_store_put(st, argv[2], &value, version, err)))
+			printf("%s\n", version);
+	} else if ((argc == 3 || argc == 4) && !strcmp(argv[1], "get")) {
+		if (!(r = pl_store_get(st, argv[2], argc == 4 ? argv[3] : NULL, &value, version,
+		                       err)))
+			fwrite(value.data, 1, value.len, stdout);
+	} else if (argc == 3 && !strcmp(argv[1], "delete")) {
+		r = pl_store_delete(st, argv[2], err);
+	} else {
+		r = pl_err_set(err, PL_EUSAGE,
+		               "usage: store-tool put NAME | get NAME [VERSION] | "
+		               "delete NAME");
+	}
+	pl_secret_release(&value);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	struct pl_err err = PL_ERR_INIT;
+	struct pl_config cfg;
+	struct pl_store *st = NULL;
+	int r;
+
+	pl_config_init(&cfg);
+	if (!(r = pl_config_load(&cfg, NULL, NULL, &err)) && !(r = pl_store_open(&cfg, &st, &err)))
+		r = run(st, argc, argv, &err);
+	if (r) {
+		fprintf(stderr, "store-tool: %s", err.msg);
+		if (err.hint[0])
+			fprintf(stderr, " (%s)", err.hint);
+		fputc('\n', stderr);
+	}
+	pl_store_close(st);
+	pl_config_release(&cfg);
+	return r;
+}
