@@ -1,10 +1,18 @@
-/* parlae status [--check] */
+/* parlae status [ACCOUNT] [--wait[=SECONDS]] [--check] */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
 #include "cmd.h"
+#include "../lib/pms.h"
 #include "../lib/status.h"
 #include "../lib/banned.h"
 
+#define DEFAULT_WAIT 60.0
+
 const struct option opts_status[] = {
 	{"check", no_argument, NULL, 'c'},
+	{"wait", optional_argument, NULL, 'w'},
 	{NULL, 0, NULL, 0},
 };
 
@@ -54,22 +62,104 @@ static void print_system(const struct pl_status_system *st)
 	       st->accounts.failed);
 }
 
+static json_t *account_json(const struct pl_pms_status *st)
+{
+	char now[32];
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_pack("{s:s, s:b, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s}", "account",
+			 st->account, "isConnected", !strcmp(st->status, "connected"), "status",
+			 st->status, "provider", st->provider, "practiceName", st->practice_name,
+			 "pmsType", st->pms_type, "officeId", st->office_id, "tokenExpiry",
+			 st->token_expiry[0] ? st->token_expiry : NULL, "lastSyncAt",
+			 st->last_sync_at[0] ? st->last_sync_at : NULL, "error", st->last_error,
+			 "timestamp", now);
+}
+
+static void print_account(const struct pl_pms_status *st)
+{
+	printf("account       %s\nstatus        %s\n", st->account, st->status);
+	if (st->practice_name)
+		printf("practice      %s (%s, office %s)\n", st->practice_name,
+		       st->pms_type ? st->pms_type : "unknown PMS", st->office_id ? st->office_id : "?");
+	if (st->token_expiry[0])
+		printf("token expiry  %s\n", st->token_expiry);
+	if (st->last_sync_at[0])
+		printf("last sync     %s\n", st->last_sync_at);
+	if (st->last_error)
+		printf("error         %s\n", st->last_error);
+}
+
+static int parse_wait(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	if (!s) {
+		*out = DEFAULT_WAIT;
+		return 0;
+	}
+	v = strtod(s, &end);
+	if (end == s || *end || !(v >= 0) || v > 86400)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int status_account(struct cmd_ctx *ctx, const char *account, int wait, double seconds,
+			  int check)
+{
+	struct pl_pms_status st;
+	struct pl_err err = PL_ERR_INIT;
+	int r;
+
+	r = wait ? pl_pms_wait(&ctx->session, account, seconds, &st, &err)
+		 : pl_pms_status(&ctx->session, account, &st, &err);
+	if (r && r != PL_ETIMEOUT) {
+		pl_pms_status_release(&st);
+		return cmd_fail(ctx, &err);
+	}
+	if (ctx->json)
+		cmd_print_json(ctx, account_json(&st));
+	else
+		print_account(&st);
+	if (r)
+		cmd_fail(ctx, &err);
+	else if ((wait || check) && strcmp(st.status, "connected"))
+		r = PL_ENO;
+	pl_pms_status_release(&st);
+	return r;
+}
+
 int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	struct pl_status_system st;
-	int c, check = 0;
+	int c, check = 0, wait = 0;
+	double seconds = DEFAULT_WAIT;
 
 	while ((c = cmd_getopt(ctx, argc, argv)) != -1) {
 		switch (c) {
 		case 'c':
 			check = 1;
 			break;
+		case 'w':
+			wait = 1;
+			if (parse_wait(optarg, &seconds) < 0)
+				return cmd_usage_error(ctx, "--wait takes a number of seconds, not '%s'", optarg);
+			break;
 		default:
 			return PL_EUSAGE;
 		}
 	}
+	if (optind + 1 < argc)
+		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind + 1]);
 	if (optind < argc)
-		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
+		return status_account(ctx, argv[optind], wait, seconds, check);
+	if (wait)
+		return cmd_usage_error(ctx, "--wait needs an ACCOUNT");
 	pl_status_system(&ctx->session, &st);
 	if (ctx->json)
 		cmd_print_json(ctx, system_json(&st));

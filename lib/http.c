@@ -116,46 +116,69 @@ static size_t string_end(const char *t, size_t len, size_t i)
 	return i < len ? i : len;
 }
 
+/* Form and query text ("a=1&secret_key=..."): masked values become "***". */
+static void mask_query(struct pl_buf *b, const char *t, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t start = i;
+
+		if (!(i == 0 || t[i - 1] == '&' || t[i - 1] == '?') ||
+		    !isalpha((unsigned char)t[i])) {
+			pl_buf_addch(b, t[i++]);
+			continue;
+		}
+		while (i < len && (isalnum((unsigned char)t[i]) || t[i] == '_'))
+			i++;
+		pl_buf_add(b, t + start, i - start);
+		if (i < len && t[i] == '=' && is_masked(t + start, i - start)) {
+			pl_buf_adds(b, "=***");
+			while (i < len && t[i] != '&' && t[i] != '"')
+				i++;
+		}
+	}
+}
+
 /*
  * A scanner, not a parser: a string value whose key (JSON "key": or form key=) names a
- * masked field becomes "***". It never fails on malformed text; objects under a masked key are
- * left to their own fields' names.
+ * masked field becomes "***", and so does such a field in a query inside any string (an
+ * "href" that carries a key). It never fails on malformed text; objects under a masked key
+ * are left to their own fields' names.
  */
 char *pl_http_mask(const char *t, size_t len)
 {
 	struct pl_buf b = PL_BUF_INIT;
 	size_t i = 0;
 
+	if (len && t[0] != '{' && t[0] != '[') {
+		mask_query(&b, t, len);
+		return pl_buf_detach(&b, NULL);
+	}
 	while (i < len) {
-		if (t[i] == '"') {
-			size_t start = i + 1, end = string_end(t, len, start), k;
+		size_t start, end, k;
 
-			pl_buf_add(&b, t + i, end < len ? end + 1 - i : len - i);
-			i = end + 1;
-			for (k = i; k < len && t[k] == ' '; k++)
-				;
-			if (k >= len || t[k] != ':' || !is_masked(t + start, end - start))
-				continue;
-			for (k++; k < len && t[k] == ' '; k++)
-				;
-			if (k < len && t[k] == '"') {
-				pl_buf_add(&b, t + i, k - i);
-				pl_buf_adds(&b, "\"***\"");
-				i = string_end(t, len, k + 1) + 1;
-			}
-		} else if (isalpha((unsigned char)t[i]) && (i == 0 || t[i - 1] == '&')) {
-			size_t start = i;
-
-			while (i < len && (isalnum((unsigned char)t[i]) || t[i] == '_'))
-				i++;
-			pl_buf_add(&b, t + start, i - start);
-			if (i < len && t[i] == '=' && is_masked(t + start, i - start)) {
-				pl_buf_adds(&b, "=***");
-				while (i < len && t[i] != '&')
-					i++;
-			}
-		} else {
+		if (t[i] != '"') {
 			pl_buf_addch(&b, t[i++]);
+			continue;
+		}
+		start = i + 1;
+		end = string_end(t, len, start);
+		pl_buf_addch(&b, '"');
+		mask_query(&b, t + start, end - start);
+		if (end < len)
+			pl_buf_addch(&b, '"');
+		i = end + 1;
+		for (k = i; k < len && t[k] == ' '; k++)
+			;
+		if (k >= len || t[k] != ':' || !is_masked(t + start, end - start))
+			continue;
+		for (k++; k < len && t[k] == ' '; k++)
+			;
+		if (k < len && t[k] == '"') {
+			pl_buf_add(&b, t + i, k - i);
+			pl_buf_adds(&b, "\"***\"");
+			i = string_end(t, len, k + 1) + 1;
 		}
 	}
 	return pl_buf_detach(&b, NULL);

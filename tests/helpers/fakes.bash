@@ -7,7 +7,7 @@ start_fake() { # NAME DIR ARGS...
 	mkdir -p "$dir"
 	rm -f "$dir/$name.port"
 	python3 "$PL_TOP/tests/fakes/$name.py" --port 0 --port-file "$dir/$name.port" "$@" \
-		>"$dir/$name.log" 2>&1 &
+		>"$dir/$name.log" 2>&1 3>&- &
 	echo $! >"$dir/$name.pid"
 	for i in $(seq 1 100); do
 		[ -s "$dir/$name.port" ] && return 0

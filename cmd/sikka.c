@@ -1,0 +1,150 @@
+/* parlae sikka oauth-url | sikka callback */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "../lib/buf.h"
+#include "../lib/pms.h"
+#include "../lib/banned.h"
+
+const struct option opts_sikka_oauth_url[] = {
+	{"redirect-uri", required_argument, NULL, 'r'},
+	{"ttl", required_argument, NULL, 't'},
+	{NULL, 0, NULL, 0},
+};
+
+const struct option opts_sikka_callback[] = {
+	{"url", required_argument, NULL, 'u'},
+	{"code", required_argument, NULL, 'c'},
+	{"state", required_argument, NULL, 's'},
+	{"error", required_argument, NULL, 'e'},
+	{NULL, 0, NULL, 0},
+};
+
+static int parse_ttl(const char *s, long *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (end == s || *end || v < 1)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int cmd_sikka_oauth_url(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct pl_pms_oauth_req req = {0};
+	struct pl_pms_oauth_res res;
+	struct pl_err err = PL_ERR_INIT;
+	int c;
+
+	while ((c = cmd_getopt(ctx, argc, argv)) != -1) {
+		switch (c) {
+		case 'r':
+			req.redirect_uri = optarg;
+			break;
+		case 't':
+			if (parse_ttl(optarg, &req.ttl) < 0)
+				return cmd_usage_error(ctx, "--ttl must be a number of seconds, not '%s'", optarg);
+			break;
+		default:
+			return PL_EUSAGE;
+		}
+	}
+	if (optind >= argc)
+		return cmd_usage_error(ctx, "missing ACCOUNT");
+	if (optind + 1 < argc)
+		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind + 1]);
+	req.account = argv[optind];
+	if (pl_pms_oauth_url(&ctx->session, &req, &res, &err))
+		return cmd_fail(ctx, &err);
+	if (ctx->json) {
+		cmd_print_json(ctx, json_pack("{s:s, s:s, s:s}", "url", res.url, "state", res.state,
+					      "expiresAt", res.expires_at));
+	} else {
+		puts(res.url);
+		cmd_note(ctx, "send this link to the practice; it expires at %s", res.expires_at);
+	}
+	pl_pms_oauth_res_release(&res);
+	return 0;
+}
+
+/* --url -: the redirect from stdin, so the code stays out of argv and shell history. */
+static char *read_stdin_line(void)
+{
+	struct pl_buf b = PL_BUF_INIT;
+	int ch;
+
+	pl_buf_init(&b, 16384);
+	while ((ch = getchar()) != EOF && ch != '\n')
+		if (pl_buf_addch(&b, (char)ch) < 0)
+			break;
+	return pl_buf_detach(&b, NULL);
+}
+
+static json_t *callback_json(const struct pl_pms_callback_res *res, const char *error)
+{
+	return json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?}", "account", res->account, "status",
+			 res->status, "practiceName", res->practice_name[0] ? res->practice_name : NULL,
+			 "pmsType", res->pms_type[0] ? res->pms_type : NULL, "officeId",
+			 res->office_id[0] ? res->office_id : NULL, "error", error);
+}
+
+int cmd_sikka_callback(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	const char *url = NULL, *code = NULL, *state = NULL, *error = NULL;
+	struct pl_pms_redirect in = {0};
+	struct pl_pms_callback_res res;
+	struct pl_err err = PL_ERR_INIT;
+	char *line = NULL;
+	int c, r;
+
+	while ((c = cmd_getopt(ctx, argc, argv)) != -1) {
+		switch (c) {
+		case 'u':
+			url = optarg;
+			break;
+		case 'c':
+			code = optarg;
+			break;
+		case 's':
+			state = optarg;
+			break;
+		case 'e':
+			error = optarg;
+			break;
+		default:
+			return PL_EUSAGE;
+		}
+	}
+	if (optind < argc)
+		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
+	if (url ? (code || state || error) : (!state || !!code == !!error))
+		return cmd_usage_error(ctx, "give --url, or --code with --state, or --error with --state");
+	if (url) {
+		if (!strcmp(url, "-"))
+			url = line = read_stdin_line();
+		r = pl_pms_parse_redirect(url, &in, &err);
+		if (line) {
+			explicit_bzero(line, strlen(line));
+			free(line);
+		}
+		if (r)
+			return cmd_fail(ctx, &err);
+	} else {
+		in.state = pl_xstrdup(state);
+		in.code = code ? pl_xstrdup(code) : NULL;
+		in.error = error ? pl_xstrdup(error) : NULL;
+	}
+	r = pl_pms_callback(&ctx->session, &in, &res, &err);
+	pl_pms_redirect_release(&in);
+	if (ctx->json && res.account[0])
+		cmd_print_json(ctx, callback_json(&res, r ? err.msg : NULL));
+	else if (!r && !ctx->dry_run)
+		printf("connected %s: %s (%s, office %s)\n", res.account, res.practice_name, res.pms_type,
+		       res.office_id);
+	else if (!r)
+		printf("state is valid for %s; would exchange the code\n", res.account);
+	return r ? cmd_fail(ctx, &err) : 0;
+}
