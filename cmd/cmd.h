@@ -119,6 +119,9 @@ int cmd_shell(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_pms_setup(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_sikka_oauth_url(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_sikka_callback(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_vapi_phone_add(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_vapi_phone_list(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_vapi_tool_invoke(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_secrets_list(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_complete_main(struct cmd_ctx *ctx, int argc, char **argv);
 
@@ -127,5 +130,8 @@ extern const struct option opts_status[];
 extern const struct option opts_pms_setup[];
 extern const struct option opts_sikka_oauth_url[];
 extern const struct option opts_sikka_callback[];
+extern const struct option opts_vapi_phone_add[];
+extern const struct option opts_vapi_phone_list[];
+extern const struct option opts_vapi_tool_invoke[];
 
 #endif

@@ -55,6 +55,7 @@ static void offer_words(struct sink *s, const char *group)
 			if (strncmp(name, group, glen) || name[glen] != ' ')
 				continue;
 			pl_strlcpy(word, name + glen + 1, sizeof(word));
+			word[strcspn(word, " ")] = '\0';
 		} else {
 			pl_strlcpy(word, name, sizeof(word));
 			word[strcspn(word, " ")] = '\0';
@@ -99,36 +100,34 @@ void cmd_complete(struct cmd_ctx *ctx, int nwords, char **words, void (*emit)(co
 		  void *arg)
 {
 	struct sink s = {nwords > 0 ? words[nwords - 1] : "", emit, arg};
-	const char *pos[2] = {NULL, NULL};
+	const char *pos[3] = {NULL, NULL, NULL};
 	const struct cmd *c = NULL;
-	char two[128];
+	char name[192] = "";
 	int npos = 0;
 
+	/* The command is the longest run of leading words that names one. */
 	for (int i = 0; i < nwords - 1; i++) {
 		if (words[i][0] == '-') {
 			i += takes_value(c, words[i]); /* its value is not a command word */
 			continue;
 		}
-		if (npos < 2)
-			pos[npos++] = words[i];
-		if (npos == 2 && !c) {
-			snprintf(two, sizeof(two), "%s %s", pos[0], pos[1]);
-			c = cmd_find(two);
-		}
-		if (npos == 1 && !c)
-			c = cmd_find(pos[0]);
+		if (c || npos == 3)
+			continue; /* an argument of the command */
+		pos[npos++] = words[i];
+		snprintf(name + strlen(name), sizeof(name) - strlen(name), "%s%s", npos > 1 ? " " : "",
+			 words[i]);
+		c = cmd_find(name);
 	}
 	if (s.prefix[0] == '-') {
 		offer_options(&s, c);
 	} else if (npos == 0) {
 		offer_words(&s, NULL);
 	} else if (!c) {
-		if (npos == 1)
-			offer_words(&s, pos[0]);
+		offer_words(&s, name);
 	} else if (c->args && !strcmp(c->args, "account")) {
 		offer_accounts(ctx, &s);
 	} else if (c->args && !strcmp(c->args, "command")) {
-		offer_words(&s, npos == 2 ? pos[1] : NULL);
+		offer_words(&s, npos >= 2 ? pos[1] : NULL);
 	}
 }
 

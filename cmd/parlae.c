@@ -45,6 +45,16 @@ const struct cmd commands[] = {
 	{"status", cmd_status, NEEDS_CONFIG, "parlae status [ACCOUNT] [--wait[=SECONDS]] [--check]",
 	 "what is configured and reachable, or one account's connection status", "", opts_status,
 	 "account"},
+	{"vapi phone add", cmd_vapi_phone_add, NEEDS_DB,
+	 "parlae vapi phone add ACCOUNT --vapi-id ID --number E164 [--staff-forward E164] [--transfer]",
+	 "register the Vapi phone number that maps calls to an account", "", opts_vapi_phone_add,
+	 "account"},
+	{"vapi phone list", cmd_vapi_phone_list, NEEDS_DB, "parlae vapi phone list [--account ACCOUNT]",
+	 "list the registered Vapi phone numbers", "", opts_vapi_phone_list, NULL},
+	{"vapi tool invoke", cmd_vapi_tool_invoke, NEEDS_DB,
+	 "parlae vapi tool invoke (TOOL [--account ACCOUNT] [--args JSON|@FILE|-] [--call-id ID] [--caller E164] | --payload FILE|- [--target URL [--auth secret|hmac|bearer]] [--as-of now|payload]) [--expect FILE]",
+	 "run a voice-agent tool call through parlae's handlers, or send it to a backend", "",
+	 opts_vapi_tool_invoke, NULL},
 	{"version", cmd_version, 0, "parlae version", "print parlae's version", "", NULL, NULL},
 };
 const size_t ncommands = sizeof(commands) / sizeof(commands[0]);
@@ -287,6 +297,7 @@ static const char *suggest(const char *word, const char *group)
 			if (strncmp(name, group, glen) || name[glen] != ' ')
 				continue;
 			pl_strlcpy(cand, name + glen + 1, sizeof(cand));
+			cand[strcspn(cand, " ")] = '\0';
 		} else {
 			size_t len = sp ? (size_t)(sp - name) : strlen(name);
 
@@ -311,35 +322,49 @@ static void list_group(struct pl_buf *b, const char *group)
 			pl_buf_addf(b, "%s%s", b->len ? ", " : "", commands[i].name + glen + 1);
 }
 
-/* Resolve argv to a command; *consumed says how many words named it. */
+#define MAX_CMD_WORDS 3
+
+static void join_words(char *out, size_t size, char **argv, int k)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < k && n < size; i++)
+		n += (size_t)snprintf(out + n, size - n, "%s%s", i ? " " : "", argv[i]);
+}
+
+/* Resolve argv to a command, the longest name first; *consumed says how many words named it. */
 static int lookup(struct cmd_ctx *ctx, int argc, char **argv, const struct cmd **out, int *consumed)
 {
-	char two[128];
 	struct pl_err err = PL_ERR_INIT;
 	struct pl_buf subs = PL_BUF_INIT;
-	const char *s;
+	char name[192];
+	const char *s, *next;
+	int words = 0, k;
 
-	if (argc > 1 && argv[1][0] != '-') {
-		snprintf(two, sizeof(two), "%s %s", argv[0], argv[1]);
-		if ((*out = cmd_find(two))) {
-			*consumed = 2;
+	while (words < argc && words < MAX_CMD_WORDS && argv[words][0] != '-')
+		words++;
+	for (k = words; k >= 1; k--) {
+		join_words(name, sizeof(name), argv, k);
+		if ((*out = cmd_find(name))) {
+			*consumed = k;
 			return 0;
 		}
 	}
-	if ((*out = cmd_find(argv[0]))) {
-		*consumed = 1;
-		return 0;
-	}
-	if (is_group(argv[0])) {
-		list_group(&subs, argv[0]);
-		if (argc < 2 || argv[1][0] == '-')
-			pl_err_set(&err, PL_EUSAGE, "'parlae %s' needs a subcommand: %s", argv[0], subs.buf);
-		else if ((s = suggest(argv[1], argv[0])))
+	for (k = words < MAX_CMD_WORDS ? words : MAX_CMD_WORDS - 1; k >= 1; k--) {
+		join_words(name, sizeof(name), argv, k);
+		if (!is_group(name))
+			continue;
+		list_group(&subs, name);
+		next = k < words ? argv[k] : NULL;
+		if (!next)
+			pl_err_set(&err, PL_EUSAGE, "'parlae %s' needs a subcommand: %s", name, subs.buf);
+		else if ((s = suggest(next, name)))
 			pl_err_set(&err, PL_EUSAGE, "unknown command 'parlae %s %s'; did you mean 'parlae %s %s'?",
-				   argv[0], argv[1], argv[0], s);
+				   name, next, name, s);
 		else
-			pl_err_set(&err, PL_EUSAGE, "unknown command 'parlae %s %s'; subcommands: %s",
-				   argv[0], argv[1], subs.buf);
+			pl_err_set(&err, PL_EUSAGE, "unknown command 'parlae %s %s'; subcommands: %s", name,
+				   next, subs.buf);
 		pl_buf_release(&subs);
 		return cmd_fail(ctx, &err);
 	}

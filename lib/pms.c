@@ -599,25 +599,95 @@ out:
 	return r;
 }
 
-/* Step 5: the secret's JSON, wiped after use by the caller (pl_secret_release). */
-static void secret_blob(const struct keys *k, struct pl_secret *out)
+void pl_pms_keys_release(struct pl_pms_keys *k)
 {
-	char expiry[32];
-	json_t *o;
-	char *text;
+	pl_secret_release(&k->secret_key);
+	pl_secret_release(&k->request_key);
+	pl_secret_release(&k->refresh_key);
+	memset(k, 0, sizeof(*k));
+}
 
-	iso_utc(k->key.expires_at, expiry, sizeof(expiry));
-	o = json_pack("{s:s, s:s%, s:s%, s:s%, s:s, s:s, s:s}", "officeId", k->practice.office_id,
-		      "secretKey", (const char *)k->practice.secret_key.data, k->practice.secret_key.len,
-		      "requestKey", (const char *)k->key.request_key.data, k->key.request_key.len,
-		      "refreshKey", k->key.refresh_key.len ? (const char *)k->key.refresh_key.data : "",
-		      k->key.refresh_key.len, "tokenExpiry", expiry, "practiceName",
-		      k->practice.practice_name, "pmsType", k->practice.pms_type);
+static void secret_field(json_t *o, const char *key, struct pl_secret *out)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (json_is_string(v))
+		pl_secret_set(out, json_string_value(v), json_string_length(v));
+}
+
+static time_t parse_iso(const char *s)
+{
+	struct tm tm = {0};
+
+	if (!s || !strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		return 0;
+	return timegm(&tm);
+}
+
+int pl_pms_keys_read(struct pl_store *st, const char *account, struct pl_pms_keys *k,
+		     char *version, struct pl_err *err)
+{
+	struct pl_secret blob = PL_SECRET_INIT;
+	struct pl_buf name = PL_BUF_INIT;
+	struct pl_err perr = PL_ERR_INIT;
+	json_t *o = NULL;
+	char buf[64];
+	int r;
+
+	memset(k, 0, sizeof(*k));
+	pl_buf_addf(&name, PL_PMS_SECRET_PREFIX "%s", account);
+	r = pl_store_get(st, name.buf, NULL, &blob, version, err);
+	if (!r && pl_json_parse((const char *)blob.data, blob.len, blob.len + 1, 4, "secret", &o, &perr))
+		r = pl_err_set(err, PL_ECONFIG, "the secret %s is not what parlae stored", name.buf);
+	if (!r) {
+		pl_strlcpy(k->office_id, pl_json_text0(o, "officeId", buf, sizeof(buf)), sizeof(k->office_id));
+		secret_field(o, "secretKey", &k->secret_key);
+		secret_field(o, "requestKey", &k->request_key);
+		secret_field(o, "refreshKey", &k->refresh_key);
+		k->token_expiry = parse_iso(json_string_value(json_object_get(o, "tokenExpiry")));
+		pl_strlcpy(k->practice_name, pl_json_text0(o, "practiceName", buf, sizeof(buf)),
+			   sizeof(k->practice_name));
+		pl_strlcpy(k->pms_type, pl_json_text0(o, "pmsType", buf, sizeof(buf)), sizeof(k->pms_type));
+		if (!k->request_key.len)
+			r = pl_err_set(err, PL_ECONFIG, "the secret %s holds no request key", name.buf);
+	}
+	pl_json_wipe_decref(o);
+	pl_secret_release(&blob);
+	pl_buf_release(&name);
+	if (r)
+		pl_pms_keys_release(k);
+	return r;
+}
+
+static const char *sdata(const struct pl_secret *s)
+{
+	return s->len ? (const char *)s->data : "";
+}
+
+int pl_pms_keys_write(struct pl_store *st, const char *account, const struct pl_pms_keys *k,
+		      char *version, struct pl_err *err)
+{
+	struct pl_secret blob = PL_SECRET_INIT;
+	struct pl_buf name = PL_BUF_INIT;
+	char expiry[32], *text;
+	json_t *o;
+	int r;
+
+	iso_utc(k->token_expiry, expiry, sizeof(expiry));
+	o = json_pack("{s:s, s:s%, s:s%, s:s%, s:s, s:s, s:s}", "officeId", k->office_id, "secretKey",
+		      sdata(&k->secret_key), k->secret_key.len, "requestKey", sdata(&k->request_key),
+		      k->request_key.len, "refreshKey", sdata(&k->refresh_key), k->refresh_key.len,
+		      "tokenExpiry", expiry, "practiceName", k->practice_name, "pmsType", k->pms_type);
 	text = pl_json_dump(o);
-	pl_secret_set(out, text, strlen(text));
+	pl_secret_set(&blob, text, strlen(text));
 	explicit_bzero(text, strlen(text));
 	free(text);
 	pl_json_wipe_decref(o);
+	pl_buf_addf(&name, PL_PMS_SECRET_PREFIX "%s", account);
+	r = pl_store_put(st, name.buf, &blob, version, err);
+	pl_secret_release(&blob);
+	pl_buf_release(&name);
+	return r;
 }
 
 /* Step 6: ACTIVE with the reference, in the transaction that records the success. */
@@ -668,7 +738,7 @@ int pl_pms_callback(struct pl_session *s, const struct pl_pms_redirect *in,
 		    struct pl_pms_callback_res *res, struct pl_err *err)
 {
 	struct pl_audit_event ev = {NULL, "sikka.callback", "pms_integration", NULL, NULL};
-	struct pl_secret key = PL_SECRET_INIT, blob = PL_SECRET_INIT;
+	struct pl_secret key = PL_SECRET_INIT;
 	struct pl_buf ref = PL_BUF_INIT, meta = PL_BUF_INIT;
 	char version[PL_STORE_VERSION_MAX] = "";
 	struct pl_store *store = NULL;
@@ -713,10 +783,21 @@ int pl_pms_callback(struct pl_session *s, const struct pl_pms_redirect *in,
 	pl_strlcpy(res->pms_type, k.practice.pms_type, sizeof(res->pms_type));
 	/* Step 5: the secret first; a crash after this leaves a secret no ACTIVE row points at,
 	 * which the next attempt overwrites. */
-	secret_blob(&k, &blob);
-	if ((r = pl_store_open(s->cfg, &store, err)) ||
-	    (r = pl_store_put(store, ref.buf, &blob, version, err)))
-		goto out;
+	{
+		struct pl_pms_keys keys = {0};
+
+		pl_strlcpy(keys.office_id, k.practice.office_id, sizeof(keys.office_id));
+		keys.secret_key = k.practice.secret_key;
+		keys.request_key = k.key.request_key;
+		keys.refresh_key = k.key.refresh_key;
+		keys.token_expiry = k.key.expires_at;
+		pl_strlcpy(keys.practice_name, k.practice.practice_name, sizeof(keys.practice_name));
+		pl_strlcpy(keys.pms_type, k.practice.pms_type, sizeof(keys.pms_type));
+		/* keys borrows k's secrets: k releases them. */
+		if ((r = pl_store_open(s->cfg, &store, err)) ||
+		    (r = pl_pms_keys_write(store, st.account, &keys, version, err)))
+			goto out;
+	}
 	/* Step 6. */
 	{
 		json_t *m = json_pack("{s:s, s:s, s:s}", "officeId", k.practice.office_id, "pmsType",
@@ -738,7 +819,6 @@ out:
 		mark_failed(s, &ev, r, err->msg);
 	pl_store_close(store);
 	pl_secret_release(&key);
-	pl_secret_release(&blob);
 	pl_secret_release(&k.practice.secret_key);
 	pl_sikka_key_release(&k.key);
 	pl_buf_release(&ref);

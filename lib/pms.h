@@ -11,6 +11,7 @@
 
 #include "err.h"
 #include "session.h"
+#include "store.h"
 
 #define PL_PMS_SECRET_PREFIX "parlae/pms/sikka/"
 
@@ -73,6 +74,25 @@ struct pl_pms_callback_res {
 /* The contract's callback steps 1-6. res->account is set as soon as the state is trusted. */
 int pl_pms_callback(struct pl_session *s, const struct pl_pms_redirect *in,
 		    struct pl_pms_callback_res *res, struct pl_err *err);
+
+/* What the store keeps under parlae/pms/sikka/ACCOUNT (invariant 1: never the database). */
+struct pl_pms_keys {
+	char office_id[64];
+	struct pl_secret secret_key, request_key, refresh_key;
+	time_t token_expiry;
+	char practice_name[256];
+	char pms_type[128];
+};
+
+struct pl_store;
+
+/* Read the account's keys (current version, or PL_ENOTFOUND); version may be NULL. */
+int pl_pms_keys_read(struct pl_store *st, const char *account, struct pl_pms_keys *k,
+		     char *version, struct pl_err *err);
+/* Write them as a new version; version receives its id. */
+int pl_pms_keys_write(struct pl_store *st, const char *account, const struct pl_pms_keys *k,
+		      char *version, struct pl_err *err);
+void pl_pms_keys_release(struct pl_pms_keys *k);
 
 struct pl_pms_status {
 	char account[64];

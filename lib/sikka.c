@@ -291,3 +291,32 @@ int pl_sikka_request_key(struct pl_sikka *sk, enum pl_sikka_grant grant, const c
 	pl_json_wipe_decref(doc);
 	return 0;
 }
+
+int pl_sikka_data(struct pl_sikka *sk, const char *method, const char *path, const char *query,
+		  const char *body, const struct pl_secret *request_key, json_t **doc,
+		  struct pl_err *err)
+{
+	struct pl_buf header = PL_BUF_INIT;
+	const char *extra[2];
+	json_t *raw = NULL;
+	int r;
+
+	*doc = NULL;
+	pl_buf_adds(&header, "Request-Key: ");
+	pl_buf_add(&header, request_key->data, request_key->len);
+	extra[0] = header.buf;
+	extra[1] = NULL;
+	/* A POST creates a writeback: sending it twice could book twice. */
+	r = call(sk, method, path, query, body, extra, strcmp(method, "POST") != 0, &raw, err);
+	pl_buf_wipe(&header);
+	if (r)
+		return r;
+	*doc = json_incref(envelope(raw));
+	json_decref(raw);
+	return 0;
+}
+
+int pl_sikka_key_expired(const struct pl_sikka *sk)
+{
+	return !strcmp(sk->last_code, "API1025");
+}

@@ -6,6 +6,7 @@
 #ifndef PL_SIKKA_H
 #define PL_SIKKA_H
 
+#include <jansson.h>
 #include <time.h>
 
 #include "config.h"
@@ -60,6 +61,18 @@ int pl_sikka_request_key(struct pl_sikka *sk, enum pl_sikka_grant grant, const c
 			 const struct pl_secret *credential, struct pl_sikka_key *out,
 			 struct pl_err *err);
 void pl_sikka_key_release(struct pl_sikka_key *k);
+
+/*
+ * A data call with the practice's request key (GET with a query, or POST with a JSON body).
+ * *doc receives the answer's envelope (a new reference; NULL for an empty answer). An expired
+ * key is PL_EUPSTREAM with sk->last_code "API1025": callers refresh and retry once.
+ */
+int pl_sikka_data(struct pl_sikka *sk, const char *method, const char *path, const char *query,
+		  const char *body, const struct pl_secret *request_key, json_t **doc,
+		  struct pl_err *err);
+
+/* Whether the last error was Sikka's "request key expired". */
+int pl_sikka_key_expired(const struct pl_sikka *sk);
 
 /*
  * Turn a response into an error when it is one: 0 for 2xx, else the envelope's message and

@@ -51,10 +51,10 @@ pty() { "$PL_TOP/tests/helpers/pty-run" "$@"; }
 
 @test "history is kept in a 0600 file and never records secret-bearing lines" {
 	run pty --expect 'parlae> ' --send 'account list\n' --expect 'shelly' \
-		--send 'vapi tool invoke x --caller +15551234567\n' --expect 'unknown command' \
-		--send "status --code abc\n" --expect 'parlae> .*parlae> ' \
-		--send "x --args '{\"q\":1}'\n" --expect 'parlae> .*parlae> .*parlae> ' \
-		--send 'x --args @file.json\n' --expect 'parlae> .*parlae> .*parlae> .*parlae> ' \
+		--send 'vapi tool invoke x --caller +15551234567\n' --expect 'parlae> .*parlae> ' \
+		--send "status --code abc\n" --expect 'parlae> .*parlae> .*parlae> ' \
+		--send "x --args '{\"q\":1}'\n" --expect 'parlae> .*parlae> .*parlae> .*parlae> ' \
+		--send 'x --args @file.json\n' --expect 'parlae> .*parlae> .*parlae> .*parlae> .*parlae> ' \
 		--send 'exit\n' -- parlae shell
 	assert_success
 	hist=$XDG_STATE_HOME/parlae/history

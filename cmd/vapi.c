@@ -1,0 +1,318 @@
+/* parlae vapi phone add | phone list | tool invoke */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "../lib/buf.h"
+#include "../lib/http.h"
+#include "../lib/phone.h"
+#include "../lib/tools.h"
+#include "../lib/vapi.h"
+#include "../lib/banned.h"
+
+const struct option opts_vapi_phone_add[] = {
+	{"vapi-id", required_argument, NULL, 'i'},
+	{"number", required_argument, NULL, 'n'},
+	{"staff-forward", required_argument, NULL, 's'},
+	{"transfer", no_argument, NULL, 't'},
+	{NULL, 0, NULL, 0},
+};
+
+const struct option opts_vapi_phone_list[] = {
+	{"account", required_argument, NULL, 'a'},
+	{NULL, 0, NULL, 0},
+};
+
+const struct option opts_vapi_tool_invoke[] = {
+	{"account", required_argument, NULL, 'a'},
+	{"args", required_argument, NULL, 'A'},
+	{"call-id", required_argument, NULL, 'c'},
+	{"caller", required_argument, NULL, 'C'},
+	{"payload", required_argument, NULL, 'p'},
+	{"target", required_argument, NULL, 'T'},
+	{"auth", required_argument, NULL, 'u'},
+	{"expect", required_argument, NULL, 'e'},
+	{"as-of", required_argument, NULL, 'o'},
+	{NULL, 0, NULL, 0},
+};
+
+int cmd_vapi_phone_add(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct pl_phone p = {0};
+	struct pl_err err = PL_ERR_INIT;
+	int c;
+
+	while ((c = cmd_getopt(ctx, argc, argv)) != -1) {
+		switch (c) {
+		case 'i':
+			pl_strlcpy(p.vapi_id, optarg, sizeof(p.vapi_id));
+			break;
+		case 'n':
+			pl_strlcpy(p.number, optarg, sizeof(p.number));
+			break;
+		case 's':
+			pl_strlcpy(p.staff_forward, optarg, sizeof(p.staff_forward));
+			break;
+		case 't':
+			p.transfer_enabled = 1;
+			break;
+		default:
+			return PL_EUSAGE;
+		}
+	}
+	if (optind >= argc)
+		return cmd_usage_error(ctx, "missing ACCOUNT");
+	if (optind + 1 < argc)
+		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind + 1]);
+	if (!*p.vapi_id || !*p.number)
+		return cmd_usage_error(ctx, "--vapi-id and --number are required");
+	pl_strlcpy(p.account, argv[optind], sizeof(p.account));
+	if (pl_phone_add(&ctx->session, &p, &err))
+		return cmd_fail(ctx, &err);
+	if (ctx->json)
+		cmd_print_json(ctx, json_pack("{s:s, s:s, s:s, s:s?, s:b, s:b}", "vapiId", p.vapi_id,
+					      "account", p.account, "number", p.number, "staffForward",
+					      *p.staff_forward ? p.staff_forward : NULL,
+					      "transferEnabled", p.transfer_enabled, "dryRun", ctx->dry_run));
+	else
+		printf("%s %s → %s\n", ctx->dry_run ? "would register" : "registered", p.vapi_id, p.account);
+	return 0;
+}
+
+int cmd_vapi_phone_list(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	const char *account = NULL;
+	struct pl_err err = PL_ERR_INIT;
+	struct pl_phone *v;
+	struct cmd_table t;
+	size_t n;
+	int c;
+
+	while ((c = cmd_getopt(ctx, argc, argv)) != -1) {
+		if (c != 'a')
+			return PL_EUSAGE;
+		account = optarg;
+	}
+	if (optind < argc)
+		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
+	if (pl_phone_list(&ctx->session, account, &v, &n, &err))
+		return cmd_fail(ctx, &err);
+	if (ctx->json) {
+		json_t *a = json_array();
+
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s?, s:b}", "vapiId", v[i].vapi_id,
+							   "account", v[i].account, "number", v[i].number,
+							   "staffForward", *v[i].staff_forward ? v[i].staff_forward : NULL,
+							   "transferEnabled", v[i].transfer_enabled));
+		cmd_print_json(ctx, a);
+	} else {
+		cmd_table_init(&t, 5, "VAPI ID", "ACCOUNT", "NUMBER", "STAFF", "TRANSFER");
+		for (size_t i = 0; i < n; i++)
+			cmd_table_row(&t, v[i].vapi_id, v[i].account, v[i].number,
+				      *v[i].staff_forward ? v[i].staff_forward : NULL,
+				      v[i].transfer_enabled ? "yes" : "no");
+		cmd_table_print(ctx, &t);
+		cmd_table_release(&t);
+	}
+	free(v);
+	return 0;
+}
+
+/* FILE, or - for stdin; at most 1 MiB (a larger payload is bad input, not a crash). */
+static int read_input(const char *path, struct pl_buf *out, struct pl_err *err)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+	char chunk[8192];
+	size_t n;
+	int r = 0;
+
+	if (!f)
+		return pl_err_set(err, PL_EUSAGE, "cannot open %s: %s", path, strerror(errno));
+	pl_buf_init(out, PL_VAPI_MAX_BODY);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		if (pl_buf_add(out, chunk, n) < 0) {
+			r = pl_err_set(err, PL_EBADINPUT, "%s is larger than 1 MiB", path);
+			break;
+		}
+	}
+	if (!r && ferror(f))
+		r = pl_err_set(err, PL_EUSAGE, "cannot read %s", path);
+	if (f != stdin)
+		fclose(f);
+	return r;
+}
+
+struct invoke {
+	const char *tool, *account, *args, *call_id, *caller, *payload, *target, *expect;
+	enum pl_vapi_auth auth;
+	int as_of_payload;
+};
+
+/* With --expect, the response is compared with a saved one: 1 and the differences if unlike. */
+static int check_expect(struct cmd_ctx *ctx, const char *path, const char *actual, size_t len)
+{
+	struct pl_buf want = PL_BUF_INIT, diff = PL_BUF_INIT;
+	struct pl_err err = PL_ERR_INIT;
+	int r;
+
+	if ((r = read_input(path, &want, &err)))
+		return cmd_fail(ctx, &err);
+	r = pl_vapi_compare(want.buf, want.len, actual, len, &diff, &err);
+	if (r < 0)
+		r = cmd_fail(ctx, &err);
+	else if (r)
+		fprintf(stderr, "parlae: the response differs from %s:\n%s", path, diff.buf);
+	pl_buf_release(&want);
+	pl_buf_release(&diff);
+	return r ? (r < 0 ? -r : PL_ENO) : 0;
+}
+
+static int send_to_target(struct cmd_ctx *ctx, const struct invoke *iv, const struct pl_buf *body)
+{
+	struct pl_http_resp resp;
+	struct pl_err err = PL_ERR_INIT;
+	int r;
+
+	r = pl_vapi_post(&ctx->cfg, iv->target, iv->auth, body->buf, body->len, &resp, &err);
+	if (resp.status)
+		cmd_note(ctx, "HTTP %ld in %.0f ms", resp.status, resp.seconds * 1000);
+	if (!r) {
+		fwrite(resp.body.buf, 1, resp.body.len, stdout);
+		if (resp.body.len && resp.body.buf[resp.body.len - 1] != '\n')
+			putchar('\n');
+		if (iv->expect)
+			r = check_expect(ctx, iv->expect, resp.body.buf, resp.body.len);
+	} else {
+		r = cmd_fail(ctx, &err);
+	}
+	pl_http_resp_release(&resp);
+	return r;
+}
+
+static int run_local(struct cmd_ctx *ctx, const struct invoke *iv, struct pl_vapi_msg *m)
+{
+	struct pl_tools_req req = {iv->account, iv->caller, !iv->payload && !iv->caller, iv->call_id,
+				   iv->as_of_payload};
+	struct pl_vapi_outcome *out;
+	struct pl_err err = PL_ERR_INIT;
+	char account[64];
+	json_t *reply;
+	char *text;
+	int r;
+
+	if (!m->ncalls) {
+		if (!strcmp(m->type, "end-of-call-report")) {
+			if (pl_tools_end_call(&ctx->session, m, &err))
+				return cmd_fail(ctx, &err);
+			cmd_note(ctx, "closed the log of call %s", m->call_id);
+			return 0;
+		}
+		cmd_note(ctx, "skipped a '%s' message: it carries no tool call", m->type);
+		return 0;
+	}
+	out = pl_xcalloc(m->ncalls, sizeof(*out));
+	if ((r = pl_tools_run(&ctx->session, &req, m, out, account, sizeof(account), &err))) {
+		free(out);
+		return cmd_fail(ctx, &err);
+	}
+	reply = pl_vapi_reply(m, out);
+	text = json_dumps(reply, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	puts(text);
+	r = pl_vapi_status(out, m->ncalls);
+	if (iv->expect) {
+		int e = check_expect(ctx, iv->expect, text, strlen(text));
+
+		r = e ? e : r;
+	}
+	free(text);
+	json_decref(reply);
+	pl_vapi_outcomes_release(out, m->ncalls);
+	free(out);
+	return r;
+}
+
+static int parse_auth(const char *s, enum pl_vapi_auth *out)
+{
+	if (!strcmp(s, "secret"))
+		*out = PL_VAPI_AUTH_SECRET;
+	else if (!strcmp(s, "hmac"))
+		*out = PL_VAPI_AUTH_HMAC;
+	else if (!strcmp(s, "bearer"))
+		*out = PL_VAPI_AUTH_BEARER;
+	else
+		return -1;
+	return 0;
+}
+
+int cmd_vapi_tool_invoke(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct invoke iv = {0};
+	struct pl_vapi_msg m;
+	struct pl_buf input = PL_BUF_INIT;
+	struct pl_err err = PL_ERR_INIT;
+	int c, r;
+
+	while ((c = cmd_getopt(ctx, argc, argv)) != -1) {
+		switch (c) {
+		case 'a': iv.account = optarg; break;
+		case 'A': iv.args = optarg; break;
+		case 'c': iv.call_id = optarg; break;
+		case 'C': iv.caller = optarg; break;
+		case 'p': iv.payload = optarg; break;
+		case 'T': iv.target = optarg; break;
+		case 'e': iv.expect = optarg; break;
+		case 'u':
+			if (parse_auth(optarg, &iv.auth) < 0)
+				return cmd_usage_error(ctx, "--auth is secret, hmac or bearer, not '%s'", optarg);
+			break;
+		case 'o':
+			if (strcmp(optarg, "now") && strcmp(optarg, "payload"))
+				return cmd_usage_error(ctx, "--as-of is now or payload, not '%s'", optarg);
+			iv.as_of_payload = !strcmp(optarg, "payload");
+			break;
+		default:
+			return PL_EUSAGE;
+		}
+	}
+	if (optind + 1 < argc)
+		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind + 1]);
+	iv.tool = optind < argc ? argv[optind] : NULL;
+	if (!iv.tool == !iv.payload)
+		return cmd_usage_error(ctx, "give a TOOL, or --payload FILE");
+	if (iv.tool && (iv.target || iv.as_of_payload))
+		return cmd_usage_error(ctx, "--target and --as-of go with --payload");
+	if (iv.payload && (iv.args || iv.caller))
+		return cmd_usage_error(ctx, "--args and --caller go with a TOOL; a payload carries its own");
+	if (iv.payload) {
+		if ((r = read_input(iv.payload, &input, &err)))
+			goto fail;
+		if (iv.target) {
+			r = send_to_target(ctx, &iv, &input);
+			goto out;
+		}
+		r = pl_vapi_parse(input.buf, input.len, &m, &err);
+	} else {
+		if (iv.args && iv.args[0] == '@') {
+			if ((r = read_input(iv.args + 1, &input, &err)))
+				goto fail;
+		} else if (iv.args && !strcmp(iv.args, "-")) {
+			if ((r = read_input("-", &input, &err)))
+				goto fail;
+		} else if (iv.args) {
+			pl_buf_adds(&input, iv.args);
+		}
+		r = pl_vapi_direct(iv.tool, iv.args ? input.buf : NULL, input.len, &m, &err);
+	}
+	if (r)
+		goto fail;
+	r = run_local(ctx, &iv, &m);
+	pl_vapi_msg_release(&m);
+	goto out;
+fail:
+	r = cmd_fail(ctx, &err);
+out:
+	pl_buf_release(&input);
+	return r;
+}
