@@ -44,3 +44,27 @@ fake() { # PATH JSON
 	curl -sS --fail-with-body -X POST -H 'Content-Type: application/json' --data "$2" "$FAKE_SIKKA/__fake/$1"
 }
 fake_get() { curl -sS --fail-with-body "$FAKE_SIKKA/__fake/$1"; }
+
+# start_twilio DIR: exports TWILIO_API_URL, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER, FAKE_TWILIO.
+start_twilio() {
+	start_fake twilio "$1" --account-sid AC0123456789abcdef0123456789abcdef --auth-token sekrit-twilio-token-5a4b && twilio_env "$1"
+}
+twilio_env() {
+	export FAKE_TWILIO=http://127.0.0.1:$(cat "$1/twilio.port")
+	export TWILIO_API_URL=$FAKE_TWILIO TWILIO_ACCOUNT_SID=AC0123456789abcdef0123456789abcdef
+	export TWILIO_AUTH_TOKEN=sekrit-twilio-token-5a4b TWILIO_FROM_NUMBER=+15550009999
+}
+stop_twilio() { stop_fake twilio "$1"; }
+twilio_fake() { curl -sS --fail-with-body -X POST -H 'Content-Type: application/json' --data "$2" "$FAKE_TWILIO/__fake/$1"; }
+twilio_get() { curl -sS --fail-with-body "$FAKE_TWILIO/__fake/$1"; }
+
+# start_target DIR: a fake deployed backend; exports FAKE_TARGET and VAPI_WEBHOOK_SECRET.
+start_target() {
+	start_fake vapi_target "$1" --auth secret --secret sekrit-vapi-webhook-77aa && target_env "$1"
+}
+target_env() {
+	export FAKE_TARGET=http://127.0.0.1:$(cat "$1/vapi_target.port")
+	export VAPI_WEBHOOK_SECRET=sekrit-vapi-webhook-77aa
+}
+stop_target() { stop_fake vapi_target "$1"; }
+target_fake() { curl -sS --fail-with-body -X POST -H 'Content-Type: application/json' --data "$2" "$FAKE_TARGET/__fake/$1"; }
