@@ -122,6 +122,7 @@ int cmd_sikka_callback(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_vapi_phone_add(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_vapi_phone_list(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_vapi_tool_invoke(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_vapi_replay(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_secrets_list(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_complete_main(struct cmd_ctx *ctx, int argc, char **argv);
 
@@ -133,5 +134,6 @@ extern const struct option opts_sikka_callback[];
 extern const struct option opts_vapi_phone_add[];
 extern const struct option opts_vapi_phone_list[];
 extern const struct option opts_vapi_tool_invoke[];
+extern const struct option opts_vapi_replay[];
 
 #endif

@@ -24,6 +24,7 @@ int cmd_use_color(const struct cmd_ctx *ctx, FILE *f)
 
 static void print_error(struct cmd_ctx *ctx, int code, const char *msg, const char *hint)
 {
+	fflush(stdout);
 	if (ctx->json) {
 		json_t *e = json_pack("{s:{s:s, s:s, s:s?}}", "error", "code", pl_err_name(code),
 				      "message", msg, "hint", hint && *hint ? hint : NULL);
@@ -74,6 +75,7 @@ void cmd_note(struct cmd_ctx *ctx, const char *fmt, ...)
 
 	if (ctx->verbosity < 0 || ctx->json)
 		return;
+	fflush(stdout); /* keep data and notes in order when both go to one pipe */
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);

@@ -2,11 +2,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "../lib/buf.h"
 #include "../lib/http.h"
 #include "../lib/phone.h"
+#include "../lib/replay.h"
 #include "../lib/tools.h"
 #include "../lib/vapi.h"
 #include "../lib/banned.h"
@@ -315,4 +317,92 @@ fail:
 out:
 	pl_buf_release(&input);
 	return r;
+}
+
+const struct option opts_vapi_replay[] = {
+	{"target", required_argument, NULL, 'T'},
+	{"auth", required_argument, NULL, 'u'},
+	{"concurrency", required_argument, NULL, 'c'},
+	{NULL, 0, NULL, 0},
+};
+
+struct replay_ui {
+	int bar;	 /* a progress bar on stderr (a TTY) */
+	size_t failures; /* shown one per line, the first 20 */
+};
+
+static void on_progress(size_t done, size_t total, void *arg)
+{
+	struct replay_ui *ui = arg;
+	int width = 30, filled = total ? (int)(done * (size_t)width / total) : width;
+
+	if (!ui->bar || (done != total && done % 16))
+		return;
+	fprintf(stderr, "\r[%.*s%*s] %zu/%zu", filled, "##############################", width - filled,
+		"", done, total);
+	if (done == total)
+		fputc('\n', stderr);
+}
+
+static void on_failure(const char *source, const char *why, void *arg)
+{
+	struct replay_ui *ui = arg;
+
+	if (ui->failures++ < 20) {
+		if (ui->bar)
+			fputc('\r', stderr);
+		fprintf(stderr, "parlae: %s: %s\n", source, why);
+	}
+}
+
+int cmd_vapi_replay(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct pl_replay_req req = {0};
+	struct pl_replay_summary sum;
+	struct pl_err err = PL_ERR_INIT;
+	struct replay_ui ui = {0};
+	char *end;
+	int c;
+
+	req.concurrency = 8;
+	while ((c = cmd_getopt(ctx, argc, argv)) != -1) {
+		switch (c) {
+		case 'T':
+			req.target = optarg;
+			break;
+		case 'u':
+			if (parse_auth(optarg, &req.auth) < 0)
+				return cmd_usage_error(ctx, "--auth is secret, hmac or bearer, not '%s'", optarg);
+			break;
+		case 'c':
+			req.concurrency = (int)strtol(optarg, &end, 10);
+			if (*end || req.concurrency < 1 || req.concurrency > 256)
+				return cmd_usage_error(ctx, "--concurrency must be 1 to 256");
+			break;
+		default:
+			return PL_EUSAGE;
+		}
+	}
+	if (optind >= argc)
+		return cmd_usage_error(ctx, "give at least one FILE or DIR");
+	req.paths = (const char *const *)argv + optind;
+	req.npaths = (size_t)(argc - optind);
+	ui.bar = isatty(STDERR_FILENO) && ctx->verbosity >= 0 && !ctx->json;
+	req.progress = on_progress;
+	req.failure = on_failure;
+	req.arg = &ui;
+	if (pl_replay(&ctx->session, &req, &sum, &err))
+		return cmd_fail(ctx, &err);
+	if (ctx->json)
+		cmd_print_json(ctx, json_pack("{s:I, s:I, s:I, s:I, s:f, s:{s:f, s:f, s:f}}", "total",
+					      (json_int_t)sum.total, "ok", (json_int_t)sum.ok, "failed",
+					      (json_int_t)sum.failed, "skipped", (json_int_t)sum.skipped,
+					      "seconds", sum.seconds, "latencyMs", "p50", sum.p50_ms,
+					      "p95", sum.p95_ms, "p99", sum.p99_ms));
+	else
+		printf("replayed %zu message%s in %.2f s: %zu ok, %zu failed, %zu skipped; "
+		       "latency p50 %.1f ms, p95 %.1f ms, p99 %.1f ms\n",
+		       sum.total, sum.total == 1 ? "" : "s", sum.seconds, sum.ok, sum.failed, sum.skipped,
+		       sum.p50_ms, sum.p95_ms, sum.p99_ms);
+	return sum.failed ? PL_EPARTIAL : 0;
 }

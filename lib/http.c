@@ -283,6 +283,37 @@ static int retryable_status(long status, int idempotent)
 	return idempotent && status >= 500;
 }
 
+/* Everything a transfer needs, for one easy handle (also those of a multi batch). */
+static void setup_easy(struct pl_http *h, CURL *c, const struct pl_http_req *req,
+		       struct curl_slist *headers, struct sink *sink, struct retry_hint *hint,
+		       char *errbuf)
+{
+	curl_easy_setopt(c, CURLOPT_URL, req->url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+	if (h->ca_bundle)
+		curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_bundle);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, hint);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "parlae");
+	if (!strcmp(req->method, "POST")) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)(req->body ? req->body_len : 0));
+	} else if (strcmp(req->method, "GET")) {
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
+	}
+}
+
 int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_http_resp *resp,
 		 struct pl_err *err)
 {
@@ -303,29 +334,7 @@ int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_htt
 		curl_easy_reset(c);
 		pl_buf_reset(&resp->body);
 		errbuf[0] = '\0';
-		curl_easy_setopt(c, CURLOPT_URL, req->url);
-		curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
-		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-		if (h->ca_bundle)
-			curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_bundle);
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-		curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
-		curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-		curl_easy_setopt(c, CURLOPT_HEADERDATA, &hint);
-		curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-		curl_easy_setopt(c, CURLOPT_USERAGENT, "parlae");
-		if (!strcmp(req->method, "POST")) {
-			curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
-			curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-					 (curl_off_t)(req->body ? req->body_len : 0));
-		} else if (strcmp(req->method, "GET")) {
-			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
-		}
+		setup_easy(h, c, req, headers, &sink, &hint, errbuf);
 		trace_request(req, attempt);
 		rc = curl_easy_perform(c);
 		resp->attempts = attempt + 1;
@@ -355,5 +364,119 @@ int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_htt
 			   errbuf[0] ? errbuf : curl_easy_strerror(rc), attempt + 1, attempt ? "s" : "");
 		return pl_err_hint(err, "check the network and the %s URL, then retry", req->peer);
 	}
+	return 0;
+}
+
+/* --- many requests in flight from one process ---------------------------------------------- */
+
+struct slot {
+	CURL *easy;
+	struct curl_slist *headers;
+	struct sink sink;
+	struct retry_hint hint;
+	char errbuf[CURL_ERROR_SIZE];
+	struct pl_http_job *job;
+	struct pl_http_job storage;
+	int busy;
+};
+
+static void start_slot(struct pl_http *h, CURLM *multi, struct slot *s)
+{
+	struct pl_http_job *job = s->job;
+
+	s->headers = NULL;
+	for (const char *const *p = job->req.headers; p && *p; p++)
+		s->headers = curl_slist_append(s->headers, *p);
+	memset(&job->resp, 0, sizeof(job->resp));
+	pl_buf_init(&job->resp.body, h->max_body);
+	s->sink.body = &job->resp.body;
+	s->sink.overflow = 0;
+	s->hint.after_ms = -1;
+	s->errbuf[0] = '\0';
+	curl_easy_reset(s->easy);
+	setup_easy(h, s->easy, &job->req, s->headers, &s->sink, &s->hint, s->errbuf);
+	curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s); /* after the reset, which clears it */
+	trace_request(&job->req, 0);
+	curl_multi_add_handle(multi, s->easy);
+}
+
+static void finish_slot(struct pl_http *h, struct slot *s, CURLcode rc)
+{
+	struct pl_http_job *job = s->job;
+
+	job->resp.attempts = 1;
+	curl_easy_getinfo(s->easy, CURLINFO_TOTAL_TIME, &job->resp.seconds);
+	pl_err_clear(&job->err);
+	job->code = 0;
+	if (s->sink.overflow) {
+		job->code = pl_err_set(&job->err, PL_EUPSTREAM, "%s sent a response larger than %zu bytes",
+				       job->req.peer, h->max_body);
+	} else if (rc != CURLE_OK) {
+		job->code = pl_err_set(&job->err, PL_EUPSTREAM, "%s %s: %s", job->req.peer,
+				       rc == CURLE_OPERATION_TIMEDOUT ? "timed out" : "unreachable",
+				       s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
+	} else {
+		curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &job->resp.status);
+		trace_response(&job->resp);
+	}
+	curl_slist_free_all(s->headers);
+	s->headers = NULL;
+}
+
+int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_job *, void *),
+		void (*done)(struct pl_http_job *, void *), void *arg)
+{
+	CURLM *multi = curl_multi_init();
+	struct slot *slots;
+	int running = 0, more = 1, active = 0;
+
+	if (!multi)
+		return PL_EINTERNAL;
+	if (concurrency < 1)
+		concurrency = 1;
+	slots = pl_xcalloc((size_t)concurrency, sizeof(*slots));
+	for (int i = 0; i < concurrency; i++) {
+		slots[i].easy = curl_easy_init();
+		slots[i].job = &slots[i].storage;
+	}
+	curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)concurrency);
+	for (;;) {
+		CURLMsg *msg;
+		int left;
+
+		for (int i = 0; i < concurrency && more; i++) {
+			if (slots[i].busy)
+				continue;
+			memset(slots[i].job, 0, sizeof(*slots[i].job));
+			if (!next(slots[i].job, arg)) {
+				more = 0;
+				break;
+			}
+			start_slot(h, multi, &slots[i]);
+			slots[i].busy = 1;
+			active++;
+		}
+		if (!active)
+			break;
+		curl_multi_perform(multi, &running);
+		while ((msg = curl_multi_info_read(multi, &left))) {
+			struct slot *s;
+
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+			curl_multi_remove_handle(multi, s->easy);
+			finish_slot(h, s, msg->data.result);
+			s->busy = 0;
+			active--;
+			done(s->job, arg);
+		}
+		if (active)
+			curl_multi_poll(multi, NULL, 0, 100, NULL);
+	}
+	for (int i = 0; i < concurrency; i++)
+		curl_easy_cleanup(slots[i].easy);
+	free(slots);
+	curl_multi_cleanup(multi);
 	return 0;
 }

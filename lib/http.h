@@ -55,6 +55,23 @@ int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_htt
 		 struct pl_err *err);
 void pl_http_resp_release(struct pl_http_resp *resp);
 
+/* One request of a batch, with its answer or its transport failure. */
+struct pl_http_job {
+	struct pl_http_req req; /* filled by next(); its strings belong to the caller */
+	struct pl_http_resp resp;
+	int code; /* 0 when an answer came (any status), else PL_EUPSTREAM with err */
+	struct pl_err err;
+	void *user; /* the caller's, carried from next() to done() */
+};
+
+/*
+ * Many requests in flight at once through a curl multi handle: next() fills a job (return 0
+ * when there are no more), done() receives each finished job (release job->resp there) while
+ * the others are still running. No retries: batch callers decide what to resend.
+ */
+int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_job *, void *),
+		void (*done)(struct pl_http_job *, void *), void *arg);
+
 /* Percent-encode s for a query string; the caller frees the result. */
 char *pl_http_escape(const char *s);
 

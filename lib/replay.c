@@ -1,0 +1,319 @@
+#include "replay.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "buf.h"
+#include "http.h"
+#include "tools.h"
+#include "banned.h"
+
+struct item {
+	char *source; /* "dir/file.json" or "file.jsonl:12" */
+	char *body;
+	size_t len;
+	double ms;
+	int outcome; /* 0 ok, 1 failed, 2 skipped */
+};
+
+struct items {
+	struct item *v;
+	size_t n, alloc;
+};
+
+static void push(struct items *l, const char *source, const char *body, size_t len)
+{
+	if (l->n == l->alloc) {
+		l->alloc = l->alloc ? l->alloc * 2 : 64;
+		l->v = pl_xrealloc(l->v, l->alloc * sizeof(*l->v));
+	}
+	memset(&l->v[l->n], 0, sizeof(l->v[0]));
+	l->v[l->n].source = pl_xstrdup(source);
+	l->v[l->n].body = pl_xstrndup(body, len);
+	l->v[l->n].len = len;
+	l->n++;
+}
+
+static int has_suffix(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+
+	return a >= b && !strcmp(s + a - b, suffix);
+}
+
+static int read_whole(const char *path, struct pl_buf *out, struct pl_err *err)
+{
+	FILE *f = fopen(path, "rb");
+	char chunk[65536];
+	size_t n;
+
+	if (!f)
+		return pl_err_set(err, PL_EUSAGE, "cannot open %s: %s", path, strerror(errno));
+	pl_buf_init(out, (size_t)256 << 20);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		if (pl_buf_add(out, chunk, n) < 0) {
+			fclose(f);
+			return pl_err_set(err, PL_EBADINPUT, "%s is larger than 256 MiB", path);
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
+static int load_file(const char *path, struct items *l, struct pl_err *err)
+{
+	struct pl_buf text = PL_BUF_INIT;
+	int r;
+
+	if ((r = read_whole(path, &text, err)))
+		return r;
+	if (has_suffix(path, ".jsonl") || has_suffix(path, ".ndjson")) {
+		char label[4200];
+		size_t lineno = 0;
+
+		for (char *p = text.buf, *nl; *p; p = nl ? nl + 1 : p + strlen(p)) {
+			nl = strchr(p, '\n');
+			lineno++;
+			if (strspn(p, " \t\r") == (size_t)((nl ? nl : p + strlen(p)) - p))
+				continue;
+			snprintf(label, sizeof(label), "%s:%zu", path, lineno);
+			push(l, label, p, nl ? (size_t)(nl - p) : strlen(p));
+			if (!nl)
+				break;
+		}
+	} else {
+		push(l, path, text.buf, text.len);
+	}
+	pl_buf_release(&text);
+	return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int load_path(const char *path, struct items *l, struct pl_err *err)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *e;
+	char **names = NULL;
+	size_t n = 0, alloc = 0;
+	int r = 0;
+
+	if (stat(path, &st) < 0)
+		return pl_err_set(err, PL_EUSAGE, "cannot read %s: %s", path, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return load_file(path, l, err);
+	if (!(d = opendir(path)))
+		return pl_err_set(err, PL_EUSAGE, "cannot read %s: %s", path, strerror(errno));
+	while ((e = readdir(d))) {
+		struct pl_buf full = PL_BUF_INIT;
+
+		/* In a directory only messages count: a README beside them is not one. */
+		if (e->d_name[0] == '.' || !(has_suffix(e->d_name, ".json") ||
+					     has_suffix(e->d_name, ".jsonl") ||
+					     has_suffix(e->d_name, ".ndjson")))
+			continue;
+		pl_buf_addf(&full, "%s/%s", path, e->d_name);
+		if (stat(full.buf, &st) == 0 && S_ISREG(st.st_mode)) {
+			if (n == alloc) {
+				alloc = alloc ? alloc * 2 : 32;
+				names = pl_xrealloc(names, alloc * sizeof(*names));
+			}
+			names[n++] = pl_buf_detach(&full, NULL);
+		}
+		pl_buf_release(&full);
+	}
+	closedir(d);
+	qsort(names, n, sizeof(*names), by_name);
+	for (size_t i = 0; i < n; i++) {
+		if (!r)
+			r = load_file(names[i], l, err);
+		free(names[i]);
+	}
+	free(names);
+	return r;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void fail(const struct pl_replay_req *req, struct item *it, const char *why)
+{
+	it->outcome = 1;
+	if (req->failure)
+		req->failure(it->source, why, req->arg);
+}
+
+/* Locally: tool calls through the handlers, an end-of-call-report closes its log. */
+static void run_local(struct pl_session *s, const struct pl_replay_req *req, struct item *it)
+{
+	struct pl_tools_req treq = {0};
+	struct pl_vapi_msg m;
+	struct pl_err err = PL_ERR_INIT;
+	double start = now_ms();
+	char account[64];
+
+	if (pl_vapi_parse(it->body, it->len, &m, &err)) {
+		fail(req, it, err.msg);
+	} else if (m.ncalls) {
+		struct pl_vapi_outcome *out = pl_xcalloc(m.ncalls, sizeof(*out));
+
+		if (pl_tools_run(s, &treq, &m, out, account, sizeof(account), &err))
+			fail(req, it, err.msg);
+		else if (pl_vapi_status(out, m.ncalls))
+			fail(req, it, "a tool call ended in an error");
+		pl_vapi_outcomes_release(out, m.ncalls);
+		free(out);
+	} else if (!strcmp(m.type, "end-of-call-report")) {
+		if (pl_tools_end_call(s, &m, &err))
+			fail(req, it, err.msg);
+	} else {
+		it->outcome = 2;
+	}
+	pl_vapi_msg_release(&m);
+	it->ms = now_ms() - start;
+}
+
+struct send_state {
+	const struct pl_replay_req *req;
+	const char *secret;
+	struct items *items;
+	size_t next, done;
+};
+
+static int next_job(struct pl_http_job *job, void *arg)
+{
+	struct send_state *st = arg;
+	struct item *it;
+
+	if (st->next >= st->items->n)
+		return 0;
+	it = &st->items->v[st->next++];
+	job->req.method = "POST";
+	job->req.url = st->req->target;
+	/* hmac is signed now, as the request leaves */
+	job->req.headers = (const char *const *)pl_vapi_auth_headers(st->req->auth, st->secret,
+								      it->body, it->len);
+	job->req.body = it->body;
+	job->req.body_len = it->len;
+	job->req.peer = "the target";
+	job->user = it;
+	return 1;
+}
+
+static void job_done(struct pl_http_job *job, void *arg)
+{
+	struct send_state *st = arg;
+	struct item *it = job->user;
+	char why[96];
+
+	it->ms = job->resp.seconds * 1000;
+	if (job->code) {
+		fail(st->req, it, job->err.msg);
+	} else if (job->resp.status != 200) {
+		snprintf(why, sizeof(why), "the target answered HTTP %ld", job->resp.status);
+		fail(st->req, it, why);
+	}
+	pl_vapi_headers_free((char **)job->req.headers);
+	pl_http_resp_release(&job->resp);
+	st->done++;
+	if (st->req->progress)
+		st->req->progress(st->done, st->items->n, st->req->arg);
+}
+
+static int by_ms(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double percentile(const double *sorted, size_t n, double p)
+{
+	size_t i;
+
+	if (!n)
+		return 0;
+	i = (size_t)(p * (double)(n - 1) + 0.5);
+	return sorted[i < n ? i : n - 1];
+}
+
+int pl_replay(struct pl_session *s, const struct pl_replay_req *req,
+	      struct pl_replay_summary *sum, struct pl_err *err)
+{
+	struct items items = {0};
+	double start, *lat;
+	size_t nlat = 0;
+	int r = 0;
+
+	memset(sum, 0, sizeof(*sum));
+	for (size_t i = 0; i < req->npaths && !r; i++)
+		r = load_path(req->paths[i], &items, err);
+	if (r)
+		goto out;
+	start = now_ms();
+	if (req->target) {
+		struct pl_http http;
+		struct send_state st = {req, pl_config_get(s->cfg, "VAPI_WEBHOOK_SECRET"), &items, 0, 0};
+
+		if (!st.secret) {
+			r = pl_err_set(err, PL_ECONFIG, "VAPI_WEBHOOK_SECRET is not set");
+			pl_err_hint(err, "export the secret the backend expects from Vapi");
+			goto out;
+		}
+		if ((r = pl_http_init(&http, s->cfg, err)))
+			goto out;
+		r = pl_http_run(&http, req->concurrency, next_job, job_done, &st);
+		pl_http_release(&http);
+		if (r) {
+			r = pl_err_set(err, PL_EINTERNAL, "cannot start the transfers");
+			goto out;
+		}
+	} else {
+		for (size_t i = 0; i < items.n; i++) {
+			run_local(s, req, &items.v[i]);
+			if (req->progress)
+				req->progress(i + 1, items.n, req->arg);
+		}
+	}
+	sum->seconds = (now_ms() - start) / 1000;
+	lat = pl_xcalloc(items.n + 1, sizeof(*lat));
+	for (size_t i = 0; i < items.n; i++) {
+		struct item *it = &items.v[i];
+
+		sum->total++;
+		if (it->outcome == 0)
+			sum->ok++;
+		else if (it->outcome == 1)
+			sum->failed++;
+		else
+			sum->skipped++;
+		if (it->outcome != 2)
+			lat[nlat++] = it->ms;
+	}
+	qsort(lat, nlat, sizeof(*lat), by_ms);
+	sum->p50_ms = percentile(lat, nlat, 0.50);
+	sum->p95_ms = percentile(lat, nlat, 0.95);
+	sum->p99_ms = percentile(lat, nlat, 0.99);
+	free(lat);
+out:
+	for (size_t i = 0; i < items.n; i++) {
+		free(items.v[i].source);
+		free(items.v[i].body);
+	}
+	free(items.v);
+	return r;
+}

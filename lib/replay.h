@@ -1,0 +1,36 @@
+/*
+ * vapi replay: many recorded Vapi messages (files, directories in name order, JSON Lines),
+ * run through parlae's own handlers or sent to a deployed backend with many in flight.
+ */
+#ifndef PL_REPLAY_H
+#define PL_REPLAY_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "session.h"
+#include "vapi.h"
+
+struct pl_replay_req {
+	const char *const *paths;
+	size_t npaths;
+	const char *target; /* NULL: local handlers */
+	enum pl_vapi_auth auth;
+	int concurrency;
+	void (*progress)(size_t done, size_t total, void *arg);
+	void *arg;
+	/* Each failure, as it happens: where it came from and why (no payload content). */
+	void (*failure)(const char *source, const char *why, void *arg);
+};
+
+struct pl_replay_summary {
+	size_t total, ok, failed, skipped;
+	double seconds;
+	double p50_ms, p95_ms, p99_ms;
+};
+
+/* PL_EUSAGE/PL_EBADINPUT when the inputs cannot be read; otherwise 0 and the summary. */
+int pl_replay(struct pl_session *s, const struct pl_replay_req *req,
+	      struct pl_replay_summary *sum, struct pl_err *err);
+
+#endif

@@ -1,0 +1,66 @@
+#!/usr/bin/env bats
+# vapi replay: directories in name order, JSON Lines, locally or to a target, with a summary.
+bats_require_minimum_version 1.5.0
+load helpers/common
+load helpers/fakes
+load helpers/vapi
+
+FIX=$BATS_TEST_DIRNAME/fixtures/vapi
+
+setup_file() { vapi_setup_file; }
+teardown_file() { vapi_teardown_file; }
+setup() { vapi_setup; }
+
+@test "replaying the fixtures directory locally: counts by outcome, failures named, exit 9" {
+	run --separate-stderr parlae vapi replay "$FIX" --json
+	assert_equal "$status" 9
+	# In name order the end-of-call-report comes before its call was logged, and one file is truncated.
+	assert_equal "$(jq -c '[.total, .ok, .failed, .skipped]' <<<"$output")" '[8,6,2,0]'
+	assert_regex "$stderr" "end-of-call-report.json: no call log for call"
+	assert_regex "$stderr" "malformed-truncated.json: the payload is not valid JSON"
+	assert_equal "$(sql "SELECT count(*) FROM vapi_call_logs WHERE call_id LIKE '9d2c1a8e-%'")" "6"
+}
+
+@test "a JSON Lines file is one message per line; an end-of-call-report after its call closes it" {
+	{
+		jq -c '.message.call.id = "jl-1"' "$FIX/tool-calls-check-availability.json"
+		echo
+		jq -c '.message.call.id = "jl-1" | .message.toolCallList[0].id = "x2"' "$FIX/tool-calls-check-availability.json"
+		jq -c '.message.call.id = "jl-1"' "$FIX/end-of-call-report.json"
+	} >"$BATS_TEST_TMPDIR/calls.jsonl"
+	run --separate-stderr parlae vapi replay "$BATS_TEST_TMPDIR/calls.jsonl" --json
+	assert_success
+	assert_equal "$(jq -c '[.total, .ok, .failed]' <<<"$output")" '[3,3,0]'
+	assert_equal "$(sql "SELECT tool_calls || '|' || status FROM vapi_call_logs WHERE call_id = 'jl-1'")" "2|ended"
+}
+
+@test "replaying to a target sends every message, many in flight, signed" {
+	target_fake auth "{\"mode\":\"hmac\",\"secret\":\"$VAPI_WEBHOOK_SECRET\"}" >/dev/null
+	curl -sS -X POST "$FAKE_TARGET/__fake/counters/reset" >/dev/null
+	mkdir "$BATS_TEST_TMPDIR/many"
+	for i in $(seq -w 1 40); do
+		jq -c ".message.call.id = \"t-$i\"" "$FIX/tool-calls-check-availability.json" >"$BATS_TEST_TMPDIR/many/$i.json"
+	done
+	run --separate-stderr parlae vapi replay "$BATS_TEST_TMPDIR/many" --target "$FAKE_TARGET/webhook" --auth hmac --concurrency 8 --json
+	assert_success
+	assert_equal "$(jq -c '[.total, .ok, .failed]' <<<"$output")" '[40,40,0]'
+	assert_equal "$(curl -sS "$FAKE_TARGET/__fake/counters" | jq -c '[.requests, .authorized, .unauthorized]')" '[40,40,0]'
+	# Nothing ran locally: the target answered.
+	assert_equal "$(sql "SELECT count(*) FROM vapi_call_logs WHERE call_id LIKE 't-%'")" "0"
+}
+
+@test "a target that refuses the secret fails every message: exit 9 and the reason" {
+	target_fake auth '{"mode":"secret","secret":"another"}' >/dev/null
+	run --separate-stderr parlae vapi replay "$FIX/tool-calls-two-calls.json" --target "$FAKE_TARGET/"
+	assert_equal "$status" 9
+	assert_regex "$stderr" "tool-calls-two-calls.json: the target answered HTTP 401"
+	assert_regex "$output" "^replayed 1 message in [0-9.]+ s: 0 ok, 1 failed, 0 skipped"
+}
+
+@test "replay needs something to replay and a readable path" {
+	run --separate-stderr parlae vapi replay
+	assert_equal "$status" 2
+	run --separate-stderr parlae vapi replay "$BATS_TEST_TMPDIR/nope"
+	assert_equal "$status" 2
+	assert_regex "$stderr" "cannot read .*/nope"
+}

@@ -1,0 +1,49 @@
+# Shared by the vapi suites: one connected practice behind the fakes, its number and staff line.
+# shellcheck shell=bash
+
+vapi_setup_file() {
+	suite_setup
+	parlae db migrate >/dev/null
+	start_sikka "$BATS_FILE_TMPDIR/fakes"
+	start_twilio "$BATS_FILE_TMPDIR/fakes"
+	start_target "$BATS_FILE_TMPDIR/fakes"
+	vapi_env
+	parlae account add happy >/dev/null
+	parlae pms setup happy --timezone America/New_York >/dev/null
+	code=$(fake code '{"office_id":"D36225"}' | jq -r .code)
+	state=$(parlae sikka oauth-url happy --json | jq -r .state)
+	parlae sikka callback --code "$code" --state "$state" >/dev/null
+	parlae vapi phone add happy --vapi-id pn-happy-dental --number +15550001000 --staff-forward +15550002000 --transfer >/dev/null
+}
+
+vapi_teardown_file() {
+	stop_sikka "$BATS_FILE_TMPDIR/fakes"
+	stop_twilio "$BATS_FILE_TMPDIR/fakes"
+	stop_target "$BATS_FILE_TMPDIR/fakes"
+}
+
+vapi_env() {
+	sikka_env "$BATS_FILE_TMPDIR/fakes"
+	twilio_env "$BATS_FILE_TMPDIR/fakes"
+	target_env "$BATS_FILE_TMPDIR/fakes"
+	export PARLAE_STATE_SECRET=sekrit-state-secret-for-tests-0123456789
+	export PARLAE_MASTER_KEY=5ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e7aaaa
+	export PARLAE_SECRET_STORE=file:$BATS_FILE_TMPDIR/vault APP_BASE_URL=https://backend.example
+	# Monday 2026-11-30, 10:00 in New York: the fixtures' December dates are ahead.
+	export PARLAE_NOW=2026-11-30T15:00:00Z
+}
+
+# Fresh data in the fake Sikka for each test.
+vapi_setup() {
+	setup_home
+	vapi_env
+	fake faults/clear '{}' >/dev/null
+	fake spu '{"office_id":"D36225","online":true}' >/dev/null
+	fake writeback '{"pending_polls":1,"fail":false,"reject_overlap":true}' >/dev/null
+	fake seed '{"office_id":"D36225",
+		"patients":[{"patient_id":"P1","firstname":"Ana","lastname":"Diaz","cell":"+15551234567","birthdate":"1990-04-01","email":"ana@example.com"}],
+		"providers":[{"provider_id":"DR1","first_name":"Lee"}],
+		"operatories":[{"operatory":"OP1"}],
+		"appointments":[{"appointment_sr_no":"A1","patient_id":"P9","provider_id":"DR1","date":"2026-12-01","time":"09:00","length":"30"},
+		                {"appointment_sr_no":"A2","patient_id":"P1","provider_id":"DR1","date":"2026-12-15","time":"10:00","length":"30"}]}' >/dev/null
+}
