@@ -86,52 +86,77 @@ int pl_sikka_check(struct pl_sikka *sk, const char *call, long status, const cha
 	return code;
 }
 
+void pl_sikka_call_init(struct pl_sikka *sk, struct pl_sikka_call *c, const char *method,
+			const char *path, const char *query, const char *body,
+			const char *extra_header, int idempotent)
+{
+	size_t nh = 0;
+
+	memset(c, 0, sizeof(*c));
+	pl_buf_init(&c->url, 0);
+	pl_buf_init(&c->app_id, 0);
+	pl_buf_init(&c->app_key, 0);
+	pl_buf_init(&c->body, 0);
+	pl_buf_addf(&c->url, "%s%s%s%s", sk->base, path, query ? "?" : "", query ? query : "");
+	pl_buf_addf(&c->app_id, "App-Id: %s", sk->app_id);
+	pl_buf_addf(&c->app_key, "App-Key: %s", sk->app_key);
+	c->headers[nh++] = c->app_id.buf;
+	c->headers[nh++] = c->app_key.buf;
+	c->headers[nh++] = "Accept: application/json";
+	if (body) {
+		c->headers[nh++] = "Content-Type: application/json";
+		pl_buf_adds(&c->body, body);
+	}
+	if (extra_header)
+		c->headers[nh++] = extra_header;
+	c->headers[nh] = NULL;
+	c->req.method = method;
+	c->req.url = c->url.buf;
+	c->req.headers = c->headers;
+	c->req.body = body ? c->body.buf : NULL;
+	c->req.body_len = body ? c->body.len : 0;
+	c->req.idempotent = idempotent;
+	c->req.peer = "Sikka";
+	snprintf(c->what, sizeof(c->what), "%s %s", method, path);
+}
+
+void pl_sikka_call_release(struct pl_sikka_call *c)
+{
+	pl_buf_wipe(&c->app_key);
+	pl_buf_wipe(&c->body); /* request_key bodies carry keys */
+	pl_buf_release(&c->url);
+	pl_buf_release(&c->app_id);
+}
+
+int pl_sikka_answer(struct pl_sikka *sk, const struct pl_sikka_call *c, long status,
+		    const char *body, size_t len, json_t **doc, struct pl_err *err)
+{
+	int r = pl_sikka_check(sk, c->what, status, body, len, err);
+
+	*doc = NULL;
+	if (!r && len && pl_json_parse(body, len, len + 1, SIKKA_MAX_DEPTH, "x", doc, err)) {
+		r = pl_err_set(err, PL_EUPSTREAM, "Sikka sent a malformed response to %s", c->what);
+		pl_err_hint(err, "retry later; if it persists, Sikka's API is misbehaving");
+	}
+	return r;
+}
+
 /* One call: send, check the status, parse the body. *doc is a new reference on success. */
 static int call(struct pl_sikka *sk, const char *method, const char *path, const char *query,
-		const char *body, const char *const *extra_headers, int idempotent, json_t **doc,
+		const char *body, const char *extra_header, int idempotent, json_t **doc,
 		struct pl_err *err)
 {
-	struct pl_buf url = PL_BUF_INIT, app_id = PL_BUF_INIT, app_key = PL_BUF_INIT;
-	const char *headers[8];
-	struct pl_http_req req = {0};
+	struct pl_sikka_call c;
 	struct pl_http_resp resp;
-	char what[128];
-	size_t nh = 0;
 	int r;
 
 	*doc = NULL;
-	pl_buf_addf(&url, "%s%s%s%s", sk->base, path, query ? "?" : "", query ? query : "");
-	pl_buf_addf(&app_id, "App-Id: %s", sk->app_id);
-	pl_buf_addf(&app_key, "App-Key: %s", sk->app_key);
-	headers[nh++] = app_id.buf;
-	headers[nh++] = app_key.buf;
-	headers[nh++] = "Accept: application/json";
-	if (body)
-		headers[nh++] = "Content-Type: application/json";
-	for (; extra_headers && *extra_headers && nh < 7; extra_headers++)
-		headers[nh++] = *extra_headers;
-	headers[nh] = NULL;
-	req.method = method;
-	req.url = url.buf;
-	req.headers = headers;
-	req.body = body;
-	req.body_len = body ? strlen(body) : 0;
-	req.idempotent = idempotent;
-	req.peer = "Sikka";
-	snprintf(what, sizeof(what), "%s %s", method, path);
-	r = pl_http_send(&sk->http, &req, &resp, err);
+	pl_sikka_call_init(sk, &c, method, path, query, body, extra_header, idempotent);
+	r = pl_http_send(&sk->http, &c.req, &resp, err);
 	if (!r)
-		r = pl_sikka_check(sk, what, resp.status, resp.body.buf, resp.body.len, err);
-	if (!r && resp.body.len &&
-	    pl_json_parse(resp.body.buf, resp.body.len, resp.body.len + 1, SIKKA_MAX_DEPTH, "x", doc,
-			  err)) {
-		r = pl_err_set(err, PL_EUPSTREAM, "Sikka sent a malformed response to %s", what);
-		pl_err_hint(err, "retry later; if it persists, Sikka's API is misbehaving");
-	}
+		r = pl_sikka_answer(sk, &c, resp.status, resp.body.buf, resp.body.len, doc, err);
 	pl_http_resp_release(&resp);
-	pl_buf_wipe(&app_key);
-	pl_buf_release(&url);
-	pl_buf_release(&app_id);
+	pl_sikka_call_release(&c);
 	return r;
 }
 
@@ -246,19 +271,14 @@ static long parse_expires_in(const char *s)
 	return end == s || v < 0 ? -1 : v;
 }
 
-int pl_sikka_request_key(struct pl_sikka *sk, enum pl_sikka_grant grant, const char *office_id,
-			 const struct pl_secret *credential, struct pl_sikka_key *out,
-			 struct pl_err *err)
+char *pl_sikka_key_body(struct pl_sikka *sk, enum pl_sikka_grant grant, const char *office_id,
+			const struct pl_secret *credential)
 {
 	static const char *const grants[] = {"authorization_code", "request_key", "refresh_key"};
 	static const char *const fields[] = {"code", "secret_key", "refresh_key"};
-	json_t *body = json_object(), *doc = NULL, *env;
-	char buf[64], *text;
-	const char *req_key, *ref_key;
-	long expires_in;
-	int r;
+	json_t *body = json_object();
+	char *text;
 
-	memset(out, 0, sizeof(*out));
 	json_object_set_new(body, "grant_type", json_string(grants[grant]));
 	if (office_id)
 		json_object_set_new(body, "office_id", json_string(office_id));
@@ -267,29 +287,49 @@ int pl_sikka_request_key(struct pl_sikka *sk, enum pl_sikka_grant grant, const c
 	json_object_set_new(body, "app_id", json_string(sk->app_id));
 	json_object_set_new(body, "app_key", json_string(sk->app_key));
 	text = pl_json_dump(body);
-	/* Not idempotent: a code is single-use and a refresh replaces the refresh key. */
-	r = call(sk, "POST", "/v4/request_key", NULL, text, NULL, 0, &doc, err);
-	explicit_bzero(text, strlen(text));
-	free(text);
 	pl_json_wipe_decref(body);
-	if (r)
-		return r;
-	env = envelope(doc);
+	return text;
+}
+
+int pl_sikka_key_from(json_t *doc, struct pl_sikka_key *out, struct pl_err *err)
+{
+	json_t *env = envelope(doc);
+	char buf[64];
+	const char *req_key, *ref_key;
+	long expires_in;
+
+	memset(out, 0, sizeof(*out));
 	req_key = pl_json_text(env, "request_key", buf, sizeof(buf));
-	ref_key = pl_json_text(env, "refresh_key", buf, sizeof(buf));
 	expires_in = parse_expires_in(pl_json_text(env, "expires_in", buf, sizeof(buf)));
-	if (!req_key || !*req_key || expires_in < 0) {
-		pl_json_wipe_decref(doc);
+	ref_key = pl_json_text(env, "refresh_key", buf, sizeof(buf));
+	if (!req_key || !*req_key || expires_in < 0)
 		return pl_err_set(err, PL_EUPSTREAM,
 				  "Sikka's answer to POST /v4/request_key has no request_key or expires_in");
-	}
 	pl_secret_set(&out->request_key, req_key, strlen(req_key));
 	if (ref_key)
 		pl_secret_set(&out->refresh_key, ref_key, strlen(ref_key));
 	copy_text(out->issued_to, sizeof(out->issued_to), env, "issued_to");
 	out->expires_at = time(NULL) + expires_in;
-	pl_json_wipe_decref(doc);
 	return 0;
+}
+
+int pl_sikka_request_key(struct pl_sikka *sk, enum pl_sikka_grant grant, const char *office_id,
+			 const struct pl_secret *credential, struct pl_sikka_key *out,
+			 struct pl_err *err)
+{
+	char *text = pl_sikka_key_body(sk, grant, office_id, credential);
+	json_t *doc = NULL;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	/* Not idempotent: a code is single-use and a refresh replaces the refresh key. */
+	r = call(sk, "POST", "/v4/request_key", NULL, text, NULL, 0, &doc, err);
+	explicit_bzero(text, strlen(text));
+	free(text);
+	if (!r)
+		r = pl_sikka_key_from(doc, out, err);
+	pl_json_wipe_decref(doc);
+	return r;
 }
 
 int pl_sikka_data(struct pl_sikka *sk, const char *method, const char *path, const char *query,
@@ -297,17 +337,14 @@ int pl_sikka_data(struct pl_sikka *sk, const char *method, const char *path, con
 		  struct pl_err *err)
 {
 	struct pl_buf header = PL_BUF_INIT;
-	const char *extra[2];
 	json_t *raw = NULL;
 	int r;
 
 	*doc = NULL;
 	pl_buf_adds(&header, "Request-Key: ");
 	pl_buf_add(&header, request_key->data, request_key->len);
-	extra[0] = header.buf;
-	extra[1] = NULL;
 	/* A POST creates a writeback: sending it twice could book twice. */
-	r = call(sk, method, path, query, body, extra, strcmp(method, "POST") != 0, &raw, err);
+	r = call(sk, method, path, query, body, header.buf, strcmp(method, "POST") != 0, &raw, err);
 	pl_buf_wipe(&header);
 	if (r)
 		return r;

@@ -74,6 +74,28 @@ int pl_sikka_data(struct pl_sikka *sk, const char *method, const char *path, con
 /* Whether the last error was Sikka's "request key expired". */
 int pl_sikka_key_expired(const struct pl_sikka *sk);
 
+/* A prepared request (for many in flight through pl_http_run); it owns what req points at. */
+struct pl_sikka_call {
+	struct pl_http_req req;
+	struct pl_buf url, app_id, app_key, body;
+	const char *headers[8];
+	char what[128];
+};
+
+void pl_sikka_call_init(struct pl_sikka *sk, struct pl_sikka_call *c, const char *method,
+			const char *path, const char *query, const char *body,
+			const char *extra_header, int idempotent);
+void pl_sikka_call_release(struct pl_sikka_call *c);
+
+/* Interpret the answer to c: the error envelope, or the body as a new JSON reference. */
+int pl_sikka_answer(struct pl_sikka *sk, const struct pl_sikka_call *c, long status,
+		    const char *body, size_t len, json_t **doc, struct pl_err *err);
+
+/* The JSON body of a request_key call (the caller wipes and frees it), and its answer. */
+char *pl_sikka_key_body(struct pl_sikka *sk, enum pl_sikka_grant grant, const char *office_id,
+			const struct pl_secret *credential);
+int pl_sikka_key_from(json_t *doc, struct pl_sikka_key *out, struct pl_err *err);
+
 /*
  * Turn a response into an error when it is one: 0 for 2xx, else the envelope's message and
  * code mapped to a pl_err code. Also used by the data calls of lib/tools.
