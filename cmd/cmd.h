@@ -123,6 +123,7 @@ int cmd_vapi_phone_add(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_vapi_phone_list(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_vapi_tool_invoke(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_vapi_replay(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_secrets_rotate(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_secrets_list(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_complete_main(struct cmd_ctx *ctx, int argc, char **argv);
 
@@ -135,5 +136,6 @@ extern const struct option opts_vapi_phone_add[];
 extern const struct option opts_vapi_phone_list[];
 extern const struct option opts_vapi_tool_invoke[];
 extern const struct option opts_vapi_replay[];
+extern const struct option opts_secrets_rotate[];
 
 #endif

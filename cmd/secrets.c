@@ -1,7 +1,10 @@
 /* parlae secrets list */
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
+#include "../lib/rotate.h"
 #include "../lib/store.h"
 #include "../lib/banned.h"
 
@@ -43,4 +46,137 @@ out:
 	free(v);
 	pl_store_close(st);
 	return r;
+}
+
+const struct option opts_secrets_rotate[] = {
+	{"all", no_argument, NULL, 'a'},
+	{"within", required_argument, NULL, 'w'},
+	{"force", no_argument, NULL, 'f'},
+	{"concurrency", required_argument, NULL, 'c'},
+	{"master-key", no_argument, NULL, 'M'},
+	{NULL, 0, NULL, 0},
+};
+
+struct rotate_ui {
+	struct cmd_ctx *ctx;
+	int bar;
+	json_t *accounts; /* with --json: each account's outcome */
+};
+
+static void rotate_progress(size_t done, size_t total, void *arg)
+{
+	struct rotate_ui *ui = arg;
+	int width = 30, filled = total ? (int)(done * (size_t)width / total) : width;
+
+	if (!ui->bar || (done != total && done % 8))
+		return;
+	fprintf(stderr, "\rrotating [%.*s%*s] %zu/%zu", filled, "##############################",
+		width - filled, "", done, total);
+	if (done == total)
+		fputc('\n', stderr);
+}
+
+static void rotate_outcome(const char *account, const char *outcome, const char *why, void *arg)
+{
+	struct rotate_ui *ui = arg;
+
+	if (ui->accounts)
+		json_array_append_new(ui->accounts, json_pack("{s:s, s:s, s:s?}", "account", account,
+							      "outcome", outcome, "detail", why));
+	else if (!strcmp(outcome, "failed"))
+		fprintf(stderr, "%sparlae: %s: %s\n", ui->bar ? "\r" : "", account, why);
+	else if (ui->ctx->verbosity > 0)
+		fprintf(stderr, "%s%s: %s%s%s\n", ui->bar ? "\r" : "", account, outcome, why ? " — " : "",
+			why ? why : "");
+}
+
+/* --master-key: re-encrypt the file store under PARLAE_MASTER_KEY_NEW. */
+static int cmd_secrets_rekey(struct cmd_ctx *ctx, int extra_args, int other_options)
+{
+	struct pl_err err = PL_ERR_INIT;
+	struct pl_store *st = NULL;
+	size_t n = 0;
+	int r;
+
+	if (extra_args || other_options)
+		return cmd_usage_error(ctx, "--master-key takes no ACCOUNT, --all or --force");
+	if ((r = pl_store_open(&ctx->cfg, &st, &err)) ||
+	    (r = pl_store_rekey(st, ctx->dry_run, &n, &err))) {
+		pl_store_close(st);
+		return cmd_fail(ctx, &err);
+	}
+	pl_store_close(st);
+	if (ctx->json)
+		cmd_print_json(ctx, json_pack("{s:I, s:b}", "reencrypted", (json_int_t)n, "dryRun",
+					      ctx->dry_run));
+	else
+		printf("%s %zu secret%s under PARLAE_MASTER_KEY_NEW\n",
+		       ctx->dry_run ? "would re-encrypt" : "re-encrypted", n, n == 1 ? "" : "s");
+	if (!ctx->dry_run)
+		cmd_note(ctx, "now use the new key as PARLAE_MASTER_KEY; the old one no longer opens the store");
+	return 0;
+}
+
+int cmd_secrets_rotate(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct pl_rotate_batch_req req = {0};
+	struct pl_rotate_summary sum;
+	struct pl_err err = PL_ERR_INIT;
+	struct rotate_ui ui = {ctx, 0, NULL};
+	const char *within = "2h";
+	int c, master = 0;
+	char *end;
+
+	req.concurrency = 16;
+	while ((c = cmd_getopt(ctx, argc, argv)) != -1) {
+		switch (c) {
+		case 'a':
+			req.all = 1;
+			break;
+		case 'w':
+			within = optarg;
+			break;
+		case 'f':
+			req.force = 1;
+			break;
+		case 'c':
+			req.concurrency = (int)strtol(optarg, &end, 10);
+			if (*end || req.concurrency < 1 || req.concurrency > 256)
+				return cmd_usage_error(ctx, "--concurrency must be 1 to 256");
+			break;
+		case 'M':
+			master = 1;
+			break;
+		default:
+			return PL_EUSAGE;
+		}
+	}
+	if (master)
+		return cmd_secrets_rekey(ctx, argc - optind, req.all || req.force);
+	if ((req.within = pl_parse_duration(within)) < 0)
+		return cmd_usage_error(ctx, "--within takes a duration like 2h, 90m or 1h30m, not '%s'", within);
+	req.accounts = (const char *const *)argv + optind;
+	req.naccounts = (size_t)(argc - optind);
+	if (req.all == (req.naccounts > 0))
+		return cmd_usage_error(ctx, "give ACCOUNT... or --all");
+	ui.bar = isatty(STDERR_FILENO) && ctx->verbosity >= 0 && !ctx->json;
+	ui.accounts = ctx->json ? json_array() : NULL;
+	req.progress = rotate_progress;
+	req.outcome = rotate_outcome;
+	req.arg = &ui;
+	if (pl_rotate_batch(&ctx->session, &req, &sum, &err)) {
+		json_decref(ui.accounts);
+		return cmd_fail(ctx, &err);
+	}
+	if (ctx->json)
+		cmd_print_json(ctx, json_pack("{s:I, s:I, s:I, s:I, s:b, s:o}", "rotated",
+					      (json_int_t)sum.rotated, "skipped", (json_int_t)sum.skipped,
+					      "notDue", (json_int_t)sum.not_due, "failed",
+					      (json_int_t)sum.failed, "dryRun", ctx->dry_run, "accounts",
+					      ui.accounts));
+	else
+		printf("%s %zu, skipped %zu (held by another process), not due %zu, failed %zu\n",
+		       ctx->dry_run ? "would rotate" : "rotated", sum.rotated, sum.skipped, sum.not_due,
+		       sum.failed);
+	return pl_rotate_status(&sum);
 }

@@ -355,3 +355,30 @@ out:
 	free(fallback);
 	return r;
 }
+
+long pl_parse_duration(const char *s)
+{
+	long total = 0;
+
+	if (!s || !*s)
+		return -1;
+	while (*s) {
+		char *end;
+		long v = strtol(s, &end, 10), unit;
+
+		if (end == s || v < 0)
+			return -1;
+		switch (*end) {
+		case 's': unit = 1; break;
+		case 'm': unit = 60; break;
+		case 'h': unit = 3600; break;
+		case 'd': unit = 86400; break;
+		default: return -1;
+		}
+		if (v > 100L * 365 * 86400 / unit)
+			return -1;
+		total += v * unit;
+		s = end + 1;
+	}
+	return total;
+}

@@ -63,4 +63,7 @@ const struct pl_config_var *pl_config_vars(size_t *n);
 
 void pl_config_release(struct pl_config *cfg);
 
+/* A duration as the contract writes them: 90s, 15m, 2h, 1d or combined (1h30m); -1 if not. */
+long pl_parse_duration(const char *s);
+
 #endif

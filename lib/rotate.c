@@ -5,7 +5,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "account.h"
 #include "audit.h"
+#include "http.h"
+#include "json.h"
 #include "buf.h"
 #include "pms.h"
 #include "banned.h"
@@ -176,4 +179,246 @@ out:
 	pl_pms_keys_release(&k);
 	pl_sikka_key_release(&fresh);
 	return r;
+}
+
+/* --- many accounts at once ------------------------------------------------------------------ */
+
+struct item {
+	char account[64];
+	struct pl_pms_keys keys;
+	int fallback;
+	struct pl_sikka_call call;
+};
+
+struct batch {
+	struct pl_session *s;
+	struct pl_store *store;
+	struct pl_sikka *sk;
+	const struct pl_rotate_batch_req *req;
+	struct pl_rotate_summary *sum;
+	char **accounts;
+	size_t n, next, done;
+};
+
+static void report(struct batch *b, const char *account, const char *outcome, const char *why)
+{
+	if (!strcmp(outcome, "rotated"))
+		b->sum->rotated++;
+	else if (!strcmp(outcome, "skipped"))
+		b->sum->skipped++;
+	else if (!strcmp(outcome, "not_due"))
+		b->sum->not_due++;
+	else
+		b->sum->failed++;
+	b->done++;
+	if (b->req->outcome)
+		b->req->outcome(account, outcome, why, b->req->arg);
+	if (b->req->progress)
+		b->req->progress(b->done, b->n, b->req->arg);
+}
+
+static void failed(struct batch *b, const char *account, const struct pl_err *e)
+{
+	struct pl_audit_event ev = {account, "secrets.rotate", "pms_integration", account, NULL};
+	struct pl_err ignored = PL_ERR_INIT;
+
+	if (!b->s->dry_run)
+		pl_audit_append(b->s, &ev, e->code ? e->code : PL_EINTERNAL, &ignored);
+	report(b, account, "failed", e->msg);
+}
+
+static void item_free(struct item *it)
+{
+	pl_sikka_call_release(&it->call);
+	pl_pms_keys_release(&it->keys);
+	free(it);
+}
+
+/* Lock, re-read, decide; an item ready to send, or NULL when this account is settled. */
+static struct item *prepare(struct batch *b, const char *account)
+{
+	struct pl_err err = PL_ERR_INIT;
+	char row_version[PL_STORE_VERSION_MAX], stored[PL_STORE_VERSION_MAX];
+	struct item *it;
+	time_t expiry;
+	char *body;
+	int got = 0;
+
+	if (try_lock(&b->s->db, account, &got, &err)) {
+		failed(b, account, &err);
+		return NULL;
+	}
+	if (!got) {
+		report(b, account, "skipped", "another process holds it");
+		return NULL;
+	}
+	it = pl_xcalloc(1, sizeof(*it));
+	pl_strlcpy(it->account, account, sizeof(it->account));
+	if (read_row(&b->s->db, account, row_version, sizeof(row_version), &expiry, &err) ||
+	    pl_pms_keys_read(b->store, account, &it->keys, stored, &err)) {
+		failed(b, account, &err);
+		goto settled;
+	}
+	if (!b->req->force && it->keys.token_expiry > time(NULL) + b->req->within) {
+		report(b, account, "not_due", NULL);
+		goto settled;
+	}
+	if (b->s->dry_run) {
+		report(b, account, "rotated", "dry run: would refresh");
+		goto settled;
+	}
+	it->fallback = !it->keys.refresh_key.len;
+	body = it->fallback ? pl_sikka_key_body(b->sk, PL_SIKKA_REQUEST_KEY, it->keys.office_id,
+						&it->keys.secret_key)
+			    : pl_sikka_key_body(b->sk, PL_SIKKA_REFRESH_KEY, NULL, &it->keys.refresh_key);
+	pl_sikka_call_init(b->sk, &it->call, "POST", "/v4/request_key", NULL, body, NULL, 0);
+	explicit_bzero(body, strlen(body));
+	free(body);
+	return it;
+settled:
+	unlock(&b->s->db, account);
+	item_free(it);
+	return NULL;
+}
+
+static int next_job(struct pl_http_job *job, void *arg)
+{
+	struct batch *b = arg;
+
+	while (b->next < b->n) {
+		struct item *it = prepare(b, b->accounts[b->next++]);
+
+		if (it) {
+			job->req = it->call.req;
+			job->user = it;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Persist the new keys (refresh key first, in the store), then the row and the audit event. */
+static int finish(struct batch *b, struct item *it, struct pl_sikka_key *fresh, struct pl_err *err)
+{
+	char version[PL_STORE_VERSION_MAX];
+	int r;
+
+	pl_secret_release(&it->keys.request_key);
+	it->keys.request_key = fresh->request_key;
+	memset(&fresh->request_key, 0, sizeof(fresh->request_key));
+	if (fresh->refresh_key.len) {
+		pl_secret_release(&it->keys.refresh_key);
+		it->keys.refresh_key = fresh->refresh_key;
+		memset(&fresh->refresh_key, 0, sizeof(fresh->refresh_key));
+	}
+	it->keys.token_expiry = fresh->expires_at;
+	if ((r = pl_pms_keys_write(b->store, it->account, &it->keys, version, err)))
+		return r;
+	return record(b->s, it->account, version, it->keys.token_expiry, it->fallback, err);
+}
+
+static void job_done(struct pl_http_job *job, void *arg)
+{
+	struct batch *b = arg;
+	struct item *it = job->user;
+	struct pl_sikka_key fresh = {0};
+	struct pl_err err = PL_ERR_INIT;
+	json_t *doc = NULL;
+	int r = job->code;
+
+	if (r)
+		err = job->err;
+	else
+		r = pl_sikka_answer(b->sk, &it->call, job->resp.status, job->resp.body.buf,
+				    job->resp.body.len, &doc, &err);
+	if (!r)
+		r = pl_sikka_key_from(doc, &fresh, &err);
+	pl_json_wipe_decref(doc);
+	pl_http_resp_release(&job->resp);
+	/* A refresh key Sikka rejects (not merely a failure to answer): use the secret key. */
+	if (r && !it->fallback && r != PL_EUPSTREAM && r != PL_ECONFIG) {
+		it->fallback = 1;
+		pl_err_clear(&err);
+		r = pl_sikka_request_key(b->sk, PL_SIKKA_REQUEST_KEY, it->keys.office_id,
+					 &it->keys.secret_key, &fresh, &err);
+	}
+	if (!r)
+		r = finish(b, it, &fresh, &err);
+	if (r)
+		failed(b, it->account, &err);
+	else
+		report(b, it->account, "rotated", it->fallback ? "new key from the secret key" : NULL);
+	pl_sikka_key_release(&fresh);
+	unlock(&b->s->db, it->account);
+	item_free(it);
+}
+
+static int candidates(struct batch *b, struct pl_err *err)
+{
+	struct pl_db_res res = PL_DB_RES_INIT;
+	char within[32];
+	const char *params[2] = {within, b->req->force ? "t" : "f"};
+	int r;
+
+	if (!b->req->all) {
+		b->accounts = pl_xcalloc(b->req->naccounts + 1, sizeof(*b->accounts));
+		for (size_t i = 0; i < b->req->naccounts; i++)
+			b->accounts[b->n++] = pl_xstrdup(b->req->accounts[i]);
+		return 0;
+	}
+	/* Not-due accounts are counted here and never locked; each due one is checked again. */
+	snprintf(within, sizeof(within), "%ld", b->req->within);
+	r = pl_db_query(&b->s->db, &res,
+			"SELECT account_id, $2::boolean OR token_expiry IS NULL"
+			" OR token_expiry < now() + make_interval(secs => $1::double precision)"
+			" FROM pms_integrations WHERE provider = 'SIKKA' AND status = 'ACTIVE'"
+			" ORDER BY account_id",
+			2, params, err);
+	if (r)
+		return r;
+	b->accounts = pl_xcalloc((size_t)pl_db_rows(&res) + 1, sizeof(*b->accounts));
+	for (int i = 0; i < pl_db_rows(&res); i++) {
+		if (!strcmp(pl_db_val(&res, i, 1), "t"))
+			b->accounts[b->n++] = pl_xstrdup(pl_db_val(&res, i, 0));
+		else
+			b->sum->not_due++;
+	}
+	pl_db_res_clear(&res);
+	return 0;
+}
+
+int pl_rotate_batch(struct pl_session *s, const struct pl_rotate_batch_req *req,
+		    struct pl_rotate_summary *sum, struct pl_err *err)
+{
+	struct batch b = {s, NULL, NULL, req, sum, NULL, 0, 0, 0};
+	struct pl_sikka sk;
+	struct pl_db *db;
+	int r;
+
+	memset(sum, 0, sizeof(*sum));
+	for (size_t i = 0; i < req->naccounts; i++)
+		if ((r = pl_account_check_id(req->accounts[i], err)))
+			return r;
+	if ((r = pl_session_db(s, &db, err)) || (r = pl_sikka_init(&sk, s->cfg, err)))
+		return r;
+	b.sk = &sk;
+	if ((r = pl_store_open(s->cfg, &b.store, err)) || (r = candidates(&b, err)))
+		goto out;
+	r = pl_http_run(&sk.http, req->concurrency, next_job, job_done, &b);
+	if (r)
+		r = pl_err_set(err, PL_EINTERNAL, "cannot start the transfers");
+out:
+	for (size_t i = 0; i < b.n; i++)
+		free(b.accounts[i]);
+	free(b.accounts);
+	pl_store_close(b.store);
+	pl_sikka_release(&sk);
+	return r;
+}
+
+int pl_rotate_status(const struct pl_rotate_summary *sum)
+{
+	if (!sum->failed)
+		return 0;
+	return sum->rotated + sum->skipped + sum->not_due ? PL_EPARTIAL : PL_EUPSTREAM;
 }

@@ -42,4 +42,34 @@ int pl_rotate_account(struct pl_session *s, struct pl_store *store, struct pl_si
 		      const struct pl_rotate_req *req, struct pl_rotate_res *res,
 		      struct pl_err *err);
 
+struct pl_rotate_batch_req {
+	const char *const *accounts; /* the accounts to rotate, or NULL with all */
+	size_t naccounts;
+	int all;      /* every connected (ACTIVE) integration */
+	long within;  /* seconds: rotate keys expiring sooner than this */
+	int force;    /* due or not */
+	int concurrency;
+	void (*progress)(size_t done, size_t total, void *arg);
+	/* Each account's outcome: rotated, skipped, not_due or failed (with why). */
+	void (*outcome)(const char *account, const char *outcome, const char *why, void *arg);
+	void *arg;
+};
+
+struct pl_rotate_summary {
+	size_t rotated, skipped, not_due, failed;
+};
+
+/*
+ * Refresh many accounts with up to `concurrency` requests in flight from this process (one
+ * curl multi handle), each under its advisory lock (held on one connection, no transaction
+ * per request). Accounts another process holds are skipped and count as done there. With
+ * s->dry_run, nothing is sent or written. Returns 0 with the summary, or an error that kept
+ * the whole batch from running (database, store, Sikka credentials).
+ */
+int pl_rotate_batch(struct pl_session *s, const struct pl_rotate_batch_req *req,
+		    struct pl_rotate_summary *sum, struct pl_err *err);
+
+/* Exit status of a batch: 0 none failed, 9 some, 6 all. */
+int pl_rotate_status(const struct pl_rotate_summary *sum);
+
 #endif

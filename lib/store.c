@@ -993,3 +993,123 @@ int pl_store_list(struct pl_store *st, struct pl_store_entry **out, size_t *n, s
 	qsort(*out, *n, sizeof(**out), entry_cmp);
 	return 0;
 }
+
+/* --- re-keying the file store ------------------------------------------------------------- */
+
+static int has_ext(const char *s, const char *ext)
+{
+	size_t a = strlen(s), b = strlen(ext);
+
+	return a > b && !strcmp(s + a - b, ext);
+}
+
+/*
+ * Re-encrypt one file under new_key, unless it already is. The file is replaced atomically,
+ * so at every instant it opens under exactly one of the two keys.
+ */
+static int rekey_file(struct pl_store *st, int dfd, const char *file,
+		      const unsigned char *new_key, int dry_run, int *done, struct pl_err *err)
+{
+	unsigned char old_key[KEY_LEN];
+	struct pl_secret value = PL_SECRET_INIT;
+	struct pl_buf blob = PL_BUF_INIT;
+	struct header h;
+	struct stat sb;
+	char version[PL_STORE_VERSION_MAX], tmp[32] = "";
+	int fd = -1, skip, r;
+
+	*done = 0;
+	if ((r = open_secret(st, dfd, file, &fd, &sb, err)) || fd < 0)
+		return r;
+	if ((r = read_header(st, fd, file, &h, err)) || lseek(fd, 0, SEEK_SET) < 0)
+		goto out;
+	r = decrypt_file(st, fd, file, &sb, h.name, NULL, &value, version, &skip, err);
+	if (r) {
+		/* Perhaps an earlier, interrupted run already did this one. */
+		memcpy(old_key, st->key, KEY_LEN);
+		memcpy(st->key, new_key, KEY_LEN);
+		lseek(fd, 0, SEEK_SET);
+		pl_err_clear(err);
+		r = decrypt_file(st, fd, file, &sb, h.name, NULL, &value, version, &skip, err);
+		memcpy(st->key, old_key, KEY_LEN);
+		OPENSSL_cleanse(old_key, sizeof(old_key));
+		if (r) {
+			pl_err_set(err, PL_ECONFIG, "neither PARLAE_MASTER_KEY nor PARLAE_MASTER_KEY_NEW opens %s", h.name);
+			r = pl_err_hint(err, "check both keys");
+		}
+		goto out;
+	}
+	*done = 1;
+	if (dry_run)
+		goto out;
+	memcpy(old_key, st->key, KEY_LEN);
+	memcpy(st->key, new_key, KEY_LEN);
+	r = encrypt_value(st, h.name, version, &value, &blob, err);
+	memcpy(st->key, old_key, KEY_LEN);
+	OPENSSL_cleanse(old_key, sizeof(old_key));
+	if (!r && !(r = write_temp(st, dfd, &blob, tmp, sizeof(tmp), err)) &&
+	    renameat(dfd, tmp, dfd, file) < 0)
+		r = file_err(st, file, strerror(errno), err);
+	if (r && tmp[0])
+		unlinkat(dfd, tmp, 0);
+out:
+	if (fd >= 0)
+		close(fd);
+	pl_secret_release(&value);
+	pl_buf_release(&blob);
+	return r;
+}
+
+int pl_store_rekey(struct pl_store *st, int dry_run, size_t *n, struct pl_err *err)
+{
+	const char *text = pl_config_get(st->cfg, "PARLAE_MASTER_KEY_NEW");
+	unsigned char new_key[KEY_LEN];
+	struct dirent *e;
+	DIR *d = NULL;
+	int r, dfd = -1;
+
+	*n = 0;
+	if (!text) {
+		pl_err_set(err, PL_ECONFIG, "PARLAE_MASTER_KEY_NEW is not set");
+		return pl_err_hint(err, "export the new 32-byte key, e.g. from 'openssl rand -hex 32'");
+	}
+	if (decode_key(text, strlen(text), new_key) < 0) {
+		OPENSSL_cleanse(new_key, sizeof(new_key));
+		pl_err_set(err, PL_ECONFIG, "PARLAE_MASTER_KEY_NEW must be 32 bytes (64 hex digits or base64)");
+		return pl_err_hint(err, "generate one with 'openssl rand -hex 32'");
+	}
+	if ((r = load_key(st, err)))
+		goto out;
+	if (!CRYPTO_memcmp(new_key, st->key, KEY_LEN)) {
+		r = pl_err_set(err, PL_EUSAGE, "PARLAE_MASTER_KEY_NEW is the key already in use");
+		goto out;
+	}
+	if ((r = open_dir(st, 0, &dfd, err)) || dfd < 0)
+		goto out;
+	/* Writers wait while the store changes keys under them. */
+	if ((r = lock_dir(st, dfd, err)))
+		goto out;
+	if (!(d = fdopendir(dup(dfd)))) {
+		r = pl_err_set(err, PL_ECONFIG, "secret store %s: %s", st->spec.location, strerror(errno));
+		goto out;
+	}
+	while (!r && (e = readdir(d))) {
+		int done;
+
+		if (e->d_name[0] == '.' || !(has_ext(e->d_name, ".cur") || has_ext(e->d_name, ".prev")))
+			continue;
+		r = rekey_file(st, dfd, e->d_name, new_key, dry_run, &done, err);
+		*n += (size_t)done && has_ext(e->d_name, ".cur");
+	}
+	if (!r && !dry_run)
+		r = sync_dir(st, dfd, err);
+	if (!r && !dry_run)
+		memcpy(st->key, new_key, KEY_LEN);
+out:
+	if (d)
+		closedir(d);
+	if (dfd >= 0)
+		close(dfd);
+	OPENSSL_cleanse(new_key, sizeof(new_key));
+	return r;
+}

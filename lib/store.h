@@ -98,4 +98,12 @@ struct pl_store_entry {
 int pl_store_list(struct pl_store *st, struct pl_store_entry **out, size_t *n,
 		  struct pl_err *err);
 
+/*
+ * Re-encrypt every secret (current and previous versions) under PARLAE_MASTER_KEY_NEW, one
+ * file at a time, each replaced atomically: a crash leaves every file readable under the old
+ * or the new key, and running again finishes the job (files already under the new key are
+ * left alone). *n counts the secrets. Afterwards only the new key opens the store.
+ */
+int pl_store_rekey(struct pl_store *st, int dry_run, size_t *n, struct pl_err *err);
+
 #endif

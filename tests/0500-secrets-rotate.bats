@@ -1,0 +1,210 @@
+#!/usr/bin/env bats
+# secrets rotate: refresh exactly once across processes, fall back when a refresh key is
+# rejected, lose nothing when Sikka fails or a process is killed; and --master-key.
+bats_require_minimum_version 1.5.0
+load helpers/common
+load helpers/fakes
+load helpers/store
+
+MASTER=5ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e7aaaa
+NEW_MASTER=0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201000
+
+setup_file() {
+	suite_setup
+	parlae db migrate >/dev/null
+	start_sikka "$BATS_FILE_TMPDIR/fakes"
+	build_store_tool
+}
+teardown_file() { stop_sikka "$BATS_FILE_TMPDIR/fakes"; }
+
+setup() {
+	setup_home
+	sikka_env "$BATS_FILE_TMPDIR/fakes"
+	export PARLAE_MASTER_KEY=$MASTER PARLAE_SECRET_STORE=file:$BATS_FILE_TMPDIR/vault
+	fake faults/clear '{}' >/dev/null
+	fake latency '{"ms":0}' >/dev/null
+}
+
+# seed PREFIX N MINUTES: N connected accounts PREFIX-1..N whose keys expire in MINUTES,
+# with real keys issued by the fake and stored as parlae stores them.
+seed() {
+	local prefix=$1 n=$2 minutes=$3 i keys secret sqlf=$BATS_TEST_TMPDIR/seed.sql
+	fake access '{"office_id":"D36225","access":"ON"}' >/dev/null
+	secret=$(fake_get state | jq -r '.practices[] | select(.office_id == "D36225") | .secret_key')
+	: >"$sqlf"
+	for i in $(seq 1 "$n"); do
+		keys=$(fake issue '{"office_id":"D36225"}')
+		jq -c --arg s "$secret" --arg e "$(date -u -d "+$minutes min" +%Y-%m-%dT%H:%M:%SZ)" \
+			'{officeId:"D36225", secretKey:$s, requestKey:.request_key, refreshKey:.refresh_key,
+			  tokenExpiry:$e, practiceName:"Happy Teeth Dental", pmsType:"Dentrix"}' <<<"$keys" |
+			store_tool put "parlae/pms/sikka/$prefix-$i" >/dev/null
+		printf "INSERT INTO accounts (id) VALUES ('%s-%s');\n" "$prefix" "$i" >>"$sqlf"
+		printf "INSERT INTO pms_integrations (account_id, provider, status, office_id, secret_ref, secret_version, token_expiry) VALUES ('%s-%s', 'SIKKA', 'ACTIVE', 'D36225', 'parlae/pms/sikka/%s-%s', '1', now() + interval '%s minutes');\n" \
+			"$prefix" "$i" "$prefix" "$i" "$minutes" >>"$sqlf"
+	done
+	psql -XAtq -v ON_ERROR_STOP=1 "$PARLAE_DATABASE_URL" -f "$sqlf" >/dev/null
+}
+
+# Whether ACCOUNT's stored request key is one the fake accepts now.
+key_works() {
+	local key
+	key=$(store_tool get "parlae/pms/sikka/$1" | jq -r .requestKey)
+	fake_get state | jq -e --arg k "$key" '[.offices.D36225.request_keys[] | select(.request_key == $k and (.expired | not) and (.revoked | not))] | length == 1' >/dev/null
+}
+
+@test "rotate --all refreshes the due accounts and leaves the others" {
+	seed due 3 30
+	seed fresh 2 600
+	fake counters/reset '{}' >/dev/null
+	run --separate-stderr parlae secrets rotate due-1 due-2 due-3 fresh-1 fresh-2 --json
+	assert_success
+	assert_equal "$(jq -c '[.rotated, .skipped, .notDue, .failed]' <<<"$output")" '[3,0,2,0]'
+	assert_equal "$(fake_get counters | jq -c '.grants.refresh_key')" "3"
+	for i in 1 2 3; do
+		key_works "due-$i"
+		assert_equal "$(sql "SELECT secret_version || '|' || (token_expiry > now() + interval '23 hours') FROM pms_integrations WHERE account_id = 'due-$i'")" "2|true"
+	done
+	assert_equal "$(sql "SELECT count(*) FROM audit_events WHERE action = 'secrets.rotate' AND outcome = 'success' AND account_id LIKE 'due-%'")" "3"
+}
+
+@test "--dry-run sends nothing and changes nothing" {
+	seed dry 2 30
+	fake counters/reset '{}' >/dev/null
+	run --separate-stderr parlae secrets rotate dry-1 dry-2 --dry-run
+	assert_success
+	assert_equal "$output" "would rotate 2, skipped 0 (held by another process), not due 0, failed 0"
+	assert_equal "$(fake_get counters | jq -c '.grants.refresh_key')" "0"
+	assert_equal "$(sql "SELECT string_agg(secret_version, ',') FROM pms_integrations WHERE account_id LIKE 'dry-%'")" "1,1"
+}
+
+@test "an account locked by another process is skipped and does not fail the run" {
+	seed held 1 30
+	psql -XAtq "$PARLAE_DATABASE_URL" -c "SELECT pg_advisory_lock(hashtextextended('parlae.rotate:held-1', 0)), pg_sleep(3)" >/dev/null &
+	sleep 0.5
+	run --separate-stderr parlae secrets rotate held-1 --json
+	wait
+	assert_success
+	assert_equal "$(jq -c '[.rotated, .skipped]' <<<"$output")" '[0,1]'
+}
+
+@test "a rejected refresh key falls back to the secret key" {
+	seed revoked 1 30
+	fake revoke '{"office_id":"D36225","keys":"refresh"}' >/dev/null
+	fake counters/reset '{}' >/dev/null
+	run --separate-stderr parlae secrets rotate revoked-1 --json
+	assert_success
+	assert_equal "$(jq -c '[.rotated, .accounts[0].detail]' <<<"$output")" '[1,"new key from the secret key"]'
+	assert_equal "$(fake_get counters | jq -c '[.grants.refresh_key, .grants.request_key, .invalid_refresh.D36225]')" '[0,1,1]'
+	key_works revoked-1
+	assert_equal "$(sql "SELECT metadata->>'fallback' FROM audit_events WHERE account_id = 'revoked-1' AND action = 'secrets.rotate'")" "true"
+}
+
+@test "Sikka down: exit 6, nothing lost, the old keys still work" {
+	seed down 2 30
+	fake faults '{"method":"POST","path":"/v4/request_key","status":500,"count":-1}' >/dev/null
+	run --separate-stderr parlae secrets rotate down-1 down-2
+	assert_equal "$status" 6
+	assert_regex "$stderr" "down-1: Sikka POST /v4/request_key failed: HTTP 500"
+	key_works down-1
+	key_works down-2
+	assert_equal "$(sql "SELECT string_agg(secret_version, ',') FROM pms_integrations WHERE account_id LIKE 'down-%'")" "1,1"
+	assert_equal "$(sql "SELECT count(*) FROM audit_events WHERE action = 'secrets.rotate' AND outcome = 'failure' AND account_id LIKE 'down-%'")" "2"
+}
+
+@test "some failing is exit 9" {
+	seed part 2 30
+	fake faults '{"method":"POST","path":"/v4/request_key","status":500,"count":1}' >/dev/null
+	run --separate-stderr parlae secrets rotate part-1 part-2 --concurrency 1
+	assert_equal "$status" 9
+}
+
+@test "four rotations started together over 200 due accounts refresh each exactly once" {
+	seed race 200 30
+	# Only these are due: the other tests' accounts are out of the way.
+	sql "UPDATE pms_integrations SET token_expiry = now() + interval '1 day' WHERE account_id NOT LIKE 'race-%'"
+	fake counters/reset '{}' >/dev/null
+	fake latency '{"ms":20}' >/dev/null
+	for n in 1 2 3 4; do
+		parlae secrets rotate --all --within 2h --json >"$BATS_TEST_TMPDIR/run$n" 2>"$BATS_TEST_TMPDIR/err$n" &
+	done
+	wait
+	total=0
+	for n in 1 2 3 4; do
+		assert_equal "$(jq -r .failed "$BATS_TEST_TMPDIR/run$n")" "0"
+		total=$((total + $(jq '[.accounts[] | select(.account | startswith("race-")) | select(.outcome == "rotated")] | length' "$BATS_TEST_TMPDIR/run$n")))
+	done
+	assert_equal "$total" "200"
+	assert_equal "$(fake_get counters | jq -c '[.grants.refresh_key, (.invalid_refresh | add // 0)]')" '[200,0]'
+	assert_equal "$(sql "SELECT count(*) FROM pms_integrations WHERE account_id LIKE 'race-%' AND secret_version = '2'")" "200"
+}
+
+@test "killed in the middle of a rotation, a rerun leaves every account with a working key" {
+	seed crash 12 30
+	fake latency '{"ms":300}' >/dev/null
+	parlae secrets rotate crash-{1..12} --concurrency 4 >/dev/null 2>&1 &
+	pid=$!
+	sleep 0.5
+	kill -9 $pid
+	wait $pid || true
+	fake latency '{"ms":0}' >/dev/null
+	run --separate-stderr parlae secrets rotate crash-{1..12} --force
+	assert_success
+	for i in $(seq 1 12); do key_works "crash-$i"; done
+}
+
+@test "after a rotation the tools work with the new key" {
+	seed tool 1 30
+	parlae secrets rotate tool-1 >/dev/null
+	fake revoke '{"office_id":"D36225","keys":"request"}' >/dev/null
+	run --separate-stderr parlae secrets rotate tool-1 --force
+	assert_success
+	sql "UPDATE pms_integrations SET config = '{\"timezone\":\"UTC\",\"hours\":{\"tue\":[[\"08:00\",\"09:00\"]]}}' WHERE account_id = 'tool-1'"
+	PARLAE_NOW=2026-11-30T15:00:00Z run --separate-stderr parlae vapi tool invoke checkAvailability --account tool-1 --args '{"date":"2026-12-01"}'
+	assert_success
+	assert_equal "$(jq -r '.results[0].result' <<<"$output" | jq -c '.slots | length')" "2"
+}
+
+@test "usage: accounts or --all, and a duration" {
+	run --separate-stderr parlae secrets rotate
+	assert_equal "$status" 2
+	run --separate-stderr parlae secrets rotate --all x
+	assert_equal "$status" 2
+	run --separate-stderr parlae secrets rotate --all --within soon
+	assert_equal "$status" 2
+}
+
+@test "--master-key re-encrypts the store; the old key no longer opens it" {
+	seed rekey 3 600
+	PARLAE_MASTER_KEY_NEW=$NEW_MASTER run --separate-stderr parlae secrets rotate --master-key --json
+	assert_success
+	assert_equal "$(jq -c .reencrypted <<<"$output")" "$(ls "$BATS_FILE_TMPDIR/vault" | grep -c '\.cur$')"
+	run --separate-stderr store_tool get parlae/pms/sikka/rekey-1
+	assert_equal "$status" 3
+	assert_regex "$stderr" "the key does not open the store"
+	PARLAE_MASTER_KEY=$NEW_MASTER run --separate-stderr store_tool get parlae/pms/sikka/rekey-1
+	assert_success
+	# Back again, so the other tests keep their key.
+	PARLAE_MASTER_KEY=$NEW_MASTER PARLAE_MASTER_KEY_NEW=$MASTER run parlae secrets rotate --master-key
+	assert_success
+}
+
+@test "--master-key killed at several points leaves every secret readable, and a rerun finishes" {
+	seed crashkey 40 600
+	for delay in 0.005 0.02 0.05; do
+		PARLAE_MASTER_KEY_NEW=$NEW_MASTER parlae secrets rotate --master-key >/dev/null 2>&1 &
+		pid=$!
+		sleep $delay
+		kill -9 $pid 2>/dev/null || true
+		wait $pid || true
+		for f in "$BATS_FILE_TMPDIR"/vault/*.cur; do
+			name=$(basename "$f" .cur | tr '~' '/')
+			store_tool get "$name" >/dev/null 2>&1 || PARLAE_MASTER_KEY=$NEW_MASTER store_tool get "$name" >/dev/null
+		done
+	done
+	PARLAE_MASTER_KEY_NEW=$NEW_MASTER run --separate-stderr parlae secrets rotate --master-key
+	assert_success
+	for f in "$BATS_FILE_TMPDIR"/vault/*.cur; do
+		PARLAE_MASTER_KEY=$NEW_MASTER store_tool get "$(basename "$f" .cur | tr '~' '/')" >/dev/null
+	done
+	PARLAE_MASTER_KEY=$NEW_MASTER PARLAE_MASTER_KEY_NEW=$MASTER parlae secrets rotate --master-key >/dev/null
+}
