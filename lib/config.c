@@ -41,6 +41,7 @@ static const struct pl_config_var vars[] = {
 	{"PARLAE_HTTP_TIMEOUT", 0, 1, NULL},
 	{"PARLAE_CA_BUNDLE", 0, 1, NULL},
 	{"PARLAE_NOW", 0, 0, NULL},
+	{"PARLAE_WRITEBACK_WAIT", 0, 1, NULL},
 };
 
 static const struct pl_config_var *find_var(const char *name)

@@ -191,15 +191,58 @@ static int test_app_credentials(struct pl_session *s, struct pl_err *err)
 	return r;
 }
 
+/* The configuration given on this run: only what was given, so a second setup keeps the rest. */
+static char *given_config(const struct pl_pms_setup_req *req, const char *hours)
+{
+	json_t *cfg = json_object();
+	char *text;
+
+	if (req->timezone)
+		json_object_set_new(cfg, "timezone", json_string(req->timezone));
+	if (req->hours)
+		json_object_set_new(cfg, "hours", json_loads(hours, 0, NULL));
+	text = pl_json_dump(cfg);
+	json_decref(cfg);
+	return text;
+}
+
+static const char *const default_features =
+	"{\"patients\":true,\"appointments\":true,\"booking\":true,\"availableSlots\":null}";
+
+/* Record provider and configuration: a new row gets the defaults, an existing one the changes. */
+static int record_setup(struct pl_db *db, const char *account, const char *full,
+			const char *given, struct pl_pms_setup_res *res, struct pl_err *err)
+{
+	struct pl_db_res rows = PL_DB_RES_INIT;
+	const char *params[3] = {account, full, given};
+	int r;
+
+	/* A second setup changes the configuration, never the connection state. */
+	r = pl_db_query(db, &rows,
+			"INSERT INTO pms_integrations (account_id, provider, config, features)"
+			" VALUES ($1, 'SIKKA', $2::jsonb, '{\"patients\":true,\"appointments\":true,"
+			"\"booking\":true,\"availableSlots\":null}')"
+			" ON CONFLICT (account_id, provider) DO UPDATE"
+			" SET config = pms_integrations.config || $3::jsonb, updated_at = now()"
+			" RETURNING status, features::text, config::text",
+			3, params, err);
+	if (r)
+		return r;
+	pl_strlcpy(res->status, pl_account_status_name(pl_db_val(&rows, 0, 0)), sizeof(res->status));
+	res->features_json = pl_xstrdup(pl_db_val(&rows, 0, 1));
+	res->config_json = pl_xstrdup(pl_db_val(&rows, 0, 2));
+	pl_db_res_clear(&rows);
+	return 0;
+}
+
 int pl_pms_setup(struct pl_session *s, const struct pl_pms_setup_req *req,
 		 struct pl_pms_setup_res *res, struct pl_err *err)
 {
 	struct pl_audit_event ev = {req->account, "pms.setup", "pms_integration", NULL, NULL};
 	const char *tz = req->timezone ? req->timezone : "UTC";
-	struct pl_db_res rows = PL_DB_RES_INIT;
 	struct pl_buf config = PL_BUF_INIT, meta = PL_BUF_INIT, rid = PL_BUF_INIT;
-	char *hours = NULL;
-	struct pl_db *db;
+	char *hours = NULL, *given = NULL;
+	struct pl_db *db = NULL;
 	int r;
 
 	memset(res, 0, sizeof(*res));
@@ -209,8 +252,7 @@ int pl_pms_setup(struct pl_session *s, const struct pl_pms_setup_req *req,
 	}
 	if ((r = pl_account_check_id(req->account, err)) ||
 	    (r = pl_pms_parse_hours(req->hours ? req->hours : DEFAULT_HOURS, &hours, err)) ||
-	    (r = pl_session_db(s, &db, err)) || (r = pl_account_require(db, req->account, err)) ||
-	    (r = check_timezone(db, tz, err)))
+	    (r = pl_session_db(s, &db, err)))
 		goto out;
 	pl_buf_addf(&rid, "%s/SIKKA", req->account);
 	ev.resource_id = rid.buf;
@@ -218,50 +260,36 @@ int pl_pms_setup(struct pl_session *s, const struct pl_pms_setup_req *req,
 		json_t *cfg = json_pack("{s:s, s:o}", "timezone", tz, "hours", json_loads(hours, 0, NULL));
 		char *text = pl_json_dump(cfg);
 
+		pl_buf_reset(&config);
 		pl_buf_adds(&config, text);
 		free(text);
 		json_decref(cfg);
 	}
-	pl_buf_addf(&meta, "{\"provider\":\"SIKKA\",\"config\":%s}", config.buf);
+	given = given_config(req, hours);
+	pl_buf_addf(&meta, "{\"provider\":\"SIKKA\",\"config\":%s}", given);
 	ev.metadata = meta.buf;
-	r = test_app_credentials(s, err);
-	if (r || s->dry_run) {
-		if (r && !s->dry_run)
-			pl_audit_finish(s, &ev, r, err);
-		if (!r) {
-			pl_strlcpy(res->provider, "SIKKA", sizeof(res->provider));
-			pl_strlcpy(res->status, "pending", sizeof(res->status));
-			res->features_json = pl_xstrdup("{\"patients\":true,\"appointments\":true,\"booking\":true,\"availableSlots\":null}");
-			res->config_json = pl_xstrdup(config.buf);
-		}
+	pl_strlcpy(res->provider, "SIKKA", sizeof(res->provider));
+	if ((r = pl_account_require(db, req->account, err)) || (r = check_timezone(db, tz, err)) ||
+	    (r = test_app_credentials(s, err)))
+		goto done;
+	if (s->dry_run) {
+		res->features_json = pl_xstrdup(default_features);
+		res->config_json = pl_xstrdup(config.buf);
+		pl_strlcpy(res->status, "pending", sizeof(res->status));
 		goto out;
 	}
-	if (!(r = pl_db_begin(db, err))) {
-		const char *params[2] = {req->account, config.buf};
-
-		/* A second setup changes the configuration, never the connection state. */
-		r = pl_db_query(db, &rows,
-				"INSERT INTO pms_integrations (account_id, provider, config, features)"
-				" VALUES ($1, 'SIKKA', $2::jsonb, '{\"patients\":true,\"appointments\":true,"
-				"\"booking\":true,\"availableSlots\":null}')"
-				" ON CONFLICT (account_id, provider) DO UPDATE"
-				" SET config = EXCLUDED.config, updated_at = now()"
-				" RETURNING status, features::text, config::text",
-				2, params, err);
-	}
-	if (!r) {
-		pl_strlcpy(res->provider, "SIKKA", sizeof(res->provider));
-		pl_strlcpy(res->status, pl_account_status_name(pl_db_val(&rows, 0, 0)), sizeof(res->status));
-		res->features_json = pl_xstrdup(pl_db_val(&rows, 0, 1));
-		res->config_json = pl_xstrdup(pl_db_val(&rows, 0, 2));
-	}
-	r = pl_audit_finish(s, &ev, r, err);
+	if (!(r = pl_db_begin(db, err)))
+		r = record_setup(db, req->account, config.buf, given, res, err);
+done:
+	/* Failures are recorded too, except a usage error, which attempted nothing. */
+	if (!s->dry_run && r != PL_EUSAGE)
+		r = pl_audit_finish(s, &ev, r, err);
 out:
-	pl_db_res_clear(&rows);
 	pl_buf_release(&config);
 	pl_buf_release(&meta);
 	pl_buf_release(&rid);
 	free(hours);
+	free(given);
 	if (r)
 		pl_pms_setup_res_release(res);
 	return r;
@@ -665,7 +693,7 @@ static const char *sdata(const struct pl_secret *s)
 }
 
 int pl_pms_keys_write(struct pl_store *st, const char *account, const struct pl_pms_keys *k,
-		      char *version, struct pl_err *err)
+		      const char *expected, char *version, struct pl_err *err)
 {
 	struct pl_secret blob = PL_SECRET_INIT;
 	struct pl_buf name = PL_BUF_INIT;
@@ -684,7 +712,7 @@ int pl_pms_keys_write(struct pl_store *st, const char *account, const struct pl_
 	free(text);
 	pl_json_wipe_decref(o);
 	pl_buf_addf(&name, PL_PMS_SECRET_PREFIX "%s", account);
-	r = pl_store_put(st, name.buf, &blob, version, err);
+	r = pl_store_put_if(st, name.buf, &blob, expected, version, err);
 	pl_secret_release(&blob);
 	pl_buf_release(&name);
 	return r;
@@ -726,8 +754,10 @@ static void mark_failed(struct pl_session *s, const struct pl_audit_event *ev, i
 	if (!s->db.conn || pl_db_begin(&s->db, &ignored))
 		return;
 	if (!pl_db_query(&s->db, NULL,
-			 "UPDATE pms_integrations SET status = 'ERROR', last_error = $2,"
-			 " updated_at = now() WHERE account_id = $1 AND provider = 'SIKKA'",
+			 /* A connected practice whose re-authorization failed keeps working keys. */
+			 "UPDATE pms_integrations SET status = CASE WHEN status = 'ACTIVE' THEN status"
+			 " ELSE 'ERROR' END, last_error = $2, updated_at = now()"
+			 " WHERE account_id = $1 AND provider = 'SIKKA'",
 			 2, params, &ignored) &&
 	    !pl_audit_append(s, ev, code, &ignored))
 		pl_db_commit(&s->db, &ignored);
@@ -764,6 +794,16 @@ int pl_pms_callback(struct pl_session *s, const struct pl_pms_redirect *in,
 		pl_strlcpy(res->status, "verified", sizeof(res->status));
 		goto out;
 	}
+	/* The code is single-use: everything that could refuse later is checked before spending it. */
+	{
+		struct pl_sikka sk;
+
+		if ((r = pl_sikka_init(&sk, s->cfg, err)))
+			goto out;
+		pl_sikka_release(&sk);
+	}
+	if ((r = pl_store_open(s->cfg, &store, err)) || (r = pl_store_ready(store, err)))
+		goto out;
 	if ((r = consume_state(db, &st, err))) {
 		/* A replayed state says nothing about the practice: its row is left alone. */
 		pl_audit_finish(s, &ev, r, err);
@@ -794,8 +834,7 @@ int pl_pms_callback(struct pl_session *s, const struct pl_pms_redirect *in,
 		pl_strlcpy(keys.practice_name, k.practice.practice_name, sizeof(keys.practice_name));
 		pl_strlcpy(keys.pms_type, k.practice.pms_type, sizeof(keys.pms_type));
 		/* keys borrows k's secrets: k releases them. */
-		if ((r = pl_store_open(s->cfg, &store, err)) ||
-		    (r = pl_pms_keys_write(store, st.account, &keys, version, err)))
+		if ((r = pl_pms_keys_write(store, st.account, &keys, NULL, version, err)))
 			goto out;
 	}
 	/* Step 6. */

@@ -89,9 +89,10 @@ struct pl_store;
 /* Read the account's keys (current version, or PL_ENOTFOUND); version may be NULL. */
 int pl_pms_keys_read(struct pl_store *st, const char *account, struct pl_pms_keys *k,
 		     char *version, struct pl_err *err);
-/* Write them as a new version; version receives its id. */
+/* Write them as a new version (only over `expected` when it is not NULL: see
+ * pl_store_put_if); version receives its id. */
 int pl_pms_keys_write(struct pl_store *st, const char *account, const struct pl_pms_keys *k,
-		      char *version, struct pl_err *err);
+		      const char *expected, char *version, struct pl_err *err);
 void pl_pms_keys_release(struct pl_pms_keys *k);
 
 struct pl_pms_status {

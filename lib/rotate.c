@@ -160,7 +160,7 @@ int pl_rotate_account(struct pl_session *s, struct pl_store *store, struct pl_si
 		memset(&fresh.refresh_key, 0, sizeof(fresh.refresh_key));
 	}
 	k.token_expiry = fresh.expires_at;
-	if ((r = pl_pms_keys_write(store, req->account, &k, res->version, err)))
+	if ((r = pl_pms_keys_write(store, req->account, &k, stored, res->version, err)))
 		goto out;
 	res->expires_at = k.token_expiry;
 	res->outcome = PL_ROTATED;
@@ -185,6 +185,7 @@ out:
 
 struct item {
 	char account[64];
+	char stored[PL_STORE_VERSION_MAX]; /* the version read under the lock */
 	struct pl_pms_keys keys;
 	int fallback;
 	struct pl_sikka_call call;
@@ -238,7 +239,7 @@ static void item_free(struct item *it)
 static struct item *prepare(struct batch *b, const char *account)
 {
 	struct pl_err err = PL_ERR_INIT;
-	char row_version[PL_STORE_VERSION_MAX], stored[PL_STORE_VERSION_MAX];
+	char row_version[PL_STORE_VERSION_MAX];
 	struct item *it;
 	time_t expiry;
 	char *body;
@@ -255,7 +256,7 @@ static struct item *prepare(struct batch *b, const char *account)
 	it = pl_xcalloc(1, sizeof(*it));
 	pl_strlcpy(it->account, account, sizeof(it->account));
 	if (read_row(&b->s->db, account, row_version, sizeof(row_version), &expiry, &err) ||
-	    pl_pms_keys_read(b->store, account, &it->keys, stored, &err)) {
+	    pl_pms_keys_read(b->store, account, &it->keys, it->stored, &err)) {
 		failed(b, account, &err);
 		goto settled;
 	}
@@ -312,7 +313,8 @@ static int finish(struct batch *b, struct item *it, struct pl_sikka_key *fresh, 
 		memset(&fresh->refresh_key, 0, sizeof(fresh->refresh_key));
 	}
 	it->keys.token_expiry = fresh->expires_at;
-	if ((r = pl_pms_keys_write(b->store, it->account, &it->keys, version, err)))
+	/* The lock keeps other parlae processes out; the compare-and-swap catches anything else. */
+	if ((r = pl_pms_keys_write(b->store, it->account, &it->keys, it->stored, version, err)))
 		return r;
 	return record(b->s, it->account, version, it->keys.token_expiry, it->fallback, err);
 }

@@ -452,6 +452,11 @@ fail:
 	return r;
 }
 
+int pl_store_ready(struct pl_store *st, struct pl_err *err)
+{
+	return load_key(st, err);
+}
+
 void pl_store_close(struct pl_store *st)
 {
 	if (!st)
@@ -833,6 +838,12 @@ static int lock_dir(struct pl_store *st, int dfd, struct pl_err *err)
 int pl_store_put(struct pl_store *st, const char *name, const struct pl_secret *value,
                  char *version, struct pl_err *err)
 {
+	return pl_store_put_if(st, name, value, NULL, version, err);
+}
+
+int pl_store_put_if(struct pl_store *st, const char *name, const struct pl_secret *value,
+                    const char *expected, char *version, struct pl_err *err)
+{
 	char cur[BASE_MAX + 8], prev[BASE_MAX + 8], vcur[32], vprev[32], tmp[32] = "";
 	struct pl_buf blob = PL_BUF_INIT;
 	unsigned long long a = 0, b = 0;
@@ -851,6 +862,12 @@ int pl_store_put(struct pl_store *st, const char *name, const struct pl_secret *
 	if ((r = file_version(st, dfd, cur, vcur, sizeof(vcur), err)) ||
 	    (r = file_version(st, dfd, prev, vprev, sizeof(vprev), err)))
 		goto out;
+	/* Compare and swap, under the directory's lock: another writer got there first. */
+	if (expected && strcmp(expected, vcur)) {
+		r = pl_err_set(err, PL_ECONFLICT, "secret %s changed while it was being replaced "
+		               "(version %s, expected %s)", name, vcur[0] ? vcur : "none", expected);
+		goto out;
+	}
 	/* Ids only grow, even past a previous version left behind by an interrupted delete. */
 	if (vcur[0])
 		parse_version(vcur, &a);

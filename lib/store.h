@@ -66,6 +66,10 @@ struct pl_store;
 int pl_store_open(const struct pl_config *cfg, struct pl_store **out, struct pl_err *err);
 void pl_store_close(struct pl_store *st);
 
+/* Whether the store can be read and written now (its key loads): checked before a step that
+ * cannot be undone, such as spending a single-use code. */
+int pl_store_ready(struct pl_store *st, struct pl_err *err);
+
 /*
  * Write a new current version of name; the version it replaces becomes the previous one
  * (one previous version is kept). Atomic: a crash leaves either the old or the new version
@@ -75,6 +79,13 @@ void pl_store_close(struct pl_store *st);
 #define PL_STORE_VERSION_MAX 80
 int pl_store_put(struct pl_store *st, const char *name, const struct pl_secret *value,
 		 char *version, struct pl_err *err);
+
+/*
+ * The same, only if the current version is still `expected` (a compare-and-swap: racing
+ * writers cannot both win); PL_ECONFLICT otherwise. expected "" means "no secret yet".
+ */
+int pl_store_put_if(struct pl_store *st, const char *name, const struct pl_secret *value,
+		    const char *expected, char *version, struct pl_err *err);
 
 /*
  * Read the current version (version_in NULL) or a given one (current or previous).
