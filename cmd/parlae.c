@@ -2,6 +2,7 @@
  * parlae: the command table, the global options and dispatch. Everything a command does is
  * in lib/; this file only decides which command runs and with what set up.
  */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -471,11 +472,32 @@ int cmd_main(struct cmd_ctx *ctx, int argc, char **argv)
 	return cmd_run(ctx, argc - optind, argv + optind);
 }
 
+/*
+ * Ctrl-C or a TERM: stop at once with the contract's 130. Nothing is half-done by stopping:
+ * PostgreSQL rolls back an open transaction and drops the session's advisory locks when the
+ * connection goes, and the secret store only ever renames complete files into place.
+ */
+static void on_interrupt(int sig)
+{
+	static const char msg[] = "parlae: interrupted\n";
+
+	(void)sig;
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+		/* nothing more can be done from a signal handler */
+	}
+	_exit(PL_EINTERRUPTED);
+}
+
 int main(int argc, char **argv)
 {
+	struct sigaction sa;
 	struct cmd_ctx ctx;
 	int r;
 
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_interrupt;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	cmd_ctx_init(&ctx);
 	r = cmd_main(&ctx, argc, argv);
 	cmd_ctx_release(&ctx);

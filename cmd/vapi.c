@@ -215,14 +215,16 @@ static int run_local(struct cmd_ctx *ctx, const struct invoke *iv, struct pl_vap
 		return 0;
 	}
 	out = pl_xcalloc(m->ncalls, sizeof(*out));
-	if ((r = pl_tools_run(&ctx->session, &req, m, out, account, sizeof(account), &err))) {
+	if ((r = pl_tools_run(&ctx->session, &req, m, out, account, sizeof(account), &err)) &&
+	    !out[m->ncalls - 1].result && !out[m->ncalls - 1].error) {
+		pl_vapi_outcomes_release(out, m->ncalls);
 		free(out);
 		return cmd_fail(ctx, &err);
 	}
 	reply = pl_vapi_reply(m, out);
 	text = json_dumps(reply, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	puts(text);
-	r = pl_vapi_status(out, m->ncalls);
+	r = r ? cmd_fail(ctx, &err) : pl_vapi_status(out, m->ncalls);
 	if (iv->expect) {
 		int e = check_expect(ctx, iv->expect, text, strlen(text));
 

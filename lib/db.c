@@ -140,6 +140,11 @@ void pl_db_rollback(struct pl_db *db)
 	db->in_tx = 0;
 }
 
+int pl_db_alive(const struct pl_db *db)
+{
+	return db->conn && PQstatus(db->conn) == CONNECTION_OK;
+}
+
 int pl_db_rows(const struct pl_db_res *res)
 {
 	return res->res ? PQntuples(res->res) : 0;

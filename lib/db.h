@@ -49,6 +49,9 @@ int pl_db_listen(struct pl_db *db, const char *channel, struct pl_err *err);
  */
 int pl_db_wait(struct pl_db *db, long timeout_ms, int *notified, struct pl_err *err);
 
+/* Whether the connection is still up (a batch checks this to fail as a whole when it went). */
+int pl_db_alive(const struct pl_db *db);
+
 int pl_db_rows(const struct pl_db_res *res);
 /* The text of a field, or NULL for SQL NULL. Valid until pl_db_res_clear. */
 const char *pl_db_val(const struct pl_db_res *res, int row, int col);

@@ -409,6 +409,10 @@ int pl_rotate_batch(struct pl_session *s, const struct pl_rotate_batch_req *req,
 	r = pl_http_run(&sk.http, req->concurrency, next_job, job_done, &b);
 	if (r)
 		r = pl_err_set(err, PL_EINTERNAL, "cannot start the transfers");
+	else if (!pl_db_alive(db) && sum->failed) {
+		r = pl_err_set(err, PL_EDATABASE, "lost the connection to the database during the rotation");
+		pl_err_hint(err, "the accounts not rotated keep their keys: run it again");
+	}
 out:
 	for (size_t i = 0; i < b.n; i++)
 		free(b.accounts[i]);

@@ -825,19 +825,21 @@ static int log_call(struct ctx *c, struct pl_err *err)
 }
 
 /* One audit event per tool call: which tool and how it went, never what the patient said. */
-static void audit_call(struct ctx *c, const struct pl_vapi_call *call, int code, int success)
+static int audit_call(struct ctx *c, const struct pl_vapi_call *call, int code, int success,
+		      struct pl_err *err)
 {
 	struct pl_audit_event ev = {c->account, "vapi.tool", "tool_call", call->id, NULL};
-	struct pl_err ignored = PL_ERR_INIT;
+	int r;
 	json_t *meta = json_pack("{s:s, s:s, s:b, s:b}", "tool", pl_vapi_tool_name(call->tool),
 				 "callId", c->call_id, "operatorAccess", c->operator_access,
 				 "success", success);
 	char *text = pl_json_dump(meta);
 
 	ev.metadata = text;
-	pl_audit_append(c->s, &ev, code, &ignored);
+	r = pl_audit_append(c->s, &ev, code, err);
 	free(text);
 	json_decref(meta);
+	return r;
 }
 
 static int run_one(struct ctx *c, const struct pl_vapi_call *call, int integration_err,
@@ -917,7 +919,7 @@ int pl_tools_run(struct pl_session *s, const struct pl_tools_req *req,
 		json_t *res = NULL;
 		int code;
 
-		if (!s->dry_run && (r = log_call(&c, err)))
+		if (!s->dry_run && !r && (r = log_call(&c, err)))
 			goto out;
 		code = run_one(&c, &m->calls[i], integration_err, &ierr, &res, &cerr);
 		if (code) {
@@ -927,9 +929,11 @@ int pl_tools_run(struct pl_session *s, const struct pl_tools_req *req,
 		} else {
 			out[i].result = pl_json_dump(res);
 		}
-		if (!s->dry_run)
-			audit_call(&c, &m->calls[i], code,
-				   !code && json_is_true(json_object_get(res, "success")));
+		/* A call that ran but could not be recorded still answers the agent; the run fails. */
+		if (!s->dry_run && !r &&
+		    (r = audit_call(&c, &m->calls[i], code,
+				    !code && json_is_true(json_object_get(res, "success")), err)))
+			pl_err_prefix(err, "the tool calls ran, but their audit events could not be written");
 		if (!code)
 			json_decref(res);
 	}

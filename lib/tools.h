@@ -20,8 +20,10 @@ struct pl_tools_req {
 };
 
 /*
- * Run every call of m, filling out[m->ncalls]. Returns non-zero only when nothing could run
- * (unknown account → PL_ENOTFOUND, database down, ...). account receives the account used.
+ * Run every call of m, filling out[m->ncalls]. Returns non-zero when nothing could run
+ * (unknown account → PL_ENOTFOUND, database down, ...), or when the calls ran but could not
+ * be recorded (the database went away): out[] is then filled and the reply still stands.
+ * account receives the account used.
  */
 int pl_tools_run(struct pl_session *s, const struct pl_tools_req *req,
 		 const struct pl_vapi_msg *m, struct pl_vapi_outcome *out, char *account,
