@@ -177,6 +177,10 @@ static int send_to_target(struct cmd_ctx *ctx, const struct invoke *iv, const st
 	struct pl_err err = PL_ERR_INIT;
 	int r;
 
+	if (ctx->dry_run) {
+		printf("would send %zu bytes to %s\n", body->len, iv->target);
+		return 0;
+	}
 	r = pl_vapi_post(&ctx->cfg, iv->target, iv->auth, body->buf, body->len, &resp, &err);
 	if (resp.status)
 		cmd_note(ctx, "HTTP %ld in %.0f ms", resp.status, resp.seconds * 1000);

@@ -362,7 +362,7 @@ int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_htt
 		pl_err_set(err, PL_EUPSTREAM, "%s %s: %s (%d attempt%s)", req->peer,
 			   rc == CURLE_OPERATION_TIMEDOUT ? "timed out" : "unreachable",
 			   errbuf[0] ? errbuf : curl_easy_strerror(rc), attempt + 1, attempt ? "s" : "");
-		return pl_err_hint(err, "check the network and the %s URL, then retry", req->peer);
+		return pl_err_hint(err, "check the network and the URL of %s, then retry", req->peer);
 	}
 	return 0;
 }
@@ -427,6 +427,7 @@ int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_j
 		void (*done)(struct pl_http_job *, void *), void *arg)
 {
 	CURLM *multi = curl_multi_init();
+	struct pl_http_job finished;
 	struct slot *slots;
 	int running = 0, more = 1, active = 0;
 
@@ -467,9 +468,22 @@ int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_j
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
 			curl_multi_remove_handle(multi, s->easy);
 			finish_slot(h, s, msg->data.result);
+			finished = *s->job;
 			s->busy = 0;
 			active--;
-			done(s->job, arg);
+			/* Refill the slot before the caller's work on the answer, so that work overlaps
+			 * the transfers still in flight instead of stalling them. */
+			if (more) {
+				memset(s->job, 0, sizeof(*s->job));
+				if (next(s->job, arg)) {
+					start_slot(h, multi, s);
+					s->busy = 1;
+					active++;
+				} else {
+					more = 0;
+				}
+			}
+			done(&finished, arg);
 		}
 		if (active)
 			curl_multi_poll(multi, NULL, 0, 100, NULL);

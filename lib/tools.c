@@ -271,6 +271,11 @@ static int find_patients(struct ctx *c, const char *query, const char *phone, co
 
 		if (*digits && !patient_has_phone(p, digits))
 			continue;
+		/* Family members share a phone: the names given must match too. */
+		if (*digits && first && last &&
+		    (!text(p, "firstname") || strcasecmp(text(p, "firstname"), first) ||
+		     !text(p, "lastname") || strcasecmp(text(p, "lastname"), last)))
+			continue;
 		if (dob && bd && strncmp(bd, dob, 10))
 			continue;
 		json_array_append(*found, p);
@@ -899,8 +904,9 @@ int pl_tools_run(struct pl_session *s, const struct pl_tools_req *req,
 		if ((r = account_for_phone(c.db, m->phone_number_id, account, account_size, err)))
 			return r;
 	} else {
-		pl_err_set(err, PL_EUSAGE, "no account: the payload has no message.call.phoneNumberId");
-		return pl_err_hint(err, "give --account ACCOUNT");
+		pl_err_set(err, PL_EUSAGE, "no account: give --account ACCOUNT, or a payload whose "
+					   "message.call.phoneNumberId is registered");
+		return pl_err_hint(err, "see 'parlae vapi phone list'");
 	}
 	c.account = account;
 	if ((r = parse_now(req, m, s->cfg, &c.now, err)))
