@@ -364,18 +364,19 @@ int pl_pms_oauth_url(struct pl_session *s, const struct pl_pms_oauth_req *req,
 	memset(res, 0, sizeof(*res));
 	if (ttl < 1 || ttl > MAX_TTL)
 		return pl_err_set(err, PL_EUSAGE, "--ttl must be between 1 and %d seconds", MAX_TTL);
-	if ((r = pl_account_check_id(req->account, err)) ||
-	    (r = redirect_uri(s, req->redirect_uri, &uri, err)))
-		goto out;
+	if ((r = pl_account_check_id(req->account, err)) || (r = pl_session_db(s, &db, err)))
+		return r;
+	/* From here on a refusal is recorded: someone tried to start an onboarding. */
+	if ((r = redirect_uri(s, req->redirect_uri, &uri, err)))
+		goto failed;
 	if (!app_id) {
 		r = pl_err_set(err, PL_ECONFIG, "SIKKA_APP_ID is not set");
 		pl_err_hint(err, "export the system's Sikka app credentials SIKKA_APP_ID and SIKKA_APP_KEY");
-		goto out;
+		goto failed;
 	}
-	if ((r = pl_state_key(s->cfg, &key, err)) || (r = pl_session_db(s, &db, err)) ||
-	    (r = pl_account_require(db, req->account, err)) ||
+	if ((r = pl_state_key(s->cfg, &key, err)) || (r = pl_account_require(db, req->account, err)) ||
 	    (r = require_integration(db, req->account, err)))
-		goto out;
+		goto failed;
 	pl_strlcpy(st.account, req->account, sizeof(st.account));
 	if (pl_random_hex(st.nonce, 16) < 0) {
 		r = pl_err_set(err, PL_EINTERNAL, "no randomness available for the state's nonce");
@@ -419,6 +420,10 @@ int pl_pms_oauth_url(struct pl_session *s, const struct pl_pms_oauth_req *req,
 				1, params, err);
 	}
 	r = pl_audit_finish(s, &ev, r, err);
+	goto out;
+failed:
+	if (!s->dry_run && r != PL_EUSAGE)
+		pl_audit_finish(s, &ev, r, err);
 out:
 	pl_secret_release(&key);
 	pl_buf_release(&uri);

@@ -343,3 +343,10 @@ stored() { ls "$BATS_FILE_TMPDIR/vault" 2>/dev/null | grep -c -- "~$1\.cur" || t
 	done
 	refute_secrets_in "$all" "$SIKKA_APP_KEY" "$PARLAE_MASTER_KEY" "$PARLAE_STATE_SECRET" "$secret_key" $keys
 }
+
+@test "a refused oauth-url is recorded in the audit log" {
+	parlae account add refused >/dev/null
+	run --separate-stderr parlae sikka oauth-url refused
+	assert_equal "$status" 5
+	assert_equal "$(sql "SELECT outcome || '|' || error_code FROM audit_events WHERE account_id = 'refused' AND action = 'sikka.oauth_url'")" "failure|not_found"
+}

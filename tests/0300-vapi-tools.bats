@@ -259,3 +259,12 @@ result_of() { jq -r ".results[$2].result" <<<"$1"; }
 	run --separate-stderr parlae vapi phone add happy --vapi-id pn-2 --number 5551234
 	assert_equal "$status" 2
 }
+
+@test "--as-of payload takes now from the payload's timestamp" {
+	jq -c '.message.toolCallList[0].function.arguments.date = "2026-11-11"' "$FIX/tool-calls-check-availability.json" >"$BATS_TEST_TMPDIR/asof.json"
+	run --separate-stderr parlae vapi tool invoke --payload "$BATS_TEST_TMPDIR/asof.json" --as-of payload
+	assert_success
+	assert_equal "$(result_of "$output" 0 | jq -c '[.date, (.slots | length)]')" '["2026-11-11",18]'
+	run --separate-stderr parlae vapi tool invoke --payload "$BATS_TEST_TMPDIR/asof.json"
+	assert_equal "$(result_of "$output" 0 | jq -r .date)" "2026-12-02"
+}
