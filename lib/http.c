@@ -305,6 +305,13 @@ static void setup_easy(struct pl_http *h, CURL *c, const struct pl_http_req *req
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, hint);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "parlae");
+	/* libcurl signs every header it sends, so callers add none with an empty value. */
+	if (req->aws_sigv4)
+		curl_easy_setopt(c, CURLOPT_AWS_SIGV4, req->aws_sigv4);
+	if (req->user) {
+		curl_easy_setopt(c, CURLOPT_USERNAME, req->user);
+		curl_easy_setopt(c, CURLOPT_PASSWORD, req->password ? req->password : "");
+	}
 	if (!strcmp(req->method, "POST")) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,

@@ -29,6 +29,11 @@ struct pl_http_req {
 	size_t body_len;
 	int idempotent;	  /* safe to send again after a failure */
 	const char *peer; /* "Sikka", for messages */
+	/* Optional AWS SigV4 signing by libcurl: "aws:amz:REGION:SERVICE", the access key id as
+	 * user and the secret key as password (never traced). */
+	const char *aws_sigv4;
+	const char *user;
+	const char *password;
 };
 
 struct pl_http_resp {

@@ -71,7 +71,16 @@ void pl_status_system(struct pl_session *s, struct pl_status_system *out)
 				 &out->store_err)) {
 		out->store_backend = pl_store_backend_name(spec.backend);
 		pl_strlcpy(out->store_location, spec.location, sizeof(out->store_location));
-		out->store_usable = !pl_store_probe(&spec, &out->store_err);
+		if (spec.backend == PL_STORE_AWS) {
+			/* Usable means the credentials work against the service now. */
+			struct pl_store *st = NULL;
+
+			out->store_usable = !pl_store_open(s->cfg, &st, &out->store_err) &&
+					    !pl_store_ready(st, &out->store_err);
+			pl_store_close(st);
+		} else {
+			out->store_usable = !pl_store_probe(&spec, &out->store_err);
+		}
 	}
 }
 

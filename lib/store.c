@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "store_aws.h"
 #include "banned.h"
 
 /*
@@ -43,11 +44,13 @@
 #define BASE_MAX     240
 #define KEY_FILE_MAX 4096
 
+/* Every public function below dispatches on spec.backend: aws: lives in store_aws.c. */
 struct pl_store {
 	struct pl_store_spec spec;
 	const struct pl_config *cfg; /* for the master key, read on first use */
 	unsigned char key[KEY_LEN];
 	int have_key;
+	struct pl_store_aws *aws; /* the aws: backend's state */
 };
 
 struct header {
@@ -95,10 +98,19 @@ int pl_store_parse_spec(const char *spec, struct pl_store_spec *out, struct pl_e
 		return 0;
 	}
 	if (!strncmp(spec, "aws:", 4)) {
-		pl_err_set(
-		    err, PL_ECONFIG,
-		    "PARLAE_SECRET_STORE: the aws: backend is not available in this version");
-		return pl_err_hint(err, "use file:PATH");
+		size_t n = strlen(spec + 4);
+
+		if (n == 0 || n > 63 ||
+		    strspn(spec + 4, "abcdefghijklmnopqrstuvwxyz0123456789-") != n) {
+			pl_err_set(
+			    err, PL_ECONFIG,
+			    "PARLAE_SECRET_STORE='%.200s': the region must be like us-east-1",
+			    spec);
+			return pl_err_hint(err, "for example PARLAE_SECRET_STORE=aws:us-east-1");
+		}
+		out->backend = PL_STORE_AWS;
+		pl_strlcpy(out->location, spec + 4, sizeof(out->location));
+		return 0;
 	}
 	pl_err_set(err, PL_ECONFIG,
 	           "PARLAE_SECRET_STORE='%.200s' is not file:/ABSOLUTE/PATH or aws:REGION", spec);
@@ -148,8 +160,9 @@ int pl_store_probe(const struct pl_store_spec *spec, struct pl_err *err)
 {
 	struct stat st;
 
-	if (spec->backend != PL_STORE_FILE)
-		return pl_err_set(err, PL_ECONFIG, "unsupported secret store backend");
+	/* Nothing local to check for aws: (pl_store_ready asks the service). */
+	if (spec->backend == PL_STORE_AWS)
+		return 0;
 	if (stat(spec->location, &st) < 0) {
 		if (errno == ENOENT)
 			return probe_parent(spec->location, err);
@@ -440,6 +453,12 @@ int pl_store_open(const struct pl_config *cfg, struct pl_store **out, struct pl_
 	st->cfg = cfg;
 	if ((r = pl_store_parse_spec(pl_config_get(cfg, "PARLAE_SECRET_STORE"), &st->spec, err)))
 		goto fail;
+	if (st->spec.backend == PL_STORE_AWS) {
+		if ((r = pl_store_aws_open(cfg, st->spec.location, &st->aws, err)))
+			goto fail;
+		*out = st;
+		return 0;
+	}
 	/* A store open to other users is refused before anything is read from it. */
 	if ((r = open_dir(st, 0, &dfd, err)))
 		goto fail;
@@ -454,6 +473,8 @@ fail:
 
 int pl_store_ready(struct pl_store *st, struct pl_err *err)
 {
+	if (st->spec.backend == PL_STORE_AWS)
+		return pl_store_aws_ready(st->aws, err);
 	return load_key(st, err);
 }
 
@@ -461,6 +482,7 @@ void pl_store_close(struct pl_store *st)
 {
 	if (!st)
 		return;
+	pl_store_aws_close(st->aws);
 	OPENSSL_cleanse(st->key, sizeof(st->key));
 	free(st);
 }
@@ -693,6 +715,8 @@ int pl_store_get(struct pl_store *st, const char *name, const char *version_in,
 	struct stat sb;
 	int r, dfd, fd, skip = 1;
 
+	if (st->spec.backend == PL_STORE_AWS)
+		return pl_store_aws_get(st->aws, name, version_in, out, version_out, err);
 	out->data = NULL;
 	out->len = 0;
 	/* The key first, so that a store set up without one says so whatever is asked. */
@@ -849,6 +873,8 @@ int pl_store_put_if(struct pl_store *st, const char *name, const struct pl_secre
 	unsigned long long a = 0, b = 0;
 	int r, dfd = -1;
 
+	if (st->spec.backend == PL_STORE_AWS)
+		return pl_store_aws_put_if(st->aws, name, value, expected, version, err);
 	version[0] = '\0';
 	if ((r = pl_store_check_name(name, err)))
 		return r;
@@ -864,8 +890,10 @@ int pl_store_put_if(struct pl_store *st, const char *name, const struct pl_secre
 		goto out;
 	/* Compare and swap, under the directory's lock: another writer got there first. */
 	if (expected && strcmp(expected, vcur)) {
-		r = pl_err_set(err, PL_ECONFLICT, "secret %s changed while it was being replaced "
-		               "(version %s, expected %s)", name, vcur[0] ? vcur : "none", expected);
+		r = pl_err_set(err, PL_ECONFLICT,
+		               "secret %s changed while it was being replaced "
+		               "(version %s, expected %s)",
+		               name, vcur[0] ? vcur : "none", expected[0] ? expected : "none");
 		goto out;
 	}
 	/* Ids only grow, even past a previous version left behind by an interrupted delete. */
@@ -905,6 +933,8 @@ int pl_store_delete(struct pl_store *st, const char *name, struct pl_err *err)
 	char cur[BASE_MAX + 8], prev[BASE_MAX + 8];
 	int r, dfd, found = 0;
 
+	if (st->spec.backend == PL_STORE_AWS)
+		return pl_store_aws_delete(st->aws, name, err);
 	if ((r = pl_store_check_name(name, err)) || (r = open_dir(st, 0, &dfd, err)))
 		return r;
 	if (dfd < 0)
@@ -979,6 +1009,8 @@ int pl_store_list(struct pl_store *st, struct pl_store_entry **out, size_t *n, s
 	DIR *dir = NULL;
 	int r, dfd, keep;
 
+	if (st->spec.backend == PL_STORE_AWS)
+		return pl_store_aws_list(st->aws, out, n, err);
 	*out = pl_xcalloc(alloc, sizeof(**out));
 	*n = 0;
 	if ((r = open_dir(st, 0, &dfd, err)) || dfd < 0)
@@ -1086,6 +1118,8 @@ int pl_store_rekey(struct pl_store *st, int dry_run, size_t *n, struct pl_err *e
 	int r, dfd = -1;
 
 	*n = 0;
+	if (st->spec.backend == PL_STORE_AWS)
+		return pl_err_set(err, PL_EUSAGE, "the aws: store does not use PARLAE_MASTER_KEY");
 	if (!text) {
 		pl_err_set(err, PL_ECONFIG, "PARLAE_MASTER_KEY_NEW is not set");
 		return pl_err_hint(err, "export the new 32-byte key, e.g. from 'openssl rand -hex 32'");
