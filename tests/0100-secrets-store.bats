@@ -1,25 +1,14 @@
 #!/usr/bin/env bats
 # The encrypted file secret store, driven through 'parlae secrets list' and, for get, put and
 # delete (which have no command of their own), the test helper tests/helpers/store-tool.c.
-# No database needed.
+# What every backend must do alike is in helpers/store-suite.bash, which 0110 runs against
+# AWS Secrets Manager; this file adds what only the file store shows. No database needed.
 bats_require_minimum_version 1.5.0
 load helpers/common
+load helpers/store
+load helpers/store-suite
 
-# store-tool is built against the library of the parlae under test: the sanitizer build's
-# library sits next to its binary (.build/san), the default one under .build/default.
-setup_file() {
-	local dir lib san=()
-	dir=$(dirname "$PARLAE_BIN")
-	lib=$PL_TOP/.build/default/libparlae.a
-	if [ -f "$dir/libparlae.a" ]; then
-		lib=$dir/libparlae.a
-		[[ $dir == */.build/san ]] && san=(-fsanitize=address,undefined -fno-sanitize-recover=all)
-	fi
-	# shellcheck disable=SC2046
-	cc -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -I"$PL_TOP/lib" "${san[@]}" \
-		-o "$BATS_FILE_TMPDIR/store-tool" "$PL_TOP/tests/helpers/store-tool.c" "$lib" \
-		$(pkg-config --libs libcurl jansson libpq openssl)
-}
+setup_file() { build_store_tool; }
 
 # A fixed key, as hex and as base64 of the same 32 bytes.
 KEY_HEX=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
@@ -33,8 +22,6 @@ setup() {
 	export PARLAE_SECRET_STORE=file:$VAULT PARLAE_MASTER_KEY=$KEY_HEX
 }
 
-store_tool() { "$BATS_FILE_TMPDIR/store-tool" "$@"; }
-
 # put NAME VALUE: a put that is not the thing under test.
 put() { printf '%s' "$2" | store_tool put "$1" >/dev/null; }
 
@@ -44,13 +31,8 @@ b64_of() { head -c "$1" /dev/zero | tr '\0' 'k' | base64 -w0; }
 mode() { stat -c %a "$1"; }
 
 @test "a secret put into the store reads back exactly as written" {
-	printf 'sk-live one\ntwo' >"$BATS_TEST_TMPDIR/value"
-	run --separate-stderr store_tool put parlae/pms/sikka/happy-dental <"$BATS_TEST_TMPDIR/value"
-	assert_success
-	assert_equal "$stderr" ""
-	assert_equal "$output" "1"
-	store_tool get parlae/pms/sikka/happy-dental >"$BATS_TEST_TMPDIR/back"
-	cmp "$BATS_TEST_TMPDIR/value" "$BATS_TEST_TMPDIR/back"
+	suite_round_trip
+	assert_equal "$V1" "1"
 	assert_equal "$(ls -A "$VAULT")" "parlae~pms~sikka~happy-dental.cur"
 }
 
@@ -69,20 +51,8 @@ mode() { stat -c %a "$1"; }
 }
 
 @test "a new put keeps the previous version readable; a third put drops the oldest" {
-	put a one
-	run --separate-stderr store_tool put a <<<"two"
-	assert_success
-	assert_equal "$output" "2"
-	assert_equal "$(store_tool get a)" "two"
-	assert_equal "$(store_tool get a 1)" "one"
-	assert_equal "$(store_tool get a 2)" "two"
-	put a three
-	assert_equal "$(store_tool get a)" "three"
-	assert_equal "$(store_tool get a 2)" "two"
-	run --separate-stderr store_tool get a 1
-	assert_equal "$status" 5
-	assert_equal "$output" ""
-	assert_equal "$stderr" "store-tool: secret a has no version '1' (see 'parlae secrets list')"
+	suite_previous_version
+	assert_equal "$V1 $V2 $V3" "1 2 3"
 	# No temporary file is left behind.
 	assert_equal "$(ls -A "$VAULT" | tr '\n' ' ')" "a.cur a.prev "
 }
@@ -237,69 +207,54 @@ mode() { stat -c %a "$1"; }
 	# Everything in the test's directory but bats' own files for 'run --separate-stderr'.
 	snapshot() { (cd "$BATS_TEST_TMPDIR" && find . ! -name 'separate-stderr-*' | sort); }
 	before=$(snapshot)
-	for name in ../x a/../../x a//b A Secret /abs a/ . .. a/./b .hidden "a b" 'a\b' "" $'a\nb'; do
-		for verb in put get delete; do
-			run --separate-stderr store_tool $verb "$name" <<<"value"
-			assert_equal "$status" 2
-			assert_equal "$output" ""
-			assert_regex "$stderr" "^store-tool: invalid secret name "
-		done
-	done
+	suite_bad_names
 	assert_equal "$(snapshot)" "$before"
 }
 
 @test "names up to 255 bytes are stored, listed and read back; 256 bytes are refused" {
-	long=$(printf 'a%.0s' {1..250})/$(printf 'b%.0s' {1..4})
-	put "$long" value
-	assert_equal "$(store_tool get "$long")" "value"
-	assert_equal "$(parlae secrets list | cut -f1)" "$long"
-	run --separate-stderr store_tool put "${long}b" <<<"value"
-	assert_equal "$status" 2
-	store_tool delete "$long"
+	suite_long_names
 	assert_equal "$(ls -A "$VAULT")" ""
 }
 
+@test "a value of 65536 bytes is stored; one byte more is refused (exit 65)" {
+	suite_value_limit
+}
+
+@test "a missing secret or version is not found (exit 5)" {
+	suite_not_found
+}
+
+@test "put-if is a compare-and-swap: a stale or absent expected version is refused (exit 10)" {
+	suite_put_if
+	assert_equal "$(ls -A "$VAULT" | tr '\n' ' ')" "a.cur a.prev "
+}
+
+@test "six writers racing put-if from the same version: exactly one wins" {
+	suite_put_if_race
+}
+
 @test "secrets list --json shows names, versions and dates, never values" {
-	put parlae/pms/sikka/happy one-secret-value
-	put parlae/pms/sikka/happy two-secret-value
-	put parlae/pms/sikka/bright three-secret-value
-	run --separate-stderr parlae secrets list --json
-	assert_success
-	assert_equal "$stderr" ""
-	assert_equal "$(jq -c '[.[] | [.name, .version, .previous]]' <<<"$output")" \
-		'[["parlae/pms/sikka/bright","1",null],["parlae/pms/sikka/happy","2","1"]]'
-	assert_equal "$(jq -c '[.[0] | keys[]]' <<<"$output")" '["name","previous","updatedAt","version"]'
-	assert_regex "$(jq -r '.[1].updatedAt' <<<"$output")" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$'
-	refute_secrets_in "$output" one-secret-value two-secret-value three-secret-value
+	suite_list_json
+	assert_equal "$(parlae secrets list --json | jq -c '[.[] | [.version, .previous]]')" '[["1",null],["2","1"]]'
 }
 
 @test "secrets list without a TTY prints tab-separated rows, no header" {
-	put b/c one
-	put a one
-	put a two
-	run --separate-stderr parlae secrets list
-	assert_success
-	assert_equal "$stderr" ""
-	assert_equal "${#lines[@]}" 2
-	assert_regex "${lines[0]}" $'^a\t2\t1\t[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$'
-	assert_regex "${lines[1]}" $'^b/c\t1\t-\t[0-9T:Z-]+$'
+	suite_list_text
+	assert_regex "$(parlae secrets list | cut -f1-3 | tr '\t\n' ': ')" '^a:2:1 b/c:1:- $'
 }
 
 @test "secrets list on a store that does not exist yet is empty and creates nothing" {
-	run --separate-stderr parlae secrets list --json
-	assert_success
-	assert_equal "$stderr" ""
-	assert_equal "$output" "[]"
+	suite_list_empty
 	[ ! -e "$VAULT" ]
 }
 
-@test "secrets list refuses arguments (exit 2) and an aws: store (exit 3)" {
+@test "secrets list refuses arguments (exit 2); an aws: store without credentials exits 3" {
 	run --separate-stderr parlae secrets list extra
 	assert_equal "$status" 2
 	assert_equal "$stderr" "parlae: unexpected argument 'extra' (usage: parlae secrets list)"
 	PARLAE_SECRET_STORE=aws:us-east-1 run --separate-stderr parlae secrets list
 	assert_equal "$status" 3
-	assert_equal "$stderr" "parlae: PARLAE_SECRET_STORE: the aws: backend is not available in this version (use file:PATH)"
+	assert_equal "$stderr" "parlae: AWS_ACCESS_KEY_ID is not set: the aws: secret store needs AWS credentials (export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and AWS_SESSION_TOKEN with temporary credentials)"
 }
 
 @test "what a killed writer leaves behind breaks neither get, list nor the next put" {
@@ -327,20 +282,8 @@ mode() { stat -c %a "$1"; }
 }
 
 @test "delete removes every version of a secret; deleting it again is not found (exit 5)" {
-	put a one
-	put a two
-	put b other
-	run --separate-stderr store_tool delete a
-	assert_success
-	assert_equal "$stderr" ""
-	assert_equal "$(ls -A "$VAULT")" "b.cur"
-	for args in "delete a" "get a"; do
-		run --separate-stderr store_tool $args
-		assert_equal "$status" 5
-		assert_equal "$stderr" "store-tool: no secret a in the store (see 'parlae secrets list')"
-	done
-	# Nothing of it is left: written again, it starts over at version 1.
-	run --separate-stderr store_tool put a <<<"again"
-	assert_success
-	assert_equal "$output" "1"
+	suite_delete
+	assert_equal "$(ls -A "$VAULT" | tr '\n' ' ')" "a.cur b.cur "
+	# Nothing of it is left: written again, it started over at version 1.
+	assert_equal "$(parlae secrets list | cut -f1-2 | head -1)" $'a\t1'
 }

@@ -68,3 +68,22 @@ target_env() {
 }
 stop_target() { stop_fake vapi_target "$1"; }
 target_fake() { curl -sS --fail-with-body -X POST -H 'Content-Type: application/json' --data "$2" "$FAKE_TARGET/__fake/$1"; }
+
+# start_aws DIR: the fake AWS Secrets Manager (region us-east-1) with one long-term key pair.
+# aws_env DIR exports AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+# FAKE_AWS and PARLAE_SECRET_STORE=aws:us-east-1; call it in setup(), since common.bash unsets
+# every AWS_* variable in each test.
+FAKE_AWS_KEY_ID=AKIAFAKEPARLAE000001
+FAKE_AWS_SECRET='fake/Secret+Key=0123456789abcdefABCDEF'
+start_aws() {
+	start_fake aws_secrets "$1" --access-key-id "$FAKE_AWS_KEY_ID" \
+		--secret-access-key "$FAKE_AWS_SECRET" --region us-east-1 && aws_env "$1"
+}
+aws_env() {
+	export FAKE_AWS=http://127.0.0.1:$(cat "$1/aws_secrets.port")
+	export AWS_ENDPOINT_URL_SECRETS_MANAGER=$FAKE_AWS AWS_ACCESS_KEY_ID=$FAKE_AWS_KEY_ID
+	export AWS_SECRET_ACCESS_KEY=$FAKE_AWS_SECRET PARLAE_SECRET_STORE=aws:us-east-1
+}
+stop_aws() { stop_fake aws_secrets "$1"; }
+aws_fake() { curl -sS --fail-with-body -X POST -H 'Content-Type: application/json' --data "$2" "$FAKE_AWS/__fake/$1"; }
+aws_get() { curl -sS --fail-with-body "$FAKE_AWS/__fake/$1"; }

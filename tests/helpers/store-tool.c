@@ -4,6 +4,7 @@
  * stdin so that it never stands in argv; a get writes the value to stdout as it is.
  *
  *   store-tool put NAME          < value   prints the new version id
+ *   store-tool put-if NAME EXPECTED < value  the same, only over version EXPECTED ("" for none)
  *   store-tool get NAME [VERSION]          prints the value
  *   store-tool delete NAME
  *
@@ -46,6 +47,10 @@ static int run(struct pl_store *st, int argc, char **argv, struct pl_err *err)
 		if (!(r = read_stdin(&value, err)) &&
 		    !(r = pl_store_put(st, argv[2], &value, version, err)))
 			printf("%s\n", version);
+	} else if (argc == 4 && !strcmp(argv[1], "put-if")) {
+		if (!(r = read_stdin(&value, err)) &&
+		    !(r = pl_store_put_if(st, argv[2], &value, argv[3], version, err)))
+			printf("%s\n", version);
 	} else if ((argc == 3 || argc == 4) && !strcmp(argv[1], "get")) {
 		if (!(r = pl_store_get(st, argv[2], argc == 4 ? argv[3] : NULL, &value, version,
 		                       err)))
@@ -54,8 +59,8 @@ static int run(struct pl_store *st, int argc, char **argv, struct pl_err *err)
 		r = pl_store_delete(st, argv[2], err);
 	} else {
 		r = pl_err_set(err, PL_EUSAGE,
-		               "usage: store-tool put NAME | get NAME [VERSION] | "
-		               "delete NAME");
+		               "usage: store-tool put NAME | put-if NAME EXPECTED | "
+		               "get NAME [VERSION] | delete NAME");
 	}
 	pl_secret_release(&value);
 	return r;
