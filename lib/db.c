@@ -2,10 +2,13 @@
 
 #include <errno.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "buf.h"
 #include "trace.h"
@@ -211,4 +214,125 @@ int pl_db_wait(struct pl_db *db, long timeout_ms, int *notified, struct pl_err *
 		return PL_EDATABASE;
 	*notified = got;
 	return 0;
+}
+
+int pl_db_wait_fd(struct pl_db *db, long timeout_ms, int stop_fd, int *notified,
+		  struct pl_err *err)
+{
+	struct pollfd pfd[2] = {{PQsocket(db->conn), POLLIN, 0}, {stop_fd, POLLIN, 0}};
+	int got, r;
+
+	*notified = 0;
+	if ((got = drain(db, err)) < 0)
+		return PL_EDATABASE;
+	if (got) {
+		*notified = 1;
+		return 0;
+	}
+	r = poll(pfd, stop_fd >= 0 ? 2 : 1, timeout_ms < 0 ? -1 : (int)timeout_ms);
+	if ((r < 0 && errno == EINTR) || (r > 0 && stop_fd >= 0 && pfd[1].revents))
+		return pl_err_set(err, PL_EINTERRUPTED, "interrupted");
+	if (r < 0)
+		return pl_err_set(err, PL_EDATABASE, "waiting for the database: %s", strerror(errno));
+	if (r == 0)
+		return 0;
+	if ((got = drain(db, err)) < 0)
+		return PL_EDATABASE;
+	*notified = got;
+	return 0;
+}
+
+void pl_db_keepalive(struct pl_db *db, int idle_s)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa);
+	int fd = db->conn ? PQsocket(db->conn) : -1, on = 1, interval = 10, count = 3;
+
+	if (fd < 0 || getsockname(fd, (struct sockaddr *)&sa, &len) < 0 ||
+	    (sa.ss_family != AF_INET && sa.ss_family != AF_INET6))
+		return;
+	/* Best effort: without them the connection still works, it is only noticed later. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof(idle_s));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+}
+
+int pl_db_len(const struct pl_db_res *res, int row, int col)
+{
+	return res->res ? PQgetlength(res->res, row, col) : 0;
+}
+
+/* Read and drop whatever results the connection still has for the statement. */
+static void stream_finish(struct pl_db_stream *st)
+{
+	PGresult *res;
+
+	while ((res = PQgetResult(st->db->conn)))
+		PQclear(res);
+	st->active = 0;
+}
+
+int pl_db_stream_start(struct pl_db *db, struct pl_db_stream *st, const char *sql, int nparams,
+		       const char *const *params, struct pl_err *err)
+{
+	st->db = db;
+	st->row.res = NULL;
+	st->active = 0;
+	if (!db->conn)
+		return pl_err_set(err, PL_EDATABASE, "not connected to the database");
+	if (pl_trace_on(2))
+		trace_query(sql, nparams, params);
+	if (!PQsendQueryParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0))
+		return result_error(db, NULL, err);
+	st->active = 1;
+	if (!PQsetSingleRowMode(db->conn)) {
+		stream_finish(st);
+		return pl_err_set(err, PL_EINTERNAL, "cannot stream the rows of a statement");
+	}
+	return 0;
+}
+
+int pl_db_stream_next(struct pl_db_stream *st, int *has_row, struct pl_err *err)
+{
+	PGresult *res;
+	int r = 0;
+
+	*has_row = 0;
+	PQclear(st->row.res);
+	st->row.res = NULL;
+	if (!st->active)
+		return 0;
+	res = PQgetResult(st->db->conn);
+	switch (PQresultStatus(res)) {
+	case PGRES_SINGLE_TUPLE:
+		st->row.res = res;
+		*has_row = 1;
+		return 0;
+	case PGRES_TUPLES_OK:
+	case PGRES_COMMAND_OK:
+		break;
+	default:
+		r = result_error(st->db, res, err);
+	}
+	PQclear(res);
+	stream_finish(st);
+	return r;
+}
+
+void pl_db_stream_end(struct pl_db_stream *st)
+{
+	PGcancel *cancel;
+	char msg[256];
+
+	PQclear(st->row.res);
+	st->row.res = NULL;
+	if (!st->active)
+		return;
+	/* The server would otherwise send every remaining row before the next statement. */
+	if (PQstatus(st->db->conn) == CONNECTION_OK && (cancel = PQgetCancel(st->db->conn))) {
+		PQcancel(cancel, msg, (int)sizeof(msg));
+		PQfreeCancel(cancel);
+	}
+	stream_finish(st);
 }

@@ -49,12 +49,46 @@ int pl_db_listen(struct pl_db *db, const char *channel, struct pl_err *err);
  */
 int pl_db_wait(struct pl_db *db, long timeout_ms, int *notified, struct pl_err *err);
 
+/*
+ * Like pl_db_wait, but also returns PL_EINTERRUPTED as soon as stop_fd (a pipe a signal
+ * handler writes to; -1 for none) is readable, so that a wait ends at once on Ctrl-C.
+ */
+int pl_db_wait_fd(struct pl_db *db, long timeout_ms, int stop_fd, int *notified,
+		  struct pl_err *err);
+
+/*
+ * For a connection that waits a long time (a follower): TCP keepalives, so that a server that
+ * vanished without a word (a dead host, a cut network) is noticed within about idle_s + 30 s
+ * rather than hours. Nothing to do on a Unix socket.
+ */
+void pl_db_keepalive(struct pl_db *db, int idle_s);
+
+/*
+ * Streaming (libpq single-row mode): the rows of one statement one at a time, so memory does
+ * not grow with the result. Between start and the end of the rows the connection runs
+ * nothing else. The current row is row 0 of st->row, read with pl_db_val and pl_db_len.
+ */
+struct pl_db_stream {
+	struct pl_db *db;
+	struct pl_db_res row;
+	int active;
+};
+
+int pl_db_stream_start(struct pl_db *db, struct pl_db_stream *st, const char *sql, int nparams,
+		       const char *const *params, struct pl_err *err);
+/* *has_row is 1 with the next row in st->row, 0 after the last (the stream is then done). */
+int pl_db_stream_next(struct pl_db_stream *st, int *has_row, struct pl_err *err);
+/* Stop early (cancel the statement, drop what is left); harmless on a finished stream. */
+void pl_db_stream_end(struct pl_db_stream *st);
+
 /* Whether the connection is still up (a batch checks this to fail as a whole when it went). */
 int pl_db_alive(const struct pl_db *db);
 
 int pl_db_rows(const struct pl_db_res *res);
 /* The text of a field, or NULL for SQL NULL. Valid until pl_db_res_clear. */
 const char *pl_db_val(const struct pl_db_res *res, int row, int col);
+/* The byte length of a field (0 for SQL NULL). */
+int pl_db_len(const struct pl_db_res *res, int row, int col);
 void pl_db_res_clear(struct pl_db_res *res);
 
 /* Migrations, from sql/NNNN-name.sql, compiled in. */

@@ -1,0 +1,499 @@
+/*
+ * parlae audit tail [-n N] [-f] [--account ACCOUNT] [--action GLOB] [--since TIME] [--cursor-file FILE]
+ * parlae audit verify
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "../lib/account.h"
+#include "../lib/audit.h"
+#include "../lib/buf.h"
+#include "../lib/banned.h"
+
+#define DEFAULT_LINES 20
+
+enum { OPT_ACCOUNT = 'a', OPT_ACTION = 'A', OPT_SINCE = 's', OPT_CURSOR = 'c' };
+
+const struct option opts_audit_tail[] = {
+	{"lines", required_argument, NULL, 'n'},
+	{"follow", no_argument, NULL, 'f'},
+	{"account", required_argument, NULL, OPT_ACCOUNT},
+	{"action", required_argument, NULL, OPT_ACTION},
+	{"since", required_argument, NULL, OPT_SINCE},
+	{"cursor-file", required_argument, NULL, OPT_CURSOR},
+	{NULL, 0, NULL, 0},
+};
+
+/* --- Ctrl-C and TERM: a flag for the row loops and a pipe that ends a wait at once ------- */
+
+static volatile sig_atomic_t interrupted;
+static int stop_pipe[2] = {-1, -1};
+
+static void on_stop(int sig)
+{
+	int saved = errno;
+	ssize_t n;
+
+	(void)sig;
+	interrupted = 1;
+	n = write(stop_pipe[1], "x", 1);
+	(void)n;
+	errno = saved;
+}
+
+static const int stop_signals[] = {SIGINT, SIGTERM};
+#define NSTOP (sizeof(stop_signals) / sizeof(stop_signals[0]))
+
+struct interrupt {
+	struct sigaction old[NSTOP];
+	int installed[NSTOP];
+};
+
+/*
+ * Instead of parlae's own handler, which exits at once: stop between two events, so that the
+ * last line is whole, stdout is flushed and the cursor file says what was printed. A signal
+ * that is ignored (a background job's SIGINT) stays ignored.
+ */
+static void catch_stop(struct interrupt *in)
+{
+	struct sigaction sa;
+
+	memset(in, 0, sizeof(*in));
+	interrupted = 0;
+	if (pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	/* A write in progress completes (lines stay whole); a wait for the database still ends
+	 * at once, through the pipe. A second signal ends parlae even if it is stuck. */
+	sa.sa_flags = SA_RESETHAND | SA_RESTART;
+	for (size_t i = 0; i < NSTOP; i++)
+		if (!sigaction(stop_signals[i], NULL, &in->old[i]) && in->old[i].sa_handler != SIG_IGN)
+			in->installed[i] = !sigaction(stop_signals[i], &sa, NULL);
+}
+
+static void release_stop(struct interrupt *in)
+{
+	for (size_t i = 0; i < NSTOP; i++)
+		if (in->installed[i])
+			sigaction(stop_signals[i], &in->old[i], NULL);
+	for (int i = 0; i < 2; i++) {
+		if (stop_pipe[i] >= 0)
+			close(stop_pipe[i]);
+		stop_pipe[i] = -1;
+	}
+}
+
+/* --- printing events ----------------------------------------------------------------------- */
+
+struct out {
+	struct cmd_ctx *ctx;
+	int json, tty, color, follow;
+	struct pl_buf line;
+};
+
+static void json_str(struct pl_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *run, *p;
+
+	if (!s) {
+		pl_buf_add(b, "null", 4);
+		return;
+	}
+	pl_buf_addch(b, '"');
+	for (run = p = s; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		pl_buf_add(b, run, (size_t)(p - run));
+		run = p + 1;
+		switch (c) {
+		case '"':
+			pl_buf_add(b, "\\\"", 2);
+			break;
+		case '\\':
+			pl_buf_add(b, "\\\\", 2);
+			break;
+		case '\n':
+			pl_buf_add(b, "\\n", 2);
+			break;
+		case '\t':
+			pl_buf_add(b, "\\t", 2);
+			break;
+		case '\r':
+			pl_buf_add(b, "\\r", 2);
+			break;
+		default: {
+			char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+
+			pl_buf_add(b, u, sizeof(u));
+		}
+		}
+	}
+	pl_buf_add(b, run, (size_t)(p - run));
+	pl_buf_addch(b, '"');
+}
+
+/* jsonb renders '{"a": 1, "b": [2, 3]}': the same JSON without the spaces between tokens. */
+static void json_compact(struct pl_buf *b, const char *s)
+{
+	const char *run = s, *p;
+	int in_string = 0;
+
+	if (!s) {
+		pl_buf_add(b, "null", 4);
+		return;
+	}
+	for (p = s; *p; p++) {
+		if (in_string) {
+			if (*p == '\\' && p[1])
+				p++;
+			else if (*p == '"')
+				in_string = 0;
+		} else if (*p == '"') {
+			in_string = 1;
+		} else if (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') {
+			pl_buf_add(b, run, (size_t)(p - run));
+			run = p + 1;
+		}
+	}
+	pl_buf_add(b, run, (size_t)(p - run));
+}
+
+static void json_line(struct pl_buf *b, const struct pl_audit_row *ev)
+{
+	pl_buf_add(b, "{\"seq\":", 7);
+	pl_buf_adds(b, ev->seq_text);
+	pl_buf_adds(b, ",\"occurredAt\":");
+	json_str(b, ev->occurred_at);
+	pl_buf_adds(b, ",\"actor\":");
+	json_str(b, ev->actor);
+	pl_buf_adds(b, ",\"host\":");
+	json_str(b, ev->host);
+	pl_buf_adds(b, ",\"account\":");
+	json_str(b, ev->account_id);
+	pl_buf_adds(b, ",\"action\":");
+	json_str(b, ev->action);
+	pl_buf_adds(b, ",\"resourceType\":");
+	json_str(b, ev->resource_type);
+	pl_buf_adds(b, ",\"resourceId\":");
+	json_str(b, ev->resource_id);
+	pl_buf_adds(b, ",\"outcome\":");
+	json_str(b, ev->outcome);
+	pl_buf_adds(b, ",\"errorCode\":");
+	json_str(b, ev->error_code);
+	pl_buf_adds(b, ",\"metadata\":");
+	json_compact(b, ev->metadata);
+	pl_buf_adds(b, ",\"hash\":");
+	json_str(b, ev->hash);
+	pl_buf_add(b, "}\n", 2);
+}
+
+/* A field of a tab-separated line: "-" for NULL; tabs and other controls become '?'. */
+static void plain_field(struct pl_buf *b, const char *s, int last)
+{
+	size_t start = b->len;
+
+	pl_buf_adds(b, s ? s : "-");
+	for (size_t i = start; i < b->len; i++)
+		if ((unsigned char)b->buf[i] < 0x20 || b->buf[i] == 0x7f)
+			b->buf[i] = '?';
+	pl_buf_addch(b, last ? '\n' : '\t');
+}
+
+static void plain_line(struct pl_buf *b, const struct pl_audit_row *ev)
+{
+	const char *fields[] = {ev->seq_text,	   ev->occurred_at, ev->actor,
+				ev->host,	   ev->account_id,  ev->action,
+				ev->resource_type, ev->resource_id, ev->outcome,
+				ev->error_code};
+	size_t n = sizeof(fields) / sizeof(fields[0]);
+
+	for (size_t i = 0; i < n; i++)
+		plain_field(b, fields[i], i + 1 == n);
+}
+
+/*
+ * A cell of width columns (counted in UTF-8 characters), cut with "…" when longer; control
+ * characters from the database never reach the terminal as such.
+ */
+static void cell(struct pl_buf *b, const char *s, size_t width, int right)
+{
+	size_t chars = 0, keep = 0; /* keep: the bytes of the first width-1 characters */
+	const char *p;
+
+	if (!s)
+		s = "-";
+	for (p = s; *p; p++)
+		if (((unsigned char)*p & 0xc0) != 0x80 && chars++ == width - 1)
+			keep = (size_t)(p - s);
+	if (chars > width) {
+		for (size_t i = 0; i < keep; i++)
+			pl_buf_addch(b, (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i]);
+		pl_buf_adds(b, "\xe2\x80\xa6"); /* an ellipsis */
+		return;
+	}
+	if (right)
+		for (size_t i = chars; i < width; i++)
+			pl_buf_addch(b, ' ');
+	for (p = s; *p; p++)
+		pl_buf_addch(b, (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p);
+	if (!right)
+		for (size_t i = chars; i < width; i++)
+			pl_buf_addch(b, ' ');
+}
+
+/* The event's time in the local zone, as people read it. */
+static void local_time(const char *iso, char *out, size_t size)
+{
+	struct tm tm;
+	time_t t;
+
+	memset(&tm, 0, sizeof(tm));
+	if (!iso || !strptime(iso, "%Y-%m-%dT%H:%M:%S", &tm)) {
+		snprintf(out, size, "%s", iso ? iso : "-");
+		return;
+	}
+	t = timegm(&tm);
+	if (!localtime_r(&t, &tm) || !strftime(out, size, "%Y-%m-%d %H:%M:%S", &tm))
+		snprintf(out, size, "%s", iso);
+}
+
+static void tty_header(struct out *o)
+{
+	struct pl_buf *b = &o->line;
+
+	pl_buf_reset(b);
+	if (o->color)
+		pl_buf_adds(b, "\033[1m");
+	cell(b, "SEQ", 7, 1);
+	pl_buf_adds(b, "  ");
+	cell(b, "TIME", 19, 0);
+	pl_buf_adds(b, "  ");
+	cell(b, "ACTOR", 20, 0);
+	pl_buf_adds(b, "  ");
+	cell(b, "ACCOUNT", 16, 0);
+	pl_buf_adds(b, "  ");
+	cell(b, "ACTION", 18, 0);
+	pl_buf_adds(b, "  ");
+	cell(b, "RESOURCE", 28, 0);
+	pl_buf_adds(b, "  OUTCOME");
+	if (o->color)
+		pl_buf_adds(b, "\033[m");
+	pl_buf_addch(b, '\n');
+	fwrite(b->buf, 1, b->len, stdout);
+}
+
+static void tty_line(struct out *o, const struct pl_audit_row *ev)
+{
+	struct pl_buf *b = &o->line, res = PL_BUF_INIT;
+	int ok = ev->outcome && !strcmp(ev->outcome, "success");
+	int denied = ev->outcome && !strcmp(ev->outcome, "denied");
+	char when[32];
+
+	local_time(ev->occurred_at, when, sizeof(when));
+	cell(b, ev->seq_text, 7, 1);
+	pl_buf_adds(b, "  ");
+	cell(b, when, 19, 0);
+	pl_buf_adds(b, "  ");
+	cell(b, ev->actor, 20, 0);
+	pl_buf_adds(b, "  ");
+	cell(b, ev->account_id, 16, 0);
+	pl_buf_adds(b, "  ");
+	cell(b, ev->action, 18, 0);
+	pl_buf_adds(b, "  ");
+	if (ev->resource_type && ev->resource_id)
+		pl_buf_addf(&res, "%s %s", ev->resource_type, ev->resource_id);
+	else
+		pl_buf_adds(&res, ev->resource_type ? ev->resource_type : "-");
+	cell(b, res.buf, 28, 0);
+	pl_buf_release(&res);
+	pl_buf_adds(b, "  ");
+	if (ok) {
+		pl_buf_adds(b, "success");
+	} else {
+		/* Failures stand out: in capitals, and in colour where colour is on. */
+		if (o->color)
+			pl_buf_adds(b, denied ? "\033[1;33m" : "\033[1;31m");
+		pl_buf_adds(b, denied ? "DENIED" : "FAILURE");
+		if (ev->error_code) {
+			pl_buf_addch(b, ' ');
+			cell(b, ev->error_code, strlen(ev->error_code), 0);
+		}
+		if (o->color)
+			pl_buf_adds(b, "\033[m");
+	}
+	pl_buf_addch(b, '\n');
+}
+
+static int emit(const struct pl_audit_row *ev, void *arg)
+{
+	struct out *o = arg;
+
+	pl_buf_reset(&o->line);
+	if (o->json)
+		json_line(&o->line, ev);
+	else if (o->tty)
+		tty_line(o, ev);
+	else
+		plain_line(&o->line, ev);
+	fwrite(o->line.buf, 1, o->line.len, stdout);
+	/* A follower's reader sees each event as it commits. */
+	if (o->follow)
+		fflush(stdout);
+	return ferror(stdout) ? PL_EPARTIAL : 0;
+}
+
+static int flush_out(void *arg)
+{
+	(void)arg;
+	return fflush(stdout) || ferror(stdout) ? PL_EPARTIAL : 0;
+}
+
+static void notice(const char *msg, void *arg)
+{
+	struct out *o = arg;
+
+	if (o->ctx->verbosity >= 0)
+		fprintf(stderr, "parlae: %s\n", msg);
+}
+
+/* --- the commands -------------------------------------------------------------------------- */
+
+static int parse_lines(const char *s, long long *out)
+{
+	char *end;
+	long long v;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (*end || errno || v > 1000000000000LL)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int cmd_audit_tail(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct pl_audit_tail_req req;
+	struct pl_err err = PL_ERR_INIT;
+	struct out o;
+	struct interrupt in;
+	char since[64];
+	int c, r, lines_set = 0;
+
+	memset(&req, 0, sizeof(req));
+	req.limit = DEFAULT_LINES;
+	while ((c = cmd_getopt(ctx, argc, argv)) != -1) {
+		switch (c) {
+		case 'n':
+			if (parse_lines(optarg, &req.limit) < 0)
+				return cmd_usage_error(ctx, "-n takes a number of events, not '%s'", optarg);
+			lines_set = 1;
+			break;
+		case 'f':
+			req.follow = 1;
+			break;
+		case OPT_ACCOUNT:
+			if (!pl_account_id_valid(optarg))
+				return cmd_usage_error(ctx, "invalid account id '%.80s'", optarg);
+			req.account = optarg;
+			break;
+		case OPT_ACTION:
+			if (!*optarg)
+				return cmd_usage_error(ctx, "--action needs a pattern such as 'sikka.*'");
+			req.action = optarg;
+			break;
+		case OPT_SINCE:
+			if (pl_audit_parse_since(optarg, time(NULL), since, sizeof(since), &err))
+				return cmd_usage_error(ctx, "%s", err.msg);
+			req.since = since;
+			break;
+		case OPT_CURSOR:
+			if (!*optarg)
+				return cmd_usage_error(ctx, "--cursor-file needs a file name");
+			req.cursor_file = optarg;
+			break;
+		default:
+			return PL_EUSAGE;
+		}
+	}
+	if (optind < argc)
+		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
+	/* Since a time, or after a cursor, every event unless -n says how many. */
+	if (!lines_set && (req.since || req.cursor_file))
+		req.limit = -1;
+
+	memset(&o, 0, sizeof(o));
+	o.ctx = ctx;
+	pl_buf_init(&o.line, 0);
+	o.json = ctx->json;
+	o.tty = !o.json && cmd_stdout_tty();
+	o.color = o.tty && cmd_use_color(ctx, stdout);
+	o.follow = req.follow;
+	req.emit = emit;
+	req.flush = flush_out;
+	req.notice = notice;
+	req.arg = &o;
+	req.stop = &interrupted;
+	catch_stop(&in);
+	req.stop_fd = stop_pipe[0];
+	if (o.tty) {
+		tty_header(&o);
+		if (o.follow)
+			fflush(stdout);
+	}
+	r = pl_audit_tail(&ctx->session, &req, &err);
+	release_stop(&in);
+	pl_buf_release(&o.line);
+	return r ? cmd_fail(ctx, &err) : 0;
+}
+
+int cmd_audit_verify(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct pl_audit_verify_result res;
+	struct pl_err err = PL_ERR_INIT;
+	struct interrupt in;
+	int r;
+
+	if (cmd_parse_none(ctx, argc, argv))
+		return PL_EUSAGE;
+	catch_stop(&in);
+	r = pl_audit_verify(&ctx->session, &interrupted, &res, &err);
+	release_stop(&in);
+	if (r)
+		return cmd_fail(ctx, &err);
+	if (ctx->json) {
+		json_t *head = res.head_seq < 0 ? json_null()
+						 : json_pack("{s:I, s:s}", "seq", (json_int_t)res.head_seq,
+							     "hash", res.head_hash);
+
+		cmd_print_json(ctx, json_pack("{s:b, s:I, s:o, s:s?, s:o}", "intact", res.intact,
+					      "events", (json_int_t)res.events, "firstBadSeq",
+					      res.intact || !res.has_bad_seq ? json_null()
+									 : json_integer(res.bad_seq),
+					      "problem", res.intact ? NULL : res.problem, "head", head));
+	} else if (res.intact) {
+		printf("audit log intact: %lld event%s, chain head at event %lld (%s)\n", res.events,
+		       res.events == 1 ? "" : "s", res.head_seq, res.head_hash);
+	} else {
+		int color = cmd_use_color(ctx, stdout);
+
+		printf("%saudit log BROKEN%s", color ? "\033[1;31m" : "", color ? "\033[m" : "");
+		if (res.has_bad_seq)
+			printf(" at event %lld", res.bad_seq);
+		printf(": %s\n", res.problem);
+	}
+	return res.intact ? 0 : PL_ENO;
+}
