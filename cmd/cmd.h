@@ -82,6 +82,10 @@ int cmd_fail(struct cmd_ctx *ctx, const struct pl_err *err);
 /* A warning or note on stderr, unless --quiet. */
 void cmd_note(struct cmd_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Read FILE, or stdin for "-", whole, into out (at most cap bytes: more is PL_EBADINPUT). */
+struct pl_buf;
+int cmd_read_input(const char *path, size_t cap, struct pl_buf *out, struct pl_err *err);
+
 /* Print a JSON document on stdout and release it (steals the reference). */
 void cmd_print_json(struct cmd_ctx *ctx, json_t *doc);
 

@@ -1,4 +1,5 @@
 /* Printing for the commands: errors, notes, JSON, tables and colour. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,4 +177,30 @@ void cmd_table_release(struct cmd_table *t)
 		free(t->cells[i]);
 	free(t->cells);
 	memset(t, 0, sizeof(*t));
+}
+
+int cmd_read_input(const char *path, size_t cap, struct pl_buf *out, struct pl_err *err)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+	char chunk[8192];
+	size_t n;
+	int r = 0;
+
+	if (!f)
+		return pl_err_set(err, PL_EUSAGE, "cannot open %s: %s", path, strerror(errno));
+	pl_buf_init(out, cap);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		if (pl_buf_add(out, chunk, n) < 0) {
+			if (cap % (1 << 20) == 0)
+				r = pl_err_set(err, PL_EBADINPUT, "%s is larger than %zu MiB", path, cap >> 20);
+			else
+				r = pl_err_set(err, PL_EBADINPUT, "%s is larger than %zu KiB", path, cap >> 10);
+			break;
+		}
+	}
+	if (!r && ferror(f))
+		r = pl_err_set(err, PL_EUSAGE, "cannot read %s", path);
+	if (f != stdin)
+		fclose(f);
+	return r;
 }

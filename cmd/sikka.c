@@ -70,19 +70,6 @@ int cmd_sikka_oauth_url(struct cmd_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
-/* --url -: the redirect from stdin, so the code stays out of argv and shell history. */
-static char *read_stdin_line(void)
-{
-	struct pl_buf b = PL_BUF_INIT;
-	int ch;
-
-	pl_buf_init(&b, 16384);
-	while ((ch = getchar()) != EOF && ch != '\n')
-		if (pl_buf_addch(&b, (char)ch) < 0)
-			break;
-	return pl_buf_detach(&b, NULL);
-}
-
 static json_t *callback_json(const struct pl_pms_callback_res *res, const char *error)
 {
 	return json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?}", "account", res->account, "status",
@@ -97,7 +84,6 @@ int cmd_sikka_callback(struct cmd_ctx *ctx, int argc, char **argv)
 	struct pl_pms_redirect in = {0};
 	struct pl_pms_callback_res res;
 	struct pl_err err = PL_ERR_INIT;
-	char *line = NULL;
 	int c, r;
 
 	while ((c = cmd_getopt(ctx, argc, argv)) != -1) {
@@ -123,13 +109,17 @@ int cmd_sikka_callback(struct cmd_ctx *ctx, int argc, char **argv)
 	if (url ? (code || state || error) : (!state || !!code == !!error))
 		return cmd_usage_error(ctx, "give --url, or --code with --state, or --error with --state");
 	if (url) {
-		if (!strcmp(url, "-"))
-			url = line = read_stdin_line();
-		r = pl_pms_parse_redirect(url, &in, &err);
-		if (line) {
-			explicit_bzero(line, strlen(line));
-			free(line);
+		struct pl_buf stdin_url = PL_BUF_INIT;
+
+		/* --url -: the redirect from stdin, so the code stays out of argv and history. */
+		if (!strcmp(url, "-")) {
+			if (cmd_read_input("-", 16384, &stdin_url, &err))
+				return cmd_fail(ctx, &err);
+			stdin_url.buf[strcspn(stdin_url.buf, "\r\n")] = '\0';
+			url = stdin_url.buf;
 		}
+		r = pl_pms_parse_redirect(url, &in, &err);
+		pl_buf_wipe(&stdin_url);
 		if (r)
 			return cmd_fail(ctx, &err);
 	} else {

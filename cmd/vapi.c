@@ -1,5 +1,4 @@
 /* parlae vapi phone add | phone list | tool invoke */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -122,30 +121,6 @@ int cmd_vapi_phone_list(struct cmd_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
-/* FILE, or - for stdin; at most 1 MiB (a larger payload is bad input, not a crash). */
-static int read_input(const char *path, struct pl_buf *out, struct pl_err *err)
-{
-	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-	char chunk[8192];
-	size_t n;
-	int r = 0;
-
-	if (!f)
-		return pl_err_set(err, PL_EUSAGE, "cannot open %s: %s", path, strerror(errno));
-	pl_buf_init(out, PL_VAPI_MAX_BODY);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (pl_buf_add(out, chunk, n) < 0) {
-			r = pl_err_set(err, PL_EBADINPUT, "%s is larger than 1 MiB", path);
-			break;
-		}
-	}
-	if (!r && ferror(f))
-		r = pl_err_set(err, PL_EUSAGE, "cannot read %s", path);
-	if (f != stdin)
-		fclose(f);
-	return r;
-}
-
 struct invoke {
 	const char *tool, *account, *args, *call_id, *caller, *payload, *target, *expect;
 	enum pl_vapi_auth auth;
@@ -159,7 +134,7 @@ static int check_expect(struct cmd_ctx *ctx, const char *path, const char *actua
 	struct pl_err err = PL_ERR_INIT;
 	int r;
 
-	if ((r = read_input(path, &want, &err)))
+	if ((r = cmd_read_input(path, PL_VAPI_MAX_BODY, &want, &err)))
 		return cmd_fail(ctx, &err);
 	r = pl_vapi_compare(want.buf, want.len, actual, len, &diff, &err);
 	if (r < 0)
@@ -294,7 +269,7 @@ int cmd_vapi_tool_invoke(struct cmd_ctx *ctx, int argc, char **argv)
 	if (iv.payload && (iv.args || iv.caller))
 		return cmd_usage_error(ctx, "--args and --caller go with a TOOL; a payload carries its own");
 	if (iv.payload) {
-		if ((r = read_input(iv.payload, &input, &err)))
+		if ((r = cmd_read_input(iv.payload, PL_VAPI_MAX_BODY, &input, &err)))
 			goto fail;
 		if (iv.target) {
 			r = send_to_target(ctx, &iv, &input);
@@ -303,10 +278,10 @@ int cmd_vapi_tool_invoke(struct cmd_ctx *ctx, int argc, char **argv)
 		r = pl_vapi_parse(input.buf, input.len, &m, &err);
 	} else {
 		if (iv.args && iv.args[0] == '@') {
-			if ((r = read_input(iv.args + 1, &input, &err)))
+			if ((r = cmd_read_input(iv.args + 1, PL_VAPI_MAX_BODY, &input, &err)))
 				goto fail;
 		} else if (iv.args && !strcmp(iv.args, "-")) {
-			if ((r = read_input("-", &input, &err)))
+			if ((r = cmd_read_input("-", PL_VAPI_MAX_BODY, &input, &err)))
 				goto fail;
 		} else if (iv.args) {
 			pl_buf_adds(&input, iv.args);
