@@ -61,7 +61,7 @@ recompute() {
 @test "the chain head cannot be moved back or removed" {
 	run sql "UPDATE audit_chain_head SET seq = 0"
 	assert_failure
-	assert_output --partial "only advances by one event"
+	assert_output --partial "only moves forward"
 	run sql "DELETE FROM audit_chain_head"
 	assert_failure
 }
@@ -95,4 +95,23 @@ SELECT 1;
 SQL
 )
 	assert_regex "$out" 'Asynchronous notification "parlae_audit" with payload "[0-9]+" received'
+}
+
+@test "many events in one transaction chain correctly and move the head once, at commit" {
+	psql -XAtq -v ON_ERROR_STOP=1 "$PARLAE_DATABASE_URL" >/dev/null <<'SQL'
+BEGIN;
+INSERT INTO audit_events (actor, host, action, outcome) SELECT 't', 'h', 'bulk', 'success' FROM generate_series(1, 500);
+SAVEPOINT s;
+INSERT INTO audit_events (actor, host, action, outcome) VALUES ('t', 'h', 'rolled-back', 'success');
+ROLLBACK TO SAVEPOINT s;
+INSERT INTO audit_events (actor, host, action, outcome) VALUES ('t', 'h', 'after-savepoint', 'success');
+COMMIT;
+SQL
+	assert_equal "$(sql "SELECT count(*) FROM audit_events WHERE action = 'rolled-back'")" "0"
+	assert_equal "$(sql "SELECT max(seq) = count(*) FROM audit_events")" "t"
+	assert_equal "$(sql "SELECT count(*) FROM audit_events a JOIN audit_events b ON b.seq = a.seq + 1 WHERE b.prev_hash <> a.hash")" "0"
+	assert_equal "$(sql "SELECT h.seq || h.hash = e.seq || e.hash FROM audit_chain_head h JOIN audit_events e ON e.seq = h.seq")" "t"
+	assert_equal "$(sql "SELECT action FROM audit_events ORDER BY seq DESC LIMIT 1")" "after-savepoint"
+	last=$(sql "SELECT max(seq) FROM audit_events")
+	assert_equal "$(recompute "$last")" "$(sql "SELECT hash FROM audit_events WHERE seq = $last")"
 }
