@@ -259,6 +259,10 @@ void pl_sikka_key_release(struct pl_sikka_key *k)
 	memset(k, 0, sizeof(*k));
 }
 
+/* Keys live 24 h; a longer life is read as this, so the key is refreshed early rather than
+ * its expiry overflowing. */
+#define MAX_KEY_LIFE (366L * 86400)
+
 /* "85603 second(s)" → 85603; -1 when there is no number. */
 static long parse_expires_in(const char *s)
 {
@@ -268,7 +272,9 @@ static long parse_expires_in(const char *s)
 	if (!s)
 		return -1;
 	v = strtol(s, &end, 10);
-	return end == s || v < 0 ? -1 : v;
+	if (end == s || v < 0)
+		return -1;
+	return v > MAX_KEY_LIFE ? MAX_KEY_LIFE : v;
 }
 
 char *pl_sikka_key_body(struct pl_sikka *sk, enum pl_sikka_grant grant, const char *office_id,
@@ -294,14 +300,14 @@ char *pl_sikka_key_body(struct pl_sikka *sk, enum pl_sikka_grant grant, const ch
 int pl_sikka_key_from(json_t *doc, struct pl_sikka_key *out, struct pl_err *err)
 {
 	json_t *env = envelope(doc);
-	char buf[64];
+	char req_buf[64], exp_buf[64], ref_buf[64]; /* one each: a number is rendered into it */
 	const char *req_key, *ref_key;
 	long expires_in;
 
 	memset(out, 0, sizeof(*out));
-	req_key = pl_json_text(env, "request_key", buf, sizeof(buf));
-	expires_in = parse_expires_in(pl_json_text(env, "expires_in", buf, sizeof(buf)));
-	ref_key = pl_json_text(env, "refresh_key", buf, sizeof(buf));
+	req_key = pl_json_text(env, "request_key", req_buf, sizeof(req_buf));
+	expires_in = parse_expires_in(pl_json_text(env, "expires_in", exp_buf, sizeof(exp_buf)));
+	ref_key = pl_json_text(env, "refresh_key", ref_buf, sizeof(ref_buf));
 	if (!req_key || !*req_key || expires_in < 0)
 		return pl_err_set(err, PL_EUPSTREAM,
 				  "Sikka's answer to POST /v4/request_key has no request_key or expires_in");

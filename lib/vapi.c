@@ -227,8 +227,8 @@ int pl_vapi_parse(const char *body, size_t len, struct pl_vapi_msg *out, struct 
 	ts = json_object_get(msg, "timestamp");
 	if (json_is_integer(ts))
 		out->timestamp_ms = json_integer_value(ts);
-	else if (json_is_real(ts))
-		out->timestamp_ms = (long long)json_real_value(ts);
+	else if (json_is_real(ts) && json_real_value(ts) > -9.2e18 && json_real_value(ts) < 9.2e18)
+		out->timestamp_ms = (long long)json_real_value(ts); /* beyond: absent (the cast is UB) */
 	if (!strcmp(type, "tool-calls")) {
 		r = read_calls(out, msg, err);
 	} else if (!strcmp(type, "function-call")) {
