@@ -2,6 +2,7 @@
 #   make                  build ./parlae (and .build/libparlae.a)
 #   make check            build and run every test; ends with "N passed, N failed"
 #   make check SANITIZE=1 the same under ASan + UBSan
+#   make fuzz FUZZ_SECONDS=60  libFuzzer harnesses of tests/fuzz/ (clang, ASan + UBSan), each that long
 #   make demo             onboard a practice against a local PostgreSQL and the bundled sandbox
 #   make install PREFIX=/usr/local DESTDIR=
 # Missing Debian packages are installed first (apt-get; the CI machine is root).
@@ -105,7 +106,41 @@ format:
 	clang-format -i lib/*.c lib/*.h cmd/*.c cmd/*.h
 
 clean:
-	rm -rf .build/default .build/san parlae
+	rm -rf .build/default .build/san .build/fuzz parlae
+
+# Fuzzing: the library again, built by clang with coverage and ASan + UBSan, one binary per
+# tests/fuzz/fuzz_*.c; tests/fuzz/run runs each on a copy of its corpus. clang is needed here only.
+FUZZ_SECONDS ?= 60
+FUZZ_PACKAGES = clang libclang-rt-14-dev
+FUZZ_BUILD = .build/fuzz
+FUZZ_DEPS = .build/fuzz-deps.stamp
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS = -std=c17 -D_GNU_SOURCE -g -O1 $(FUZZ_SAN) -Ilib -DPARLAE_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+FUZZ_BIN = $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+fuzz: $(FUZZ_BIN)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run $(FUZZ_BIN)
+
+# The deps recipe again, for clang's packages and its own stamp.
+$(FUZZ_DEPS): | $(DEPS_STAMP)
+	@$(MAKE) --no-print-directory $@ DEBIAN_PACKAGES="$(FUZZ_PACKAGES)" DEPS_STAMP=$@ FUZZ_DEPS=
+
+$(FUZZ_BUILD)/%.o: %.c | $(FUZZ_DEPS)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ_BUILD)/lib/migrations.o: $(BUILD)/lib/migrations.c | $(FUZZ_DEPS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/libparlae.a: $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/lib/migrations.o
+	rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_BUILD)/libparlae.a
+	clang $(FUZZ_CFLAGS) -Wall -Wextra -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libparlae.a $(PKG_LIBS)
+
+.PHONY: fuzz
+-include $(wildcard $(FUZZ_BUILD)/lib/*.d)
 
 .PHONY: all deps check demo bench install format clean
 
