@@ -94,18 +94,12 @@ static void rotate_outcome(const char *account, const char *outcome, const char 
 static int cmd_secrets_rekey(struct cmd_ctx *ctx, int extra_args, int other_options)
 {
 	struct pl_err err = PL_ERR_INIT;
-	struct pl_store *st = NULL;
 	size_t n = 0;
-	int r;
 
 	if (extra_args || other_options)
 		return cmd_usage_error(ctx, "--master-key takes no ACCOUNT, --all or --force");
-	if ((r = pl_store_open(&ctx->cfg, &st, &err)) ||
-	    (r = pl_store_rekey(st, ctx->dry_run, &n, &err))) {
-		pl_store_close(st);
+	if (pl_rotate_master_key(&ctx->session, &n, &err))
 		return cmd_fail(ctx, &err);
-	}
-	pl_store_close(st);
 	if (ctx->json)
 		cmd_print_json(ctx, json_pack("{s:I, s:b}", "reencrypted", (json_int_t)n, "dryRun",
 					      ctx->dry_run));

@@ -223,8 +223,14 @@ static void failed(struct batch *b, const char *account, const struct pl_err *e)
 	struct pl_audit_event ev = {account, "secrets.rotate", "pms_integration", account, NULL};
 	struct pl_err ignored = PL_ERR_INIT;
 
+	int code = e->code ? e->code : PL_EINTERNAL;
+
 	if (!b->s->dry_run)
-		pl_audit_append(b->s, &ev, e->code ? e->code : PL_EINTERNAL, &ignored);
+		pl_audit_append(b->s, &ev, code, &ignored);
+	if (!b->sum->failed)
+		b->sum->fail_code = code;
+	else if (b->sum->fail_code != code)
+		b->sum->fail_code = PL_EUPSTREAM;
 	report(b, account, "failed", e->msg);
 }
 
@@ -426,5 +432,34 @@ int pl_rotate_status(const struct pl_rotate_summary *sum)
 {
 	if (!sum->failed)
 		return 0;
-	return sum->rotated + sum->skipped + sum->not_due ? PL_EPARTIAL : PL_EUPSTREAM;
+	if (sum->rotated + sum->skipped + sum->not_due)
+		return PL_EPARTIAL;
+	return sum->fail_code == PL_ECONFIG || sum->fail_code == PL_ENOTFOUND ? sum->fail_code
+									       : PL_EUPSTREAM;
+}
+
+int pl_rotate_master_key(struct pl_session *s, size_t *n, struct pl_err *err)
+{
+	struct pl_audit_event ev = {NULL, "secrets.rekey", "secret_store", NULL, NULL};
+	struct pl_store *st = NULL;
+	char meta[64];
+	int r;
+
+	*n = 0;
+	if (!(r = pl_store_open(s->cfg, &st, err)))
+		r = pl_store_rekey(st, s->dry_run, n, err);
+	pl_store_close(st);
+	if (s->dry_run || r == PL_EUSAGE)
+		return r;
+	snprintf(meta, sizeof(meta), "{\"secrets\":%zu}", *n);
+	ev.metadata = meta;
+	/* The store is not the database: without one, the re-keying still stands. */
+	{
+		struct pl_db *db;
+		struct pl_err dberr = PL_ERR_INIT;
+
+		if (pl_session_db(s, &db, &dberr) == 0)
+			pl_audit_finish(s, &ev, r, r ? &dberr : err);
+	}
+	return r;
 }

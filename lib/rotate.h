@@ -57,6 +57,7 @@ struct pl_rotate_batch_req {
 
 struct pl_rotate_summary {
 	size_t rotated, skipped, not_due, failed;
+	int fail_code; /* the failures' common code, PL_EUPSTREAM when they differ */
 };
 
 /*
@@ -69,7 +70,16 @@ struct pl_rotate_summary {
 int pl_rotate_batch(struct pl_session *s, const struct pl_rotate_batch_req *req,
 		    struct pl_rotate_summary *sum, struct pl_err *err);
 
-/* Exit status of a batch: 0 none failed, 9 some, 6 all. */
+/*
+ * Exit status of a batch: 0 none failed, 9 some; when all failed, their common cause if they
+ * share one (3 credentials or store, 5 not connected), else 6.
+ */
 int pl_rotate_status(const struct pl_rotate_summary *sum);
+
+/*
+ * secrets rotate --master-key: re-encrypt the file store under PARLAE_MASTER_KEY_NEW (see
+ * pl_store_rekey), recorded in the audit log. *n counts the secrets.
+ */
+int pl_rotate_master_key(struct pl_session *s, size_t *n, struct pl_err *err);
 
 #endif

@@ -164,6 +164,15 @@ key_works() {
 	assert_equal "$(jq -r '.results[0].result' <<<"$output" | jq -c '.slots | length')" "2"
 }
 
+@test "an account that is not connected fails with exit 5; the store's key refused is exit 3" {
+	run --separate-stderr parlae secrets rotate nosuch-account
+	assert_equal "$status" 5
+	seed wrongkey 1 30
+	PARLAE_MASTER_KEY=$NEW_MASTER run --separate-stderr parlae secrets rotate wrongkey-1
+	assert_equal "$status" 3
+	assert_regex "$stderr" "the key does not open the store"
+}
+
 @test "usage: accounts or --all, and a duration" {
 	run --separate-stderr parlae secrets rotate
 	assert_equal "$status" 2
@@ -178,6 +187,7 @@ key_works() {
 	PARLAE_MASTER_KEY_NEW=$NEW_MASTER run --separate-stderr parlae secrets rotate --master-key --json
 	assert_success
 	assert_equal "$(jq -c .reencrypted <<<"$output")" "$(ls "$BATS_FILE_TMPDIR/vault" | grep -c '\.cur$')"
+	assert_equal "$(sql "SELECT outcome || '|' || (metadata->>'secrets')::int FROM audit_events WHERE action = 'secrets.rekey' ORDER BY seq DESC LIMIT 1")" "success|$(ls "$BATS_FILE_TMPDIR/vault" | grep -c '\.cur$')"
 	run --separate-stderr store_tool get parlae/pms/sikka/rekey-1
 	assert_equal "$status" 3
 	assert_regex "$stderr" "the key does not open the store"

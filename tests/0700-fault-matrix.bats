@@ -106,11 +106,11 @@ upstream_codes=(6 6 6 3)
 	consistent
 }
 
-@test "secrets rotate × upstream faults: exit 6, nothing lost" {
+@test "secrets rotate × upstream faults: exit 6 (3 for rejected credentials), nothing lost" {
 	before=$(sql "SELECT secret_version FROM pms_integrations WHERE account_id = 'happy'")
 	for i in 0 1 2 3; do
 		sikka_fault /v4/request_key "${upstream_faults[$i]}"
-		cell 6 parlae secrets rotate happy --force
+		cell "${upstream_codes[$i]}" parlae secrets rotate happy --force
 		clear_faults
 		assert_equal "$(sql "SELECT secret_version FROM pms_integrations WHERE account_id = 'happy'")" "$before"
 	done
