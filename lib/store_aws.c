@@ -676,11 +676,16 @@ static void iso_date(const json_t *v, char *out, size_t size)
 {
 	struct tm tm;
 	time_t t;
+	double d;
 
 	out[0] = '\0';
 	if (!json_is_number(v))
 		return;
-	t = (time_t)json_number_value(v);
+	/* Refuse what time_t cannot hold before the cast (also false for NaN). */
+	d = json_number_value(v);
+	if (!(d > 0 && d < 1e11))
+		return;
+	t = (time_t)d;
 	if (gmtime_r(&t, &tm))
 		strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }

@@ -1,6 +1,7 @@
 /*
- * The AWS Secrets Manager error parser: an error answer's __type and Message mapped to a
- * pl_err (under each HTTP status), and a 2xx answer's body read as a JSON object.
+ * The AWS Secrets Manager answer parsers: an error answer's __type and Message mapped to a
+ * pl_err (under each HTTP status), and a 2xx answer's body read as a JSON object whose
+ * SecretList items are read as `secrets list` reads them.
  * lib/store_aws.c keeps both static, so the harness includes the file itself; the first input
  * byte picks the status (byte % 7 indexes statuses[]: "?" 400, "@" 403, "A" 404, "E" 200),
  * the rest is the body.
@@ -29,8 +30,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort(); /* the type overflowed, or a second line of Message reached the error */
 
 	pl_err_clear(&err);
-	if (!parse_answer("GetSecretValue", &body, &doc, &err))
+	if (!parse_answer("ListSecrets", &body, &doc, &err)) {
+		const json_t *list = json_object_get(doc, "SecretList"), *item;
+		struct pl_store_entry e;
+		size_t i;
+
+		/* A 2xx ListSecrets answer's items, as secrets list reads them. */
+		json_array_foreach(list, i, item)
+			(void)list_item(item, &e);
 		pl_json_wipe_decref(doc);
+	}
 
 	pl_buf_release(&body);
 	return 0;
