@@ -4,8 +4,8 @@
 #include "../lib/banned.h"
 
 const struct option opts_account_add[] = {
-	{"name", required_argument, NULL, 'n'},
-	{NULL, 0, NULL, 0},
+    {"name", required_argument, NULL, 'n'},
+    {NULL, 0, NULL, 0},
 };
 
 int cmd_account_add(struct cmd_ctx *ctx, int argc, char **argv)
@@ -32,7 +32,7 @@ int cmd_account_add(struct cmd_ctx *ctx, int argc, char **argv)
 		return cmd_fail(ctx, &err);
 	if (ctx->json)
 		cmd_print_json(ctx, json_pack("{s:s, s:s?, s:b}", "id", id, "name", name, "dryRun",
-					      ctx->dry_run));
+		                              ctx->dry_run));
 	else
 		printf("%s account %s\n", ctx->dry_run ? "would create" : "created", id);
 	return 0;
@@ -52,16 +52,16 @@ int cmd_account_list(struct cmd_ctx *ctx, int argc, char **argv)
 		json_t *a = json_array();
 
 		for (size_t i = 0; i < list.n; i++)
-			json_array_append_new(a, json_pack("{s:s, s:s?, s:s, s:s}", "id", list.v[i].id,
-							   "name", list.v[i].name, "status",
-							   list.v[i].status, "createdAt",
-							   list.v[i].created_at));
+			json_array_append_new(a, json_pack("{s:s, s:s?, s:s, s:s}", "id",
+			                                   list.v[i].id, "name", list.v[i].name,
+			                                   "status", list.v[i].status, "createdAt",
+			                                   list.v[i].created_at));
 		cmd_print_json(ctx, a);
 	} else {
 		cmd_table_init(&t, 4, "ACCOUNT", "NAME", "STATUS", "CREATED");
 		for (size_t i = 0; i < list.n; i++)
 			cmd_table_row(&t, list.v[i].id, list.v[i].name, list.v[i].status,
-				      list.v[i].created_at);
+			              list.v[i].created_at);
 		cmd_table_print(ctx, &t);
 		cmd_table_release(&t);
 	}

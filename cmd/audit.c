@@ -1,6 +1,6 @@
 /*
- * parlae audit tail [-n N] [-f] [--account ACCOUNT] [--action GLOB] [--since TIME] [--cursor-file FILE]
- * parlae audit verify
+ * parlae audit tail [-n N] [-f] [--account ACCOUNT] [--action GLOB] [--since TIME] [--cursor-file
+ * FILE] parlae audit verify
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,13 +21,13 @@
 enum { OPT_ACCOUNT = 'a', OPT_ACTION = 'A', OPT_SINCE = 's', OPT_CURSOR = 'c' };
 
 const struct option opts_audit_tail[] = {
-	{"lines", required_argument, NULL, 'n'},
-	{"follow", no_argument, NULL, 'f'},
-	{"account", required_argument, NULL, OPT_ACCOUNT},
-	{"action", required_argument, NULL, OPT_ACTION},
-	{"since", required_argument, NULL, OPT_SINCE},
-	{"cursor-file", required_argument, NULL, OPT_CURSOR},
-	{NULL, 0, NULL, 0},
+    {"lines", required_argument, NULL, 'n'},
+    {"follow", no_argument, NULL, 'f'},
+    {"account", required_argument, NULL, OPT_ACCOUNT},
+    {"action", required_argument, NULL, OPT_ACTION},
+    {"since", required_argument, NULL, OPT_SINCE},
+    {"cursor-file", required_argument, NULL, OPT_CURSOR},
+    {NULL, 0, NULL, 0},
 };
 
 /* --- Ctrl-C and TERM: a flag for the row loops and a pipe that ends a wait at once ------- */
@@ -75,7 +75,8 @@ static void catch_stop(struct interrupt *in)
 	 * at once, through the pipe. A second signal ends parlae even if it is stuck. */
 	sa.sa_flags = SA_RESETHAND | SA_RESTART;
 	for (size_t i = 0; i < NSTOP; i++)
-		if (!sigaction(stop_signals[i], NULL, &in->old[i]) && in->old[i].sa_handler != SIG_IGN)
+		if (!sigaction(stop_signals[i], NULL, &in->old[i]) &&
+		    in->old[i].sa_handler != SIG_IGN)
 			in->installed[i] = !sigaction(stop_signals[i], &sa, NULL);
 }
 
@@ -212,10 +213,9 @@ static void plain_field(struct pl_buf *b, const char *s, int last)
 
 static void plain_line(struct pl_buf *b, const struct pl_audit_row *ev)
 {
-	const char *fields[] = {ev->seq_text,	   ev->occurred_at, ev->actor,
-				ev->host,	   ev->account_id,  ev->action,
-				ev->resource_type, ev->resource_id, ev->outcome,
-				ev->error_code};
+	const char *fields[] = {ev->seq_text,   ev->occurred_at, ev->actor,         ev->host,
+	                        ev->account_id, ev->action,      ev->resource_type, ev->resource_id,
+	                        ev->outcome,    ev->error_code};
 	size_t n = sizeof(fields) / sizeof(fields[0]);
 
 	for (size_t i = 0; i < n; i++)
@@ -399,7 +399,8 @@ int cmd_audit_tail(struct cmd_ctx *ctx, int argc, char **argv)
 		switch (c) {
 		case 'n':
 			if (parse_lines(optarg, &req.limit) < 0)
-				return cmd_usage_error(ctx, "-n takes a number of events, not '%s'", optarg);
+				return cmd_usage_error(ctx, "-n takes a number of events, not '%s'",
+				                       optarg);
 			lines_set = 1;
 			break;
 		case 'f':
@@ -412,7 +413,8 @@ int cmd_audit_tail(struct cmd_ctx *ctx, int argc, char **argv)
 			break;
 		case OPT_ACTION:
 			if (!*optarg)
-				return cmd_usage_error(ctx, "--action needs a pattern such as 'sikka.*'");
+				return cmd_usage_error(
+				    ctx, "--action needs a pattern such as 'sikka.*'");
 			req.action = optarg;
 			break;
 		case OPT_SINCE:
@@ -475,18 +477,20 @@ int cmd_audit_verify(struct cmd_ctx *ctx, int argc, char **argv)
 	if (r)
 		return cmd_fail(ctx, &err);
 	if (ctx->json) {
-		json_t *head = res.head_seq < 0 ? json_null()
-						 : json_pack("{s:I, s:s}", "seq", (json_int_t)res.head_seq,
-							     "hash", res.head_hash);
+		json_t *head = res.head_seq < 0
+		                   ? json_null()
+		                   : json_pack("{s:I, s:s}", "seq", (json_int_t)res.head_seq,
+		                               "hash", res.head_hash);
 
-		cmd_print_json(ctx, json_pack("{s:b, s:I, s:o, s:s?, s:o}", "intact", res.intact,
-					      "events", (json_int_t)res.events, "firstBadSeq",
-					      res.intact || !res.has_bad_seq ? json_null()
-									 : json_integer(res.bad_seq),
-					      "problem", res.intact ? NULL : res.problem, "head", head));
+		cmd_print_json(ctx,
+		               json_pack("{s:b, s:I, s:o, s:s?, s:o}", "intact", res.intact,
+		                         "events", (json_int_t)res.events, "firstBadSeq",
+		                         res.intact || !res.has_bad_seq ? json_null()
+		                                                        : json_integer(res.bad_seq),
+		                         "problem", res.intact ? NULL : res.problem, "head", head));
 	} else if (res.intact) {
-		printf("audit log intact: %lld event%s, chain head at event %lld (%s)\n", res.events,
-		       res.events == 1 ? "" : "s", res.head_seq, res.head_hash);
+		printf("audit log intact: %lld event%s, chain head at event %lld (%s)\n",
+		       res.events, res.events == 1 ? "" : "s", res.head_seq, res.head_hash);
 	} else {
 		int color = cmd_use_color(ctx, stdout);
 

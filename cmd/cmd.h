@@ -17,7 +17,7 @@
 enum cmd_needs {
 	NEEDS_CONFIG = 1 << 0, /* read the config file before running */
 	NEEDS_DB = 1 << 1,     /* uses the database, connected on first use after option parsing,
-				  so that a usage error is reported as one even when it is down */
+	                          so that a usage error is reported as one even when it is down */
 };
 
 struct cmd_ctx;
@@ -26,11 +26,11 @@ struct cmd {
 	const char *name; /* "status", or "db migrate" for a subcommand */
 	int (*fn)(struct cmd_ctx *ctx, int argc, char **argv);
 	unsigned needs;
-	const char *usage;   /* the synopsis, exactly as in the man page */
-	const char *summary; /* one line */
-	const char *shortopts;	      /* getopt short options, "" for none */
+	const char *usage;            /* the synopsis, exactly as in the man page */
+	const char *summary;          /* one line */
+	const char *shortopts;        /* getopt short options, "" for none */
 	const struct option *options; /* long options, {0}-terminated; NULL for none */
-	const char *args;    /* what positional words complete to: "account", "command" or NULL */
+	const char *args; /* what positional words complete to: "account", "command" or NULL */
 };
 
 extern const struct cmd commands[];
@@ -74,7 +74,8 @@ int cmd_getopt(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_parse_none(struct cmd_ctx *ctx, int argc, char **argv);
 
 /* Usage error: message and the command's usage line on stderr; returns PL_EUSAGE. */
-int cmd_usage_error(struct cmd_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cmd_usage_error(struct cmd_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Print err (JSON with --json) on stderr; returns err->code. */
 int cmd_fail(struct cmd_ctx *ctx, const struct pl_err *err);
@@ -107,7 +108,7 @@ void cmd_table_release(struct cmd_table *t);
 const struct cmd *cmd_find(const char *name);
 /* Candidates for completing words[nwords-1] after words[0..nwords-2]; one per line on out. */
 void cmd_complete(struct cmd_ctx *ctx, int nwords, char **words, void (*emit)(const char *, void *),
-		  void *arg);
+                  void *arg);
 /* Print usage for a command or group name; -1 if there is no such command. */
 int cmd_print_help(struct cmd_ctx *ctx, const char *name, FILE *out);
 

@@ -9,9 +9,9 @@
 #include "../lib/buf.h"
 #include "../lib/banned.h"
 
-static const char *const global_longs[] = {"--json", "--quiet", "--verbose", "--color=auto",
-					   "--color=always", "--color=never", "--config", "--profile",
-					   "--dry-run", NULL};
+static const char *const global_longs[] = {
+    "--json",        "--quiet",  "--verbose", "--color=auto", "--color=always",
+    "--color=never", "--config", "--profile", "--dry-run",    NULL};
 
 /* Whether word is an option whose value is the next word ("--name X", "--profile P"). */
 static int takes_value(const struct cmd *c, const char *word)
@@ -97,7 +97,7 @@ static void offer_accounts(struct cmd_ctx *ctx, struct sink *s)
 }
 
 void cmd_complete(struct cmd_ctx *ctx, int nwords, char **words, void (*emit)(const char *, void *),
-		  void *arg)
+                  void *arg)
 {
 	struct sink s = {nwords > 0 ? words[nwords - 1] : "", emit, arg};
 	const char *pos[3] = {NULL, NULL, NULL};
@@ -114,8 +114,8 @@ void cmd_complete(struct cmd_ctx *ctx, int nwords, char **words, void (*emit)(co
 		if (c || npos == 3)
 			continue; /* an argument of the command */
 		pos[npos++] = words[i];
-		snprintf(name + strlen(name), sizeof(name) - strlen(name), "%s%s", npos > 1 ? " " : "",
-			 words[i]);
+		snprintf(name + strlen(name), sizeof(name) - strlen(name), "%s%s",
+		         npos > 1 ? " " : "", words[i]);
 		c = cmd_find(name);
 	}
 	if (s.prefix[0] == '-') {

@@ -10,9 +10,9 @@ static json_t *entries_json(const struct pl_schema_entry *e, size_t n)
 	json_t *a = json_array();
 
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(a, json_pack("{s:i, s:s, s:s?}", "version", e[i].version, "name",
-						   e[i].name, "appliedAt",
-						   e[i].applied_at[0] ? e[i].applied_at : NULL));
+		json_array_append_new(a, json_pack("{s:i, s:s, s:s?}", "version", e[i].version,
+		                                   "name", e[i].name, "appliedAt",
+		                                   e[i].applied_at[0] ? e[i].applied_at : NULL));
 	return a;
 }
 
@@ -31,10 +31,11 @@ int cmd_db_migrate(struct cmd_ctx *ctx, int argc, char **argv)
 		return cmd_fail(ctx, &err);
 	}
 	if (ctx->json) {
-		cmd_print_json(ctx, json_pack("{s:o, s:i, s:b}", "applied",
-					      entries_json(before.pending, applied), "schemaVersion",
-					      applied ? before.pending[applied - 1].version : before.version,
-					      "dryRun", ctx->dry_run));
+		cmd_print_json(
+		    ctx, json_pack("{s:o, s:i, s:b}", "applied",
+		                   entries_json(before.pending, applied), "schemaVersion",
+		                   applied ? before.pending[applied - 1].version : before.version,
+		                   "dryRun", ctx->dry_run));
 	} else {
 		for (size_t i = 0; i < applied; i++)
 			printf("%s %04d-%s\n", ctx->dry_run ? "would apply" : "applied",
@@ -59,14 +60,15 @@ int cmd_db_status(struct cmd_ctx *ctx, int argc, char **argv)
 	if (pl_session_db(&ctx->session, &db, &err) || pl_db_schema_status(db, &st, &err))
 		return cmd_fail(ctx, &err);
 	if (ctx->json) {
-		cmd_print_json(ctx, json_pack("{s:i, s:o, s:o}", "schemaVersion", st.version, "applied",
-					      entries_json(st.applied, st.napplied), "pending",
-					      entries_json(st.pending, st.npending)));
+		cmd_print_json(ctx, json_pack("{s:i, s:o, s:o}", "schemaVersion", st.version,
+		                              "applied", entries_json(st.applied, st.napplied),
+		                              "pending", entries_json(st.pending, st.npending)));
 	} else {
 		cmd_table_init(&t, 4, "VERSION", "NAME", "STATE", "APPLIED");
 		for (size_t i = 0; i < st.napplied; i++) {
 			snprintf(v, sizeof(v), "%04d", st.applied[i].version);
-			cmd_table_row(&t, v, st.applied[i].name, "applied", st.applied[i].applied_at);
+			cmd_table_row(&t, v, st.applied[i].name, "applied",
+			              st.applied[i].applied_at);
 		}
 		for (size_t i = 0; i < st.npending; i++) {
 			snprintf(v, sizeof(v), "%04d", st.pending[i].version);

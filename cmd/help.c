@@ -12,25 +12,27 @@
 #endif
 
 static const char *const global_help[][2] = {
-	{"--json", "machine output: one JSON document on stdout (JSON Lines for streams)"},
-	{"-q, --quiet", "less on stderr"},
-	{"-v, --verbose", "more on stderr; -vv traces HTTP and SQL with secrets masked"},
-	{"--color=WHEN", "auto (default: only on a TTY, never with NO_COLOR), always or never"},
-	{"--config FILE", "config file (default $PARLAE_CONFIG, else $XDG_CONFIG_HOME/parlae/config)"},
-	{"--profile NAME", "a [profile NAME] section of the config file (PARLAE_PROFILE)"},
-	{"--dry-run", "mutating commands print what they would do and change nothing"},
-	{"--version, --help", "as usual; --list-cmds lists the commands"},
+    {"--json", "machine output: one JSON document on stdout (JSON Lines for streams)"},
+    {"-q, --quiet", "less on stderr"},
+    {"-v, --verbose", "more on stderr; -vv traces HTTP and SQL with secrets masked"},
+    {"--color=WHEN", "auto (default: only on a TTY, never with NO_COLOR), always or never"},
+    {"--config FILE", "config file (default $PARLAE_CONFIG, else $XDG_CONFIG_HOME/parlae/config)"},
+    {"--profile NAME", "a [profile NAME] section of the config file (PARLAE_PROFILE)"},
+    {"--dry-run", "mutating commands print what they would do and change nothing"},
+    {"--version, --help", "as usual; --list-cmds lists the commands"},
 };
 
 static void print_overview(FILE *out)
 {
-	fputs("usage: parlae [GLOBAL OPTIONS] COMMAND [SUBCOMMAND] [OPTIONS] [ARGS]\n\ncommands:\n", out);
+	fputs("usage: parlae [GLOBAL OPTIONS] COMMAND [SUBCOMMAND] [OPTIONS] [ARGS]\n\ncommands:\n",
+	      out);
 	for (size_t i = 0; i < ncommands; i++)
 		fprintf(out, "  %-16s %s\n", commands[i].name, commands[i].summary);
 	fputs("\nglobal options (before or after the command):\n", out);
 	for (size_t i = 0; i < sizeof(global_help) / sizeof(global_help[0]); i++)
 		fprintf(out, "  %-20s %s\n", global_help[i][0], global_help[i][1]);
-	fputs("\n'parlae help COMMAND' or 'parlae COMMAND -h' for a command, 'parlae help exit-codes'\n"
+	fputs("\n'parlae help COMMAND' or 'parlae COMMAND -h' for a command, 'parlae help "
+	      "exit-codes'\n"
 	      "for the exit statuses, 'man parlae' for the whole story.\n",
 	      out);
 }
@@ -40,9 +42,11 @@ static void print_command(const struct cmd *c, FILE *out)
 	const char *sp = strchr(c->name, ' ');
 
 	fprintf(out, "usage: %s\n\n%s\n\n", c->usage, c->summary);
-	fprintf(out, "Global options such as --json and --dry-run are accepted too; see 'parlae help'.\n");
+	fprintf(
+	    out,
+	    "Global options such as --json and --dry-run are accepted too; see 'parlae help'.\n");
 	fprintf(out, "See 'man parlae-%.*s'.\n", sp ? (int)(sp - c->name) : (int)strlen(c->name),
-		c->name);
+	        c->name);
 }
 
 int cmd_print_help(struct cmd_ctx *ctx, const char *name, FILE *out)
@@ -68,7 +72,8 @@ int cmd_print_help(struct cmd_ctx *ctx, const char *name, FILE *out)
 		}
 	}
 	if (found)
-		fprintf(out, "\nSee 'parlae help %s SUBCOMMAND' and 'man parlae-%s'.\n", name, name);
+		fprintf(out, "\nSee 'parlae help %s SUBCOMMAND' and 'man parlae-%s'.\n", name,
+		        name);
 	return found ? 0 : -1;
 }
 
@@ -82,8 +87,9 @@ static int exit_codes(struct cmd_ctx *ctx)
 		json_t *a = json_array();
 
 		for (size_t i = 0; i < n; i++)
-			json_array_append_new(a, json_pack("{s:i, s:s, s:s}", "code", t[i].code, "name",
-							   t[i].name, "meaning", t[i].meaning));
+			json_array_append_new(a, json_pack("{s:i, s:s, s:s}", "code", t[i].code,
+			                                   "name", t[i].name, "meaning",
+			                                   t[i].meaning));
 		cmd_print_json(ctx, a);
 		return 0;
 	}
@@ -94,8 +100,8 @@ static int exit_codes(struct cmd_ctx *ctx)
 
 static json_t *command_json(const struct cmd *c)
 {
-	json_t *o = json_pack("{s:s, s:s, s:s}", "name", c->name, "usage", c->usage, "summary",
-			      c->summary);
+	json_t *o =
+	    json_pack("{s:s, s:s, s:s}", "name", c->name, "usage", c->usage, "summary", c->summary);
 	json_t *opts = json_array();
 
 	for (const struct option *opt = c->options; opt && opt->name; opt++)
@@ -122,7 +128,7 @@ int cmd_help(struct cmd_ctx *ctx, int argc, char **argv)
 		/* All commands, or a group's ("help db"). */
 		for (size_t i = 0; !found && i < ncommands; i++)
 			if (!name.len || (!strncmp(commands[i].name, name.buf, name.len) &&
-					  commands[i].name[name.len] == ' '))
+			                  commands[i].name[name.len] == ' '))
 				json_array_append_new(a, command_json(&commands[i]));
 		if (found)
 			cmd_print_json(ctx, command_json(found));

@@ -28,7 +28,7 @@ static void print_error(struct cmd_ctx *ctx, int code, const char *msg, const ch
 	fflush(stdout);
 	if (ctx->json) {
 		json_t *e = json_pack("{s:{s:s, s:s, s:s?}}", "error", "code", pl_err_name(code),
-				      "message", msg, "hint", hint && *hint ? hint : NULL);
+		                      "message", msg, "hint", hint && *hint ? hint : NULL);
 		char *s = e ? json_dumps(e, JSON_COMPACT) : NULL;
 
 		if (s)
@@ -192,9 +192,11 @@ int cmd_read_input(const char *path, size_t cap, struct pl_buf *out, struct pl_e
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
 		if (pl_buf_add(out, chunk, n) < 0) {
 			if (cap % (1 << 20) == 0)
-				r = pl_err_set(err, PL_EBADINPUT, "%s is larger than %zu MiB", path, cap >> 20);
+				r = pl_err_set(err, PL_EBADINPUT, "%s is larger than %zu MiB", path,
+				               cap >> 20);
 			else
-				r = pl_err_set(err, PL_EBADINPUT, "%s is larger than %zu KiB", path, cap >> 10);
+				r = pl_err_set(err, PL_EBADINPUT, "%s is larger than %zu KiB", path,
+				               cap >> 10);
 			break;
 		}
 	}

@@ -18,59 +18,65 @@
 #endif
 
 const struct cmd commands[] = {
-	{"account add", cmd_account_add, NEEDS_DB, "parlae account add ACCOUNT [--name NAME]",
-	 "create a practice account", "", opts_account_add, "account"},
-	{"account list", cmd_account_list, NEEDS_DB, "parlae account list", "list practice accounts",
-	 "", NULL, NULL},
-	{"audit tail", cmd_audit_tail, NEEDS_DB,
-	 "parlae audit tail [-n N] [-f] [--account ACCOUNT] [--action GLOB] [--since TIME] [--cursor-file FILE]",
-	 "print audit events, oldest first, and follow new ones as they commit", "n:f",
-	 opts_audit_tail, NULL},
-	{"audit verify", cmd_audit_verify, NEEDS_DB, "parlae audit verify",
-	 "check that the audit log is complete and unaltered", "", NULL, NULL},
-	{"db migrate", cmd_db_migrate, NEEDS_DB, "parlae db migrate",
-	 "apply the schema migrations compiled into parlae", "", NULL, NULL},
-	{"db status", cmd_db_status, NEEDS_DB, "parlae db status",
-	 "list applied and pending schema migrations", "", NULL, NULL},
-	{"help", cmd_help, 0, "parlae help [COMMAND | exit-codes]", "show help for parlae or a command",
-	 "", NULL, "command"},
-	{"pms setup", cmd_pms_setup, NEEDS_DB,
-	 "parlae pms setup ACCOUNT [--provider sikka] [--timezone TZ] [--hours SPEC]",
-	 "enable a practice's PMS integration through Sikka", "", opts_pms_setup, "account"},
-	{"secrets list", cmd_secrets_list, NEEDS_CONFIG, "parlae secrets list",
-	 "list the secret store's names, versions and dates, never values", "", NULL, NULL},
-	{"secrets rotate", cmd_secrets_rotate, NEEDS_DB,
-	 "parlae secrets rotate [ACCOUNT... | --all] [--within DURATION] [--force] [--concurrency N] | --master-key",
-	 "refresh Sikka request keys before they expire, safely from many hosts; or re-key the file store",
-	 "", opts_secrets_rotate, "account"},
-	{"shell", cmd_shell, NEEDS_CONFIG, "parlae shell",
-	 "an interactive session with history and completion", "", NULL, NULL},
-	{"sikka callback", cmd_sikka_callback, NEEDS_DB,
-	 "parlae sikka callback (--url CALLBACK_URL|- | --code CODE --state STATE | --error ERROR --state STATE)",
-	 "complete onboarding from the redirect the practice's browser landed on", "",
-	 opts_sikka_callback, NULL},
-	{"sikka oauth-url", cmd_sikka_oauth_url, NEEDS_DB,
-	 "parlae sikka oauth-url ACCOUNT [--redirect-uri URL] [--ttl SECONDS]",
-	 "print the Sikka authorize URL with a signed, single-use state", "", opts_sikka_oauth_url,
-	 "account"},
-	{"status", cmd_status, NEEDS_CONFIG, "parlae status [ACCOUNT] [--wait[=SECONDS]] [--check]",
-	 "what is configured and reachable, or one account's connection status", "", opts_status,
-	 "account"},
-	{"vapi phone add", cmd_vapi_phone_add, NEEDS_DB,
-	 "parlae vapi phone add ACCOUNT --vapi-id ID --number E164 [--staff-forward E164] [--transfer]",
-	 "register the Vapi phone number that maps calls to an account", "", opts_vapi_phone_add,
-	 "account"},
-	{"vapi phone list", cmd_vapi_phone_list, NEEDS_DB, "parlae vapi phone list [--account ACCOUNT]",
-	 "list the registered Vapi phone numbers", "", opts_vapi_phone_list, NULL},
-	{"vapi replay", cmd_vapi_replay, NEEDS_DB,
-	 "parlae vapi replay FILE|DIR... [--target URL [--auth secret|hmac|bearer]] [--concurrency N]",
-	 "replay recorded Vapi messages locally or against a backend, with a latency summary", "",
-	 opts_vapi_replay, NULL},
-	{"vapi tool invoke", cmd_vapi_tool_invoke, NEEDS_DB,
-	 "parlae vapi tool invoke (TOOL [--account ACCOUNT] [--args JSON|@FILE|-] [--call-id ID] [--caller E164] | --payload FILE|- [--target URL [--auth secret|hmac|bearer]] [--as-of now|payload]) [--expect FILE]",
-	 "run a voice-agent tool call through parlae's handlers, or send it to a backend", "",
-	 opts_vapi_tool_invoke, NULL},
-	{"version", cmd_version, 0, "parlae version", "print parlae's version", "", NULL, NULL},
+    {"account add", cmd_account_add, NEEDS_DB, "parlae account add ACCOUNT [--name NAME]",
+     "create a practice account", "", opts_account_add, "account"},
+    {"account list", cmd_account_list, NEEDS_DB, "parlae account list", "list practice accounts",
+     "", NULL, NULL},
+    {"audit tail", cmd_audit_tail, NEEDS_DB,
+     "parlae audit tail [-n N] [-f] [--account ACCOUNT] [--action GLOB] [--since TIME] "
+     "[--cursor-file FILE]",
+     "print audit events, oldest first, and follow new ones as they commit", "n:f", opts_audit_tail,
+     NULL},
+    {"audit verify", cmd_audit_verify, NEEDS_DB, "parlae audit verify",
+     "check that the audit log is complete and unaltered", "", NULL, NULL},
+    {"db migrate", cmd_db_migrate, NEEDS_DB, "parlae db migrate",
+     "apply the schema migrations compiled into parlae", "", NULL, NULL},
+    {"db status", cmd_db_status, NEEDS_DB, "parlae db status",
+     "list applied and pending schema migrations", "", NULL, NULL},
+    {"help", cmd_help, 0, "parlae help [COMMAND | exit-codes]", "show help for parlae or a command",
+     "", NULL, "command"},
+    {"pms setup", cmd_pms_setup, NEEDS_DB,
+     "parlae pms setup ACCOUNT [--provider sikka] [--timezone TZ] [--hours SPEC]",
+     "enable a practice's PMS integration through Sikka", "", opts_pms_setup, "account"},
+    {"secrets list", cmd_secrets_list, NEEDS_CONFIG, "parlae secrets list",
+     "list the secret store's names, versions and dates, never values", "", NULL, NULL},
+    {"secrets rotate", cmd_secrets_rotate, NEEDS_DB,
+     "parlae secrets rotate [ACCOUNT... | --all] [--within DURATION] [--force] [--concurrency N] | "
+     "--master-key",
+     "refresh Sikka request keys before they expire, safely from many hosts; or re-key the file "
+     "store",
+     "", opts_secrets_rotate, "account"},
+    {"shell", cmd_shell, NEEDS_CONFIG, "parlae shell",
+     "an interactive session with history and completion", "", NULL, NULL},
+    {"sikka callback", cmd_sikka_callback, NEEDS_DB,
+     "parlae sikka callback (--url CALLBACK_URL|- | --code CODE --state STATE | --error ERROR "
+     "--state STATE)",
+     "complete onboarding from the redirect the practice's browser landed on", "",
+     opts_sikka_callback, NULL},
+    {"sikka oauth-url", cmd_sikka_oauth_url, NEEDS_DB,
+     "parlae sikka oauth-url ACCOUNT [--redirect-uri URL] [--ttl SECONDS]",
+     "print the Sikka authorize URL with a signed, single-use state", "", opts_sikka_oauth_url,
+     "account"},
+    {"status", cmd_status, NEEDS_CONFIG, "parlae status [ACCOUNT] [--wait[=SECONDS]] [--check]",
+     "what is configured and reachable, or one account's connection status", "", opts_status,
+     "account"},
+    {"vapi phone add", cmd_vapi_phone_add, NEEDS_DB,
+     "parlae vapi phone add ACCOUNT --vapi-id ID --number E164 [--staff-forward E164] [--transfer]",
+     "register the Vapi phone number that maps calls to an account", "", opts_vapi_phone_add,
+     "account"},
+    {"vapi phone list", cmd_vapi_phone_list, NEEDS_DB, "parlae vapi phone list [--account ACCOUNT]",
+     "list the registered Vapi phone numbers", "", opts_vapi_phone_list, NULL},
+    {"vapi replay", cmd_vapi_replay, NEEDS_DB,
+     "parlae vapi replay FILE|DIR... [--target URL [--auth secret|hmac|bearer]] [--concurrency N]",
+     "replay recorded Vapi messages locally or against a backend, with a latency summary", "",
+     opts_vapi_replay, NULL},
+    {"vapi tool invoke", cmd_vapi_tool_invoke, NEEDS_DB,
+     "parlae vapi tool invoke (TOOL [--account ACCOUNT] [--args JSON|@FILE|-] [--call-id ID] "
+     "[--caller E164] | --payload FILE|- [--target URL [--auth secret|hmac|bearer]] [--as-of "
+     "now|payload]) [--expect FILE]",
+     "run a voice-agent tool call through parlae's handlers, or send it to a backend", "",
+     opts_vapi_tool_invoke, NULL},
+    {"version", cmd_version, 0, "parlae version", "print parlae's version", "", NULL, NULL},
 };
 const size_t ncommands = sizeof(commands) / sizeof(commands[0]);
 
@@ -88,17 +94,17 @@ enum global_opt {
 };
 
 static const struct option global_options[] = {
-	{"json", no_argument, NULL, OPT_JSON},
-	{"quiet", no_argument, NULL, OPT_QUIET},
-	{"verbose", no_argument, NULL, OPT_VERBOSE},
-	{"color", required_argument, NULL, OPT_COLOR},
-	{"config", required_argument, NULL, OPT_CONFIG},
-	{"profile", required_argument, NULL, OPT_PROFILE},
-	{"dry-run", no_argument, NULL, OPT_DRY_RUN},
-	{"version", no_argument, NULL, OPT_VERSION},
-	{"help", no_argument, NULL, OPT_HELP},
-	{"list-cmds", no_argument, NULL, OPT_LIST_CMDS},
-	{NULL, 0, NULL, 0},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"quiet", no_argument, NULL, OPT_QUIET},
+    {"verbose", no_argument, NULL, OPT_VERBOSE},
+    {"color", required_argument, NULL, OPT_COLOR},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"profile", required_argument, NULL, OPT_PROFILE},
+    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"list-cmds", no_argument, NULL, OPT_LIST_CMDS},
+    {NULL, 0, NULL, 0},
 };
 #define NGLOBAL (sizeof(global_options) / sizeof(global_options[0]) - 1)
 
@@ -162,7 +168,8 @@ static int set_global(struct cmd_ctx *ctx, int c, const char *arg)
 		else if (!strcmp(arg, "never"))
 			ctx->color = 0;
 		else
-			return cmd_usage_error(ctx, "--color must be auto, always or never, not '%s'", arg);
+			return cmd_usage_error(
+			    ctx, "--color must be auto, always or never, not '%s'", arg);
 		return 0;
 	case OPT_CONFIG:
 		ctx->config_file = arg;
@@ -185,7 +192,7 @@ static const char *option_name(char **argv)
 
 /* The command's options and the global ones, as one getopt_long table. */
 static void merge_options(const struct cmd *cmd, struct option *all, size_t nall, char *shorts,
-			  size_t nshorts)
+                          size_t nshorts)
 {
 	size_t n = 0;
 
@@ -238,7 +245,8 @@ int cmd_getopt(struct cmd_ctx *ctx, int argc, char **argv)
 			return cmd_usage_error(ctx, "unknown option '%s'", option_name(argv)), '?';
 		}
 		if (c == ':')
-			return cmd_usage_error(ctx, "option '%s' needs a value", option_name(argv)), '?';
+			return cmd_usage_error(ctx, "option '%s' needs a value", option_name(argv)),
+			       '?';
 		if (c >= OPT_JSON || c == 'q' || c == 'v')
 			continue; /* applied by scan_globals */
 		return c;
@@ -373,13 +381,16 @@ static int lookup(struct cmd_ctx *ctx, int argc, char **argv, const struct cmd *
 		list_group(&subs, name);
 		next = k < words ? argv[k] : NULL;
 		if (!next)
-			pl_err_set(&err, PL_EUSAGE, "'parlae %s' needs a subcommand: %s", name, subs.buf);
+			pl_err_set(&err, PL_EUSAGE, "'parlae %s' needs a subcommand: %s", name,
+			           subs.buf);
 		else if ((s = suggest(next, name)))
-			pl_err_set(&err, PL_EUSAGE, "unknown command 'parlae %s %s'; did you mean 'parlae %s %s'?",
-				   name, next, name, s);
+			pl_err_set(&err, PL_EUSAGE,
+			           "unknown command 'parlae %s %s'; did you mean 'parlae %s %s'?",
+			           name, next, name, s);
 		else
-			pl_err_set(&err, PL_EUSAGE, "unknown command 'parlae %s %s'; subcommands: %s", name,
-				   next, subs.buf);
+			pl_err_set(&err, PL_EUSAGE,
+			           "unknown command 'parlae %s %s'; subcommands: %s", name, next,
+			           subs.buf);
 		pl_buf_release(&subs);
 		return cmd_fail(ctx, &err);
 	}
@@ -461,9 +472,9 @@ int cmd_main(struct cmd_ctx *ctx, int argc, char **argv)
 			return 0;
 		case '?':
 		case ':':
-			return cmd_usage_error(ctx, c == ':' ? "option '%s' needs a value"
-							     : "unknown option '%s'",
-					       argv[optind - 1]);
+			return cmd_usage_error(
+			    ctx, c == ':' ? "option '%s' needs a value" : "unknown option '%s'",
+			    argv[optind - 1]);
 		default:
 			if ((c = apply_global(ctx, c, optarg)))
 				return c;

@@ -10,10 +10,10 @@
 #include "../lib/banned.h"
 
 const struct option opts_pms_setup[] = {
-	{"provider", required_argument, NULL, 'p'},
-	{"timezone", required_argument, NULL, 't'},
-	{"hours", required_argument, NULL, 'H'},
-	{NULL, 0, NULL, 0},
+    {"provider", required_argument, NULL, 'p'},
+    {"timezone", required_argument, NULL, 't'},
+    {"hours", required_argument, NULL, 'H'},
+    {NULL, 0, NULL, 0},
 };
 
 /* On a terminal, ask for what was not given; the answer may be empty (keep the default). */
@@ -72,10 +72,11 @@ int cmd_pms_setup(struct cmd_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	if (ctx->json) {
-		cmd_print_json(ctx, json_pack("{s:b, s:s, s:o, s:s, s:o, s:b}", "success", 1, "provider",
-					      res.provider, "features", json_loads(res.features_json, 0, NULL),
-					      "status", res.status, "config",
-					      json_loads(res.config_json, 0, NULL), "dryRun", ctx->dry_run));
+		cmd_print_json(
+		    ctx, json_pack("{s:b, s:s, s:o, s:s, s:o, s:b}", "success", 1, "provider",
+		                   res.provider, "features", json_loads(res.features_json, 0, NULL),
+		                   "status", res.status, "config",
+		                   json_loads(res.config_json, 0, NULL), "dryRun", ctx->dry_run));
 	} else {
 		printf("%s Sikka for %s (status %s)\n", ctx->dry_run ? "would enable" : "enabled",
 		       req.account, res.status);

@@ -49,12 +49,9 @@ out:
 }
 
 const struct option opts_secrets_rotate[] = {
-	{"all", no_argument, NULL, 'a'},
-	{"within", required_argument, NULL, 'w'},
-	{"force", no_argument, NULL, 'f'},
-	{"concurrency", required_argument, NULL, 'c'},
-	{"master-key", no_argument, NULL, 'M'},
-	{NULL, 0, NULL, 0},
+    {"all", no_argument, NULL, 'a'},        {"within", required_argument, NULL, 'w'},
+    {"force", no_argument, NULL, 'f'},      {"concurrency", required_argument, NULL, 'c'},
+    {"master-key", no_argument, NULL, 'M'}, {NULL, 0, NULL, 0},
 };
 
 struct rotate_ui {
@@ -71,7 +68,7 @@ static void rotate_progress(size_t done, size_t total, void *arg)
 	if (!ui->bar || (done != total && done % 8))
 		return;
 	fprintf(stderr, "\rrotating [%.*s%*s] %zu/%zu", filled, "##############################",
-		width - filled, "", done, total);
+	        width - filled, "", done, total);
 	if (done == total)
 		fputc('\n', stderr);
 }
@@ -81,13 +78,14 @@ static void rotate_outcome(const char *account, const char *outcome, const char 
 	struct rotate_ui *ui = arg;
 
 	if (ui->accounts)
-		json_array_append_new(ui->accounts, json_pack("{s:s, s:s, s:s?}", "account", account,
-							      "outcome", outcome, "detail", why));
+		json_array_append_new(ui->accounts,
+		                      json_pack("{s:s, s:s, s:s?}", "account", account, "outcome",
+		                                outcome, "detail", why));
 	else if (!strcmp(outcome, "failed"))
 		fprintf(stderr, "%sparlae: %s: %s\n", ui->bar ? "\r" : "", account, why);
 	else if (ui->ctx->verbosity > 0)
-		fprintf(stderr, "%s%s: %s%s%s\n", ui->bar ? "\r" : "", account, outcome, why ? " — " : "",
-			why ? why : "");
+		fprintf(stderr, "%s%s: %s%s%s\n", ui->bar ? "\r" : "", account, outcome,
+		        why ? " — " : "", why ? why : "");
 }
 
 /* --master-key: re-encrypt the file store under PARLAE_MASTER_KEY_NEW. */
@@ -102,12 +100,13 @@ static int cmd_secrets_rekey(struct cmd_ctx *ctx, int extra_args, int other_opti
 		return cmd_fail(ctx, &err);
 	if (ctx->json)
 		cmd_print_json(ctx, json_pack("{s:I, s:b}", "reencrypted", (json_int_t)n, "dryRun",
-					      ctx->dry_run));
+		                              ctx->dry_run));
 	else
 		printf("%s %zu secret%s under PARLAE_MASTER_KEY_NEW\n",
 		       ctx->dry_run ? "would re-encrypt" : "re-encrypted", n, n == 1 ? "" : "s");
 	if (!ctx->dry_run)
-		cmd_note(ctx, "now use the new key as PARLAE_MASTER_KEY; the old one no longer opens the store");
+		cmd_note(ctx, "now use the new key as PARLAE_MASTER_KEY; the old one no longer "
+		              "opens the store");
 	return 0;
 }
 
@@ -148,7 +147,8 @@ int cmd_secrets_rotate(struct cmd_ctx *ctx, int argc, char **argv)
 	if (master)
 		return cmd_secrets_rekey(ctx, argc - optind, req.all || req.force);
 	if ((req.within = pl_parse_duration(within)) < 0)
-		return cmd_usage_error(ctx, "--within takes a duration like 2h, 90m or 1h30m, not '%s'", within);
+		return cmd_usage_error(
+		    ctx, "--within takes a duration like 2h, 90m or 1h30m, not '%s'", within);
 	req.accounts = (const char *const *)argv + optind;
 	req.naccounts = (size_t)(argc - optind);
 	if (req.all == (req.naccounts > 0))
@@ -163,14 +163,15 @@ int cmd_secrets_rotate(struct cmd_ctx *ctx, int argc, char **argv)
 		return cmd_fail(ctx, &err);
 	}
 	if (ctx->json)
-		cmd_print_json(ctx, json_pack("{s:I, s:I, s:I, s:I, s:b, s:o}", "rotated",
-					      (json_int_t)sum.rotated, "skipped", (json_int_t)sum.skipped,
-					      "notDue", (json_int_t)sum.not_due, "failed",
-					      (json_int_t)sum.failed, "dryRun", ctx->dry_run, "accounts",
-					      ui.accounts));
+		cmd_print_json(ctx,
+		               json_pack("{s:I, s:I, s:I, s:I, s:b, s:o}", "rotated",
+		                         (json_int_t)sum.rotated, "skipped",
+		                         (json_int_t)sum.skipped, "notDue", (json_int_t)sum.not_due,
+		                         "failed", (json_int_t)sum.failed, "dryRun", ctx->dry_run,
+		                         "accounts", ui.accounts));
 	else
 		printf("%s %zu, skipped %zu (held by another process), not due %zu, failed %zu\n",
-		       ctx->dry_run ? "would rotate" : "rotated", sum.rotated, sum.skipped, sum.not_due,
-		       sum.failed);
+		       ctx->dry_run ? "would rotate" : "rotated", sum.rotated, sum.skipped,
+		       sum.not_due, sum.failed);
 	return pl_rotate_status(&sum);
 }

@@ -224,7 +224,7 @@ static int run_line(struct cmd_ctx *ctx, struct words *w)
 	for (int i = 1; i < argc; i++) {
 		if (!strncmp(argv[i], "--config", 8) || !strncmp(argv[i], "--profile", 9)) {
 			fprintf(stderr, "parlae: give %s when starting the shell, not on a line\n",
-				argv[i][3] == 'o' ? "--config" : "--profile");
+			        argv[i][3] == 'o' ? "--config" : "--profile");
 			return PL_EUSAGE;
 		}
 	}
@@ -276,8 +276,9 @@ int cmd_shell(struct cmd_ctx *ctx, int argc, char **argv)
 	sa.sa_handler = on_sigint;
 	sigaction(SIGINT, &sa, &old);
 	if (tty && ctx->verbosity >= 0)
-		fprintf(stderr, "parlae shell: type a command without 'parlae', 'help' for the list, "
-				"'exit' or Ctrl-D to leave\n");
+		fprintf(stderr,
+		        "parlae shell: type a command without 'parlae', 'help' for the list, "
+		        "'exit' or Ctrl-D to leave\n");
 	while ((line = read_line(tty))) {
 		struct words w = {0};
 

@@ -8,17 +8,17 @@
 #include "../lib/banned.h"
 
 const struct option opts_sikka_oauth_url[] = {
-	{"redirect-uri", required_argument, NULL, 'r'},
-	{"ttl", required_argument, NULL, 't'},
-	{NULL, 0, NULL, 0},
+    {"redirect-uri", required_argument, NULL, 'r'},
+    {"ttl", required_argument, NULL, 't'},
+    {NULL, 0, NULL, 0},
 };
 
 const struct option opts_sikka_callback[] = {
-	{"url", required_argument, NULL, 'u'},
-	{"code", required_argument, NULL, 'c'},
-	{"state", required_argument, NULL, 's'},
-	{"error", required_argument, NULL, 'e'},
-	{NULL, 0, NULL, 0},
+    {"url", required_argument, NULL, 'u'},
+    {"code", required_argument, NULL, 'c'},
+    {"state", required_argument, NULL, 's'},
+    {"error", required_argument, NULL, 'e'},
+    {NULL, 0, NULL, 0},
 };
 
 static int parse_ttl(const char *s, long *out)
@@ -46,7 +46,8 @@ int cmd_sikka_oauth_url(struct cmd_ctx *ctx, int argc, char **argv)
 			break;
 		case 't':
 			if (parse_ttl(optarg, &req.ttl) < 0)
-				return cmd_usage_error(ctx, "--ttl must be a number of seconds, not '%s'", optarg);
+				return cmd_usage_error(
+				    ctx, "--ttl must be a number of seconds, not '%s'", optarg);
 			break;
 		default:
 			return PL_EUSAGE;
@@ -61,7 +62,7 @@ int cmd_sikka_oauth_url(struct cmd_ctx *ctx, int argc, char **argv)
 		return cmd_fail(ctx, &err);
 	if (ctx->json) {
 		cmd_print_json(ctx, json_pack("{s:s, s:s, s:s}", "url", res.url, "state", res.state,
-					      "expiresAt", res.expires_at));
+		                              "expiresAt", res.expires_at));
 	} else {
 		puts(res.url);
 		cmd_note(ctx, "send this link to the practice; it expires at %s", res.expires_at);
@@ -73,9 +74,10 @@ int cmd_sikka_oauth_url(struct cmd_ctx *ctx, int argc, char **argv)
 static json_t *callback_json(const struct pl_pms_callback_res *res, const char *error)
 {
 	return json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?}", "account", res->account, "status",
-			 res->status, "practiceName", res->practice_name[0] ? res->practice_name : NULL,
-			 "pmsType", res->pms_type[0] ? res->pms_type : NULL, "officeId",
-			 res->office_id[0] ? res->office_id : NULL, "error", error);
+	                 res->status, "practiceName",
+	                 res->practice_name[0] ? res->practice_name : NULL, "pmsType",
+	                 res->pms_type[0] ? res->pms_type : NULL, "officeId",
+	                 res->office_id[0] ? res->office_id : NULL, "error", error);
 }
 
 int cmd_sikka_callback(struct cmd_ctx *ctx, int argc, char **argv)
@@ -107,7 +109,8 @@ int cmd_sikka_callback(struct cmd_ctx *ctx, int argc, char **argv)
 	if (optind < argc)
 		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
 	if (url ? (code || state || error) : (!state || !!code == !!error))
-		return cmd_usage_error(ctx, "give --url, or --code with --state, or --error with --state");
+		return cmd_usage_error(
+		    ctx, "give --url, or --code with --state, or --error with --state");
 	if (url) {
 		struct pl_buf stdin_url = PL_BUF_INIT;
 
@@ -132,8 +135,8 @@ int cmd_sikka_callback(struct cmd_ctx *ctx, int argc, char **argv)
 	if (ctx->json && res.account[0])
 		cmd_print_json(ctx, callback_json(&res, r ? err.msg : NULL));
 	else if (!r && !ctx->dry_run)
-		printf("connected %s: %s (%s, office %s)\n", res.account, res.practice_name, res.pms_type,
-		       res.office_id);
+		printf("connected %s: %s (%s, office %s)\n", res.account, res.practice_name,
+		       res.pms_type, res.office_id);
 	else if (!r)
 		printf("state is valid for %s; would exchange the code\n", res.account);
 	return r ? cmd_fail(ctx, &err) : 0;

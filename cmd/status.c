@@ -11,27 +11,26 @@
 #define DEFAULT_WAIT 60.0
 
 const struct option opts_status[] = {
-	{"check", no_argument, NULL, 'c'},
-	{"wait", optional_argument, NULL, 'w'},
-	{NULL, 0, NULL, 0},
+    {"check", no_argument, NULL, 'c'},
+    {"wait", optional_argument, NULL, 'w'},
+    {NULL, 0, NULL, 0},
 };
 
 static json_t *system_json(const struct pl_status_system *st)
 {
-	return json_pack("{s:{s:b, s:b, s:b, s:b, s:b}, s:{s:b, s:i, s:i, s:s?},"
-			 " s:{s:s?, s:b, s:s?, s:s?}, s:{s:I, s:I, s:I, s:I}}",
-			 "integrations", "sikka", st->integrations.sikka, "vapi", st->integrations.vapi,
-			 "twilio", st->integrations.twilio, "openai", st->integrations.openai, "stripe",
-			 st->integrations.stripe,
-			 "database", "reachable", st->db_reachable, "schemaVersion", st->schema_version,
-			 "latestSchemaVersion", st->schema_latest, "error",
-			 st->db_reachable ? NULL : st->db_err.msg,
-			 "secretStore", "backend", st->store_backend, "reachable", st->store_usable,
-			 "location", st->store_backend ? st->store_location : NULL, "error",
-			 st->store_usable ? NULL : st->store_err.msg,
-			 "accounts", "connected", (json_int_t)st->accounts.connected, "connecting",
-			 (json_int_t)st->accounts.connecting, "pending", (json_int_t)st->accounts.pending,
-			 "failed", (json_int_t)st->accounts.failed);
+	return json_pack(
+	    "{s:{s:b, s:b, s:b, s:b, s:b}, s:{s:b, s:i, s:i, s:s?},"
+	    " s:{s:s?, s:b, s:s?, s:s?}, s:{s:I, s:I, s:I, s:I}}",
+	    "integrations", "sikka", st->integrations.sikka, "vapi", st->integrations.vapi,
+	    "twilio", st->integrations.twilio, "openai", st->integrations.openai, "stripe",
+	    st->integrations.stripe, "database", "reachable", st->db_reachable, "schemaVersion",
+	    st->schema_version, "latestSchemaVersion", st->schema_latest, "error",
+	    st->db_reachable ? NULL : st->db_err.msg, "secretStore", "backend", st->store_backend,
+	    "reachable", st->store_usable, "location",
+	    st->store_backend ? st->store_location : NULL, "error",
+	    st->store_usable ? NULL : st->store_err.msg, "accounts", "connected",
+	    (json_int_t)st->accounts.connected, "connecting", (json_int_t)st->accounts.connecting,
+	    "pending", (json_int_t)st->accounts.pending, "failed", (json_int_t)st->accounts.failed);
 }
 
 static const char *yes(int b)
@@ -42,8 +41,9 @@ static const char *yes(int b)
 static void print_system(const struct pl_status_system *st)
 {
 	printf("integrations  sikka %s, vapi %s, twilio %s, openai %s, stripe %s\n",
-	       yes(st->integrations.sikka), yes(st->integrations.vapi), yes(st->integrations.twilio),
-	       yes(st->integrations.openai), yes(st->integrations.stripe));
+	       yes(st->integrations.sikka), yes(st->integrations.vapi),
+	       yes(st->integrations.twilio), yes(st->integrations.openai),
+	       yes(st->integrations.stripe));
 	if (st->db_reachable)
 		printf("database      reachable, schema version %d of %d%s\n", st->schema_version,
 		       st->schema_latest,
@@ -55,8 +55,8 @@ static void print_system(const struct pl_status_system *st)
 	else if (st->store_usable)
 		printf("secret store  %s:%s, usable\n", st->store_backend, st->store_location);
 	else
-		printf("secret store  %s:%s, not usable: %s\n", st->store_backend, st->store_location,
-		       st->store_err.msg);
+		printf("secret store  %s:%s, not usable: %s\n", st->store_backend,
+		       st->store_location, st->store_err.msg);
 	printf("accounts      %ld connected, %ld connecting, %ld pending, %ld failed\n",
 	       st->accounts.connected, st->accounts.connecting, st->accounts.pending,
 	       st->accounts.failed);
@@ -71,12 +71,12 @@ static json_t *account_json(const struct pl_pms_status *st)
 	gmtime_r(&t, &tm);
 	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	return json_pack("{s:s, s:b, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s}", "account",
-			 st->account, "isConnected", !strcmp(st->status, "connected"), "status",
-			 st->status, "provider", st->provider, "practiceName", st->practice_name,
-			 "pmsType", st->pms_type, "officeId", st->office_id, "tokenExpiry",
-			 st->token_expiry[0] ? st->token_expiry : NULL, "lastSyncAt",
-			 st->last_sync_at[0] ? st->last_sync_at : NULL, "error", st->last_error,
-			 "timestamp", now);
+	                 st->account, "isConnected", !strcmp(st->status, "connected"), "status",
+	                 st->status, "provider", st->provider, "practiceName", st->practice_name,
+	                 "pmsType", st->pms_type, "officeId", st->office_id, "tokenExpiry",
+	                 st->token_expiry[0] ? st->token_expiry : NULL, "lastSyncAt",
+	                 st->last_sync_at[0] ? st->last_sync_at : NULL, "error", st->last_error,
+	                 "timestamp", now);
 }
 
 static void print_account(const struct pl_pms_status *st)
@@ -84,7 +84,8 @@ static void print_account(const struct pl_pms_status *st)
 	printf("account       %s\nstatus        %s\n", st->account, st->status);
 	if (st->practice_name)
 		printf("practice      %s (%s, office %s)\n", st->practice_name,
-		       st->pms_type ? st->pms_type : "unknown PMS", st->office_id ? st->office_id : "?");
+		       st->pms_type ? st->pms_type : "unknown PMS",
+		       st->office_id ? st->office_id : "?");
 	if (st->token_expiry[0])
 		printf("token expiry  %s\n", st->token_expiry);
 	if (st->last_sync_at[0])
@@ -110,14 +111,14 @@ static int parse_wait(const char *s, double *out)
 }
 
 static int status_account(struct cmd_ctx *ctx, const char *account, int wait, double seconds,
-			  int check)
+                          int check)
 {
 	struct pl_pms_status st;
 	struct pl_err err = PL_ERR_INIT;
 	int r;
 
 	r = wait ? pl_pms_wait(&ctx->session, account, seconds, &st, &err)
-		 : pl_pms_status(&ctx->session, account, &st, &err);
+	         : pl_pms_status(&ctx->session, account, &st, &err);
 	if (r && r != PL_ETIMEOUT) {
 		pl_pms_status_release(&st);
 		return cmd_fail(ctx, &err);
@@ -148,7 +149,8 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 		case 'w':
 			wait = 1;
 			if (parse_wait(optarg, &seconds) < 0)
-				return cmd_usage_error(ctx, "--wait takes a number of seconds, not '%s'", optarg);
+				return cmd_usage_error(
+				    ctx, "--wait takes a number of seconds, not '%s'", optarg);
 			break;
 		default:
 			return PL_EUSAGE;

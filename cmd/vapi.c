@@ -13,29 +13,24 @@
 #include "../lib/banned.h"
 
 const struct option opts_vapi_phone_add[] = {
-	{"vapi-id", required_argument, NULL, 'i'},
-	{"number", required_argument, NULL, 'n'},
-	{"staff-forward", required_argument, NULL, 's'},
-	{"transfer", no_argument, NULL, 't'},
-	{NULL, 0, NULL, 0},
+    {"vapi-id", required_argument, NULL, 'i'},
+    {"number", required_argument, NULL, 'n'},
+    {"staff-forward", required_argument, NULL, 's'},
+    {"transfer", no_argument, NULL, 't'},
+    {NULL, 0, NULL, 0},
 };
 
 const struct option opts_vapi_phone_list[] = {
-	{"account", required_argument, NULL, 'a'},
-	{NULL, 0, NULL, 0},
+    {"account", required_argument, NULL, 'a'},
+    {NULL, 0, NULL, 0},
 };
 
 const struct option opts_vapi_tool_invoke[] = {
-	{"account", required_argument, NULL, 'a'},
-	{"args", required_argument, NULL, 'A'},
-	{"call-id", required_argument, NULL, 'c'},
-	{"caller", required_argument, NULL, 'C'},
-	{"payload", required_argument, NULL, 'p'},
-	{"target", required_argument, NULL, 'T'},
-	{"auth", required_argument, NULL, 'u'},
-	{"expect", required_argument, NULL, 'e'},
-	{"as-of", required_argument, NULL, 'o'},
-	{NULL, 0, NULL, 0},
+    {"account", required_argument, NULL, 'a'}, {"args", required_argument, NULL, 'A'},
+    {"call-id", required_argument, NULL, 'c'}, {"caller", required_argument, NULL, 'C'},
+    {"payload", required_argument, NULL, 'p'}, {"target", required_argument, NULL, 'T'},
+    {"auth", required_argument, NULL, 'u'},    {"expect", required_argument, NULL, 'e'},
+    {"as-of", required_argument, NULL, 'o'},   {NULL, 0, NULL, 0},
 };
 
 int cmd_vapi_phone_add(struct cmd_ctx *ctx, int argc, char **argv)
@@ -72,12 +67,14 @@ int cmd_vapi_phone_add(struct cmd_ctx *ctx, int argc, char **argv)
 	if (pl_phone_add(&ctx->session, &p, &err))
 		return cmd_fail(ctx, &err);
 	if (ctx->json)
-		cmd_print_json(ctx, json_pack("{s:s, s:s, s:s, s:s?, s:b, s:b}", "vapiId", p.vapi_id,
-					      "account", p.account, "number", p.number, "staffForward",
-					      *p.staff_forward ? p.staff_forward : NULL,
-					      "transferEnabled", p.transfer_enabled, "dryRun", ctx->dry_run));
+		cmd_print_json(
+		    ctx, json_pack("{s:s, s:s, s:s, s:s?, s:b, s:b}", "vapiId", p.vapi_id,
+		                   "account", p.account, "number", p.number, "staffForward",
+		                   *p.staff_forward ? p.staff_forward : NULL, "transferEnabled",
+		                   p.transfer_enabled, "dryRun", ctx->dry_run));
 	else
-		printf("%s %s → %s\n", ctx->dry_run ? "would register" : "registered", p.vapi_id, p.account);
+		printf("%s %s → %s\n", ctx->dry_run ? "would register" : "registered", p.vapi_id,
+		       p.account);
 	return 0;
 }
 
@@ -103,17 +100,19 @@ int cmd_vapi_phone_list(struct cmd_ctx *ctx, int argc, char **argv)
 		json_t *a = json_array();
 
 		for (size_t i = 0; i < n; i++)
-			json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s?, s:b}", "vapiId", v[i].vapi_id,
-							   "account", v[i].account, "number", v[i].number,
-							   "staffForward", *v[i].staff_forward ? v[i].staff_forward : NULL,
-							   "transferEnabled", v[i].transfer_enabled));
+			json_array_append_new(
+			    a, json_pack("{s:s, s:s, s:s, s:s?, s:b}", "vapiId", v[i].vapi_id,
+			                 "account", v[i].account, "number", v[i].number,
+			                 "staffForward",
+			                 *v[i].staff_forward ? v[i].staff_forward : NULL,
+			                 "transferEnabled", v[i].transfer_enabled));
 		cmd_print_json(ctx, a);
 	} else {
 		cmd_table_init(&t, 5, "VAPI ID", "ACCOUNT", "NUMBER", "STAFF", "TRANSFER");
 		for (size_t i = 0; i < n; i++)
 			cmd_table_row(&t, v[i].vapi_id, v[i].account, v[i].number,
-				      *v[i].staff_forward ? v[i].staff_forward : NULL,
-				      v[i].transfer_enabled ? "yes" : "no");
+			              *v[i].staff_forward ? v[i].staff_forward : NULL,
+			              v[i].transfer_enabled ? "yes" : "no");
 		cmd_table_print(ctx, &t);
 		cmd_table_release(&t);
 	}
@@ -174,8 +173,8 @@ static int send_to_target(struct cmd_ctx *ctx, const struct invoke *iv, const st
 
 static int run_local(struct cmd_ctx *ctx, const struct invoke *iv, struct pl_vapi_msg *m)
 {
-	struct pl_tools_req req = {iv->account, iv->caller, !iv->payload && !iv->caller, iv->call_id,
-				   iv->as_of_payload};
+	struct pl_tools_req req = {iv->account, iv->caller, !iv->payload && !iv->caller,
+	                           iv->call_id, iv->as_of_payload};
 	struct pl_vapi_outcome *out;
 	struct pl_err err = PL_ERR_INIT;
 	char account[64];
@@ -239,20 +238,36 @@ int cmd_vapi_tool_invoke(struct cmd_ctx *ctx, int argc, char **argv)
 
 	while ((c = cmd_getopt(ctx, argc, argv)) != -1) {
 		switch (c) {
-		case 'a': iv.account = optarg; break;
-		case 'A': iv.args = optarg; break;
-		case 'c': iv.call_id = optarg; break;
-		case 'C': iv.caller = optarg; break;
-		case 'p': iv.payload = optarg; break;
-		case 'T': iv.target = optarg; break;
-		case 'e': iv.expect = optarg; break;
+		case 'a':
+			iv.account = optarg;
+			break;
+		case 'A':
+			iv.args = optarg;
+			break;
+		case 'c':
+			iv.call_id = optarg;
+			break;
+		case 'C':
+			iv.caller = optarg;
+			break;
+		case 'p':
+			iv.payload = optarg;
+			break;
+		case 'T':
+			iv.target = optarg;
+			break;
+		case 'e':
+			iv.expect = optarg;
+			break;
 		case 'u':
 			if (parse_auth(optarg, &iv.auth) < 0)
-				return cmd_usage_error(ctx, "--auth is secret, hmac or bearer, not '%s'", optarg);
+				return cmd_usage_error(
+				    ctx, "--auth is secret, hmac or bearer, not '%s'", optarg);
 			break;
 		case 'o':
 			if (strcmp(optarg, "now") && strcmp(optarg, "payload"))
-				return cmd_usage_error(ctx, "--as-of is now or payload, not '%s'", optarg);
+				return cmd_usage_error(ctx, "--as-of is now or payload, not '%s'",
+				                       optarg);
 			iv.as_of_payload = !strcmp(optarg, "payload");
 			break;
 		default:
@@ -267,7 +282,8 @@ int cmd_vapi_tool_invoke(struct cmd_ctx *ctx, int argc, char **argv)
 	if (iv.tool && (iv.target || iv.as_of_payload))
 		return cmd_usage_error(ctx, "--target and --as-of go with --payload");
 	if (iv.payload && (iv.args || iv.caller))
-		return cmd_usage_error(ctx, "--args and --caller go with a TOOL; a payload carries its own");
+		return cmd_usage_error(
+		    ctx, "--args and --caller go with a TOOL; a payload carries its own");
 	if (iv.payload) {
 		if ((r = cmd_read_input(iv.payload, PL_VAPI_MAX_BODY, &input, &err)))
 			goto fail;
@@ -301,14 +317,14 @@ out:
 }
 
 const struct option opts_vapi_replay[] = {
-	{"target", required_argument, NULL, 'T'},
-	{"auth", required_argument, NULL, 'u'},
-	{"concurrency", required_argument, NULL, 'c'},
-	{NULL, 0, NULL, 0},
+    {"target", required_argument, NULL, 'T'},
+    {"auth", required_argument, NULL, 'u'},
+    {"concurrency", required_argument, NULL, 'c'},
+    {NULL, 0, NULL, 0},
 };
 
 struct replay_ui {
-	int bar;	 /* a progress bar on stderr (a TTY) */
+	int bar;         /* a progress bar on stderr (a TTY) */
 	size_t failures; /* shown one per line, the first 20 */
 };
 
@@ -319,8 +335,8 @@ static void on_progress(size_t done, size_t total, void *arg)
 
 	if (!ui->bar || (done != total && done % 16))
 		return;
-	fprintf(stderr, "\r[%.*s%*s] %zu/%zu", filled, "##############################", width - filled,
-		"", done, total);
+	fprintf(stderr, "\r[%.*s%*s] %zu/%zu", filled, "##############################",
+	        width - filled, "", done, total);
 	if (done == total)
 		fputc('\n', stderr);
 }
@@ -353,7 +369,8 @@ int cmd_vapi_replay(struct cmd_ctx *ctx, int argc, char **argv)
 			break;
 		case 'u':
 			if (parse_auth(optarg, &req.auth) < 0)
-				return cmd_usage_error(ctx, "--auth is secret, hmac or bearer, not '%s'", optarg);
+				return cmd_usage_error(
+				    ctx, "--auth is secret, hmac or bearer, not '%s'", optarg);
 			break;
 		case 'c':
 			req.concurrency = (int)strtol(optarg, &end, 10);
@@ -375,15 +392,16 @@ int cmd_vapi_replay(struct cmd_ctx *ctx, int argc, char **argv)
 	if (pl_replay(&ctx->session, &req, &sum, &err))
 		return cmd_fail(ctx, &err);
 	if (ctx->json)
-		cmd_print_json(ctx, json_pack("{s:I, s:I, s:I, s:I, s:f, s:{s:f, s:f, s:f}}", "total",
-					      (json_int_t)sum.total, "ok", (json_int_t)sum.ok, "failed",
-					      (json_int_t)sum.failed, "skipped", (json_int_t)sum.skipped,
-					      "seconds", sum.seconds, "latencyMs", "p50", sum.p50_ms,
-					      "p95", sum.p95_ms, "p99", sum.p99_ms));
+		cmd_print_json(ctx,
+		               json_pack("{s:I, s:I, s:I, s:I, s:f, s:{s:f, s:f, s:f}}", "total",
+		                         (json_int_t)sum.total, "ok", (json_int_t)sum.ok, "failed",
+		                         (json_int_t)sum.failed, "skipped", (json_int_t)sum.skipped,
+		                         "seconds", sum.seconds, "latencyMs", "p50", sum.p50_ms,
+		                         "p95", sum.p95_ms, "p99", sum.p99_ms));
 	else
 		printf("replayed %zu message%s in %.2f s: %zu ok, %zu failed, %zu skipped; "
 		       "latency p50 %.1f ms, p95 %.1f ms, p99 %.1f ms\n",
-		       sum.total, sum.total == 1 ? "" : "s", sum.seconds, sum.ok, sum.failed, sum.skipped,
-		       sum.p50_ms, sum.p95_ms, sum.p99_ms);
+		       sum.total, sum.total == 1 ? "" : "s", sum.seconds, sum.ok, sum.failed,
+		       sum.skipped, sum.p50_ms, sum.p95_ms, sum.p99_ms);
 	return sum.failed ? PL_EPARTIAL : 0;
 }

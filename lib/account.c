@@ -16,7 +16,7 @@ int pl_account_id_valid(const char *id)
 	for (size_t i = 0; i < n; i++) {
 		char c = id[i];
 		int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-			 (i > 0 && (c == '_' || c == '-'));
+		         (i > 0 && (c == '_' || c == '-'));
 
 		if (!ok)
 			return 0;
@@ -29,7 +29,8 @@ int pl_account_check_id(const char *id, struct pl_err *err)
 	if (pl_account_id_valid(id))
 		return 0;
 	pl_err_set(err, PL_EUSAGE, "invalid account id '%.80s'", id);
-	return pl_err_hint(err, "use 1-63 of a-z, 0-9, '_' and '-', starting with a letter or digit");
+	return pl_err_hint(err,
+	                   "use 1-63 of a-z, 0-9, '_' and '-', starting with a letter or digit");
 }
 
 const char *pl_account_status_name(const char *db_status)
@@ -89,8 +90,8 @@ int pl_account_add(struct pl_session *s, const char *id, const char *name, struc
 	}
 	r = pl_db_begin(db, err);
 	if (!r) {
-		r = pl_db_query(db, NULL, "INSERT INTO accounts (id, name) VALUES ($1, $2)", 2, params,
-				err);
+		r = pl_db_query(db, NULL, "INSERT INTO accounts (id, name) VALUES ($1, $2)", 2,
+		                params, err);
 		if (r == PL_ECONFLICT)
 			conflict(id, err);
 	}
@@ -106,12 +107,13 @@ int pl_account_list(struct pl_session *s, struct pl_account_list *out, struct pl
 	memset(out, 0, sizeof(*out));
 	if ((r = pl_session_db(s, &db, err)))
 		return r;
-	r = pl_db_query(db, &res,
-			"SELECT a.id, a.name, p.status,"
-			" to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-			" FROM accounts a LEFT JOIN pms_integrations p"
-			" ON p.account_id = a.id AND p.provider = 'SIKKA' ORDER BY a.id",
-			0, NULL, err);
+	r = pl_db_query(
+	    db, &res,
+	    "SELECT a.id, a.name, p.status,"
+	    " to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+	    " FROM accounts a LEFT JOIN pms_integrations p"
+	    " ON p.account_id = a.id AND p.provider = 'SIKKA' ORDER BY a.id",
+	    0, NULL, err);
 	if (r)
 		return r;
 	n = pl_db_rows(&res);
@@ -122,7 +124,8 @@ int pl_account_list(struct pl_session *s, struct pl_account_list *out, struct pl
 
 		pl_strlcpy(a->id, pl_db_val(&res, i, 0), sizeof(a->id));
 		a->name = name ? pl_xstrdup(name) : NULL;
-		pl_strlcpy(a->status, pl_account_status_name(pl_db_val(&res, i, 2)), sizeof(a->status));
+		pl_strlcpy(a->status, pl_account_status_name(pl_db_val(&res, i, 2)),
+		           sizeof(a->status));
 		pl_strlcpy(a->created_at, pl_db_val(&res, i, 3), sizeof(a->created_at));
 	}
 	pl_db_res_clear(&res);

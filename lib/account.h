@@ -11,8 +11,8 @@
 
 struct pl_account {
 	char id[64];
-	char *name;	   /* NULL when none was given */
-	char status[16];   /* pending | connecting | connected | failed */
+	char *name;          /* NULL when none was given */
+	char status[16];     /* pending | connecting | connected | failed */
 	char created_at[32]; /* ISO 8601 UTC */
 };
 

@@ -25,7 +25,7 @@ const char *pl_audit_outcome(int code)
 }
 
 int pl_audit_append(struct pl_session *s, const struct pl_audit_event *ev, int code,
-		    struct pl_err *err)
+                    struct pl_err *err)
 {
 	struct pl_db *db;
 	const char *params[10];
@@ -43,15 +43,16 @@ int pl_audit_append(struct pl_session *s, const struct pl_audit_event *ev, int c
 	params[7] = code ? pl_err_name(code) : NULL;
 	params[8] = s->request_id[0] ? s->request_id : NULL;
 	params[9] = ev->metadata ? ev->metadata : "{}";
-	return pl_db_query(db, NULL,
-			   "INSERT INTO audit_events (actor, host, account_id, action, resource_type,"
-			   " resource_id, outcome, error_code, request_id, metadata)"
-			   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)",
-			   10, params, err);
+	return pl_db_query(
+	    db, NULL,
+	    "INSERT INTO audit_events (actor, host, account_id, action, resource_type,"
+	    " resource_id, outcome, error_code, request_id, metadata)"
+	    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)",
+	    10, params, err);
 }
 
 int pl_audit_finish(struct pl_session *s, const struct pl_audit_event *ev, int code,
-		    struct pl_err *err)
+                    struct pl_err *err)
 {
 	struct pl_err ignored = PL_ERR_INIT;
 
@@ -197,8 +198,7 @@ static int parse_iso(const char *text, time_t *out, long *usec)
 	return *out == (time_t)-1 && !zone ? -1 : 0;
 }
 
-int pl_audit_parse_since(const char *text, time_t now, char *out, size_t size,
-			 struct pl_err *err)
+int pl_audit_parse_since(const char *text, time_t now, char *out, size_t size, struct pl_err *err)
 {
 	long long secs;
 	long usec = 0;
@@ -209,7 +209,8 @@ int pl_audit_parse_since(const char *text, time_t now, char *out, size_t size,
 	if (!parse_duration(text, &secs))
 		t = now - (time_t)secs;
 	else if (parse_iso(text, &t, &usec) < 0) {
-		pl_err_set(err, PL_EUSAGE, "--since takes ISO 8601 or a duration, not '%.80s'", text);
+		pl_err_set(err, PL_EUSAGE, "--since takes ISO 8601 or a duration, not '%.80s'",
+		           text);
 		return pl_err_hint(err, "e.g. 2026-11-24T08:00:00Z, 90s, 15m, 2h, 1d or 1h30m");
 	}
 	if (!gmtime_r(&t, &tm) || !strftime(day, sizeof(day), "%Y-%m-%d %H:%M:%S", &tm) ||
@@ -232,21 +233,22 @@ static int read_cursor(const char *path, long long *seq, struct pl_err *err)
 		if (errno == ENOENT)
 			return 0;
 		return pl_err_set(err, PL_ECONFIG, "cannot read the cursor file %s: %s", path,
-				  strerror(errno));
+		                  strerror(errno));
 	}
 	n = read(fd, text, sizeof(text) - 1);
 	close(fd);
 	if (n < 0)
 		return pl_err_set(err, PL_ECONFIG, "cannot read the cursor file %s: %s", path,
-				  strerror(errno));
+		                  strerror(errno));
 	text[n] = '\0';
 	errno = 0;
 	*seq = strtoll(text, &end, 10);
 	if (end == text || text[0] < '0' || text[0] > '9' || errno || *seq < 0 ||
 	    (*end && strcmp(end, "\n"))) {
 		pl_err_set(err, PL_EBADINPUT, "the cursor file %s does not hold an event number",
-			   path);
-		return pl_err_hint(err, "it holds the last sequence number printed; remove it to start over");
+		           path);
+		return pl_err_hint(
+		    err, "it holds the last sequence number printed; remove it to start over");
 	}
 	return 0;
 }
@@ -254,10 +256,11 @@ static int read_cursor(const char *path, long long *seq, struct pl_err *err)
 static int cursor_io_error(const char *what, const char *path, struct pl_err *err)
 {
 	return pl_err_set(err, PL_ECONFIG, "cannot %s the cursor file %s: %s", what, path,
-			  strerror(errno));
+	                  strerror(errno));
 }
 
-/* Write seq atomically: a temporary file beside it, fsynced, renamed over it, the directory fsynced. */
+/* Write seq atomically: a temporary file beside it, fsynced, renamed over it, the directory
+ * fsynced. */
 static int write_cursor(const char *path, long long seq, struct pl_err *err)
 {
 	struct pl_buf tmp = PL_BUF_INIT, dir = PL_BUF_INIT;
@@ -307,8 +310,9 @@ out:
 /* --- audit tail ----------------------------------------------------------------------------- */
 
 #define TAIL_COLS                                                                                  \
-	"seq, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), actor,"   \
-	" host, account_id, action, resource_type, resource_id, outcome, error_code, request_id,"    \
+	"seq, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "      \
+	"actor,"                                                                                   \
+	" host, account_id, action, resource_type, resource_id, outcome, error_code, request_id,"  \
 	" metadata, hash"
 
 #define RECONNECT_FIRST_MS 250
@@ -322,7 +326,7 @@ struct tail {
 	const char *params[4]; /* $1 then the filters' values */
 	int nparams;
 	struct pl_buf like;
-	long long last;	     /* every event up to here has been considered */
+	long long last;      /* every event up to here has been considered */
 	long long printed;   /* the last event printed, 0 for none */
 	long long cursor_at; /* what the cursor file says */
 };
@@ -448,7 +452,7 @@ static int read_after(struct tail *t, long long limit, int *complete, struct pl_
 	snprintf(after, sizeof(after), "%lld", t->last);
 	t->params[0] = after;
 	pl_buf_addf(&sql, "SELECT " TAIL_COLS " FROM audit_events WHERE seq > $1%s ORDER BY seq",
-		    t->filters.buf);
+	            t->filters.buf);
 	if (limit >= 0) {
 		snprintf(lim, sizeof(lim), "%lld", limit);
 		pl_buf_addf(&sql, " LIMIT %s", lim);
@@ -478,11 +482,12 @@ static int read_last(struct tail *t, struct pl_err *err)
 		/* One statement, one snapshot: where the last N start, then the rows from there. */
 		snprintf(offset, sizeof(offset), "%lld", t->req->limit - 1);
 		t->params[0] = offset;
-		pl_buf_addf(&sql,
-			    "SELECT " TAIL_COLS " FROM audit_events WHERE seq >= coalesce((SELECT seq"
-			    " FROM audit_events WHERE true%s ORDER BY seq DESC OFFSET $1::bigint LIMIT 1),"
-			    " 0)%s ORDER BY seq",
-			    t->filters.buf, t->filters.buf);
+		pl_buf_addf(
+		    &sql,
+		    "SELECT " TAIL_COLS " FROM audit_events WHERE seq >= coalesce((SELECT seq"
+		    " FROM audit_events WHERE true%s ORDER BY seq DESC OFFSET $1::bigint LIMIT 1),"
+		    " 0)%s ORDER BY seq",
+		    t->filters.buf, t->filters.buf);
 		if (!(r = pl_db_stream_start(db, &st, sql.buf, t->nparams, t->params, err)))
 			r = emit_rows(t, &st, &n, err);
 		pl_buf_release(&sql);
@@ -566,8 +571,8 @@ static int reconnect(struct tail *t, const struct pl_err *lost, struct pl_err *e
 			return 0;
 		}
 		delay = delay * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : delay * 2;
-		notice(t, "cannot reconnect: %s; retrying in %.1f s", first_line(e.msg, line, sizeof(line)),
-		       delay / 1000.0);
+		notice(t, "cannot reconnect: %s; retrying in %.1f s",
+		       first_line(e.msg, line, sizeof(line)), delay / 1000.0);
 	}
 }
 
@@ -640,7 +645,8 @@ int pl_audit_tail(struct pl_session *s, const struct pl_audit_tail_req *req, str
 	if (r) {
 		struct pl_err ignored = PL_ERR_INIT;
 
-		/* Stopped or failed midway: what was printed stays printed, and the cursor says so. */
+		/* Stopped or failed midway: what was printed stays printed, and the cursor says so.
+		 */
 		save_cursor(&t, &ignored);
 	}
 out:
@@ -652,19 +658,17 @@ out:
 /* --- audit verify --------------------------------------------------------------------------- */
 
 #define VERIFY_COLS                                                                                \
-	"seq, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"    \
-	" actor::text, host::text, account_id::text, action::text, resource_type::text,"             \
-	" resource_id::text, outcome::text, error_code::text, request_id::text, metadata::text,"     \
+	"seq, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"       \
+	" actor::text, host::text, account_id::text, action::text, resource_type::text,"           \
+	" resource_id::text, outcome::text, error_code::text, request_id::text, metadata::text,"   \
 	" prev_hash, hash"
 #define NCANON 12
 #define NO_SEQ LLONG_MIN /* a problem with no event to name */
 
-static const char zero_hash[] =
-	"0000000000000000000000000000000000000000000000000000000000000000";
+static const char zero_hash[] = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /* lower-hex sha256(prev || canonical form of the row's first NCANON columns) into hex. */
-static int chain_hash(EVP_MD_CTX *ctx, const char *prev, const struct pl_db_res *row,
-		      char hex[65])
+static int chain_hash(EVP_MD_CTX *ctx, const char *prev, const struct pl_db_res *row, char hex[65])
 {
 	static const char digits_hex[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -699,7 +703,7 @@ static int chain_hash(EVP_MD_CTX *ctx, const char *prev, const struct pl_db_res 
 }
 
 static void broken(struct pl_audit_verify_result *out, long long seq, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void broken(struct pl_audit_verify_result *out, long long seq, const char *fmt, ...)
 {
 	va_list ap;
@@ -714,7 +718,7 @@ static void broken(struct pl_audit_verify_result *out, long long seq, const char
 
 /* Check one row against the chain so far; 0 if sound, 1 if broken (out says how). */
 static int check_row(EVP_MD_CTX *ctx, const struct pl_db_res *row, char running[65],
-		     struct pl_audit_verify_result *out, struct pl_err *err)
+                     struct pl_audit_verify_result *out, struct pl_err *err)
 {
 	long long seq = to_seq(pl_db_val(row, 0, 0)), expect = out->events + 1;
 	const char *prev = pl_db_val(row, 0, NCANON), *hash = pl_db_val(row, 0, NCANON + 1);
@@ -729,13 +733,15 @@ static int check_row(EVP_MD_CTX *ctx, const struct pl_db_res *row, char running[
 		return 1;
 	}
 	if (out->head_seq >= 0 && seq > out->head_seq) {
-		broken(out, seq, "it is not part of the chain: the chain head ends the log at event %lld",
+		broken(out, seq,
+		       "it is not part of the chain: the chain head ends the log at event %lld",
 		       out->head_seq);
 		return 1;
 	}
 	if (!prev || strcmp(prev, running)) {
 		broken(out, seq, "its prev_hash is not %s",
-		       seq == 1 ? "64 zeros, the start of the chain" : "the hash of the event before it");
+		       seq == 1 ? "64 zeros, the start of the chain"
+		                : "the hash of the event before it");
 		return 1;
 	}
 	if (chain_hash(ctx, running, row, computed) < 0)
@@ -750,7 +756,7 @@ static int check_row(EVP_MD_CTX *ctx, const struct pl_db_res *row, char running[
 }
 
 static int verify_rows(struct pl_db *db, const volatile sig_atomic_t *stop,
-		       struct pl_audit_verify_result *out, char running[65], struct pl_err *err)
+                       struct pl_audit_verify_result *out, char running[65], struct pl_err *err)
 {
 	struct pl_db_stream st;
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
@@ -758,8 +764,8 @@ static int verify_rows(struct pl_db *db, const volatile sig_atomic_t *stop,
 
 	if (!ctx)
 		return pl_err_set(err, PL_EINTERNAL, "out of memory");
-	r = pl_db_stream_start(db, &st,
-			       "SELECT " VERIFY_COLS " FROM audit_events ORDER BY seq", 0, NULL, err);
+	r = pl_db_stream_start(db, &st, "SELECT " VERIFY_COLS " FROM audit_events ORDER BY seq", 0,
+	                       NULL, err);
 	while (!r) {
 		if ((r = pl_db_stream_next(&st, &has_row, err)) || !has_row)
 			break;
@@ -778,7 +784,7 @@ static int verify_rows(struct pl_db *db, const volatile sig_atomic_t *stop,
 }
 
 int pl_audit_verify(struct pl_session *s, const volatile sig_atomic_t *stop,
-		    struct pl_audit_verify_result *out, struct pl_err *err)
+                    struct pl_audit_verify_result *out, struct pl_err *err)
 {
 	struct pl_db_res res = PL_DB_RES_INIT;
 	struct pl_db *db;
@@ -793,7 +799,7 @@ int pl_audit_verify(struct pl_session *s, const volatile sig_atomic_t *stop,
 		return r;
 	/* One snapshot for the head and the rows, so that appends meanwhile do not count. */
 	if ((r = pl_db_query(db, NULL, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
-			     err)))
+	                     err)))
 		return r;
 	db->in_tx = 1;
 	if ((r = pl_db_query(db, &res, "SELECT seq, hash FROM audit_chain_head", 0, NULL, err)))
@@ -809,7 +815,8 @@ int pl_audit_verify(struct pl_session *s, const volatile sig_atomic_t *stop,
 		broken(out, NO_SEQ, "the chain head (audit_chain_head) is missing");
 	else if (out->head_seq > out->events)
 		broken(out, out->events + 1,
-		       "it is missing: the chain head says the log ends at event %lld, but the last event is %lld",
+		       "it is missing: the chain head says the log ends at event %lld, but the "
+		       "last event is %lld",
 		       out->head_seq, out->events);
 	else if (strcmp(out->head_hash, running))
 		broken(out, out->events, "the chain head's hash is not its hash");

@@ -14,8 +14,8 @@
 #include "session.h"
 
 struct pl_audit_event {
-	const char *account_id;	/* may be NULL */
-	const char *action;	/* "account.add", "db.migrate", ... */
+	const char *account_id; /* may be NULL */
+	const char *action;     /* "account.add", "db.migrate", ... */
 	const char *resource_type;
 	const char *resource_id;
 	const char *metadata; /* a JSON object as text, or NULL for {} */
@@ -29,7 +29,7 @@ const char *pl_audit_outcome(int code);
  * transaction, or on its own when none is open.
  */
 int pl_audit_append(struct pl_session *s, const struct pl_audit_event *ev, int code,
-		    struct pl_err *err);
+                    struct pl_err *err);
 
 /*
  * End a mutation and record it. code 0: append the success event inside the open transaction
@@ -38,7 +38,7 @@ int pl_audit_append(struct pl_session *s, const struct pl_audit_event *ev, int c
  * the final code; err keeps the first failure's message.
  */
 int pl_audit_finish(struct pl_session *s, const struct pl_audit_event *ev, int code,
-		    struct pl_err *err);
+                    struct pl_err *err);
 
 /* --- reading the log: audit tail and audit verify ---------------------------------------- */
 
@@ -51,10 +51,10 @@ struct pl_audit_row {
 	const char *account_id; /* NULL when the event concerns no account */
 	const char *action;
 	const char *resource_type, *resource_id; /* may be NULL */
-	const char *outcome;			 /* success | failure | denied */
-	const char *error_code;			 /* NULL on success */
-	const char *request_id;			 /* may be NULL */
-	const char *metadata;			 /* a JSON object: jsonb's own rendering */
+	const char *outcome;                     /* success | failure | denied */
+	const char *error_code;                  /* NULL on success */
+	const char *request_id;                  /* may be NULL */
+	const char *metadata;                    /* a JSON object: jsonb's own rendering */
 	const char *hash;
 };
 
@@ -65,10 +65,10 @@ struct pl_audit_tail_req {
 	 * the next run goes on from there).
 	 */
 	long long limit;
-	int follow; /* then wait for new events until interrupted */
-	const char *account;	 /* only this account's events; NULL for all */
-	const char *action;	 /* a glob ('*' any run, '?' one character, '\' quotes); NULL for all */
-	const char *since;	 /* a timestamptz literal from pl_audit_parse_since; NULL for all */
+	int follow;          /* then wait for new events until interrupted */
+	const char *account; /* only this account's events; NULL for all */
+	const char *action;  /* a glob ('*' any run, '?' one character, '\' quotes); NULL for all */
+	const char *since;   /* a timestamptz literal from pl_audit_parse_since; NULL for all */
 	const char *cursor_file; /* resume after the event it names; record the last one printed */
 
 	/* Called for each event, oldest first; a non-zero return stops the tail with that code. */
@@ -98,8 +98,7 @@ int pl_audit_tail(struct pl_session *s, const struct pl_audit_tail_req *req, str
  * local time) or a duration before now (90s, 15m, 2h, 1d, 1h30m). Writes the instant into
  * out as a UTC timestamptz literal ("2026-11-24 08:00:00.000000+00"); PL_EUSAGE if neither.
  */
-int pl_audit_parse_since(const char *text, time_t now, char *out, size_t size,
-			 struct pl_err *err);
+int pl_audit_parse_since(const char *text, time_t now, char *out, size_t size, struct pl_err *err);
 
 struct pl_audit_verify_result {
 	int intact;
@@ -117,6 +116,6 @@ struct pl_audit_verify_result {
  * (out->intact says how it went); PL_EINTERRUPTED when *stop was set.
  */
 int pl_audit_verify(struct pl_session *s, const volatile sig_atomic_t *stop,
-		    struct pl_audit_verify_result *out, struct pl_err *err);
+                    struct pl_audit_verify_result *out, struct pl_err *err);
 
 #endif

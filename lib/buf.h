@@ -17,7 +17,10 @@ struct pl_buf {
 	size_t cap;   /* the most len may reach */
 };
 
-#define PL_BUF_INIT {pl_buf_empty, 0, 0, PL_BUF_DEFAULT_CAP}
+#define PL_BUF_INIT                                                                                \
+	{                                                                                          \
+		pl_buf_empty, 0, 0, PL_BUF_DEFAULT_CAP                                             \
+	}
 extern char pl_buf_empty[1];
 
 /* No allocation; cap 0 means PL_BUF_DEFAULT_CAP. */

@@ -14,34 +14,34 @@
 #define CONFIG_MAX_BYTES (1 << 20)
 
 static const struct pl_config_var vars[] = {
-	{"PARLAE_DATABASE_URL", 0, 1, "DATABASE_URL"},
-	{"SIKKA_APP_ID", 0, 1, NULL},
-	{"SIKKA_APP_KEY", 1, 0, NULL},
-	{"SIKKA_API_URL", 0, 1, NULL},
-	{"SIKKA_AUTHORIZE_URL", 0, 1, NULL},
-	{"APP_BASE_URL", 0, 1, NULL},
-	{"PARLAE_STATE_SECRET", 1, 0, NULL},
-	{"PARLAE_SECRET_STORE", 0, 1, NULL},
-	{"PARLAE_MASTER_KEY", 1, 0, NULL},
-	{"PARLAE_MASTER_KEY_FILE", 0, 1, NULL},
-	{"PARLAE_MASTER_KEY_NEW", 1, 0, NULL},
-	{"AWS_ACCESS_KEY_ID", 0, 0, NULL},
-	{"AWS_SECRET_ACCESS_KEY", 1, 0, NULL},
-	{"AWS_SESSION_TOKEN", 1, 0, NULL},
-	{"AWS_ENDPOINT_URL_SECRETS_MANAGER", 0, 1, NULL},
-	{"VAPI_WEBHOOK_SECRET", 1, 0, NULL},
-	{"VAPI_API_KEY", 1, 0, NULL},
-	{"OPENAI_API_KEY", 1, 0, NULL},
-	{"STRIPE_SECRET_KEY", 1, 0, NULL},
-	{"TWILIO_ACCOUNT_SID", 0, 1, NULL},
-	{"TWILIO_AUTH_TOKEN", 1, 0, NULL},
-	{"TWILIO_FROM_NUMBER", 0, 1, NULL},
-	{"TWILIO_API_URL", 0, 1, NULL},
-	{"PARLAE_ACTOR", 0, 1, NULL},
-	{"PARLAE_HTTP_TIMEOUT", 0, 1, NULL},
-	{"PARLAE_CA_BUNDLE", 0, 1, NULL},
-	{"PARLAE_NOW", 0, 0, NULL},
-	{"PARLAE_WRITEBACK_WAIT", 0, 1, NULL},
+    {"PARLAE_DATABASE_URL", 0, 1, "DATABASE_URL"},
+    {"SIKKA_APP_ID", 0, 1, NULL},
+    {"SIKKA_APP_KEY", 1, 0, NULL},
+    {"SIKKA_API_URL", 0, 1, NULL},
+    {"SIKKA_AUTHORIZE_URL", 0, 1, NULL},
+    {"APP_BASE_URL", 0, 1, NULL},
+    {"PARLAE_STATE_SECRET", 1, 0, NULL},
+    {"PARLAE_SECRET_STORE", 0, 1, NULL},
+    {"PARLAE_MASTER_KEY", 1, 0, NULL},
+    {"PARLAE_MASTER_KEY_FILE", 0, 1, NULL},
+    {"PARLAE_MASTER_KEY_NEW", 1, 0, NULL},
+    {"AWS_ACCESS_KEY_ID", 0, 0, NULL},
+    {"AWS_SECRET_ACCESS_KEY", 1, 0, NULL},
+    {"AWS_SESSION_TOKEN", 1, 0, NULL},
+    {"AWS_ENDPOINT_URL_SECRETS_MANAGER", 0, 1, NULL},
+    {"VAPI_WEBHOOK_SECRET", 1, 0, NULL},
+    {"VAPI_API_KEY", 1, 0, NULL},
+    {"OPENAI_API_KEY", 1, 0, NULL},
+    {"STRIPE_SECRET_KEY", 1, 0, NULL},
+    {"TWILIO_ACCOUNT_SID", 0, 1, NULL},
+    {"TWILIO_AUTH_TOKEN", 1, 0, NULL},
+    {"TWILIO_FROM_NUMBER", 0, 1, NULL},
+    {"TWILIO_API_URL", 0, 1, NULL},
+    {"PARLAE_ACTOR", 0, 1, NULL},
+    {"PARLAE_HTTP_TIMEOUT", 0, 1, NULL},
+    {"PARLAE_CA_BUNDLE", 0, 1, NULL},
+    {"PARLAE_NOW", 0, 0, NULL},
+    {"PARLAE_WRITEBACK_WAIT", 0, 1, NULL},
 };
 
 static const struct pl_config_var *find_var(const char *name)
@@ -166,7 +166,8 @@ static void compute_defaults(struct pl_config *cfg)
 	char *data = xdg_dir("XDG_DATA_HOME", ".local/share");
 
 	list_put(&cfg->defaults, "SIKKA_API_URL", "https://api.sikkasoft.com");
-	list_put(&cfg->defaults, "SIKKA_AUTHORIZE_URL", "https://api.sikkasoft.com/portal/authapp.aspx");
+	list_put(&cfg->defaults, "SIKKA_AUTHORIZE_URL",
+	         "https://api.sikkasoft.com/portal/authapp.aspx");
 	list_put(&cfg->defaults, "TWILIO_API_URL", "https://api.twilio.com");
 	if (data) {
 		pl_buf_addf(&b, "file:%s/parlae/vault", data);
@@ -209,7 +210,7 @@ static int has_password(const char *conninfo)
 }
 
 static int parse_line(struct pl_config *cfg, char *line, const char *origin, int lineno,
-		      int *in_wanted, int *saw_profile, const char *profile, struct pl_err *err)
+                      int *in_wanted, int *saw_profile, const char *profile, struct pl_err *err)
 {
 	const struct pl_config_var *v;
 	char *key, *value, *eq;
@@ -222,7 +223,8 @@ static int parse_line(struct pl_config *cfg, char *line, const char *origin, int
 		char *end = strchr(line, ']'), *name;
 
 		if (!end || *trim(end + 1))
-			return pl_err_set(err, PL_ECONFIG, "%s:%d: malformed section header", origin, lineno);
+			return pl_err_set(err, PL_ECONFIG, "%s:%d: malformed section header",
+			                  origin, lineno);
 		*end = '\0';
 		name = trim(line + 1);
 		if (!strcmp(name, "default")) {
@@ -231,8 +233,9 @@ static int parse_line(struct pl_config *cfg, char *line, const char *origin, int
 		}
 		if (strncmp(name, "profile", 7) || !isspace((unsigned char)name[7]))
 			return pl_err_set(err, PL_ECONFIG,
-					  "%s:%d: unknown section [%s]; sections are [default] and [profile NAME]",
-					  origin, lineno, name);
+			                  "%s:%d: unknown section [%s]; sections are [default] and "
+			                  "[profile NAME]",
+			                  origin, lineno, name);
 		name = trim(name + 7);
 		*in_wanted = profile && !strcmp(name, profile);
 		*saw_profile |= *in_wanted;
@@ -251,22 +254,24 @@ static int parse_line(struct pl_config *cfg, char *line, const char *origin, int
 	}
 	v = find_var(key);
 	if (!v)
-		return pl_err_set(err, PL_ECONFIG, "%s:%d: unknown setting '%s'", origin, lineno, key);
+		return pl_err_set(err, PL_ECONFIG, "%s:%d: unknown setting '%s'", origin, lineno,
+		                  key);
 	if (v->secret || (!strcmp(key, "PARLAE_DATABASE_URL") && has_password(value))) {
-		pl_err_set(err, PL_ECONFIG, "%s:%d: %s is a secret and may not be kept in the config file",
-			   origin, lineno, key);
+		pl_err_set(err, PL_ECONFIG,
+		           "%s:%d: %s is a secret and may not be kept in the config file", origin,
+		           lineno, key);
 		return pl_err_hint(err, "remove it from the file and set it in the environment");
 	}
 	if (!v->in_file)
-		return pl_err_set(err, PL_ECONFIG, "%s:%d: %s cannot be set in the config file", origin,
-				  lineno, key);
+		return pl_err_set(err, PL_ECONFIG, "%s:%d: %s cannot be set in the config file",
+		                  origin, lineno, key);
 	if (*in_wanted)
 		list_put(&cfg->from_file, key, value);
 	return 0;
 }
 
 int pl_config_parse(struct pl_config *cfg, const char *text, size_t len, const char *origin,
-		    const char *profile, struct pl_err *err)
+                    const char *profile, struct pl_err *err)
 {
 	char *copy = pl_xstrndup(text, len), *line = copy, *next;
 	int in_wanted = 1, saw_profile = 0, lineno = 0, r = 0;
@@ -296,12 +301,14 @@ static int read_file(const char *path, struct pl_buf *out, struct pl_err *err)
 	size_t n;
 
 	if (!f)
-		return pl_err_set(err, PL_ECONFIG, "cannot open config file %s: %s", path, strerror(errno));
+		return pl_err_set(err, PL_ECONFIG, "cannot open config file %s: %s", path,
+		                  strerror(errno));
 	pl_buf_init(out, CONFIG_MAX_BYTES);
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
 		if (pl_buf_add(out, chunk, n) < 0) {
 			fclose(f);
-			return pl_err_set(err, PL_ECONFIG, "config file %s is larger than 1 MiB", path);
+			return pl_err_set(err, PL_ECONFIG, "config file %s is larger than 1 MiB",
+			                  path);
 		}
 	}
 	if (ferror(f)) {
@@ -312,8 +319,7 @@ static int read_file(const char *path, struct pl_buf *out, struct pl_err *err)
 	return 0;
 }
 
-int pl_config_load(struct pl_config *cfg, const char *file, const char *profile,
-		   struct pl_err *err)
+int pl_config_load(struct pl_config *cfg, const char *file, const char *profile, struct pl_err *err)
 {
 	struct pl_buf text = PL_BUF_INIT;
 	char *fallback = NULL;
@@ -338,9 +344,11 @@ int pl_config_load(struct pl_config *cfg, const char *file, const char *profile,
 	}
 	if (!file || (!explicit && access(file, F_OK) != 0)) {
 		if (profile) {
-			r = pl_err_set(err, PL_ECONFIG, "profile '%s' requested but there is no config file",
-				       profile);
-			pl_err_hint(err, "create %s or pass --config FILE", file ? file : "a config file");
+			r = pl_err_set(err, PL_ECONFIG,
+			               "profile '%s' requested but there is no config file",
+			               profile);
+			pl_err_hint(err, "create %s or pass --config FILE",
+			            file ? file : "a config file");
 		}
 		goto out;
 	}
@@ -370,11 +378,20 @@ long pl_parse_duration(const char *s)
 		if (end == s || v < 0)
 			return -1;
 		switch (*end) {
-		case 's': unit = 1; break;
-		case 'm': unit = 60; break;
-		case 'h': unit = 3600; break;
-		case 'd': unit = 86400; break;
-		default: return -1;
+		case 's':
+			unit = 1;
+			break;
+		case 'm':
+			unit = 60;
+			break;
+		case 'h':
+			unit = 3600;
+			break;
+		case 'd':
+			unit = 86400;
+			break;
+		default:
+			return -1;
 		}
 		if (v > 100L * 365 * 86400 / unit)
 			return -1;

@@ -21,17 +21,17 @@ struct pl_config_list {
 };
 
 struct pl_config {
-	char *file;    /* the config file that was read, or NULL */
-	char *profile; /* the profile selected, or NULL for the default section */
-	struct pl_config_list set;	/* explicit settings (flags) */
-	struct pl_config_list from_file;	/* default section, then the profile's overrides */
-	struct pl_config_list defaults; /* built-in defaults, some derived from HOME and XDG_* */
+	char *file;                      /* the config file that was read, or NULL */
+	char *profile;                   /* the profile selected, or NULL for the default section */
+	struct pl_config_list set;       /* explicit settings (flags) */
+	struct pl_config_list from_file; /* default section, then the profile's overrides */
+	struct pl_config_list defaults;  /* built-in defaults, some derived from HOME and XDG_* */
 };
 
 struct pl_config_var {
 	const char *name;
 	unsigned secret : 1;
-	unsigned in_file : 1; /* may be set in the config file */
+	unsigned in_file : 1;     /* may be set in the config file */
 	const char *fallback_env; /* another variable read when this one is unset */
 };
 
@@ -43,11 +43,11 @@ void pl_config_init(struct pl_config *cfg);
  * (then PARLAE_PROFILE). A named file or profile that does not exist is PL_ECONFIG.
  */
 int pl_config_load(struct pl_config *cfg, const char *file, const char *profile,
-		   struct pl_err *err);
+                   struct pl_err *err);
 
 /* Parse config text; origin names it in messages. Used by pl_config_load and the fuzzer. */
 int pl_config_parse(struct pl_config *cfg, const char *text, size_t len, const char *origin,
-		    const char *profile, struct pl_err *err);
+                    const char *profile, struct pl_err *err);
 
 /* An explicit setting (from a flag); wins over everything else. */
 void pl_config_set(struct pl_config *cfg, const char *name, const char *value);

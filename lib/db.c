@@ -23,7 +23,8 @@ static void notice_quiet(void *arg, const PGresult *res)
 int pl_db_connect(struct pl_db *db, const char *conninfo, struct pl_err *err)
 {
 	/* Later keywords win, and the caller's conninfo comes last: its own timeout stays. */
-	const char *keys[] = {"connect_timeout", "application_name", "client_encoding", "dbname", NULL};
+	const char *keys[] = {"connect_timeout", "application_name", "client_encoding", "dbname",
+	                      NULL};
 	const char *vals[] = {"10", "parlae", "UTF8", conninfo, NULL};
 
 	db->in_tx = 0;
@@ -35,10 +36,11 @@ int pl_db_connect(struct pl_db *db, const char *conninfo, struct pl_err *err)
 	}
 	db->conn = PQconnectdbParams(keys, vals, 1);
 	if (!db->conn)
-		return pl_err_set(err, PL_EDATABASE, "cannot connect to the database: out of memory");
+		return pl_err_set(err, PL_EDATABASE,
+		                  "cannot connect to the database: out of memory");
 	if (PQstatus(db->conn) != CONNECTION_OK) {
 		pl_err_set(err, PL_EDATABASE, "cannot connect to the database: %s",
-			   PQerrorMessage(db->conn));
+		           PQerrorMessage(db->conn));
 		PQfinish(db->conn);
 		db->conn = NULL;
 		return pl_err_hint(err, "check PARLAE_DATABASE_URL and that PostgreSQL is running");
@@ -94,7 +96,7 @@ static int result_error(struct pl_db *db, PGresult *res, struct pl_err *err)
 }
 
 int pl_db_query(struct pl_db *db, struct pl_db_res *out, const char *sql, int nparams,
-		const char *const *params, struct pl_err *err)
+                const char *const *params, struct pl_err *err)
 {
 	PGresult *res;
 	ExecStatusType st;
@@ -181,7 +183,7 @@ static int drain(struct pl_db *db, struct pl_err *err)
 
 	if (!PQconsumeInput(db->conn)) {
 		pl_err_set(err, PL_EDATABASE, "lost the connection to the database: %s",
-			   PQerrorMessage(db->conn));
+		           PQerrorMessage(db->conn));
 		return -1;
 	}
 	while ((n = PQnotifies(db->conn))) {
@@ -207,7 +209,8 @@ int pl_db_wait(struct pl_db *db, long timeout_ms, int *notified, struct pl_err *
 	if (r < 0 && errno == EINTR)
 		return pl_err_set(err, PL_EINTERRUPTED, "interrupted");
 	if (r < 0)
-		return pl_err_set(err, PL_EDATABASE, "waiting for the database: %s", strerror(errno));
+		return pl_err_set(err, PL_EDATABASE, "waiting for the database: %s",
+		                  strerror(errno));
 	if (r == 0)
 		return 0;
 	if ((got = drain(db, err)) < 0)
@@ -216,8 +219,7 @@ int pl_db_wait(struct pl_db *db, long timeout_ms, int *notified, struct pl_err *
 	return 0;
 }
 
-int pl_db_wait_fd(struct pl_db *db, long timeout_ms, int stop_fd, int *notified,
-		  struct pl_err *err)
+int pl_db_wait_fd(struct pl_db *db, long timeout_ms, int stop_fd, int *notified, struct pl_err *err)
 {
 	struct pollfd pfd[2] = {{PQsocket(db->conn), POLLIN, 0}, {stop_fd, POLLIN, 0}};
 	int got, r;
@@ -233,7 +235,8 @@ int pl_db_wait_fd(struct pl_db *db, long timeout_ms, int stop_fd, int *notified,
 	if ((r < 0 && errno == EINTR) || (r > 0 && stop_fd >= 0 && pfd[1].revents))
 		return pl_err_set(err, PL_EINTERRUPTED, "interrupted");
 	if (r < 0)
-		return pl_err_set(err, PL_EDATABASE, "waiting for the database: %s", strerror(errno));
+		return pl_err_set(err, PL_EDATABASE, "waiting for the database: %s",
+		                  strerror(errno));
 	if (r == 0)
 		return 0;
 	if ((got = drain(db, err)) < 0)
@@ -274,7 +277,7 @@ static void stream_finish(struct pl_db_stream *st)
 }
 
 int pl_db_stream_start(struct pl_db *db, struct pl_db_stream *st, const char *sql, int nparams,
-		       const char *const *params, struct pl_err *err)
+                       const char *const *params, struct pl_err *err)
 {
 	st->db = db;
 	st->row.res = NULL;

@@ -21,7 +21,10 @@ struct pl_db_res {
 	struct pg_result *res;
 };
 
-#define PL_DB_RES_INIT {NULL}
+#define PL_DB_RES_INIT                                                                             \
+	{                                                                                          \
+		NULL                                                                               \
+	}
 
 /* conninfo is a libpq connection string or URI ("" for libpq's PG* defaults). */
 int pl_db_connect(struct pl_db *db, const char *conninfo, struct pl_err *err);
@@ -33,7 +36,7 @@ void pl_db_close(struct pl_db *db);
  * violation is PL_ECONFLICT; everything else PL_EDATABASE.
  */
 int pl_db_query(struct pl_db *db, struct pl_db_res *res, const char *sql, int nparams,
-		const char *const *params, struct pl_err *err);
+                const char *const *params, struct pl_err *err);
 
 int pl_db_begin(struct pl_db *db, struct pl_err *err);
 int pl_db_commit(struct pl_db *db, struct pl_err *err);
@@ -54,7 +57,7 @@ int pl_db_wait(struct pl_db *db, long timeout_ms, int *notified, struct pl_err *
  * handler writes to; -1 for none) is readable, so that a wait ends at once on Ctrl-C.
  */
 int pl_db_wait_fd(struct pl_db *db, long timeout_ms, int stop_fd, int *notified,
-		  struct pl_err *err);
+                  struct pl_err *err);
 
 /*
  * For a connection that waits a long time (a follower): TCP keepalives, so that a server that
@@ -75,7 +78,7 @@ struct pl_db_stream {
 };
 
 int pl_db_stream_start(struct pl_db *db, struct pl_db_stream *st, const char *sql, int nparams,
-		       const char *const *params, struct pl_err *err);
+                       const char *const *params, struct pl_err *err);
 /* *has_row is 1 with the next row in st->row, 0 after the last (the stream is then done). */
 int pl_db_stream_next(struct pl_db_stream *st, int *has_row, struct pl_err *err);
 /* Stop early (cancel the statement, drop what is left); harmless on a finished stream. */

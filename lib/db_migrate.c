@@ -11,14 +11,14 @@
 #include "banned.h"
 
 /* One advisory lock key for "someone is migrating": concurrent runs take turns. */
-#define MIGRATE_LOCK "SELECT pg_advisory_lock(7052315001)"
+#define MIGRATE_LOCK   "SELECT pg_advisory_lock(7052315001)"
 #define MIGRATE_UNLOCK "SELECT pg_advisory_unlock(7052315001)"
 
 static int schema_table_exists(struct pl_db *db, int *exists, struct pl_err *err)
 {
 	struct pl_db_res res = PL_DB_RES_INIT;
 	int r = pl_db_query(db, &res, "SELECT to_regclass('schema_migrations') IS NOT NULL", 0,
-			    NULL, err);
+	                    NULL, err);
 
 	if (!r)
 		*exists = !strcmp(pl_db_val(&res, 0, 0), "t");
@@ -46,10 +46,11 @@ int pl_db_schema_status(struct pl_db *db, struct pl_schema_status *st, struct pl
 	if ((r = schema_table_exists(db, &exists, err)))
 		return r;
 	if (exists) {
-		r = pl_db_query(db, &res,
-				"SELECT version, name, to_char(applied_at AT TIME ZONE 'UTC', "
-				"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM schema_migrations ORDER BY version",
-				0, NULL, err);
+		r = pl_db_query(
+		    db, &res,
+		    "SELECT version, name, to_char(applied_at AT TIME ZONE 'UTC', "
+		    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM schema_migrations ORDER BY version",
+		    0, NULL, err);
 		if (r)
 			return r;
 		rows = pl_db_rows(&res);
@@ -60,7 +61,7 @@ int pl_db_schema_status(struct pl_db *db, struct pl_schema_status *st, struct pl
 		int v = atoi(pl_db_val(&res, i, 0));
 
 		entry_set(&st->applied[st->napplied++], v, pl_db_val(&res, i, 1),
-			  pl_db_val(&res, i, 2));
+		          pl_db_val(&res, i, 2));
 		if (v > st->version)
 			st->version = v;
 	}
@@ -94,8 +95,8 @@ static int run_script(struct pl_db *db, const struct pl_migration *m, struct pl_
 	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
 		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 
-		r = pl_err_set(err, PL_EDATABASE, "migration %04d-%s failed: %s", m->version, m->name,
-			       msg ? msg : PQerrorMessage(db->conn));
+		r = pl_err_set(err, PL_EDATABASE, "migration %04d-%s failed: %s", m->version,
+		               m->name, msg ? msg : PQerrorMessage(db->conn));
 	}
 	PQclear(res);
 	return r;
@@ -112,8 +113,9 @@ static int apply(struct pl_db *db, const struct pl_migration *m, struct pl_err *
 		return r;
 	r = run_script(db, m, err);
 	if (!r)
-		r = pl_db_query(db, NULL, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-				2, params, err);
+		r = pl_db_query(db, NULL,
+		                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+		                params, err);
 	if (!r)
 		r = pl_db_commit(db, err);
 	if (r)
@@ -139,10 +141,10 @@ int pl_db_migrate(struct pl_db *db, int dry_run, size_t *applied_now, struct pl_
 	if ((r = pl_db_query(db, NULL, MIGRATE_LOCK, 0, NULL, err)))
 		return r;
 	r = pl_db_query(db, NULL,
-			"CREATE TABLE IF NOT EXISTS schema_migrations ("
-			" version integer PRIMARY KEY, name text NOT NULL,"
-			" applied_at timestamptz NOT NULL DEFAULT now())",
-			0, NULL, err);
+	                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	                " version integer PRIMARY KEY, name text NOT NULL,"
+	                " applied_at timestamptz NOT NULL DEFAULT now())",
+	                0, NULL, err);
 	if (!r)
 		r = pl_db_schema_status(db, &st, err);
 	if (!r) {

@@ -5,20 +5,23 @@
 #include <string.h>
 
 static const struct pl_err_info table[] = {
-	{PL_OK, "ok", "success"},
-	{PL_ENO, "no", "the answer is no: not connected, verification failed, chain broken, denied"},
-	{PL_EUSAGE, "usage", "usage error: unknown command or option, missing argument"},
-	{PL_ECONFIG, "config", "configuration missing or invalid, including credentials an upstream rejects"},
-	{PL_ESECURITY, "security", "security rejection of input: bad, expired or replayed state, bad signature"},
-	{PL_ENOTFOUND, "not_found", "not found: account, integration, secret, tool, practice"},
-	{PL_EUPSTREAM, "upstream", "upstream error: Sikka, Twilio, AWS or a target failed after retries"},
-	{PL_EDATABASE, "database", "database error"},
-	{PL_ETIMEOUT, "timeout", "timed out: a --wait or deadline ran out"},
-	{PL_EPARTIAL, "partial", "partial success: some items of a batch failed"},
-	{PL_ECONFLICT, "conflict", "already exists"},
-	{PL_EBADINPUT, "bad_input", "bad input data: malformed JSON, wrong shape, oversized input"},
-	{PL_EINTERNAL, "internal", "a bug in parlae (never expected)"},
-	{PL_EINTERRUPTED, "interrupted", "interrupted"},
+    {PL_OK, "ok", "success"},
+    {PL_ENO, "no", "the answer is no: not connected, verification failed, chain broken, denied"},
+    {PL_EUSAGE, "usage", "usage error: unknown command or option, missing argument"},
+    {PL_ECONFIG, "config",
+     "configuration missing or invalid, including credentials an upstream rejects"},
+    {PL_ESECURITY, "security",
+     "security rejection of input: bad, expired or replayed state, bad signature"},
+    {PL_ENOTFOUND, "not_found", "not found: account, integration, secret, tool, practice"},
+    {PL_EUPSTREAM, "upstream",
+     "upstream error: Sikka, Twilio, AWS or a target failed after retries"},
+    {PL_EDATABASE, "database", "database error"},
+    {PL_ETIMEOUT, "timeout", "timed out: a --wait or deadline ran out"},
+    {PL_EPARTIAL, "partial", "partial success: some items of a batch failed"},
+    {PL_ECONFLICT, "conflict", "already exists"},
+    {PL_EBADINPUT, "bad_input", "bad input data: malformed JSON, wrong shape, oversized input"},
+    {PL_EINTERNAL, "internal", "a bug in parlae (never expected)"},
+    {PL_EINTERRUPTED, "interrupted", "interrupted"},
 };
 
 /* A message is one line: a newline from a lower layer (libpq, curl) ends it. */

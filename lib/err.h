@@ -31,7 +31,10 @@ struct pl_err {
 	char hint[256];
 };
 
-#define PL_ERR_INIT {0, "", ""}
+#define PL_ERR_INIT                                                                                \
+	{                                                                                          \
+		0, "", ""                                                                          \
+	}
 
 struct pl_err_info {
 	int code;
@@ -41,7 +44,7 @@ struct pl_err_info {
 
 /* Set code and message; returns code so that `return pl_err_set(...)` reads naturally. */
 int pl_err_set(struct pl_err *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Set the hint (what the operator should do next); returns err->code. */
 int pl_err_hint(struct pl_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

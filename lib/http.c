@@ -13,7 +13,7 @@
 #include "trace.h"
 #include "banned.h"
 
-#define DEFAULT_MAX_BODY ((size_t)4 << 20)
+#define DEFAULT_MAX_BODY   ((size_t)4 << 20)
 #define MAX_RETRY_AFTER_MS 10000L
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -95,9 +95,10 @@ char *pl_http_escape(const char *s)
 
 /* Fields whose values never reach a trace: credentials and patient data. */
 static const char *const masked_fields[] = {
-	"secret_key", "app_key", "request_key", "refresh_key", "code", "key", "password",
-	"token", "SecretString", "firstname", "lastname", "first_name", "last_name", "cell",
-	"phone", "email", "birthdate", "address", "Body", "To", "patient", "name", NULL,
+    "secret_key", "app_key", "request_key",  "refresh_key", "code",      "key",
+    "password",   "token",   "SecretString", "firstname",   "lastname",  "first_name",
+    "last_name",  "cell",    "phone",        "email",       "birthdate", "address",
+    "Body",       "To",      "patient",      "name",        NULL,
 };
 
 static int is_masked(const char *name, size_t len)
@@ -184,9 +185,13 @@ char *pl_http_mask(const char *t, size_t len)
 	return pl_buf_detach(&b, NULL);
 }
 
-static const char *const masked_headers[] = {"App-Key", "Request-Key", "Authorization",
-					     "X-Vapi-Secret", "x-signature", "X-Amz-Security-Token",
-					     NULL};
+static const char *const masked_headers[] = {"App-Key",
+                                             "Request-Key",
+                                             "Authorization",
+                                             "X-Vapi-Secret",
+                                             "x-signature",
+                                             "X-Amz-Security-Token",
+                                             NULL};
 
 static void trace_request(const struct pl_http_req *req, int attempt)
 {
@@ -199,7 +204,8 @@ static void trace_request(const struct pl_http_req *req, int attempt)
 		int secret = 0;
 
 		for (size_t i = 0; masked_headers[i]; i++)
-			secret |= strlen(masked_headers[i]) == n && !strncasecmp(*h, masked_headers[i], n);
+			secret |= strlen(masked_headers[i]) == n &&
+			          !strncasecmp(*h, masked_headers[i], n);
 		value += strspn(value, " ");
 		pl_trace(2, "http: > %.*s: %s", (int)n, *h, secret ? "***" : value);
 	}
@@ -214,7 +220,7 @@ static void trace_request(const struct pl_http_req *req, int attempt)
 static void trace_response(const struct pl_http_resp *resp)
 {
 	pl_trace(1, "http: < %ld (%.0f ms, %zu bytes)", resp->status, resp->seconds * 1000,
-		 resp->body.len);
+	         resp->body.len);
 	if (pl_trace_on(2) && resp->body.len) {
 		char *m = pl_http_mask(resp->body.buf, resp->body.len);
 
@@ -252,7 +258,8 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 		long v = strtol(data + 12, NULL, 10);
 
 		if (v >= 0)
-			hint->after_ms = v * 1000 > MAX_RETRY_AFTER_MS ? MAX_RETRY_AFTER_MS : v * 1000;
+			hint->after_ms =
+			    v * 1000 > MAX_RETRY_AFTER_MS ? MAX_RETRY_AFTER_MS : v * 1000;
 	}
 	return len;
 }
@@ -285,8 +292,8 @@ static int retryable_status(long status, int idempotent)
 
 /* Everything a transfer needs, for one easy handle (also those of a multi batch). */
 static void setup_easy(struct pl_http *h, CURL *c, const struct pl_http_req *req,
-		       struct curl_slist *headers, struct sink *sink, struct retry_hint *hint,
-		       char *errbuf)
+                       struct curl_slist *headers, struct sink *sink, struct retry_hint *hint,
+                       char *errbuf)
 {
 	curl_easy_setopt(c, CURLOPT_URL, req->url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -315,14 +322,14 @@ static void setup_easy(struct pl_http *h, CURL *c, const struct pl_http_req *req
 	if (!strcmp(req->method, "POST")) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-				 (curl_off_t)(req->body ? req->body_len : 0));
+		                 (curl_off_t)(req->body ? req->body_len : 0));
 	} else if (strcmp(req->method, "GET")) {
 		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
 	}
 }
 
 int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_http_resp *resp,
-		 struct pl_err *err)
+                 struct pl_err *err)
 {
 	struct curl_slist *headers = NULL;
 	char errbuf[CURL_ERROR_SIZE];
@@ -348,13 +355,15 @@ int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_htt
 		curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &resp->seconds);
 		if (sink.overflow) {
 			curl_slist_free_all(headers);
-			return pl_err_set(err, PL_EUPSTREAM, "%s sent a response larger than %zu bytes",
-					  req->peer, h->max_body);
+			return pl_err_set(err, PL_EUPSTREAM,
+			                  "%s sent a response larger than %zu bytes", req->peer,
+			                  h->max_body);
 		}
 		if (rc == CURLE_OK) {
 			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
 			trace_response(resp);
-			if (attempt >= h->max_retries || !retryable_status(resp->status, req->idempotent))
+			if (attempt >= h->max_retries ||
+			    !retryable_status(resp->status, req->idempotent))
 				break;
 			sleep_ms(hint.after_ms >= 0 ? hint.after_ms : backoff_ms(attempt));
 			continue;
@@ -367,9 +376,11 @@ int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_htt
 	curl_slist_free_all(headers);
 	if (rc != CURLE_OK) {
 		pl_err_set(err, PL_EUPSTREAM, "%s %s: %s (%d attempt%s)", req->peer,
-			   rc == CURLE_OPERATION_TIMEDOUT ? "timed out" : "unreachable",
-			   errbuf[0] ? errbuf : curl_easy_strerror(rc), attempt + 1, attempt ? "s" : "");
-		return pl_err_hint(err, "check the network and the URL of %s, then retry", req->peer);
+		           rc == CURLE_OPERATION_TIMEDOUT ? "timed out" : "unreachable",
+		           errbuf[0] ? errbuf : curl_easy_strerror(rc), attempt + 1,
+		           attempt ? "s" : "");
+		return pl_err_hint(err, "check the network and the URL of %s, then retry",
+		                   req->peer);
 	}
 	return 0;
 }
@@ -416,12 +427,13 @@ static void finish_slot(struct pl_http *h, struct slot *s, CURLcode rc)
 	pl_err_clear(&job->err);
 	job->code = 0;
 	if (s->sink.overflow) {
-		job->code = pl_err_set(&job->err, PL_EUPSTREAM, "%s sent a response larger than %zu bytes",
-				       job->req.peer, h->max_body);
+		job->code =
+		    pl_err_set(&job->err, PL_EUPSTREAM, "%s sent a response larger than %zu bytes",
+		               job->req.peer, h->max_body);
 	} else if (rc != CURLE_OK) {
 		job->code = pl_err_set(&job->err, PL_EUPSTREAM, "%s %s: %s", job->req.peer,
-				       rc == CURLE_OPERATION_TIMEDOUT ? "timed out" : "unreachable",
-				       s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
+		                       rc == CURLE_OPERATION_TIMEDOUT ? "timed out" : "unreachable",
+		                       s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
 	} else {
 		curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &job->resp.status);
 		trace_response(&job->resp);
@@ -431,7 +443,7 @@ static void finish_slot(struct pl_http *h, struct slot *s, CURLcode rc)
 }
 
 int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_job *, void *),
-		void (*done)(struct pl_http_job *, void *), void *arg)
+                void (*done)(struct pl_http_job *, void *), void *arg)
 {
 	CURLM *multi = curl_multi_init();
 	struct pl_http_job finished;
@@ -478,8 +490,8 @@ int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_j
 			finished = *s->job;
 			s->busy = 0;
 			active--;
-			/* Refill the slot before the caller's work on the answer, so that work overlaps
-			 * the transfers still in flight instead of stalling them. */
+			/* Refill the slot before the caller's work on the answer, so that work
+			 * overlaps the transfers still in flight instead of stalling them. */
 			if (more) {
 				memset(s->job, 0, sizeof(*s->job));
 				if (next(s->job, arg)) {

@@ -25,9 +25,9 @@ struct pl_http_req {
 	const char *method; /* "GET" or "POST" */
 	const char *url;
 	const char *const *headers; /* "Name: value", NULL-terminated; may be NULL */
-	const char *body;	    /* may be NULL */
+	const char *body;           /* may be NULL */
 	size_t body_len;
-	int idempotent;	  /* safe to send again after a failure */
+	int idempotent;   /* safe to send again after a failure */
 	const char *peer; /* "Sikka", for messages */
 	/* Optional AWS SigV4 signing by libcurl: "aws:amz:REGION:SERVICE", the access key id as
 	 * user and the secret key as password (never traced). */
@@ -57,7 +57,7 @@ void pl_http_release(struct pl_http *h);
  * more than max_body bytes. resp is initialised here and released by the caller.
  */
 int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_http_resp *resp,
-		 struct pl_err *err);
+                 struct pl_err *err);
 void pl_http_resp_release(struct pl_http_resp *resp);
 
 /* One request of a batch, with its answer or its transport failure. */
@@ -75,7 +75,7 @@ struct pl_http_job {
  * the others are still running. No retries: batch callers decide what to resend.
  */
 int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_job *, void *),
-		void (*done)(struct pl_http_job *, void *), void *arg);
+                void (*done)(struct pl_http_job *, void *), void *arg);
 
 /* Percent-encode s for a query string; the caller frees the result. */
 char *pl_http_escape(const char *s);

@@ -31,7 +31,7 @@ static int too_deep(const char *t, size_t len, int max)
 }
 
 int pl_json_parse(const char *text, size_t len, size_t max_len, int max_depth, const char *what,
-		  json_t **out, struct pl_err *err)
+                  json_t **out, struct pl_err *err)
 {
 	json_error_t jerr;
 
@@ -39,11 +39,13 @@ int pl_json_parse(const char *text, size_t len, size_t max_len, int max_depth, c
 	if (len > max_len)
 		return pl_err_set(err, PL_EBADINPUT, "%s is larger than %zu bytes", what, max_len);
 	if (too_deep(text, len, max_depth))
-		return pl_err_set(err, PL_EBADINPUT, "%s nests deeper than %d levels", what, max_depth);
+		return pl_err_set(err, PL_EBADINPUT, "%s nests deeper than %d levels", what,
+		                  max_depth);
 	*out = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (!*out)
-		return pl_err_set(err, PL_EBADINPUT, "%s is not valid JSON: %s at line %d column %d",
-				  what, jerr.text, jerr.line, jerr.column);
+		return pl_err_set(err, PL_EBADINPUT,
+		                  "%s is not valid JSON: %s at line %d column %d", what, jerr.text,
+		                  jerr.line, jerr.column);
 	return 0;
 }
 
@@ -89,11 +91,9 @@ static void wipe(json_t *v)
 	if (json_is_string(v)) {
 		explicit_bzero((char *)json_string_value(v), json_string_length(v));
 	} else if (json_is_object(v)) {
-		json_object_foreach(v, key, item)
-			wipe(item);
+		json_object_foreach(v, key, item) wipe(item);
 	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, item)
-			wipe(item);
+		json_array_foreach(v, i, item) wipe(item);
 	}
 }
 

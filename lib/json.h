@@ -19,7 +19,7 @@
  * max_depth, or is longer than max_len bytes. what names the input in the message.
  */
 int pl_json_parse(const char *text, size_t len, size_t max_len, int max_depth, const char *what,
-		  json_t **out, struct pl_err *err);
+                  json_t **out, struct pl_err *err);
 
 /*
  * A field as text: a string's value, or a number or boolean rendered as Sikka would send it

@@ -20,7 +20,8 @@ static int e164(const char *s)
 
 int pl_phone_add(struct pl_session *s, const struct pl_phone *p, struct pl_err *err)
 {
-	struct pl_audit_event ev = {p->account, "vapi.phone_add", "vapi_phone_number", p->vapi_id, NULL};
+	struct pl_audit_event ev = {p->account, "vapi.phone_add", "vapi_phone_number", p->vapi_id,
+	                            NULL};
 	const char *params[5];
 	char meta[128];
 	struct pl_db *db;
@@ -28,20 +29,27 @@ int pl_phone_add(struct pl_session *s, const struct pl_phone *p, struct pl_err *
 
 	if ((r = pl_account_check_id(p->account, err)))
 		return r;
-	if (!*p->vapi_id || strlen(p->vapi_id) > 120 || strspn(p->vapi_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != strlen(p->vapi_id))
-		return pl_err_set(err, PL_EUSAGE, "--vapi-id must be Vapi's phone number id (letters, digits, - _ .)");
+	if (!*p->vapi_id || strlen(p->vapi_id) > 120 ||
+	    strspn(p->vapi_id,
+	           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+	        strlen(p->vapi_id))
+		return pl_err_set(
+		    err, PL_EUSAGE,
+		    "--vapi-id must be Vapi's phone number id (letters, digits, - _ .)");
 	if (!e164(p->number))
 		return pl_err_set(err, PL_EUSAGE, "--number must be E.164, like +15551234567");
 	if (*p->staff_forward && !e164(p->staff_forward))
-		return pl_err_set(err, PL_EUSAGE, "--staff-forward must be E.164, like +15557654321");
+		return pl_err_set(err, PL_EUSAGE,
+		                  "--staff-forward must be E.164, like +15557654321");
 	if (p->transfer_enabled && !*p->staff_forward)
-		return pl_err_set(err, PL_EUSAGE, "--transfer needs --staff-forward: where would the call go?");
+		return pl_err_set(err, PL_EUSAGE,
+		                  "--transfer needs --staff-forward: where would the call go?");
 	if ((r = pl_session_db(s, &db, err)) || (r = pl_account_require(db, p->account, err)))
 		return r;
 	if (s->dry_run)
 		return 0;
 	snprintf(meta, sizeof(meta), "{\"transferEnabled\":%s,\"staffForward\":%s}",
-		 p->transfer_enabled ? "true" : "false", *p->staff_forward ? "true" : "false");
+	         p->transfer_enabled ? "true" : "false", *p->staff_forward ? "true" : "false");
 	ev.metadata = meta;
 	params[0] = p->vapi_id;
 	params[1] = p->account;
@@ -49,19 +57,21 @@ int pl_phone_add(struct pl_session *s, const struct pl_phone *p, struct pl_err *
 	params[3] = *p->staff_forward ? p->staff_forward : NULL;
 	params[4] = p->transfer_enabled ? "true" : "false";
 	if (!(r = pl_db_begin(db, err))) {
-		r = pl_db_query(db, NULL,
-				"INSERT INTO vapi_phone_numbers (vapi_phone_id, account_id, number,"
-				" staff_forward_number, transfer_enabled) VALUES ($1, $2, $3, $4, $5)"
-				" ON CONFLICT (vapi_phone_id) DO UPDATE SET account_id = EXCLUDED.account_id,"
-				" number = EXCLUDED.number, staff_forward_number = EXCLUDED.staff_forward_number,"
-				" transfer_enabled = EXCLUDED.transfer_enabled, updated_at = now()",
-				5, params, err);
+		r = pl_db_query(
+		    db, NULL,
+		    "INSERT INTO vapi_phone_numbers (vapi_phone_id, account_id, number,"
+		    " staff_forward_number, transfer_enabled) VALUES ($1, $2, $3, $4, $5)"
+		    " ON CONFLICT (vapi_phone_id) DO UPDATE SET account_id = EXCLUDED.account_id,"
+		    " number = EXCLUDED.number, staff_forward_number = "
+		    "EXCLUDED.staff_forward_number,"
+		    " transfer_enabled = EXCLUDED.transfer_enabled, updated_at = now()",
+		    5, params, err);
 	}
 	return pl_audit_finish(s, &ev, r, err);
 }
 
 int pl_phone_list(struct pl_session *s, const char *account, struct pl_phone **out, size_t *n,
-		  struct pl_err *err)
+                  struct pl_err *err)
 {
 	struct pl_db_res res = PL_DB_RES_INIT;
 	const char *params[1] = {account};
@@ -72,11 +82,12 @@ int pl_phone_list(struct pl_session *s, const char *account, struct pl_phone **o
 	*n = 0;
 	if ((r = pl_session_db(s, &db, err)))
 		return r;
-	r = pl_db_query(db, &res,
-			"SELECT vapi_phone_id, account_id, number, coalesce(staff_forward_number, ''),"
-			" transfer_enabled FROM vapi_phone_numbers WHERE $1::text IS NULL OR account_id = $1"
-			" ORDER BY account_id, vapi_phone_id",
-			1, params, err);
+	r = pl_db_query(
+	    db, &res,
+	    "SELECT vapi_phone_id, account_id, number, coalesce(staff_forward_number, ''),"
+	    " transfer_enabled FROM vapi_phone_numbers WHERE $1::text IS NULL OR account_id = $1"
+	    " ORDER BY account_id, vapi_phone_id",
+	    1, params, err);
 	if (r)
 		return r;
 	rows = pl_db_rows(&res);

@@ -23,6 +23,6 @@ int pl_phone_add(struct pl_session *s, const struct pl_phone *p, struct pl_err *
 
 /* Every number, or one account's (account NULL: all); *out freed by the caller. */
 int pl_phone_list(struct pl_session *s, const char *account, struct pl_phone **out, size_t *n,
-		  struct pl_err *err);
+                  struct pl_err *err);
 
 #endif

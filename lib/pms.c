@@ -18,8 +18,8 @@
 #include "banned.h"
 
 #define DEFAULT_HOURS "mon-fri 08:00-17:00"
-#define DEFAULT_TTL 600
-#define MAX_TTL 86400
+#define DEFAULT_TTL   600
+#define MAX_TTL       86400
 
 static const char *const days[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
 
@@ -44,8 +44,8 @@ static int day_index(const char *s, size_t n)
 /* "HH:MM" → minutes; 24:00 allowed as the end of a day. */
 static int minutes(const char *s, size_t n)
 {
-	if (n != 5 || !isdigit((unsigned char)s[0]) || !isdigit((unsigned char)s[1]) || s[2] != ':' ||
-	    !isdigit((unsigned char)s[3]) || !isdigit((unsigned char)s[4]))
+	if (n != 5 || !isdigit((unsigned char)s[0]) || !isdigit((unsigned char)s[1]) ||
+	    s[2] != ':' || !isdigit((unsigned char)s[3]) || !isdigit((unsigned char)s[4]))
 		return -1;
 	int h = (s[0] - '0') * 10 + (s[1] - '0'), m = (s[3] - '0') * 10 + (s[4] - '0');
 
@@ -57,7 +57,9 @@ static int minutes(const char *s, size_t n)
 static int hours_error(struct pl_err *err, const char *part)
 {
 	pl_err_set(err, PL_EUSAGE, "--hours: cannot read '%.60s'", part);
-	return pl_err_hint(err, "write day ranges and times like 'mon-fri 08:00-12:00,13:00-17:00; sat 09:00-13:00'");
+	return pl_err_hint(
+	    err,
+	    "write day ranges and times like 'mon-fri 08:00-12:00,13:00-17:00; sat 09:00-13:00'");
 }
 
 /* One "mon-fri 08:00-12:00,13:00-17:00" clause into ranges[day][...] (minutes). */
@@ -107,8 +109,8 @@ static int parse_clause(char *clause, json_t *week, struct pl_err *err)
 			}
 			/* Ranges of a day are given in order and do not overlap. */
 			if (json_array_size(list)) {
-				const char *last = json_string_value(
-					json_array_get(json_array_get(list, json_array_size(list) - 1), 1));
+				const char *last = json_string_value(json_array_get(
+				    json_array_get(list, json_array_size(list) - 1), 1));
 
 				if (minutes(last, 5) > a)
 					return hours_error(err, t);
@@ -128,7 +130,8 @@ int pl_pms_parse_hours(const char *spec, char **json_out, struct pl_err *err)
 	int r = 0, any = 0;
 
 	*json_out = NULL;
-	for (clause = strtok_r(copy, ";", &save); clause && !r; clause = strtok_r(NULL, ";", &save)) {
+	for (clause = strtok_r(copy, ";", &save); clause && !r;
+	     clause = strtok_r(NULL, ";", &save)) {
 		if (!clause[strspn(clause, " \t\n")])
 			continue; /* "a; ; b" and a trailing ';' */
 		any = 1;
@@ -164,7 +167,8 @@ static int check_timezone(struct pl_db *db, const char *tz, struct pl_err *err)
 	int r, found;
 
 	/* PostgreSQL's own zone database: the same one that computes local times later. */
-	r = pl_db_query(db, &res, "SELECT 1 FROM pg_timezone_names WHERE name = $1", 1, params, err);
+	r = pl_db_query(db, &res, "SELECT 1 FROM pg_timezone_names WHERE name = $1", 1, params,
+	                err);
 	if (r)
 		return r;
 	found = pl_db_rows(&res) > 0;
@@ -207,28 +211,30 @@ static char *given_config(const struct pl_pms_setup_req *req, const char *hours)
 }
 
 static const char *const default_features =
-	"{\"patients\":true,\"appointments\":true,\"booking\":true,\"availableSlots\":null}";
+    "{\"patients\":true,\"appointments\":true,\"booking\":true,\"availableSlots\":null}";
 
 /* Record provider and configuration: a new row gets the defaults, an existing one the changes. */
-static int record_setup(struct pl_db *db, const char *account, const char *full,
-			const char *given, struct pl_pms_setup_res *res, struct pl_err *err)
+static int record_setup(struct pl_db *db, const char *account, const char *full, const char *given,
+                        struct pl_pms_setup_res *res, struct pl_err *err)
 {
 	struct pl_db_res rows = PL_DB_RES_INIT;
 	const char *params[3] = {account, full, given};
 	int r;
 
 	/* A second setup changes the configuration, never the connection state. */
-	r = pl_db_query(db, &rows,
-			"INSERT INTO pms_integrations (account_id, provider, config, features)"
-			" VALUES ($1, 'SIKKA', $2::jsonb, '{\"patients\":true,\"appointments\":true,"
-			"\"booking\":true,\"availableSlots\":null}')"
-			" ON CONFLICT (account_id, provider) DO UPDATE"
-			" SET config = pms_integrations.config || $3::jsonb, updated_at = now()"
-			" RETURNING status, features::text, config::text",
-			3, params, err);
+	r = pl_db_query(
+	    db, &rows,
+	    "INSERT INTO pms_integrations (account_id, provider, config, features)"
+	    " VALUES ($1, 'SIKKA', $2::jsonb, '{\"patients\":true,\"appointments\":true,"
+	    "\"booking\":true,\"availableSlots\":null}')"
+	    " ON CONFLICT (account_id, provider) DO UPDATE"
+	    " SET config = pms_integrations.config || $3::jsonb, updated_at = now()"
+	    " RETURNING status, features::text, config::text",
+	    3, params, err);
 	if (r)
 		return r;
-	pl_strlcpy(res->status, pl_account_status_name(pl_db_val(&rows, 0, 0)), sizeof(res->status));
+	pl_strlcpy(res->status, pl_account_status_name(pl_db_val(&rows, 0, 0)),
+	           sizeof(res->status));
 	res->features_json = pl_xstrdup(pl_db_val(&rows, 0, 1));
 	res->config_json = pl_xstrdup(pl_db_val(&rows, 0, 2));
 	pl_db_res_clear(&rows);
@@ -236,7 +242,7 @@ static int record_setup(struct pl_db *db, const char *account, const char *full,
 }
 
 int pl_pms_setup(struct pl_session *s, const struct pl_pms_setup_req *req,
-		 struct pl_pms_setup_res *res, struct pl_err *err)
+                 struct pl_pms_setup_res *res, struct pl_err *err)
 {
 	struct pl_audit_event ev = {req->account, "pms.setup", "pms_integration", NULL, NULL};
 	const char *tz = req->timezone ? req->timezone : "UTC";
@@ -257,7 +263,8 @@ int pl_pms_setup(struct pl_session *s, const struct pl_pms_setup_req *req,
 	pl_buf_addf(&rid, "%s/SIKKA", req->account);
 	ev.resource_id = rid.buf;
 	{
-		json_t *cfg = json_pack("{s:s, s:o}", "timezone", tz, "hours", json_loads(hours, 0, NULL));
+		json_t *cfg =
+		    json_pack("{s:s, s:o}", "timezone", tz, "hours", json_loads(hours, 0, NULL));
 		char *text = pl_json_dump(cfg);
 
 		pl_buf_reset(&config);
@@ -311,9 +318,9 @@ static int require_integration(struct pl_db *db, const char *account, struct pl_
 	const char *params[1] = {account};
 	int r, found;
 
-	r = pl_db_query(db, &res,
-			"SELECT 1 FROM pms_integrations WHERE account_id = $1 AND provider = 'SIKKA'", 1,
-			params, err);
+	r = pl_db_query(
+	    db, &res, "SELECT 1 FROM pms_integrations WHERE account_id = $1 AND provider = 'SIKKA'",
+	    1, params, err);
 	if (r)
 		return r;
 	found = pl_db_rows(&res) > 0;
@@ -325,7 +332,7 @@ static int require_integration(struct pl_db *db, const char *account, struct pl_
 }
 
 static int redirect_uri(struct pl_session *s, const char *given, struct pl_buf *out,
-			struct pl_err *err)
+                        struct pl_err *err)
 {
 	const char *base = pl_config_get(s->cfg, "APP_BASE_URL");
 	size_t n;
@@ -337,8 +344,11 @@ static int redirect_uri(struct pl_session *s, const char *given, struct pl_buf *
 		return 0;
 	}
 	if (!base) {
-		pl_err_set(err, PL_ECONFIG, "APP_BASE_URL is not set and no --redirect-uri was given");
-		return pl_err_hint(err, "export APP_BASE_URL=https://your-backend.example or pass --redirect-uri URL");
+		pl_err_set(err, PL_ECONFIG,
+		           "APP_BASE_URL is not set and no --redirect-uri was given");
+		return pl_err_hint(
+		    err,
+		    "export APP_BASE_URL=https://your-backend.example or pass --redirect-uri URL");
 	}
 	n = strlen(base);
 	while (n && base[n - 1] == '/')
@@ -348,7 +358,7 @@ static int redirect_uri(struct pl_session *s, const char *given, struct pl_buf *
 }
 
 int pl_pms_oauth_url(struct pl_session *s, const struct pl_pms_oauth_req *req,
-		     struct pl_pms_oauth_res *res, struct pl_err *err)
+                     struct pl_pms_oauth_res *res, struct pl_err *err)
 {
 	struct pl_audit_event ev = {req->account, "sikka.oauth_url", "oauth_state", NULL, NULL};
 	struct pl_secret key = PL_SECRET_INIT;
@@ -363,7 +373,8 @@ int pl_pms_oauth_url(struct pl_session *s, const struct pl_pms_oauth_req *req,
 
 	memset(res, 0, sizeof(*res));
 	if (ttl < 1 || ttl > MAX_TTL)
-		return pl_err_set(err, PL_EUSAGE, "--ttl must be between 1 and %d seconds", MAX_TTL);
+		return pl_err_set(err, PL_EUSAGE, "--ttl must be between 1 and %d seconds",
+		                  MAX_TTL);
 	if ((r = pl_account_check_id(req->account, err)) || (r = pl_session_db(s, &db, err)))
 		return r;
 	/* From here on a refusal is recorded: someone tried to start an onboarding. */
@@ -371,10 +382,13 @@ int pl_pms_oauth_url(struct pl_session *s, const struct pl_pms_oauth_req *req,
 		goto failed;
 	if (!app_id) {
 		r = pl_err_set(err, PL_ECONFIG, "SIKKA_APP_ID is not set");
-		pl_err_hint(err, "export the system's Sikka app credentials SIKKA_APP_ID and SIKKA_APP_KEY");
+		pl_err_hint(
+		    err,
+		    "export the system's Sikka app credentials SIKKA_APP_ID and SIKKA_APP_KEY");
 		goto failed;
 	}
-	if ((r = pl_state_key(s->cfg, &key, err)) || (r = pl_account_require(db, req->account, err)) ||
+	if ((r = pl_state_key(s->cfg, &key, err)) ||
+	    (r = pl_account_require(db, req->account, err)) ||
 	    (r = require_integration(db, req->account, err)))
 		goto failed;
 	pl_strlcpy(st.account, req->account, sizeof(st.account));
@@ -388,10 +402,11 @@ int pl_pms_oauth_url(struct pl_session *s, const struct pl_pms_oauth_req *req,
 	iso_utc(st.expires_at, res->expires_at, sizeof(res->expires_at));
 	iso_utc(st.issued_at, issued, sizeof(issued));
 	{
-		char *a = pl_http_escape(app_id), *u = pl_http_escape(uri.buf), *t = pl_http_escape(res->state);
+		char *a = pl_http_escape(app_id), *u = pl_http_escape(uri.buf),
+		     *t = pl_http_escape(res->state);
 
 		pl_buf_addf(&url, "%s%sapp_id=%s&redirect_uri=%s&state=%s", authorize,
-			    strchr(authorize, '?') ? "&" : "?", a, u, t);
+		            strchr(authorize, '?') ? "&" : "?", a, u, t);
 		free(a);
 		free(u);
 		free(t);
@@ -406,18 +421,20 @@ int pl_pms_oauth_url(struct pl_session *s, const struct pl_pms_oauth_req *req,
 		const char *params[5] = {st.nonce, req->account, uri.buf, issued, res->expires_at};
 
 		r = pl_db_query(db, NULL,
-				"INSERT INTO oauth_states (nonce, account_id, redirect_uri, issued_at, expires_at)"
-				" VALUES ($1, $2, $3, $4, $5)",
-				5, params, err);
+		                "INSERT INTO oauth_states (nonce, account_id, redirect_uri, "
+		                "issued_at, expires_at)"
+		                " VALUES ($1, $2, $3, $4, $5)",
+		                5, params, err);
 	}
 	if (!r) {
 		const char *params[1] = {req->account};
 
-		r = pl_db_query(db, NULL,
-				"UPDATE pms_integrations SET status = 'CONNECTING', last_error = NULL,"
-				" updated_at = now() WHERE account_id = $1 AND provider = 'SIKKA'"
-				" AND status <> 'ACTIVE'",
-				1, params, err);
+		r = pl_db_query(
+		    db, NULL,
+		    "UPDATE pms_integrations SET status = 'CONNECTING', last_error = NULL,"
+		    " updated_at = now() WHERE account_id = $1 AND provider = 'SIKKA'"
+		    " AND status <> 'ACTIVE'",
+		    1, params, err);
 	}
 	r = pl_audit_finish(s, &ev, r, err);
 	goto out;
@@ -515,9 +532,10 @@ int pl_pms_parse_redirect(const char *url, struct pl_pms_redirect *out, struct p
 			if (!value || *field) {
 				free(value);
 				pl_pms_redirect_release(out);
-				return pl_err_set(err, PL_EBADINPUT,
-						  "the redirect URL has a malformed or repeated '%.*s'",
-						  (int)(eq - q), q);
+				return pl_err_set(
+				    err, PL_EBADINPUT,
+				    "the redirect URL has a malformed or repeated '%.*s'",
+				    (int)(eq - q), q);
 			}
 			*field = value;
 		}
@@ -530,7 +548,8 @@ int pl_pms_parse_redirect(const char *url, struct pl_pms_redirect *out, struct p
 	}
 	if (!out->code && !out->error) {
 		pl_pms_redirect_release(out);
-		return pl_err_set(err, PL_EBADINPUT, "the redirect URL has neither a code nor an error");
+		return pl_err_set(err, PL_EBADINPUT,
+		                  "the redirect URL has neither a code nor an error");
 	}
 	return 0;
 }
@@ -559,10 +578,11 @@ static int consume_state(struct pl_db *db, const struct pl_state *st, struct pl_
 	struct pl_db_res res = PL_DB_RES_INIT;
 	int r, used;
 
-	r = pl_db_query(db, &res,
-			"UPDATE oauth_states SET consumed_at = now() WHERE nonce = $1 AND account_id = $2"
-			" AND consumed_at IS NULL AND expires_at > now() RETURNING 1",
-			2, params, err);
+	r = pl_db_query(
+	    db, &res,
+	    "UPDATE oauth_states SET consumed_at = now() WHERE nonce = $1 AND account_id = $2"
+	    " AND consumed_at IS NULL AND expires_at > now() RETURNING 1",
+	    2, params, err);
 	if (r)
 		return r;
 	used = pl_db_rows(&res) == 0;
@@ -580,7 +600,7 @@ struct keys {
 
 /* Steps 3 and 4: code → office → practice → access on → request key. */
 static int fetch_keys(struct pl_session *s, const struct pl_pms_redirect *in, struct keys *k,
-		      struct pl_err *err)
+                      struct pl_err *err)
 {
 	struct pl_sikka sk;
 	struct pl_sikka_key exchanged = {0};
@@ -596,14 +616,17 @@ static int fetch_keys(struct pl_session *s, const struct pl_pms_redirect *in, st
 	if (r)
 		goto out;
 	if (!exchanged.issued_to[0]) {
-		r = pl_err_set(err, PL_EUPSTREAM, "Sikka's code exchange named no office (issued_to)");
+		r = pl_err_set(err, PL_EUPSTREAM,
+		               "Sikka's code exchange named no office (issued_to)");
 		goto out;
 	}
 	/* The redirect's office_id is a query parameter anyone can edit: issued_to is the truth. */
 	if (in->office_id && strcmp(in->office_id, exchanged.issued_to)) {
-		r = pl_err_set(err, PL_ESECURITY,
-			       "the redirect's office_id does not match the office the code was issued to");
-		pl_err_hint(err, "the redirect URL was altered: start again with 'parlae sikka oauth-url'");
+		r = pl_err_set(
+		    err, PL_ESECURITY,
+		    "the redirect's office_id does not match the office the code was issued to");
+		pl_err_hint(
+		    err, "the redirect URL was altered: start again with 'parlae sikka oauth-url'");
 		goto out;
 	}
 	if ((r = pl_sikka_authorized_practices(&sk, &list, &n, err)))
@@ -617,13 +640,15 @@ static int fetch_keys(struct pl_session *s, const struct pl_pms_redirect *in, st
 	}
 	if (!k->practice.office_id[0] || !k->practice.secret_key.len) {
 		r = pl_err_set(err, PL_ENOTFOUND, "no practice found: is the SPU running?");
-		pl_err_hint(err, "Sikka lists no authorized practice for office %s yet", exchanged.issued_to);
+		pl_err_hint(err, "Sikka lists no authorized practice for office %s yet",
+		            exchanged.issued_to);
 		goto out;
 	}
-	if ((r = pl_sikka_practice_location_on(&sk, k->practice.office_id, k->practice.practice_id, err)))
+	if ((r = pl_sikka_practice_location_on(&sk, k->practice.office_id, k->practice.practice_id,
+	                                       err)))
 		goto out;
 	r = pl_sikka_request_key(&sk, PL_SIKKA_REQUEST_KEY, k->practice.office_id,
-				 &k->practice.secret_key, &k->key, err);
+	                         &k->practice.secret_key, &k->key, err);
 out:
 	pl_secret_release(&code);
 	pl_sikka_key_release(&exchanged);
@@ -657,8 +682,8 @@ static time_t parse_iso(const char *s)
 	return timegm(&tm);
 }
 
-int pl_pms_keys_read(struct pl_store *st, const char *account, struct pl_pms_keys *k,
-		     char *version, struct pl_err *err)
+int pl_pms_keys_read(struct pl_store *st, const char *account, struct pl_pms_keys *k, char *version,
+                     struct pl_err *err)
 {
 	struct pl_secret blob = PL_SECRET_INIT;
 	struct pl_buf name = PL_BUF_INIT;
@@ -670,19 +695,24 @@ int pl_pms_keys_read(struct pl_store *st, const char *account, struct pl_pms_key
 	memset(k, 0, sizeof(*k));
 	pl_buf_addf(&name, PL_PMS_SECRET_PREFIX "%s", account);
 	r = pl_store_get(st, name.buf, NULL, &blob, version, err);
-	if (!r && pl_json_parse((const char *)blob.data, blob.len, blob.len + 1, 4, "secret", &o, &perr))
-		r = pl_err_set(err, PL_ECONFIG, "the secret %s is not what parlae stored", name.buf);
+	if (!r &&
+	    pl_json_parse((const char *)blob.data, blob.len, blob.len + 1, 4, "secret", &o, &perr))
+		r = pl_err_set(err, PL_ECONFIG, "the secret %s is not what parlae stored",
+		               name.buf);
 	if (!r) {
-		pl_strlcpy(k->office_id, pl_json_text0(o, "officeId", buf, sizeof(buf)), sizeof(k->office_id));
+		pl_strlcpy(k->office_id, pl_json_text0(o, "officeId", buf, sizeof(buf)),
+		           sizeof(k->office_id));
 		secret_field(o, "secretKey", &k->secret_key);
 		secret_field(o, "requestKey", &k->request_key);
 		secret_field(o, "refreshKey", &k->refresh_key);
 		k->token_expiry = parse_iso(json_string_value(json_object_get(o, "tokenExpiry")));
 		pl_strlcpy(k->practice_name, pl_json_text0(o, "practiceName", buf, sizeof(buf)),
-			   sizeof(k->practice_name));
-		pl_strlcpy(k->pms_type, pl_json_text0(o, "pmsType", buf, sizeof(buf)), sizeof(k->pms_type));
+		           sizeof(k->practice_name));
+		pl_strlcpy(k->pms_type, pl_json_text0(o, "pmsType", buf, sizeof(buf)),
+		           sizeof(k->pms_type));
 		if (!k->request_key.len)
-			r = pl_err_set(err, PL_ECONFIG, "the secret %s holds no request key", name.buf);
+			r = pl_err_set(err, PL_ECONFIG, "the secret %s holds no request key",
+			               name.buf);
 	}
 	pl_json_wipe_decref(o);
 	pl_secret_release(&blob);
@@ -698,7 +728,7 @@ static const char *sdata(const struct pl_secret *s)
 }
 
 int pl_pms_keys_write(struct pl_store *st, const char *account, const struct pl_pms_keys *k,
-		      const char *expected, char *version, struct pl_err *err)
+                      const char *expected, char *version, struct pl_err *err)
 {
 	struct pl_secret blob = PL_SECRET_INIT;
 	struct pl_buf name = PL_BUF_INIT;
@@ -707,10 +737,11 @@ int pl_pms_keys_write(struct pl_store *st, const char *account, const struct pl_
 	int r;
 
 	iso_utc(k->token_expiry, expiry, sizeof(expiry));
-	o = json_pack("{s:s, s:s%, s:s%, s:s%, s:s, s:s, s:s}", "officeId", k->office_id, "secretKey",
-		      sdata(&k->secret_key), k->secret_key.len, "requestKey", sdata(&k->request_key),
-		      k->request_key.len, "refreshKey", sdata(&k->refresh_key), k->refresh_key.len,
-		      "tokenExpiry", expiry, "practiceName", k->practice_name, "pmsType", k->pms_type);
+	o = json_pack("{s:s, s:s%, s:s%, s:s%, s:s, s:s, s:s}", "officeId", k->office_id,
+	              "secretKey", sdata(&k->secret_key), k->secret_key.len, "requestKey",
+	              sdata(&k->request_key), k->request_key.len, "refreshKey",
+	              sdata(&k->refresh_key), k->refresh_key.len, "tokenExpiry", expiry,
+	              "practiceName", k->practice_name, "pmsType", k->pms_type);
 	text = pl_json_dump(o);
 	pl_secret_set(&blob, text, strlen(text));
 	explicit_bzero(text, strlen(text));
@@ -725,7 +756,7 @@ int pl_pms_keys_write(struct pl_store *st, const char *account, const struct pl_
 
 /* Step 6: ACTIVE with the reference, in the transaction that records the success. */
 static int activate(struct pl_session *s, const char *account, const struct keys *k,
-		    const char *ref, const char *version, struct pl_err *err)
+                    const char *ref, const char *version, struct pl_err *err)
 {
 	char expiry[32];
 	const char *params[8];
@@ -739,18 +770,19 @@ static int activate(struct pl_session *s, const char *account, const struct keys
 	params[5] = version;
 	params[6] = expiry;
 	params[7] = has_native_slots(k->practice.pms_type) ? "true" : "false";
-	return pl_db_query(&s->db, NULL,
-			   "UPDATE pms_integrations SET status = 'ACTIVE', office_id = $2,"
-			   " practice_name = $3, pms_type = $4, secret_ref = $5, secret_version = $6,"
-			   " token_expiry = $7, last_error = NULL, last_sync_at = now(),"
-			   " features = features || jsonb_build_object('availableSlots', $8::boolean),"
-			   " updated_at = now() WHERE account_id = $1 AND provider = 'SIKKA'",
-			   8, params, err);
+	return pl_db_query(
+	    &s->db, NULL,
+	    "UPDATE pms_integrations SET status = 'ACTIVE', office_id = $2,"
+	    " practice_name = $3, pms_type = $4, secret_ref = $5, secret_version = $6,"
+	    " token_expiry = $7, last_error = NULL, last_sync_at = now(),"
+	    " features = features || jsonb_build_object('availableSlots', $8::boolean),"
+	    " updated_at = now() WHERE account_id = $1 AND provider = 'SIKKA'",
+	    8, params, err);
 }
 
 /* Any failure once the account is known: ERROR with last_error, and the failure recorded. */
 static void mark_failed(struct pl_session *s, const struct pl_audit_event *ev, int code,
-			const char *message)
+                        const char *message)
 {
 	struct pl_err ignored = PL_ERR_INIT;
 	const char *params[2] = {ev->account_id, message};
@@ -758,19 +790,20 @@ static void mark_failed(struct pl_session *s, const struct pl_audit_event *ev, i
 	pl_db_rollback(&s->db);
 	if (!s->db.conn || pl_db_begin(&s->db, &ignored))
 		return;
-	if (!pl_db_query(&s->db, NULL,
-			 /* A connected practice whose re-authorization failed keeps working keys. */
-			 "UPDATE pms_integrations SET status = CASE WHEN status = 'ACTIVE' THEN status"
-			 " ELSE 'ERROR' END, last_error = $2, updated_at = now()"
-			 " WHERE account_id = $1 AND provider = 'SIKKA'",
-			 2, params, &ignored) &&
+	if (!pl_db_query(
+	        &s->db, NULL,
+	        /* A connected practice whose re-authorization failed keeps working keys. */
+	        "UPDATE pms_integrations SET status = CASE WHEN status = 'ACTIVE' THEN status"
+	        " ELSE 'ERROR' END, last_error = $2, updated_at = now()"
+	        " WHERE account_id = $1 AND provider = 'SIKKA'",
+	        2, params, &ignored) &&
 	    !pl_audit_append(s, ev, code, &ignored))
 		pl_db_commit(&s->db, &ignored);
 	pl_db_rollback(&s->db);
 }
 
 int pl_pms_callback(struct pl_session *s, const struct pl_pms_redirect *in,
-		    struct pl_pms_callback_res *res, struct pl_err *err)
+                    struct pl_pms_callback_res *res, struct pl_err *err)
 {
 	struct pl_audit_event ev = {NULL, "sikka.callback", "pms_integration", NULL, NULL};
 	struct pl_secret key = PL_SECRET_INIT;
@@ -799,7 +832,8 @@ int pl_pms_callback(struct pl_session *s, const struct pl_pms_redirect *in,
 		pl_strlcpy(res->status, "verified", sizeof(res->status));
 		goto out;
 	}
-	/* The code is single-use: everything that could refuse later is checked before spending it. */
+	/* The code is single-use: everything that could refuse later is checked before spending it.
+	 */
 	{
 		struct pl_sikka sk;
 
@@ -836,7 +870,8 @@ int pl_pms_callback(struct pl_session *s, const struct pl_pms_redirect *in,
 		keys.request_key = k.key.request_key;
 		keys.refresh_key = k.key.refresh_key;
 		keys.token_expiry = k.key.expires_at;
-		pl_strlcpy(keys.practice_name, k.practice.practice_name, sizeof(keys.practice_name));
+		pl_strlcpy(keys.practice_name, k.practice.practice_name,
+		           sizeof(keys.practice_name));
 		pl_strlcpy(keys.pms_type, k.practice.pms_type, sizeof(keys.pms_type));
 		/* keys borrows k's secrets: k releases them. */
 		if ((r = pl_pms_keys_write(store, st.account, &keys, NULL, version, err)))
@@ -844,8 +879,8 @@ int pl_pms_callback(struct pl_session *s, const struct pl_pms_redirect *in,
 	}
 	/* Step 6. */
 	{
-		json_t *m = json_pack("{s:s, s:s, s:s}", "officeId", k.practice.office_id, "pmsType",
-				      k.practice.pms_type, "secretVersion", version);
+		json_t *m = json_pack("{s:s, s:s, s:s}", "officeId", k.practice.office_id,
+		                      "pmsType", k.practice.pms_type, "secretVersion", version);
 		char *text = pl_json_dump(m);
 
 		pl_buf_adds(&meta, text ? text : "{}");
@@ -853,7 +888,8 @@ int pl_pms_callback(struct pl_session *s, const struct pl_pms_redirect *in,
 		json_decref(m);
 	}
 	ev.metadata = meta.buf;
-	if (!(r = pl_db_begin(db, err)) && !(r = activate(s, st.account, &k, ref.buf, version, err)) &&
+	if (!(r = pl_db_begin(db, err)) &&
+	    !(r = activate(s, st.account, &k, ref.buf, version, err)) &&
 	    !(r = pl_audit_append(s, &ev, PL_OK, err)))
 		r = pl_db_commit(db, err);
 	if (!r)
@@ -887,7 +923,7 @@ static char *dup_or_null(const char *s)
 }
 
 static int read_status(struct pl_db *db, const char *account, struct pl_pms_status *st,
-		       struct pl_err *err)
+                       struct pl_err *err)
 {
 	struct pl_db_res res = PL_DB_RES_INIT;
 	const char *params[1] = {account};
@@ -895,13 +931,14 @@ static int read_status(struct pl_db *db, const char *account, struct pl_pms_stat
 	int r;
 
 	pl_pms_status_release(st);
-	r = pl_db_query(db, &res,
-			"SELECT p.status, p.practice_name, p.pms_type, p.office_id, p.last_error,"
-			" to_char(p.token_expiry AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-			" to_char(p.last_sync_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-			" FROM accounts a LEFT JOIN pms_integrations p"
-			" ON p.account_id = a.id AND p.provider = 'SIKKA' WHERE a.id = $1",
-			1, params, err);
+	r = pl_db_query(
+	    db, &res,
+	    "SELECT p.status, p.practice_name, p.pms_type, p.office_id, p.last_error,"
+	    " to_char(p.token_expiry AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+	    " to_char(p.last_sync_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+	    " FROM accounts a LEFT JOIN pms_integrations p"
+	    " ON p.account_id = a.id AND p.provider = 'SIKKA' WHERE a.id = $1",
+	    1, params, err);
 	if (r)
 		return r;
 	if (pl_db_rows(&res) == 0) {
@@ -925,7 +962,7 @@ static int read_status(struct pl_db *db, const char *account, struct pl_pms_stat
 }
 
 int pl_pms_status(struct pl_session *s, const char *account, struct pl_pms_status *st,
-		  struct pl_err *err)
+                  struct pl_err *err)
 {
 	struct pl_db *db;
 	int r;
@@ -949,8 +986,8 @@ static int settled(const struct pl_pms_status *st)
 	return !strcmp(st->status, "connected") || !strcmp(st->status, "failed");
 }
 
-int pl_pms_wait(struct pl_session *s, const char *account, double timeout,
-		struct pl_pms_status *st, struct pl_err *err)
+int pl_pms_wait(struct pl_session *s, const char *account, double timeout, struct pl_pms_status *st,
+                struct pl_err *err)
 {
 	double deadline = now_seconds() + timeout;
 	struct pl_db *db;
@@ -970,9 +1007,10 @@ int pl_pms_wait(struct pl_session *s, const char *account, double timeout,
 		do {
 			left = deadline - now_seconds();
 			if (left <= 0) {
-				pl_err_set(err, PL_ETIMEOUT, "account '%s' is still %s after %g s", account,
-					   st->status, timeout);
-				return pl_err_hint(err, "finish the authorization in the browser, or wait longer with --wait=SECONDS");
+				pl_err_set(err, PL_ETIMEOUT, "account '%s' is still %s after %g s",
+				           account, st->status, timeout);
+				return pl_err_hint(err, "finish the authorization in the browser, "
+				                        "or wait longer with --wait=SECONDS");
 			}
 			if ((r = pl_db_wait(db, (long)(left * 1000) + 1, &notified, err)))
 				return r;

@@ -24,14 +24,14 @@ struct pl_pms_setup_req {
 
 struct pl_pms_setup_res {
 	char provider[16];
-	char status[16];	/* pending | connecting | connected | failed */
+	char status[16];     /* pending | connecting | connected | failed */
 	char *features_json; /* owned; free() */
-	char *config_json;	/* owned; free() */
+	char *config_json;   /* owned; free() */
 };
 
 /* Tests the app credentials live, then records provider, config and status (audited). */
 int pl_pms_setup(struct pl_session *s, const struct pl_pms_setup_req *req,
-		 struct pl_pms_setup_res *res, struct pl_err *err);
+                 struct pl_pms_setup_res *res, struct pl_err *err);
 void pl_pms_setup_res_release(struct pl_pms_setup_res *res);
 
 /* "mon-fri 08:00-12:00,13:00-17:00; sat 09:00-13:00" → {"mon":[["08:00","12:00"],...],...}
@@ -41,7 +41,7 @@ int pl_pms_parse_hours(const char *spec, char **json, struct pl_err *err);
 struct pl_pms_oauth_req {
 	const char *account;
 	const char *redirect_uri; /* NULL: $APP_BASE_URL/pms/sikka/oauth/callback */
-	long ttl;		  /* seconds; 0: 600 */
+	long ttl;                 /* seconds; 0: 600 */
 };
 
 struct pl_pms_oauth_res {
@@ -51,7 +51,7 @@ struct pl_pms_oauth_res {
 };
 
 int pl_pms_oauth_url(struct pl_session *s, const struct pl_pms_oauth_req *req,
-		     struct pl_pms_oauth_res *res, struct pl_err *err);
+                     struct pl_pms_oauth_res *res, struct pl_err *err);
 void pl_pms_oauth_res_release(struct pl_pms_oauth_res *res);
 
 /* The parts of the redirect the practice's browser landed on. Strings owned. */
@@ -73,7 +73,7 @@ struct pl_pms_callback_res {
 
 /* The contract's callback steps 1-6. res->account is set as soon as the state is trusted. */
 int pl_pms_callback(struct pl_session *s, const struct pl_pms_redirect *in,
-		    struct pl_pms_callback_res *res, struct pl_err *err);
+                    struct pl_pms_callback_res *res, struct pl_err *err);
 
 /* What the store keeps under parlae/pms/sikka/ACCOUNT (invariant 1: never the database). */
 struct pl_pms_keys {
@@ -87,12 +87,12 @@ struct pl_pms_keys {
 struct pl_store;
 
 /* Read the account's keys (current version, or PL_ENOTFOUND); version may be NULL. */
-int pl_pms_keys_read(struct pl_store *st, const char *account, struct pl_pms_keys *k,
-		     char *version, struct pl_err *err);
+int pl_pms_keys_read(struct pl_store *st, const char *account, struct pl_pms_keys *k, char *version,
+                     struct pl_err *err);
 /* Write them as a new version (only over `expected` when it is not NULL: see
  * pl_store_put_if); version receives its id. */
 int pl_pms_keys_write(struct pl_store *st, const char *account, const struct pl_pms_keys *k,
-		      const char *expected, char *version, struct pl_err *err);
+                      const char *expected, char *version, struct pl_err *err);
 void pl_pms_keys_release(struct pl_pms_keys *k);
 
 struct pl_pms_status {
@@ -100,19 +100,19 @@ struct pl_pms_status {
 	char status[16]; /* pending | connecting | connected | failed */
 	char provider[16];
 	char *practice_name, *pms_type, *office_id, *last_error; /* owned, NULL if none */
-	char token_expiry[32], last_sync_at[32];		    /* "" if none */
+	char token_expiry[32], last_sync_at[32];                 /* "" if none */
 };
 
 /* The connection status of one account; PL_ENOTFOUND if it does not exist. */
 int pl_pms_status(struct pl_session *s, const char *account, struct pl_pms_status *st,
-		  struct pl_err *err);
+                  struct pl_err *err);
 
 /*
  * Wait until the account is connected or failed: LISTEN first, then read, then wake on each
  * notification and read again. PL_ETIMEOUT after timeout seconds (st holds the last state).
  */
-int pl_pms_wait(struct pl_session *s, const char *account, double timeout,
-		struct pl_pms_status *st, struct pl_err *err);
+int pl_pms_wait(struct pl_session *s, const char *account, double timeout, struct pl_pms_status *st,
+                struct pl_err *err);
 void pl_pms_status_release(struct pl_pms_status *st);
 
 #endif

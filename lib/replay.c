@@ -117,9 +117,9 @@ static int load_path(const char *path, struct items *l, struct pl_err *err)
 		struct pl_buf full = PL_BUF_INIT;
 
 		/* In a directory only messages count: a README beside them is not one. */
-		if (e->d_name[0] == '.' || !(has_suffix(e->d_name, ".json") ||
-					     has_suffix(e->d_name, ".jsonl") ||
-					     has_suffix(e->d_name, ".ndjson")))
+		if (e->d_name[0] == '.' ||
+		    !(has_suffix(e->d_name, ".json") || has_suffix(e->d_name, ".jsonl") ||
+		      has_suffix(e->d_name, ".ndjson")))
 			continue;
 		pl_buf_addf(&full, "%s/%s", path, e->d_name);
 		if (stat(full.buf, &st) == 0 && S_ISREG(st.st_mode)) {
@@ -205,8 +205,8 @@ static int next_job(struct pl_http_job *job, void *arg)
 	job->req.method = "POST";
 	job->req.url = st->req->target;
 	/* hmac is signed now, as the request leaves */
-	job->req.headers = (const char *const *)pl_vapi_auth_headers(st->req->auth, st->secret,
-								      it->body, it->len);
+	job->req.headers =
+	    (const char *const *)pl_vapi_auth_headers(st->req->auth, st->secret, it->body, it->len);
 	job->req.body = it->body;
 	job->req.body_len = it->len;
 	job->req.peer = "the target";
@@ -251,8 +251,8 @@ static double percentile(const double *sorted, size_t n, double p)
 	return sorted[i < n ? i : n - 1];
 }
 
-int pl_replay(struct pl_session *s, const struct pl_replay_req *req,
-	      struct pl_replay_summary *sum, struct pl_err *err)
+int pl_replay(struct pl_session *s, const struct pl_replay_req *req, struct pl_replay_summary *sum,
+              struct pl_err *err)
 {
 	struct items items = {0};
 	double start, *lat;
@@ -267,7 +267,8 @@ int pl_replay(struct pl_session *s, const struct pl_replay_req *req,
 	start = now_ms();
 	if (req->target) {
 		struct pl_http http;
-		struct send_state st = {req, pl_config_get(s->cfg, "VAPI_WEBHOOK_SECRET"), &items, 0, 0};
+		struct send_state st = {req, pl_config_get(s->cfg, "VAPI_WEBHOOK_SECRET"), &items,
+		                        0, 0};
 
 		if (!st.secret) {
 			r = pl_err_set(err, PL_ECONFIG, "VAPI_WEBHOOK_SECRET is not set");

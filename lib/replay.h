@@ -30,7 +30,7 @@ struct pl_replay_summary {
 };
 
 /* PL_EUSAGE/PL_EBADINPUT when the inputs cannot be read; otherwise 0 and the summary. */
-int pl_replay(struct pl_session *s, const struct pl_replay_req *req,
-	      struct pl_replay_summary *sum, struct pl_err *err);
+int pl_replay(struct pl_session *s, const struct pl_replay_req *req, struct pl_replay_summary *sum,
+              struct pl_err *err);
 
 #endif

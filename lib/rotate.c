@@ -44,17 +44,17 @@ static void unlock(struct pl_db *db, const char *account)
 
 /* The row as it is now that the lock is held. */
 static int read_row(struct pl_db *db, const char *account, char *version, size_t vsize,
-		    time_t *expiry, struct pl_err *err)
+                    time_t *expiry, struct pl_err *err)
 {
 	struct pl_db_res res = PL_DB_RES_INIT;
 	const char *params[1] = {account};
 	int r;
 
 	r = pl_db_query(db, &res,
-			"SELECT secret_version, extract(epoch FROM token_expiry)::bigint"
-			" FROM pms_integrations WHERE account_id = $1 AND provider = 'SIKKA'"
-			" AND status = 'ACTIVE'",
-			1, params, err);
+	                "SELECT secret_version, extract(epoch FROM token_expiry)::bigint"
+	                " FROM pms_integrations WHERE account_id = $1 AND provider = 'SIKKA'"
+	                " AND status = 'ACTIVE'",
+	                1, params, err);
 	if (r)
 		return r;
 	if (pl_db_rows(&res) == 0) {
@@ -70,7 +70,7 @@ static int read_row(struct pl_db *db, const char *account, char *version, size_t
 
 /* Refresh with the refresh key; if Sikka rejects it (not merely fails), use the secret key. */
 static int refresh(struct pl_sikka *sk, const struct pl_pms_keys *k, struct pl_sikka_key *out,
-		   int *fallback, struct pl_err *err)
+                   int *fallback, struct pl_err *err)
 {
 	int r = PL_ENOTFOUND;
 
@@ -81,11 +81,12 @@ static int refresh(struct pl_sikka *sk, const struct pl_pms_keys *k, struct pl_s
 			return r;
 	}
 	*fallback = 1;
-	return pl_sikka_request_key(sk, PL_SIKKA_REQUEST_KEY, k->office_id, &k->secret_key, out, err);
+	return pl_sikka_request_key(sk, PL_SIKKA_REQUEST_KEY, k->office_id, &k->secret_key, out,
+	                            err);
 }
 
-static int record(struct pl_session *s, const char *account, const char *version,
-		  time_t expiry, int fallback, struct pl_err *err)
+static int record(struct pl_session *s, const char *account, const char *version, time_t expiry,
+                  int fallback, struct pl_err *err)
 {
 	struct pl_audit_event ev = {account, "secrets.rotate", "pms_integration", NULL, NULL};
 	char exp[32], meta[160];
@@ -95,22 +96,24 @@ static int record(struct pl_session *s, const char *account, const char *version
 
 	gmtime_r(&expiry, &tm);
 	strftime(exp, sizeof(exp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	snprintf(meta, sizeof(meta), "{\"secretVersion\":\"%s\",\"tokenExpiry\":\"%s\",\"fallback\":%s}",
-		 version, exp, fallback ? "true" : "false");
+	snprintf(meta, sizeof(meta),
+	         "{\"secretVersion\":\"%s\",\"tokenExpiry\":\"%s\",\"fallback\":%s}", version, exp,
+	         fallback ? "true" : "false");
 	ev.resource_id = account;
 	ev.metadata = meta;
 	if (!(r = pl_db_begin(&s->db, err)))
-		r = pl_db_query(&s->db, NULL,
-				"UPDATE pms_integrations SET secret_version = $2, token_expiry = $3,"
-				" last_sync_at = now(), last_error = NULL, updated_at = now()"
-				" WHERE account_id = $1 AND provider = 'SIKKA'",
-				3, params, err);
+		r = pl_db_query(
+		    &s->db, NULL,
+		    "UPDATE pms_integrations SET secret_version = $2, token_expiry = $3,"
+		    " last_sync_at = now(), last_error = NULL, updated_at = now()"
+		    " WHERE account_id = $1 AND provider = 'SIKKA'",
+		    3, params, err);
 	return pl_audit_finish(s, &ev, r, err);
 }
 
 int pl_rotate_account(struct pl_session *s, struct pl_store *store, struct pl_sikka *sk,
-		      const struct pl_rotate_req *req, struct pl_rotate_res *res,
-		      struct pl_err *err)
+                      const struct pl_rotate_req *req, struct pl_rotate_res *res,
+                      struct pl_err *err)
 {
 	struct pl_pms_keys k = {0};
 	struct pl_sikka_key fresh = {0};
@@ -140,7 +143,7 @@ int pl_rotate_account(struct pl_session *s, struct pl_store *store, struct pl_si
 	pl_strlcpy(res->version, stored, sizeof(res->version));
 	res->expires_at = k.token_expiry;
 	if (req->stale_version ? strcmp(req->stale_version, stored) != 0
-			       : !req->force && k.token_expiry > time(NULL) + req->within) {
+	                       : !req->force && k.token_expiry > time(NULL) + req->within) {
 		res->outcome = PL_ROTATE_NOT_DUE;
 		goto out;
 	}
@@ -169,7 +172,7 @@ int pl_rotate_account(struct pl_session *s, struct pl_store *store, struct pl_si
 out:
 	if (r && r != PL_ENOTFOUND && !recorded) {
 		struct pl_audit_event ev = {req->account, "secrets.rotate", "pms_integration",
-					    req->account, NULL};
+		                            req->account, NULL};
 		struct pl_err ignored = PL_ERR_INIT;
 
 		if (!s->db.in_tx && !s->dry_run)
@@ -275,9 +278,10 @@ static struct item *prepare(struct batch *b, const char *account)
 		goto settled;
 	}
 	it->fallback = !it->keys.refresh_key.len;
-	body = it->fallback ? pl_sikka_key_body(b->sk, PL_SIKKA_REQUEST_KEY, it->keys.office_id,
-						&it->keys.secret_key)
-			    : pl_sikka_key_body(b->sk, PL_SIKKA_REFRESH_KEY, NULL, &it->keys.refresh_key);
+	body = it->fallback
+	           ? pl_sikka_key_body(b->sk, PL_SIKKA_REQUEST_KEY, it->keys.office_id,
+	                               &it->keys.secret_key)
+	           : pl_sikka_key_body(b->sk, PL_SIKKA_REFRESH_KEY, NULL, &it->keys.refresh_key);
 	pl_sikka_call_init(b->sk, &it->call, "POST", "/v4/request_key", NULL, body, NULL, 0);
 	explicit_bzero(body, strlen(body));
 	free(body);
@@ -338,7 +342,7 @@ static void job_done(struct pl_http_job *job, void *arg)
 		err = job->err;
 	else
 		r = pl_sikka_answer(b->sk, &it->call, job->resp.status, job->resp.body.buf,
-				    job->resp.body.len, &doc, &err);
+		                    job->resp.body.len, &doc, &err);
 	if (!r)
 		r = pl_sikka_key_from(doc, &fresh, &err);
 	pl_json_wipe_decref(doc);
@@ -348,14 +352,15 @@ static void job_done(struct pl_http_job *job, void *arg)
 		it->fallback = 1;
 		pl_err_clear(&err);
 		r = pl_sikka_request_key(b->sk, PL_SIKKA_REQUEST_KEY, it->keys.office_id,
-					 &it->keys.secret_key, &fresh, &err);
+		                         &it->keys.secret_key, &fresh, &err);
 	}
 	if (!r)
 		r = finish(b, it, &fresh, &err);
 	if (r)
 		failed(b, it->account, &err);
 	else
-		report(b, it->account, "rotated", it->fallback ? "new key from the secret key" : NULL);
+		report(b, it->account, "rotated",
+		       it->fallback ? "new key from the secret key" : NULL);
 	pl_sikka_key_release(&fresh);
 	unlock(&b->s->db, it->account);
 	item_free(it);
@@ -377,11 +382,11 @@ static int candidates(struct batch *b, struct pl_err *err)
 	/* Not-due accounts are counted here and never locked; each due one is checked again. */
 	snprintf(within, sizeof(within), "%ld", b->req->within);
 	r = pl_db_query(&b->s->db, &res,
-			"SELECT account_id, $2::boolean OR token_expiry IS NULL"
-			" OR token_expiry < now() + make_interval(secs => $1::double precision)"
-			" FROM pms_integrations WHERE provider = 'SIKKA' AND status = 'ACTIVE'"
-			" ORDER BY account_id",
-			2, params, err);
+	                "SELECT account_id, $2::boolean OR token_expiry IS NULL"
+	                " OR token_expiry < now() + make_interval(secs => $1::double precision)"
+	                " FROM pms_integrations WHERE provider = 'SIKKA' AND status = 'ACTIVE'"
+	                " ORDER BY account_id",
+	                2, params, err);
 	if (r)
 		return r;
 	b->accounts = pl_xcalloc((size_t)pl_db_rows(&res) + 1, sizeof(*b->accounts));
@@ -396,7 +401,7 @@ static int candidates(struct batch *b, struct pl_err *err)
 }
 
 int pl_rotate_batch(struct pl_session *s, const struct pl_rotate_batch_req *req,
-		    struct pl_rotate_summary *sum, struct pl_err *err)
+                    struct pl_rotate_summary *sum, struct pl_err *err)
 {
 	struct batch b = {s, NULL, NULL, req, sum, NULL, 0, 0, 0};
 	struct pl_sikka sk;
@@ -416,7 +421,8 @@ int pl_rotate_batch(struct pl_session *s, const struct pl_rotate_batch_req *req,
 	if (r)
 		r = pl_err_set(err, PL_EINTERNAL, "cannot start the transfers");
 	else if (!pl_db_alive(db) && sum->failed) {
-		r = pl_err_set(err, PL_EDATABASE, "lost the connection to the database during the rotation");
+		r = pl_err_set(err, PL_EDATABASE,
+		               "lost the connection to the database during the rotation");
 		pl_err_hint(err, "the accounts not rotated keep their keys: run it again");
 	}
 out:
@@ -435,7 +441,7 @@ int pl_rotate_status(const struct pl_rotate_summary *sum)
 	if (sum->rotated + sum->skipped + sum->not_due)
 		return PL_EPARTIAL;
 	return sum->fail_code == PL_ECONFIG || sum->fail_code == PL_ENOTFOUND ? sum->fail_code
-									       : PL_EUPSTREAM;
+	                                                                      : PL_EUPSTREAM;
 }
 
 int pl_rotate_master_key(struct pl_session *s, size_t *n, struct pl_err *err)

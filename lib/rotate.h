@@ -27,8 +27,8 @@ struct pl_rotate_req {
 
 enum pl_rotate_outcome {
 	PL_ROTATED,
-	PL_ROTATE_NOT_DUE,    /* fresh enough, or someone else just refreshed it */
-	PL_ROTATE_LOCKED,     /* another process holds it: counted as done by that process */
+	PL_ROTATE_NOT_DUE, /* fresh enough, or someone else just refreshed it */
+	PL_ROTATE_LOCKED,  /* another process holds it: counted as done by that process */
 };
 
 struct pl_rotate_res {
@@ -39,15 +39,15 @@ struct pl_rotate_res {
 };
 
 int pl_rotate_account(struct pl_session *s, struct pl_store *store, struct pl_sikka *sk,
-		      const struct pl_rotate_req *req, struct pl_rotate_res *res,
-		      struct pl_err *err);
+                      const struct pl_rotate_req *req, struct pl_rotate_res *res,
+                      struct pl_err *err);
 
 struct pl_rotate_batch_req {
 	const char *const *accounts; /* the accounts to rotate, or NULL with all */
 	size_t naccounts;
-	int all;      /* every connected (ACTIVE) integration */
-	long within;  /* seconds: rotate keys expiring sooner than this */
-	int force;    /* due or not */
+	int all;     /* every connected (ACTIVE) integration */
+	long within; /* seconds: rotate keys expiring sooner than this */
+	int force;   /* due or not */
 	int concurrency;
 	void (*progress)(size_t done, size_t total, void *arg);
 	/* Each account's outcome: rotated, skipped, not_due or failed (with why). */
@@ -68,7 +68,7 @@ struct pl_rotate_summary {
  * the whole batch from running (database, store, Sikka credentials).
  */
 int pl_rotate_batch(struct pl_session *s, const struct pl_rotate_batch_req *req,
-		    struct pl_rotate_summary *sum, struct pl_err *err);
+                    struct pl_rotate_summary *sum, struct pl_err *err);
 
 /*
  * Exit status of a batch: 0 none failed, 9 some; when all failed, their common cause if they

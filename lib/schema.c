@@ -24,7 +24,7 @@ static void fill_applied_at(struct pl_db *db, struct pl_schema_status *before, s
 }
 
 int pl_schema_migrate(struct pl_session *s, struct pl_schema_status *before, size_t *applied,
-		      struct pl_err *err)
+                      struct pl_err *err)
 {
 	struct pl_audit_event ev = {NULL, "db.migrate", "schema", NULL, NULL};
 	struct pl_buf meta = PL_BUF_INIT;
@@ -45,10 +45,11 @@ int pl_schema_migrate(struct pl_session *s, struct pl_schema_status *before, siz
 		pl_buf_addf(&meta, "%s%d", i ? "," : "", before->pending[i].version);
 	pl_buf_adds(&meta, "]}");
 	snprintf(version, sizeof(version), "%d",
-		 *applied ? before->pending[*applied - 1].version : before->version);
+	         *applied ? before->pending[*applied - 1].version : before->version);
 	ev.resource_id = version;
 	ev.metadata = meta.buf;
-	/* A failure before the audit table exists cannot be recorded: finish is best effort then. */
+	/* A failure before the audit table exists cannot be recorded: finish is best effort then.
+	 */
 	r = pl_audit_finish(s, &ev, r, err);
 	pl_buf_release(&meta);
 	return r;

@@ -14,6 +14,6 @@
  * the audit table exists.
  */
 int pl_schema_migrate(struct pl_session *s, struct pl_schema_status *before, size_t *applied,
-		      struct pl_err *err);
+                      struct pl_err *err);
 
 #endif

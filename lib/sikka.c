@@ -19,8 +19,11 @@ int pl_sikka_init(struct pl_sikka *sk, const struct pl_config *cfg, struct pl_er
 	sk->app_id = pl_config_get(cfg, "SIKKA_APP_ID");
 	sk->app_key = pl_config_get(cfg, "SIKKA_APP_KEY");
 	if (!sk->app_id || !sk->app_key) {
-		pl_err_set(err, PL_ECONFIG, "%s is not set", !sk->app_id ? "SIKKA_APP_ID" : "SIKKA_APP_KEY");
-		return pl_err_hint(err, "export the system's Sikka app credentials SIKKA_APP_ID and SIKKA_APP_KEY");
+		pl_err_set(err, PL_ECONFIG, "%s is not set",
+		           !sk->app_id ? "SIKKA_APP_ID" : "SIKKA_APP_KEY");
+		return pl_err_hint(
+		    err,
+		    "export the system's Sikka app credentials SIKKA_APP_ID and SIKKA_APP_KEY");
 	}
 	if ((r = pl_http_init(&sk->http, cfg, err)))
 		return r;
@@ -51,8 +54,8 @@ static int map_code(const char *api, long status)
 	return PL_EUPSTREAM;
 }
 
-int pl_sikka_check(struct pl_sikka *sk, const char *call, long status, const char *body,
-		   size_t len, struct pl_err *err)
+int pl_sikka_check(struct pl_sikka *sk, const char *call, long status, const char *body, size_t len,
+                   struct pl_err *err)
 {
 	struct pl_err perr = PL_ERR_INIT;
 	json_t *doc = NULL, *env;
@@ -74,9 +77,13 @@ int pl_sikka_check(struct pl_sikka *sk, const char *call, long status, const cha
 	pl_strlcpy(sk->last_code, api, sizeof(sk->last_code));
 	code = map_code(api, status);
 	if (code == PL_ECONFIG) {
-		pl_err_set(err, code, "Sikka rejected the app credentials: check SIKKA_APP_ID / SIKKA_APP_KEY (%s)", api);
+		pl_err_set(
+		    err, code,
+		    "Sikka rejected the app credentials: check SIKKA_APP_ID / SIKKA_APP_KEY (%s)",
+		    api);
 	} else if (*api) {
-		pl_err_set(err, code, "Sikka %s failed: HTTP %ld %s: %.200s", call, status, api, msg);
+		pl_err_set(err, code, "Sikka %s failed: HTTP %ld %s: %.200s", call, status, api,
+		           msg);
 	} else {
 		pl_err_set(err, code, "Sikka %s failed: HTTP %ld", call, status);
 	}
@@ -87,8 +94,8 @@ int pl_sikka_check(struct pl_sikka *sk, const char *call, long status, const cha
 }
 
 void pl_sikka_call_init(struct pl_sikka *sk, struct pl_sikka_call *c, const char *method,
-			const char *path, const char *query, const char *body,
-			const char *extra_header, int idempotent)
+                        const char *path, const char *query, const char *body,
+                        const char *extra_header, int idempotent)
 {
 	size_t nh = 0;
 
@@ -129,7 +136,7 @@ void pl_sikka_call_release(struct pl_sikka_call *c)
 }
 
 int pl_sikka_answer(struct pl_sikka *sk, const struct pl_sikka_call *c, long status,
-		    const char *body, size_t len, json_t **doc, struct pl_err *err)
+                    const char *body, size_t len, json_t **doc, struct pl_err *err)
 {
 	int r = pl_sikka_check(sk, c->what, status, body, len, err);
 
@@ -143,8 +150,8 @@ int pl_sikka_answer(struct pl_sikka *sk, const struct pl_sikka_call *c, long sta
 
 /* One call: send, check the status, parse the body. *doc is a new reference on success. */
 static int call(struct pl_sikka *sk, const char *method, const char *path, const char *query,
-		const char *body, const char *extra_header, int idempotent, json_t **doc,
-		struct pl_err *err)
+                const char *body, const char *extra_header, int idempotent, json_t **doc,
+                struct pl_err *err)
 {
 	struct pl_sikka_call c;
 	struct pl_http_resp resp;
@@ -181,7 +188,7 @@ void pl_sikka_practices_free(struct pl_sikka_practice *p, size_t n)
 }
 
 int pl_sikka_authorized_practices(struct pl_sikka *sk, struct pl_sikka_practice **out, size_t *n,
-				  struct pl_err *err)
+                                  struct pl_err *err)
 {
 	struct pl_sikka_practice *v = NULL;
 	size_t count = 0, alloc = 0;
@@ -197,7 +204,8 @@ int pl_sikka_authorized_practices(struct pl_sikka *sk, struct pl_sikka_practice 
 		const char *total;
 
 		snprintf(query, sizeof(query), "offset=%d&limit=500", page);
-		if ((r = call(sk, "GET", "/v4/authorized_practices", query, NULL, NULL, 1, &doc, err)))
+		if ((r = call(sk, "GET", "/v4/authorized_practices", query, NULL, NULL, 1, &doc,
+		              err)))
 			break;
 		items = json_object_get(envelope(doc), "items");
 		got = json_array_size(items);
@@ -215,7 +223,8 @@ int pl_sikka_authorized_practices(struct pl_sikka *sk, struct pl_sikka_practice 
 			copy_text(p->office_id, sizeof(p->office_id), it, "office_id");
 			copy_text(p->practice_id, sizeof(p->practice_id), it, "practice_id");
 			copy_text(p->practice_name, sizeof(p->practice_name), it, "practice_name");
-			copy_text(p->pms_type, sizeof(p->pms_type), it, "practice_management_system");
+			copy_text(p->pms_type, sizeof(p->pms_type), it,
+			          "practice_management_system");
 			if (secret)
 				pl_secret_set(&p->secret_key, secret, strlen(secret));
 		}
@@ -236,10 +245,10 @@ int pl_sikka_authorized_practices(struct pl_sikka *sk, struct pl_sikka_practice 
 }
 
 int pl_sikka_practice_location_on(struct pl_sikka *sk, const char *office_id,
-				  const char *practice_id, struct pl_err *err)
+                                  const char *practice_id, struct pl_err *err)
 {
 	json_t *body = json_pack("{s:s, s:s, s:s}", "office_id", office_id, "practice_id",
-				 practice_id && *practice_id ? practice_id : "1", "access", "ON");
+	                         practice_id && *practice_id ? practice_id : "1", "access", "ON");
 	char *text = pl_json_dump(body);
 	json_t *doc = NULL;
 	int r;
@@ -278,7 +287,7 @@ static long parse_expires_in(const char *s)
 }
 
 char *pl_sikka_key_body(struct pl_sikka *sk, enum pl_sikka_grant grant, const char *office_id,
-			const struct pl_secret *credential)
+                        const struct pl_secret *credential)
 {
 	static const char *const grants[] = {"authorization_code", "request_key", "refresh_key"};
 	static const char *const fields[] = {"code", "secret_key", "refresh_key"};
@@ -289,7 +298,7 @@ char *pl_sikka_key_body(struct pl_sikka *sk, enum pl_sikka_grant grant, const ch
 	if (office_id)
 		json_object_set_new(body, "office_id", json_string(office_id));
 	json_object_set_new(body, fields[grant],
-			    json_stringn((const char *)credential->data, credential->len));
+	                    json_stringn((const char *)credential->data, credential->len));
 	json_object_set_new(body, "app_id", json_string(sk->app_id));
 	json_object_set_new(body, "app_key", json_string(sk->app_key));
 	text = pl_json_dump(body);
@@ -309,8 +318,9 @@ int pl_sikka_key_from(json_t *doc, struct pl_sikka_key *out, struct pl_err *err)
 	expires_in = parse_expires_in(pl_json_text(env, "expires_in", exp_buf, sizeof(exp_buf)));
 	ref_key = pl_json_text(env, "refresh_key", ref_buf, sizeof(ref_buf));
 	if (!req_key || !*req_key || expires_in < 0)
-		return pl_err_set(err, PL_EUPSTREAM,
-				  "Sikka's answer to POST /v4/request_key has no request_key or expires_in");
+		return pl_err_set(
+		    err, PL_EUPSTREAM,
+		    "Sikka's answer to POST /v4/request_key has no request_key or expires_in");
 	pl_secret_set(&out->request_key, req_key, strlen(req_key));
 	if (ref_key)
 		pl_secret_set(&out->refresh_key, ref_key, strlen(ref_key));
@@ -320,8 +330,8 @@ int pl_sikka_key_from(json_t *doc, struct pl_sikka_key *out, struct pl_err *err)
 }
 
 int pl_sikka_request_key(struct pl_sikka *sk, enum pl_sikka_grant grant, const char *office_id,
-			 const struct pl_secret *credential, struct pl_sikka_key *out,
-			 struct pl_err *err)
+                         const struct pl_secret *credential, struct pl_sikka_key *out,
+                         struct pl_err *err)
 {
 	char *text = pl_sikka_key_body(sk, grant, office_id, credential);
 	json_t *doc = NULL;
@@ -339,8 +349,8 @@ int pl_sikka_request_key(struct pl_sikka *sk, enum pl_sikka_grant grant, const c
 }
 
 int pl_sikka_data(struct pl_sikka *sk, const char *method, const char *path, const char *query,
-		  const char *body, const struct pl_secret *request_key, json_t **doc,
-		  struct pl_err *err)
+                  const char *body, const struct pl_secret *request_key, json_t **doc,
+                  struct pl_err *err)
 {
 	struct pl_buf header = PL_BUF_INIT;
 	json_t *raw = NULL;

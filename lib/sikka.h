@@ -16,10 +16,10 @@
 
 struct pl_sikka {
 	struct pl_http http;
-	char *base; /* SIKKA_API_URL, no trailing slash */
+	char *base;                   /* SIKKA_API_URL, no trailing slash */
 	const char *app_id, *app_key; /* from the environment, not owned */
-	char last_code[16];	      /* API code of the last error envelope, "" if none */
-	long last_status;	      /* HTTP status of the last response */
+	char last_code[16];           /* API code of the last error envelope, "" if none */
+	long last_status;             /* HTTP status of the last response */
 };
 
 /* Needs SIKKA_APP_ID and SIKKA_APP_KEY (PL_ECONFIG naming the one missing). */
@@ -36,17 +36,17 @@ struct pl_sikka_practice {
 
 /* GET /v4/authorized_practices: every practice that authorized the app (all pages). */
 int pl_sikka_authorized_practices(struct pl_sikka *sk, struct pl_sikka_practice **out, size_t *n,
-				  struct pl_err *err);
+                                  struct pl_err *err);
 void pl_sikka_practices_free(struct pl_sikka_practice *p, size_t n);
 
 /* POST /v4/practice_location: turn the app's access to the practice location on. */
 int pl_sikka_practice_location_on(struct pl_sikka *sk, const char *office_id,
-				  const char *practice_id, struct pl_err *err);
+                                  const char *practice_id, struct pl_err *err);
 
 enum pl_sikka_grant {
 	PL_SIKKA_AUTHORIZATION_CODE, /* credential: the redirect's code */
-	PL_SIKKA_REQUEST_KEY,	     /* credential: the office's secret key (office_id needed) */
-	PL_SIKKA_REFRESH_KEY,	     /* credential: the current refresh key */
+	PL_SIKKA_REQUEST_KEY,        /* credential: the office's secret key (office_id needed) */
+	PL_SIKKA_REFRESH_KEY,        /* credential: the current refresh key */
 };
 
 struct pl_sikka_key {
@@ -58,8 +58,8 @@ struct pl_sikka_key {
 
 /* POST /v4/request_key with one of the three grants. */
 int pl_sikka_request_key(struct pl_sikka *sk, enum pl_sikka_grant grant, const char *office_id,
-			 const struct pl_secret *credential, struct pl_sikka_key *out,
-			 struct pl_err *err);
+                         const struct pl_secret *credential, struct pl_sikka_key *out,
+                         struct pl_err *err);
 void pl_sikka_key_release(struct pl_sikka_key *k);
 
 /*
@@ -68,8 +68,8 @@ void pl_sikka_key_release(struct pl_sikka_key *k);
  * key is PL_EUPSTREAM with sk->last_code "API1025": callers refresh and retry once.
  */
 int pl_sikka_data(struct pl_sikka *sk, const char *method, const char *path, const char *query,
-		  const char *body, const struct pl_secret *request_key, json_t **doc,
-		  struct pl_err *err);
+                  const char *body, const struct pl_secret *request_key, json_t **doc,
+                  struct pl_err *err);
 
 /* Whether the last error was Sikka's "request key expired". */
 int pl_sikka_key_expired(const struct pl_sikka *sk);
@@ -83,24 +83,24 @@ struct pl_sikka_call {
 };
 
 void pl_sikka_call_init(struct pl_sikka *sk, struct pl_sikka_call *c, const char *method,
-			const char *path, const char *query, const char *body,
-			const char *extra_header, int idempotent);
+                        const char *path, const char *query, const char *body,
+                        const char *extra_header, int idempotent);
 void pl_sikka_call_release(struct pl_sikka_call *c);
 
 /* Interpret the answer to c: the error envelope, or the body as a new JSON reference. */
 int pl_sikka_answer(struct pl_sikka *sk, const struct pl_sikka_call *c, long status,
-		    const char *body, size_t len, json_t **doc, struct pl_err *err);
+                    const char *body, size_t len, json_t **doc, struct pl_err *err);
 
 /* The JSON body of a request_key call (the caller wipes and frees it), and its answer. */
 char *pl_sikka_key_body(struct pl_sikka *sk, enum pl_sikka_grant grant, const char *office_id,
-			const struct pl_secret *credential);
+                        const struct pl_secret *credential);
 int pl_sikka_key_from(json_t *doc, struct pl_sikka_key *out, struct pl_err *err);
 
 /*
  * Turn a response into an error when it is one: 0 for 2xx, else the envelope's message and
  * code mapped to a pl_err code. Also used by the data calls of lib/tools.
  */
-int pl_sikka_check(struct pl_sikka *sk, const char *call, long status, const char *body,
-		   size_t len, struct pl_err *err);
+int pl_sikka_check(struct pl_sikka *sk, const char *call, long status, const char *body, size_t len,
+                   struct pl_err *err);
 
 #endif

@@ -18,12 +18,16 @@ int pl_state_key(const struct pl_config *cfg, struct pl_secret *key, struct pl_e
 	const char *s = pl_config_get(cfg, "PARLAE_STATE_SECRET");
 
 	if (!s) {
-		pl_err_set(err, PL_ECONFIG, "PARLAE_STATE_SECRET is not set: it signs the OAuth state");
-		return pl_err_hint(err, "export PARLAE_STATE_SECRET with at least 32 random bytes, e.g. from 'openssl rand -hex 32'");
+		pl_err_set(err, PL_ECONFIG,
+		           "PARLAE_STATE_SECRET is not set: it signs the OAuth state");
+		return pl_err_hint(err, "export PARLAE_STATE_SECRET with at least 32 random bytes, "
+		                        "e.g. from 'openssl rand -hex 32'");
 	}
 	if (strlen(s) < PL_STATE_MIN_SECRET) {
-		pl_err_set(err, PL_ECONFIG, "PARLAE_STATE_SECRET is shorter than %d bytes", PL_STATE_MIN_SECRET);
-		return pl_err_hint(err, "use at least 32 random bytes, e.g. from 'openssl rand -hex 32'");
+		pl_err_set(err, PL_ECONFIG, "PARLAE_STATE_SECRET is shorter than %d bytes",
+		           PL_STATE_MIN_SECRET);
+		return pl_err_hint(
+		    err, "use at least 32 random bytes, e.g. from 'openssl rand -hex 32'");
 	}
 	pl_secret_set(key, s, strlen(s));
 	return 0;
@@ -31,7 +35,8 @@ int pl_state_key(const struct pl_config *cfg, struct pl_secret *key, struct pl_e
 
 static void b64url(struct pl_buf *out, const unsigned char *data, size_t len)
 {
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	static const char tab[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 	for (size_t i = 0; i < len; i += 3) {
 		unsigned v = (unsigned)data[i] << 16;
@@ -101,8 +106,8 @@ char *pl_state_sign(const struct pl_secret *key, const struct pl_state *st)
 	struct pl_buf payload = PL_BUF_INIT, out = PL_BUF_INIT;
 	unsigned char sig[32];
 
-	pl_buf_addf(&payload, "{\"acct\":\"%s\",\"iat\":%lld,\"exp\":%lld,\"nonce\":\"%s\"}", st->account,
-		    (long long)st->issued_at, (long long)st->expires_at, st->nonce);
+	pl_buf_addf(&payload, "{\"acct\":\"%s\",\"iat\":%lld,\"exp\":%lld,\"nonce\":\"%s\"}",
+	            st->account, (long long)st->issued_at, (long long)st->expires_at, st->nonce);
 	b64url(&out, (const unsigned char *)payload.buf, payload.len);
 	mac(key, out.buf, out.len, sig);
 	pl_buf_addch(&out, '.');
@@ -135,7 +140,8 @@ static int decode_payload(const char *text, size_t len, struct pl_state *out, st
 	iat = json_object_get(doc, "iat");
 	exp = json_object_get(doc, "exp");
 	if (!acct || !pl_account_id_valid(acct) || !nonce || strlen(nonce) != 32 ||
-	    strspn(nonce, "0123456789abcdef") != 32 || !json_is_integer(iat) || !json_is_integer(exp)) {
+	    strspn(nonce, "0123456789abcdef") != 32 || !json_is_integer(iat) ||
+	    !json_is_integer(exp)) {
 		r = bad(err, "malformed");
 		goto out;
 	}
@@ -149,8 +155,8 @@ out:
 	return r;
 }
 
-int pl_state_verify(const struct pl_secret *key, const char *text, time_t now,
-		    struct pl_state *out, struct pl_err *err)
+int pl_state_verify(const struct pl_secret *key, const char *text, time_t now, struct pl_state *out,
+                    struct pl_err *err)
 {
 	struct pl_buf sig = PL_BUF_INIT;
 	unsigned char want[32];

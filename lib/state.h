@@ -32,7 +32,7 @@ char *pl_state_sign(const struct pl_secret *key, const struct pl_state *st);
  * Check the signature (constant time) and the expiry against now, and decode. PL_ESECURITY
  * with the reason ("malformed", "bad signature", "expired") otherwise.
  */
-int pl_state_verify(const struct pl_secret *key, const char *text, time_t now,
-		    struct pl_state *out, struct pl_err *err);
+int pl_state_verify(const struct pl_secret *key, const char *text, time_t now, struct pl_state *out,
+                    struct pl_err *err);
 
 #endif

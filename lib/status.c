@@ -19,9 +19,9 @@ static void count_accounts(struct pl_db *db, struct pl_status_system *out)
 	struct pl_err ignored = PL_ERR_INIT;
 
 	if (pl_db_query(db, &res,
-			"SELECT p.status, count(*) FROM accounts a LEFT JOIN pms_integrations p"
-			" ON p.account_id = a.id AND p.provider = 'SIKKA' GROUP BY p.status",
-			0, NULL, &ignored))
+	                "SELECT p.status, count(*) FROM accounts a LEFT JOIN pms_integrations p"
+	                " ON p.account_id = a.id AND p.provider = 'SIKKA' GROUP BY p.status",
+	                0, NULL, &ignored))
 		return;
 	for (int i = 0; i < pl_db_rows(&res); i++) {
 		const char *name = pl_account_status_name(pl_db_val(&res, i, 0));
@@ -49,7 +49,7 @@ void pl_status_system(struct pl_session *s, struct pl_status_system *out)
 	out->integrations.sikka = set(s, "SIKKA_APP_ID") && set(s, "SIKKA_APP_KEY");
 	out->integrations.vapi = set(s, "VAPI_API_KEY") || set(s, "VAPI_WEBHOOK_SECRET");
 	out->integrations.twilio = set(s, "TWILIO_ACCOUNT_SID") && set(s, "TWILIO_AUTH_TOKEN") &&
-				   set(s, "TWILIO_FROM_NUMBER");
+	                           set(s, "TWILIO_FROM_NUMBER");
 	out->integrations.openai = set(s, "OPENAI_API_KEY");
 	out->integrations.stripe = set(s, "STRIPE_SECRET_KEY");
 
@@ -59,7 +59,8 @@ void pl_status_system(struct pl_session *s, struct pl_status_system *out)
 
 		out->schema_latest = n ? m[n - 1].version : 0;
 	}
-	if (!pl_session_db(s, &db, &out->db_err) && !pl_db_schema_status(db, &schema, &out->db_err)) {
+	if (!pl_session_db(s, &db, &out->db_err) &&
+	    !pl_db_schema_status(db, &schema, &out->db_err)) {
 		out->db_reachable = 1;
 		out->schema_version = schema.version;
 		pl_db_schema_status_release(&schema);
@@ -68,7 +69,7 @@ void pl_status_system(struct pl_session *s, struct pl_status_system *out)
 	}
 
 	if (!pl_store_parse_spec(pl_config_get(s->cfg, "PARLAE_SECRET_STORE"), &spec,
-				 &out->store_err)) {
+	                         &out->store_err)) {
 		out->store_backend = pl_store_backend_name(spec.backend);
 		pl_strlcpy(out->store_location, spec.location, sizeof(out->store_location));
 		if (spec.backend == PL_STORE_AWS) {
@@ -76,7 +77,7 @@ void pl_status_system(struct pl_session *s, struct pl_status_system *out)
 			struct pl_store *st = NULL;
 
 			out->store_usable = !pl_store_open(s->cfg, &st, &out->store_err) &&
-					    !pl_store_ready(st, &out->store_err);
+			                    !pl_store_ready(st, &out->store_err);
 			pl_store_close(st);
 		} else {
 			out->store_usable = !pl_store_probe(&spec, &out->store_err);

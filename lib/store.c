@@ -1056,8 +1056,8 @@ static int has_ext(const char *s, const char *ext)
  * Re-encrypt one file under new_key, unless it already is. The file is replaced atomically,
  * so at every instant it opens under exactly one of the two keys.
  */
-static int rekey_file(struct pl_store *st, int dfd, const char *file,
-		      const unsigned char *new_key, int dry_run, int *done, struct pl_err *err)
+static int rekey_file(struct pl_store *st, int dfd, const char *file, const unsigned char *new_key,
+                      int dry_run, int *done, struct pl_err *err)
 {
 	unsigned char old_key[KEY_LEN];
 	struct pl_secret value = PL_SECRET_INIT;
@@ -1083,7 +1083,9 @@ static int rekey_file(struct pl_store *st, int dfd, const char *file,
 		memcpy(st->key, old_key, KEY_LEN);
 		OPENSSL_cleanse(old_key, sizeof(old_key));
 		if (r) {
-			pl_err_set(err, PL_ECONFIG, "neither PARLAE_MASTER_KEY nor PARLAE_MASTER_KEY_NEW opens %s", h.name);
+			pl_err_set(err, PL_ECONFIG,
+			           "neither PARLAE_MASTER_KEY nor PARLAE_MASTER_KEY_NEW opens %s",
+			           h.name);
 			r = pl_err_hint(err, "check both keys");
 		}
 		goto out;
@@ -1122,11 +1124,13 @@ int pl_store_rekey(struct pl_store *st, int dry_run, size_t *n, struct pl_err *e
 		return pl_err_set(err, PL_EUSAGE, "the aws: store does not use PARLAE_MASTER_KEY");
 	if (!text) {
 		pl_err_set(err, PL_ECONFIG, "PARLAE_MASTER_KEY_NEW is not set");
-		return pl_err_hint(err, "export the new 32-byte key, e.g. from 'openssl rand -hex 32'");
+		return pl_err_hint(err,
+		                   "export the new 32-byte key, e.g. from 'openssl rand -hex 32'");
 	}
 	if (decode_key(text, strlen(text), new_key) < 0) {
 		OPENSSL_cleanse(new_key, sizeof(new_key));
-		pl_err_set(err, PL_ECONFIG, "PARLAE_MASTER_KEY_NEW must be 32 bytes (64 hex digits or base64)");
+		pl_err_set(err, PL_ECONFIG,
+		           "PARLAE_MASTER_KEY_NEW must be 32 bytes (64 hex digits or base64)");
 		return pl_err_hint(err, "generate one with 'openssl rand -hex 32'");
 	}
 	if ((r = load_key(st, err)))
@@ -1141,13 +1145,15 @@ int pl_store_rekey(struct pl_store *st, int dry_run, size_t *n, struct pl_err *e
 	if ((r = lock_dir(st, dfd, err)))
 		goto out;
 	if (!(d = fdopendir(dup(dfd)))) {
-		r = pl_err_set(err, PL_ECONFIG, "secret store %s: %s", st->spec.location, strerror(errno));
+		r = pl_err_set(err, PL_ECONFIG, "secret store %s: %s", st->spec.location,
+		               strerror(errno));
 		goto out;
 	}
 	while (!r && (e = readdir(d))) {
 		int done;
 
-		if (e->d_name[0] == '.' || !(has_ext(e->d_name, ".cur") || has_ext(e->d_name, ".prev")))
+		if (e->d_name[0] == '.' ||
+		    !(has_ext(e->d_name, ".cur") || has_ext(e->d_name, ".prev")))
 			continue;
 		r = rekey_file(st, dfd, e->d_name, new_key, dry_run, &done, err);
 		*n += (size_t)done && has_ext(e->d_name, ".cur");

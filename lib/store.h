@@ -28,7 +28,10 @@ struct pl_secret {
 	size_t len;
 };
 
-#define PL_SECRET_INIT {NULL, 0}
+#define PL_SECRET_INIT                                                                             \
+	{                                                                                          \
+		NULL, 0                                                                            \
+	}
 
 /* Copy len bytes into a fresh secret (owned by s; release with pl_secret_release). */
 void pl_secret_set(struct pl_secret *s, const void *data, size_t len);
@@ -78,14 +81,14 @@ int pl_store_ready(struct pl_store *st, struct pl_err *err);
  */
 #define PL_STORE_VERSION_MAX 80
 int pl_store_put(struct pl_store *st, const char *name, const struct pl_secret *value,
-		 char *version, struct pl_err *err);
+                 char *version, struct pl_err *err);
 
 /*
  * The same, only if the current version is still `expected` (a compare-and-swap: racing
  * writers cannot both win); PL_ECONFLICT otherwise. expected "" means "no secret yet".
  */
 int pl_store_put_if(struct pl_store *st, const char *name, const struct pl_secret *value,
-		    const char *expected, char *version, struct pl_err *err);
+                    const char *expected, char *version, struct pl_err *err);
 
 /*
  * Read the current version (version_in NULL) or a given one (current or previous).
@@ -93,7 +96,7 @@ int pl_store_put_if(struct pl_store *st, const char *name, const struct pl_secre
  * not open it ("the key does not open the store"). version_out may be NULL.
  */
 int pl_store_get(struct pl_store *st, const char *name, const char *version_in,
-		 struct pl_secret *out, char *version_out, struct pl_err *err);
+                 struct pl_secret *out, char *version_out, struct pl_err *err);
 
 /* Remove every version of name; PL_ENOTFOUND if there was none. */
 int pl_store_delete(struct pl_store *st, const char *name, struct pl_err *err);
@@ -102,12 +105,11 @@ struct pl_store_entry {
 	char name[256];
 	char version[PL_STORE_VERSION_MAX];
 	char previous[PL_STORE_VERSION_MAX]; /* "" when there is none */
-	char updated_at[32];		     /* ISO 8601 UTC of the current version */
+	char updated_at[32];                 /* ISO 8601 UTC of the current version */
 };
 
 /* Every secret, sorted by name; no key needed, no value read. *out freed by the caller. */
-int pl_store_list(struct pl_store *st, struct pl_store_entry **out, size_t *n,
-		  struct pl_err *err);
+int pl_store_list(struct pl_store *st, struct pl_store_entry **out, size_t *n, struct pl_err *err);
 
 /*
  * Re-encrypt every secret (current and previous versions) under PARLAE_MASTER_KEY_NEW, one

@@ -384,7 +384,8 @@ static int has_stage(const json_t *stages, const char *label)
 	size_t i;
 	json_t *v;
 
-	json_array_foreach(stages, i, v) {
+	json_array_foreach(stages, i, v)
+	{
 		if (json_is_string(v) && !strcmp(json_string_value(v), label))
 			return 1;
 	}
@@ -397,7 +398,8 @@ static const char *holder(const json_t *map, const char *label)
 	const char *vid;
 	json_t *stages;
 
-	json_object_foreach((json_t *)map, vid, stages) {
+	json_object_foreach((json_t *)map, vid, stages)
+	{
 		if (has_stage(stages, label))
 			return vid;
 	}
@@ -734,7 +736,8 @@ int pl_store_aws_list(struct pl_store_aws *a, struct pl_store_entry **out, size_
 		json_decref(req);
 		if (r)
 			break;
-		json_array_foreach(json_object_get(ans.doc, "SecretList"), i, item) {
+		json_array_foreach(json_object_get(ans.doc, "SecretList"), i, item)
+		{
 			if (*n == alloc) {
 				alloc *= 2;
 				*out = pl_xrealloc(*out, alloc * sizeof(**out));

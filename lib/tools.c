@@ -19,9 +19,9 @@
 #include "twilio.h"
 #include "banned.h"
 
-#define DEFAULT_DURATION 30
+#define DEFAULT_DURATION       30
 #define DEFAULT_WRITEBACK_WAIT 10.0 /* seconds: Vapi gives a tool 20 */
-#define REFRESH_LOCK_WAIT_MS 5000
+#define REFRESH_LOCK_WAIT_MS   5000
 
 struct ctx {
 	struct pl_session *s;
@@ -32,10 +32,10 @@ struct ctx {
 	const char *call_id;
 	const char *phone_id;
 	time_t now;
-	char today[11];	 /* the practice's local date, YYYY-MM-DD */
-	int now_minute;	 /* minutes since local midnight */
+	char today[11]; /* the practice's local date, YYYY-MM-DD */
+	int now_minute; /* minutes since local midnight */
 	char timezone[64];
-	json_t *hours;	 /* {"mon":[["08:00","12:00"]],...} */
+	json_t *hours; /* {"mon":[["08:00","12:00"]],...} */
 	char pms_type[128];
 	int native_slots;
 	/* The practice's keys, loaded on the first Sikka call. */
@@ -111,10 +111,10 @@ static int load_integration(struct ctx *c, struct pl_err *err)
 	int r;
 
 	r = pl_db_query(c->db, &res,
-			"SELECT status, config::text, coalesce(pms_type, ''),"
-			" coalesce(features->>'availableSlots', 'false')"
-			" FROM pms_integrations WHERE account_id = $1 AND provider = 'SIKKA'",
-			1, params, err);
+	                "SELECT status, config::text, coalesce(pms_type, ''),"
+	                " coalesce(features->>'availableSlots', 'false')"
+	                " FROM pms_integrations WHERE account_id = $1 AND provider = 'SIKKA'",
+	                1, params, err);
 	if (r)
 		return r;
 	if (pl_db_rows(&res) == 0 || strcmp(pl_db_val(&res, 0, 0), "ACTIVE")) {
@@ -127,7 +127,7 @@ static int load_integration(struct ctx *c, struct pl_err *err)
 	slots = pl_db_val(&res, 0, 3);
 	config = json_loads(cfg, 0, NULL);
 	snprintf(c->timezone, sizeof(c->timezone), "%s",
-		 json_string_value(json_object_get(config, "timezone")) ?: "UTC");
+	         json_string_value(json_object_get(config, "timezone")) ?: "UTC");
 	c->hours = json_incref(json_object_get(config, "hours"));
 	json_decref(config);
 	snprintf(c->pms_type, sizeof(c->pms_type), "%s", pms);
@@ -146,9 +146,9 @@ static int local_clock(struct ctx *c, struct pl_err *err)
 
 	snprintf(epoch, sizeof(epoch), "%lld", (long long)c->now);
 	r = pl_db_query(c->db, &res,
-			"SELECT to_char(to_timestamp($1::bigint) AT TIME ZONE $2, 'YYYY-MM-DD'),"
-			" to_char(to_timestamp($1::bigint) AT TIME ZONE $2, 'HH24:MI')",
-			2, params, err);
+	                "SELECT to_char(to_timestamp($1::bigint) AT TIME ZONE $2, 'YYYY-MM-DD'),"
+	                " to_char(to_timestamp($1::bigint) AT TIME ZONE $2, 'HH24:MI')",
+	                2, params, err);
 	if (r)
 		return r;
 	snprintf(c->today, sizeof(c->today), "%s", pl_db_val(&res, 0, 0));
@@ -179,7 +179,7 @@ static int load_keys(struct ctx *c, struct pl_err *err)
  * locked path as `secrets rotate`, and the call retried with the new key.
  */
 static int sikka(struct ctx *c, const char *method, const char *path, const char *query,
-		 const char *body, json_t **doc, struct pl_err *err)
+                 const char *body, json_t **doc, struct pl_err *err)
 {
 	struct pl_rotate_req rq = {c->account, NULL, 0, 0, REFRESH_LOCK_WAIT_MS};
 	struct pl_rotate_res rs;
@@ -232,7 +232,7 @@ static int patient_has_phone(const json_t *p, const char *digits)
 
 /* Patients matching the arguments. A phone is matched exactly (E.164) after a broad search. */
 static int find_patients(struct ctx *c, const char *query, const char *phone, const char *first,
-			 const char *last, const char *dob, json_t **found, struct pl_err *err)
+                         const char *last, const char *dob, json_t **found, struct pl_err *err)
 {
 	struct pl_buf q = PL_BUF_INIT;
 	char digits[32] = "";
@@ -246,7 +246,8 @@ static int find_patients(struct ctx *c, const char *query, const char *phone, co
 	else if (query)
 		pl_phone_digits(query, digits, sizeof(digits));
 	if (*digits) {
-		char *e = pl_http_escape(strlen(digits) > 10 ? digits + strlen(digits) - 10 : digits);
+		char *e =
+		    pl_http_escape(strlen(digits) > 10 ? digits + strlen(digits) - 10 : digits);
 
 		pl_buf_addf(&q, "search=%s", e);
 		free(e);
@@ -266,7 +267,8 @@ static int find_patients(struct ctx *c, const char *query, const char *phone, co
 	pl_buf_release(&q);
 	if (r)
 		return r;
-	json_array_foreach(items(doc), i, p) {
+	json_array_foreach(items(doc), i, p)
+	{
 		const char *bd = text(p, "birthdate");
 
 		if (*digits && !patient_has_phone(p, digits))
@@ -285,8 +287,7 @@ static int find_patients(struct ctx *c, const char *query, const char *phone, co
 }
 
 /* The patient's next appointment from now, or JSON null. */
-static int next_appointment(struct ctx *c, const char *patient_id, json_t **out,
-			    struct pl_err *err)
+static int next_appointment(struct ctx *c, const char *patient_id, json_t **out, struct pl_err *err)
 {
 	struct pl_buf q = PL_BUF_INIT;
 	char until[11];
@@ -306,17 +307,21 @@ static int next_appointment(struct ctx *c, const char *patient_id, json_t **out,
 	pl_buf_release(&q);
 	if (r)
 		return r;
-	json_array_foreach(items(doc), i, a) {
-		const char *date = text(a, "date"), *time = text(a, "time"), *st = text(a, "status");
+	json_array_foreach(items(doc), i, a)
+	{
+		const char *date = text(a, "date"), *time = text(a, "time"),
+		           *st = text(a, "status");
 		char start[20];
 
-		if (!date || !time || (st && (!strcasecmp(st, "cancelled") || !strcasecmp(st, "broken"))))
+		if (!date || !time ||
+		    (st && (!strcasecmp(st, "cancelled") || !strcasecmp(st, "broken"))))
 			continue;
 		if (day_number(date) == day_number(c->today) && minutes_of(time) < c->now_minute)
 			continue;
 		snprintf(start, sizeof(start), "%.10sT%.5s", date, time);
 		json_decref(*out);
-		*out = json_pack("{s:s, s:s?}", "start", start, "providerId", text(a, "provider_id"));
+		*out =
+		    json_pack("{s:s, s:s?}", "start", start, "providerId", text(a, "provider_id"));
 		break;
 	}
 	json_decref(doc);
@@ -336,7 +341,8 @@ static int get_patient_info(struct ctx *c, const json_t *args, json_t **out, str
 	int r, verified;
 
 	if (!query && !phone && !(first && last))
-		return bad_args(err, "getPatientInfo", "give query, phone, or firstName and lastName");
+		return bad_args(err, "getPatientInfo",
+		                "give query, phone, or firstName and lastName");
 	if ((r = find_patients(c, query, phone, first, last, dob, &found, err)))
 		goto out;
 	if (!json_array_size(found)) {
@@ -349,14 +355,16 @@ static int get_patient_info(struct ctx *c, const json_t *args, json_t **out, str
 	pl_phone_digits(c->caller, caller, sizeof(caller));
 	verified = *caller && patient_has_phone(p, caller);
 	if (!verified && !c->operator_access) {
-		/* PHI minimisation: a caller who is not the patient learns only that a record exists. */
+		/* PHI minimisation: a caller who is not the patient learns only that a record
+		 * exists. */
 		*out = result(1, "I found a matching record, but I can only share details with the "
-				 "patient calling from the phone number on file.");
+		                 "patient calling from the phone number on file.");
 		json_object_set_new(*out, "found", json_true());
 		json_object_set_new(*out, "verified", json_false());
 		goto out;
 	}
-	if ((r = next_appointment(c, text(p, "patient_id") ? text(p, "patient_id") : "", &next, err)))
+	if ((r = next_appointment(c, text(p, "patient_id") ? text(p, "patient_id") : "", &next,
+	                          err)))
 		goto out;
 	*out = result(1, "I found your record.");
 	json_object_set_new(*out, "found", json_true());
@@ -364,9 +372,9 @@ static int get_patient_info(struct ctx *c, const json_t *args, json_t **out, str
 	if (c->operator_access)
 		json_object_set_new(*out, "operatorAccess", json_true());
 	json_object_set_new(*out, "patient",
-			    json_pack("{s:s?, s:s?, s:s?, s:O}", "id", text(p, "patient_id"),
-				      "firstName", text(p, "firstname"), "lastName", text(p, "lastname"),
-				      "nextAppointment", next));
+	                    json_pack("{s:s?, s:s?, s:s?, s:O}", "id", text(p, "patient_id"),
+	                              "firstName", text(p, "firstname"), "lastName",
+	                              text(p, "lastname"), "nextAppointment", next));
 out:
 	json_decref(found);
 	json_decref(next);
@@ -389,11 +397,13 @@ static int overlaps_busy(const struct busy *b, size_t n, int start, int end, con
 	return 0;
 }
 
-/* Office hours minus the day's booked appointments, in slots of `duration` aligned to each range. */
+/* Office hours minus the day's booked appointments, in slots of `duration` aligned to each range.
+ */
 static int computed_slots(struct ctx *c, const char *date, int duration, const char *provider,
-			  json_t *slots, struct pl_err *err)
+                          json_t *slots, struct pl_err *err)
 {
-	json_t *ranges = json_object_get(c->hours, weekday(day_number(date))), *range, *doc = NULL, *a;
+	json_t *ranges = json_object_get(c->hours, weekday(day_number(date))), *range, *doc = NULL,
+	       *a;
 	struct busy *busy = NULL;
 	struct pl_buf q = PL_BUF_INIT;
 	size_t i, nbusy = 0;
@@ -413,19 +423,22 @@ static int computed_slots(struct ctx *c, const char *date, int duration, const c
 	if (r)
 		return r;
 	busy = pl_xcalloc(json_array_size(items(doc)) + 1, sizeof(*busy));
-	json_array_foreach(items(doc), i, a) {
+	json_array_foreach(items(doc), i, a)
+	{
 		const char *st = text(a, "status"), *len = text(a, "length");
 		int start = minutes_of(text(a, "time"));
 
-		if (start < 0 || (st && (!strcasecmp(st, "cancelled") || !strcasecmp(st, "broken"))))
+		if (start < 0 ||
+		    (st && (!strcasecmp(st, "cancelled") || !strcasecmp(st, "broken"))))
 			continue;
 		busy[nbusy].start = start;
 		busy[nbusy].end = start + (len ? atoi(len) : DEFAULT_DURATION);
 		snprintf(busy[nbusy].provider, sizeof(busy[nbusy].provider), "%s",
-			 provider && text(a, "provider_id") ? text(a, "provider_id") : "");
+		         provider && text(a, "provider_id") ? text(a, "provider_id") : "");
 		nbusy++;
 	}
-	json_array_foreach(ranges, i, range) {
+	json_array_foreach(ranges, i, range)
+	{
 		int from = minutes_of(json_string_value(json_array_get(range, 0)));
 		int to = minutes_of(json_string_value(json_array_get(range, 1)));
 
@@ -438,8 +451,8 @@ static int computed_slots(struct ctx *c, const char *date, int duration, const c
 				continue;
 			hhmm(t, s);
 			hhmm(t + duration, e);
-			json_array_append_new(slots, json_pack("{s:s, s:s, s:s?}", "start", s, "end", e,
-							       "providerId", provider));
+			json_array_append_new(slots, json_pack("{s:s, s:s, s:s?}", "start", s,
+			                                       "end", e, "providerId", provider));
 		}
 	}
 	free(busy);
@@ -449,7 +462,7 @@ static int computed_slots(struct ctx *c, const char *date, int duration, const c
 
 /* Sikka's own free-slot search (Orthotrac, Dolphin, Planet DDS). */
 static int native_slots(struct ctx *c, const char *date, int duration, const char *provider,
-			json_t *slots, struct pl_err *err)
+                        json_t *slots, struct pl_err *err)
 {
 	struct pl_buf q = PL_BUF_INIT;
 	json_t *doc = NULL, *it;
@@ -467,14 +480,15 @@ static int native_slots(struct ctx *c, const char *date, int duration, const cha
 	pl_buf_release(&q);
 	if (r)
 		return r;
-	json_array_foreach(items(doc), i, it) {
+	json_array_foreach(items(doc), i, it)
+	{
 		const char *t = text(it, "time") ? text(it, "time") : text(it, "start_time");
 		const char *len = text(it, "length");
 		int start = minutes_of(t && strlen(t) > 10 ? t + 11 : t);
 		int end = text(it, "end_time") ? minutes_of(strlen(text(it, "end_time")) > 10
-								? text(it, "end_time") + 11
-								: text(it, "end_time"))
-					       : start + (len ? atoi(len) : duration);
+		                                                ? text(it, "end_time") + 11
+		                                                : text(it, "end_time"))
+		                               : start + (len ? atoi(len) : duration);
 		char s[6], e[6];
 
 		if (start < 0 || end - start < duration)
@@ -484,7 +498,7 @@ static int native_slots(struct ctx *c, const char *date, int duration, const cha
 		hhmm(start, s);
 		hhmm(start + duration, e);
 		json_array_append_new(slots, json_pack("{s:s, s:s, s:s?}", "start", s, "end", e,
-						       "providerId", text(it, "provider_id")));
+		                                       "providerId", text(it, "provider_id")));
 	}
 	json_decref(doc);
 	return 0;
@@ -510,13 +524,14 @@ static int check_availability(struct ctx *c, const json_t *args, json_t **out, s
 	date_of(day, date);
 	slots = json_array();
 	r = c->native_slots ? native_slots(c, date, duration, provider, slots, err)
-			    : computed_slots(c, date, duration, provider, slots, err);
+	                    : computed_slots(c, date, duration, provider, slots, err);
 	if (r) {
 		json_decref(slots);
 		return r;
 	}
 	if (json_array_size(slots))
-		snprintf(msg, sizeof(msg), "There are %zu openings on %s.", json_array_size(slots), date);
+		snprintf(msg, sizeof(msg), "There are %zu openings on %s.", json_array_size(slots),
+		         date);
 	else
 		snprintf(msg, sizeof(msg), "There are no openings on %s.", date);
 	*out = result(json_array_size(slots) > 0, msg);
@@ -526,7 +541,8 @@ static int check_availability(struct ctx *c, const json_t *args, json_t **out, s
 	return 0;
 }
 
-/* --- bookAppointment ---------------------------------------------------------------------------- */
+/* --- bookAppointment ----------------------------------------------------------------------------
+ */
 
 static double seconds_now(void)
 {
@@ -544,7 +560,7 @@ static void sleep_s(double s)
 }
 
 static const char *first_id(struct ctx *c, const char *path, const char *field, char *buf,
-			    size_t size, struct pl_err *err, int *r)
+                            size_t size, struct pl_err *err, int *r)
 {
 	json_t *doc = NULL;
 	const char *v;
@@ -614,10 +630,13 @@ static int book_appointment(struct ctx *c, const json_t *args, json_t **out, str
 	json_t *body = NULL, *doc = NULL, *item = NULL;
 	char *text_body;
 
-	if (!start || day_number(start) < 0 || strlen(start) < 16 || (minute = minutes_of(start + 11)) < 0)
-		return bad_args(err, "bookAppointment", "startTime must be a local time like 2026-12-01T10:00:00");
+	if (!start || day_number(start) < 0 || strlen(start) < 16 ||
+	    (minute = minutes_of(start + 11)) < 0)
+		return bad_args(err, "bookAppointment",
+		                "startTime must be a local time like 2026-12-01T10:00:00");
 	if (!patient && !(first && last && phone))
-		return bad_args(err, "bookAppointment", "give patientId, or firstName, lastName and phone");
+		return bad_args(err, "bookAppointment",
+		                "give patientId, or firstName, lastName and phone");
 	if (duration < 5 || duration > 480)
 		return bad_args(err, "bookAppointment", "duration must be 5 to 480 minutes");
 	snprintf(date, sizeof(date), "%.10s", start);
@@ -632,17 +651,20 @@ static int book_appointment(struct ctx *c, const json_t *args, json_t **out, str
 			snprintf(pid_buf, sizeof(pid_buf), "%s", patient);
 		json_decref(found);
 		if (!patient) {
-			*out = result(0, "I couldn't find your record with that name and phone number, so I "
-					 "can't book it; the office can help you register.");
+			*out = result(
+			    0, "I couldn't find your record with that name and phone number, so I "
+			       "can't book it; the office can help you register.");
 			json_object_set_new(*out, "status", json_string("failed"));
 			return 0;
 		}
 		patient = pid_buf;
 	}
-	if (!provider && !(provider = first_id(c, "/v4/providers", "provider_id", prov_buf, sizeof(prov_buf), err, &r))) {
+	if (!provider && !(provider = first_id(c, "/v4/providers", "provider_id", prov_buf,
+	                                       sizeof(prov_buf), err, &r))) {
 		if (r)
 			return r;
-		return bad_args(err, "bookAppointment", "no providerId given and the practice lists no provider");
+		return bad_args(err, "bookAppointment",
+		                "no providerId given and the practice lists no provider");
 	}
 	operatory = first_id(c, "/v4/operatories", "operatory", op_buf, sizeof(op_buf), err, &r);
 	if (r)
@@ -653,11 +675,11 @@ static int book_appointment(struct ctx *c, const json_t *args, json_t **out, str
 		snprintf(practice, sizeof(practice), "1");
 	}
 	snprintf(desc, sizeof(desc), "%s%s%s", type ? type : "appointment", notes ? ": " : "",
-		 notes ? notes : "");
+	         notes ? notes : "");
 	body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:s}", "patient_id", patient,
-			 "date", date, "time", time_s, "description", desc, "provider_id", provider,
-			 "length", dur ? dur : "30", "operatory", operatory, "practice_id", practice,
-			 "check_spu", "true");
+	                 "date", date, "time", time_s, "description", desc, "provider_id", provider,
+	                 "length", dur ? dur : "30", "operatory", operatory, "practice_id",
+	                 practice, "check_spu", "true");
 	if (!dur)
 		json_object_set_new(body, "length", json_string("30"));
 	text_body = pl_json_dump(body);
@@ -665,8 +687,9 @@ static int book_appointment(struct ctx *c, const json_t *args, json_t **out, str
 	r = sikka(c, "POST", "/v4/appointment", NULL, text_body, &doc, err);
 	free(text_body);
 	if (r && !strcmp(c->sk.last_code, "API2017")) {
-		*out = result(0, "The office's scheduling system is offline right now, so I can't book "
-				 "it; someone from the office will call you back.");
+		*out = result(
+		    0, "The office's scheduling system is offline right now, so I can't book "
+		       "it; someone from the office will call you back.");
 		json_object_set_new(*out, "status", json_string("failed"));
 		json_object_set_new(*out, "start", json_string(start));
 		return 0;
@@ -680,7 +703,8 @@ static int book_appointment(struct ctx *c, const json_t *args, json_t **out, str
 			snprintf(wid, sizeof(wid), "%.30s", id + 3);
 		json_decref(doc);
 		if (!*wid)
-			return pl_err_set(err, PL_EUPSTREAM, "Sikka accepted the booking but named no writeback id");
+			return pl_err_set(err, PL_EUPSTREAM,
+			                  "Sikka accepted the booking but named no writeback id");
 	}
 	if ((r = wait_writeback(c, wid, &item, err)))
 		return r;
@@ -688,18 +712,21 @@ static int book_appointment(struct ctx *c, const json_t *args, json_t **out, str
 	failed = text(item, "has_error");
 	created = text(item, "created_id");
 	if (!done || strcasecmp(done, "true")) {
-		*out = result(0, "I've sent the booking to the office, but it isn't confirmed yet; the "
-				 "office will confirm it with you.");
+		*out = result(
+		    0, "I've sent the booking to the office, but it isn't confirmed yet; the "
+		       "office will confirm it with you.");
 		json_object_set_new(*out, "status", json_string("pending"));
 	} else if (failed && !strcasecmp(failed, "true")) {
-		*out = result(0, "I couldn't book that time; it may have just been taken. Would another "
-				 "time work?");
+		*out = result(
+		    0, "I couldn't book that time; it may have just been taken. Would another "
+		       "time work?");
 		json_object_set_new(*out, "status", json_string("failed"));
 		json_object_set_new(*out, "reason", json_string(text(item, "result") ?: "failed"));
 	} else {
 		*out = result(1, "You're booked.");
 		json_object_set_new(*out, "status", json_string("booked"));
-		json_object_set_new(*out, "appointmentId", created && *created ? json_string(created) : json_null());
+		json_object_set_new(*out, "appointmentId",
+		                    created && *created ? json_string(created) : json_null());
 	}
 	json_object_set_new(*out, "confirmationNumber", json_string(wid));
 	json_object_set_new(*out, "start", json_string(start));
@@ -707,7 +734,8 @@ static int book_appointment(struct ctx *c, const json_t *args, json_t **out, str
 	return 0;
 }
 
-/* --- transferToHuman --------------------------------------------------------------------------- */
+/* --- transferToHuman ---------------------------------------------------------------------------
+ */
 
 static int transfer_to_human(struct ctx *c, const json_t *args, json_t **out, struct pl_err *err)
 {
@@ -722,10 +750,10 @@ static int transfer_to_human(struct ctx *c, const json_t *args, json_t **out, st
 	if (!reason)
 		return bad_args(err, "transferToHuman", "reason is required");
 	r = pl_db_query(c->db, &res,
-			"SELECT staff_forward_number, transfer_enabled FROM vapi_phone_numbers"
-			" WHERE account_id = $1 AND staff_forward_number IS NOT NULL"
-			" ORDER BY (vapi_phone_id = $2) IS TRUE DESC, vapi_phone_id LIMIT 1",
-			2, params, err);
+	                "SELECT staff_forward_number, transfer_enabled FROM vapi_phone_numbers"
+	                " WHERE account_id = $1 AND staff_forward_number IS NOT NULL"
+	                " ORDER BY (vapi_phone_id = $2) IS TRUE DESC, vapi_phone_id LIMIT 1",
+	                2, params, err);
 	if (r)
 		return r;
 	if (pl_db_rows(&res)) {
@@ -734,12 +762,14 @@ static int transfer_to_human(struct ctx *c, const json_t *args, json_t **out, st
 	}
 	pl_db_res_clear(&res);
 	if (!*staff || !enabled) {
-		*out = result(0, !*staff ? "No staff number is set up for transfers at this practice."
-					 : "Transfers are not enabled for this practice's number.");
+		*out =
+		    result(0, !*staff ? "No staff number is set up for transfers at this practice."
+		                      : "Transfers are not enabled for this practice's number.");
 		return 0;
 	}
-	pl_buf_addf(&body, "Caller %s asks for a person: %s.%s%s", c->caller ? c->caller : "(unknown)",
-		    reason, summary ? " " : "", summary ? summary : "");
+	pl_buf_addf(&body, "Caller %s asks for a person: %s.%s%s",
+	            c->caller ? c->caller : "(unknown)", reason, summary ? " " : "",
+	            summary ? summary : "");
 	r = pl_twilio_sms(c->s->cfg, staff, body.buf, sid, sizeof(sid), err);
 	pl_buf_release(&body);
 	if (r)
@@ -748,20 +778,22 @@ static int transfer_to_human(struct ctx *c, const json_t *args, json_t **out, st
 	params[1] = reason;
 	params[2] = summary;
 	r = pl_db_query(c->db, NULL,
-			"UPDATE vapi_call_logs SET transfer_requested = true, transfer_reason = $2,"
-			" transfer_summary = $3, status = 'transferred', updated_at = now()"
-			" WHERE call_id = $1",
-			3, params, err);
+	                "UPDATE vapi_call_logs SET transfer_requested = true, transfer_reason = $2,"
+	                " transfer_summary = $3, status = 'transferred', updated_at = now()"
+	                " WHERE call_id = $1",
+	                3, params, err);
 	if (r)
 		return r;
 	*out = result(1, "I'm transferring you to our staff now.");
-	json_object_set_new(*out, "destination", json_pack("{s:s, s:s, s:s}", "type", "number", "number",
-							   staff, "message", "Transferring you now"));
+	json_object_set_new(*out, "destination",
+	                    json_pack("{s:s, s:s, s:s}", "type", "number", "number", staff,
+	                              "message", "Transferring you now"));
 	json_object_set_new(*out, "smsSid", json_string(sid));
 	return 0;
 }
 
-/* --- running a message --------------------------------------------------------------------------- */
+/* --- running a message ---------------------------------------------------------------------------
+ */
 
 void pl_vapi_outcomes_release(struct pl_vapi_outcome *out, size_t n)
 {
@@ -773,20 +805,25 @@ void pl_vapi_outcomes_release(struct pl_vapi_outcome *out, size_t n)
 }
 
 static int account_for_phone(struct pl_db *db, const char *phone_id, char *account, size_t size,
-			     struct pl_err *err)
+                             struct pl_err *err)
 {
 	struct pl_db_res res = PL_DB_RES_INIT;
 	const char *params[1] = {phone_id};
 	int r;
 
-	r = pl_db_query(db, &res, "SELECT account_id FROM vapi_phone_numbers WHERE vapi_phone_id = $1",
-			1, params, err);
+	r = pl_db_query(db, &res,
+	                "SELECT account_id FROM vapi_phone_numbers WHERE vapi_phone_id = $1", 1,
+	                params, err);
 	if (r)
 		return r;
 	if (!pl_db_rows(&res)) {
 		pl_db_res_clear(&res);
-		pl_err_set(err, PL_ENOTFOUND, "no account has the Vapi phone number id '%.80s'", phone_id);
-		return pl_err_hint(err, "register it with 'parlae vapi phone add ACCOUNT --vapi-id %.80s --number E164'", phone_id);
+		pl_err_set(err, PL_ENOTFOUND, "no account has the Vapi phone number id '%.80s'",
+		           phone_id);
+		return pl_err_hint(err,
+		                   "register it with 'parlae vapi phone add ACCOUNT --vapi-id "
+		                   "%.80s --number E164'",
+		                   phone_id);
 	}
 	snprintf(account, size, "%s", pl_db_val(&res, 0, 0));
 	pl_db_res_clear(&res);
@@ -794,7 +831,7 @@ static int account_for_phone(struct pl_db *db, const char *phone_id, char *accou
 }
 
 static int parse_now(const struct pl_tools_req *req, const struct pl_vapi_msg *m,
-		     const struct pl_config *cfg, time_t *now, struct pl_err *err)
+                     const struct pl_config *cfg, time_t *now, struct pl_err *err)
 {
 	const char *env = pl_config_get(cfg, "PARLAE_NOW");
 	struct tm tm = {0};
@@ -803,7 +840,8 @@ static int parse_now(const struct pl_tools_req *req, const struct pl_vapi_msg *m
 	*now = time(NULL);
 	if (req->as_of_payload) {
 		if (!m->timestamp_ms)
-			return pl_err_set(err, PL_EBADINPUT, "--as-of payload: the payload has no timestamp");
+			return pl_err_set(err, PL_EBADINPUT,
+			                  "--as-of payload: the payload has no timestamp");
 		*now = (time_t)(m->timestamp_ms / 1000);
 		return 0;
 	}
@@ -822,22 +860,23 @@ static int log_call(struct ctx *c, struct pl_err *err)
 {
 	const char *params[3] = {c->call_id, c->account, c->phone_id};
 
-	return pl_db_query(c->db, NULL,
-			   "INSERT INTO vapi_call_logs (call_id, account_id, vapi_phone_id, tool_calls)"
-			   " VALUES ($1, $2, $3, 1) ON CONFLICT (call_id) DO UPDATE"
-			   " SET tool_calls = vapi_call_logs.tool_calls + 1, updated_at = now()",
-			   3, params, err);
+	return pl_db_query(
+	    c->db, NULL,
+	    "INSERT INTO vapi_call_logs (call_id, account_id, vapi_phone_id, tool_calls)"
+	    " VALUES ($1, $2, $3, 1) ON CONFLICT (call_id) DO UPDATE"
+	    " SET tool_calls = vapi_call_logs.tool_calls + 1, updated_at = now()",
+	    3, params, err);
 }
 
 /* One audit event per tool call: which tool and how it went, never what the patient said. */
 static int audit_call(struct ctx *c, const struct pl_vapi_call *call, int code, int success,
-		      struct pl_err *err)
+                      struct pl_err *err)
 {
 	struct pl_audit_event ev = {c->account, "vapi.tool", "tool_call", call->id, NULL};
 	int r;
-	json_t *meta = json_pack("{s:s, s:s, s:b, s:b}", "tool", pl_vapi_tool_name(call->tool),
-				 "callId", c->call_id, "operatorAccess", c->operator_access,
-				 "success", success);
+	json_t *meta =
+	    json_pack("{s:s, s:s, s:b, s:b}", "tool", pl_vapi_tool_name(call->tool), "callId",
+	              c->call_id, "operatorAccess", c->operator_access, "success", success);
 	char *text = pl_json_dump(meta);
 
 	ev.metadata = text;
@@ -848,7 +887,7 @@ static int audit_call(struct ctx *c, const struct pl_vapi_call *call, int code, 
 }
 
 static int run_one(struct ctx *c, const struct pl_vapi_call *call, int integration_err,
-		   const struct pl_err *ierr, json_t **res, struct pl_err *err)
+                   const struct pl_err *ierr, json_t **res, struct pl_err *err)
 {
 	if (call->bad_args)
 		return pl_err_set(err, PL_EBADINPUT, "%s: %s", call->name, call->bad_args);
@@ -880,9 +919,9 @@ static int run_one(struct ctx *c, const struct pl_vapi_call *call, int integrati
 	}
 }
 
-int pl_tools_run(struct pl_session *s, const struct pl_tools_req *req,
-		 const struct pl_vapi_msg *m, struct pl_vapi_outcome *out, char *account,
-		 size_t account_size, struct pl_err *err)
+int pl_tools_run(struct pl_session *s, const struct pl_tools_req *req, const struct pl_vapi_msg *m,
+                 struct pl_vapi_outcome *out, char *account, size_t account_size,
+                 struct pl_err *err)
 {
 	struct pl_err ierr = PL_ERR_INIT;
 	char call_id[40];
@@ -904,8 +943,9 @@ int pl_tools_run(struct pl_session *s, const struct pl_tools_req *req,
 		if ((r = account_for_phone(c.db, m->phone_number_id, account, account_size, err)))
 			return r;
 	} else {
-		pl_err_set(err, PL_EUSAGE, "no account: give --account ACCOUNT, or a payload whose "
-					   "message.call.phoneNumberId is registered");
+		pl_err_set(err, PL_EUSAGE,
+		           "no account: give --account ACCOUNT, or a payload whose "
+		           "message.call.phoneNumberId is registered");
 		return pl_err_hint(err, "see 'parlae vapi phone list'");
 	}
 	c.account = account;
@@ -935,11 +975,13 @@ int pl_tools_run(struct pl_session *s, const struct pl_tools_req *req,
 		} else {
 			out[i].result = pl_json_dump(res);
 		}
-		/* A call that ran but could not be recorded still answers the agent; the run fails. */
+		/* A call that ran but could not be recorded still answers the agent; the run fails.
+		 */
 		if (!s->dry_run && !r &&
 		    (r = audit_call(&c, &m->calls[i], code,
-				    !code && json_is_true(json_object_get(res, "success")), err)))
-			pl_err_prefix(err, "the tool calls ran, but their audit events could not be written");
+		                    !code && json_is_true(json_object_get(res, "success")), err)))
+			pl_err_prefix(
+			    err, "the tool calls ran, but their audit events could not be written");
 		if (!code)
 			json_decref(res);
 	}
@@ -966,10 +1008,10 @@ int pl_tools_end_call(struct pl_session *s, const struct pl_vapi_msg *m, struct 
 	if (s->dry_run)
 		return 0;
 	r = pl_db_query(db, &res,
-			"UPDATE vapi_call_logs SET status = CASE WHEN transfer_requested"
-			" THEN 'transferred' ELSE 'ended' END, ended_at = now(), updated_at = now()"
-			" WHERE call_id = $1 RETURNING 1",
-			1, params, err);
+	                "UPDATE vapi_call_logs SET status = CASE WHEN transfer_requested"
+	                " THEN 'transferred' ELSE 'ended' END, ended_at = now(), updated_at = now()"
+	                " WHERE call_id = $1 RETURNING 1",
+	                1, params, err);
 	if (r)
 		return r;
 	found = pl_db_rows(&res) > 0;

@@ -12,11 +12,11 @@
 #include "vapi.h"
 
 struct pl_tools_req {
-	const char *account;	/* NULL: from the message's phoneNumberId */
-	const char *caller;	/* overrides the message's caller (direct invoke --caller) */
-	int operator_access;	/* a direct invoke without --caller: the operator's own look-up */
-	const char *call_id;	/* overrides the message's call id; NULL and none: a new one */
-	int as_of_payload;	/* "now" is the message's timestamp */
+	const char *account; /* NULL: from the message's phoneNumberId */
+	const char *caller;  /* overrides the message's caller (direct invoke --caller) */
+	int operator_access; /* a direct invoke without --caller: the operator's own look-up */
+	const char *call_id; /* overrides the message's call id; NULL and none: a new one */
+	int as_of_payload;   /* "now" is the message's timestamp */
 };
 
 /*
@@ -25,9 +25,9 @@ struct pl_tools_req {
  * be recorded (the database went away): out[] is then filled and the reply still stands.
  * account receives the account used.
  */
-int pl_tools_run(struct pl_session *s, const struct pl_tools_req *req,
-		 const struct pl_vapi_msg *m, struct pl_vapi_outcome *out, char *account,
-		 size_t account_size, struct pl_err *err);
+int pl_tools_run(struct pl_session *s, const struct pl_tools_req *req, const struct pl_vapi_msg *m,
+                 struct pl_vapi_outcome *out, char *account, size_t account_size,
+                 struct pl_err *err);
 
 void pl_vapi_outcomes_release(struct pl_vapi_outcome *out, size_t n);
 

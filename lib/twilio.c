@@ -28,17 +28,19 @@ static int twilio_error(long status, const char *body, size_t len, struct pl_err
 		pl_err_hint(err, "check TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN");
 	} else if (code == 21211 || code == 21604 || code == 21602 || code == 21603) {
 		pl_err_set(err, PL_ECONFIG, "Twilio refused the message (%ld): %.200s", code, msg);
-		pl_err_hint(err, code == 21603 ? "check TWILIO_FROM_NUMBER"
-					       : "check the staff number with 'parlae vapi phone list'");
+		pl_err_hint(err, code == 21603
+		                     ? "check TWILIO_FROM_NUMBER"
+		                     : "check the staff number with 'parlae vapi phone list'");
 	} else {
-		pl_err_set(err, PL_EUPSTREAM, "Twilio failed: HTTP %ld %ld %.200s", status, code, msg);
+		pl_err_set(err, PL_EUPSTREAM, "Twilio failed: HTTP %ld %ld %.200s", status, code,
+		           msg);
 	}
 	json_decref(doc);
 	return err->code;
 }
 
 int pl_twilio_sms(const struct pl_config *cfg, const char *to, const char *body, char *sid,
-		  size_t sid_size, struct pl_err *err)
+                  size_t sid_size, struct pl_err *err)
 {
 	const char *account = pl_config_get(cfg, "TWILIO_ACCOUNT_SID");
 	const char *token = pl_config_get(cfg, "TWILIO_AUTH_TOKEN");
@@ -55,8 +57,12 @@ int pl_twilio_sms(const struct pl_config *cfg, const char *to, const char *body,
 	sid[0] = '\0';
 	if (!account || !token || !from) {
 		pl_err_set(err, PL_ECONFIG, "%s is not set",
-			   !account ? "TWILIO_ACCOUNT_SID" : !token ? "TWILIO_AUTH_TOKEN" : "TWILIO_FROM_NUMBER");
-		return pl_err_hint(err, "transfers text the staff through Twilio: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER");
+		           !account ? "TWILIO_ACCOUNT_SID"
+		           : !token ? "TWILIO_AUTH_TOKEN"
+		                    : "TWILIO_FROM_NUMBER");
+		return pl_err_hint(err,
+		                   "transfers text the staff through Twilio: set "
+		                   "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM_NUMBER");
 	}
 	if ((r = pl_http_init(&http, cfg, err)))
 		return r;
@@ -76,7 +82,8 @@ int pl_twilio_sms(const struct pl_config *cfg, const char *to, const char *body,
 		pl_buf_addf(&raw, "%s:%s", account, token);
 		n = 4 * ((raw.len + 2) / 3) + 1;
 		basic = pl_xmalloc(n);
-		EVP_EncodeBlock((unsigned char *)basic, (const unsigned char *)raw.buf, (int)raw.len);
+		EVP_EncodeBlock((unsigned char *)basic, (const unsigned char *)raw.buf,
+		                (int)raw.len);
 		pl_buf_wipe(&raw);
 	}
 	pl_buf_addf(&auth, "Authorization: Basic %s", basic);
@@ -99,11 +106,13 @@ int pl_twilio_sms(const struct pl_config *cfg, const char *to, const char *body,
 		struct pl_err ignored = PL_ERR_INIT;
 		json_t *doc = NULL;
 
-		if (pl_json_parse(resp.body.buf, resp.body.len, resp.body.len + 1, 8, "x", &doc, &ignored) ||
+		if (pl_json_parse(resp.body.buf, resp.body.len, resp.body.len + 1, 8, "x", &doc,
+		                  &ignored) ||
 		    !json_is_string(json_object_get(doc, "sid")))
 			r = pl_err_set(err, PL_EUPSTREAM, "Twilio's answer has no message sid");
 		else
-			snprintf(sid, sid_size, "%s", json_string_value(json_object_get(doc, "sid")));
+			snprintf(sid, sid_size, "%s",
+			         json_string_value(json_object_get(doc, "sid")));
 		json_decref(doc);
 	}
 	pl_http_resp_release(&resp);

@@ -11,6 +11,6 @@
 
 /* Send body to `to`; sid (at least 64 bytes) receives the message's SID. */
 int pl_twilio_sms(const struct pl_config *cfg, const char *to, const char *body, char *sid,
-		  size_t sid_size, struct pl_err *err);
+                  size_t sid_size, struct pl_err *err);
 
 #endif

@@ -19,15 +19,15 @@ static const struct {
 	const char *folded; /* lowercase, no '-' or '_' */
 	enum pl_vapi_tool tool;
 } tool_names[] = {
-	{"getpatientinfo", PL_TOOL_GET_PATIENT_INFO},
-	{"lookuppatient", PL_TOOL_GET_PATIENT_INFO},
-	{"checkavailability", PL_TOOL_CHECK_AVAILABILITY},
-	{"bookappointment", PL_TOOL_BOOK_APPOINTMENT},
-	{"transfertohuman", PL_TOOL_TRANSFER_TO_HUMAN},
+    {"getpatientinfo", PL_TOOL_GET_PATIENT_INFO},
+    {"lookuppatient", PL_TOOL_GET_PATIENT_INFO},
+    {"checkavailability", PL_TOOL_CHECK_AVAILABILITY},
+    {"bookappointment", PL_TOOL_BOOK_APPOINTMENT},
+    {"transfertohuman", PL_TOOL_TRANSFER_TO_HUMAN},
 };
 
 static const char *const canonical[] = {"getPatientInfo", "checkAvailability", "bookAppointment",
-					"transferToHuman"};
+                                        "transferToHuman"};
 
 /* "get-patient-info", "get_patient_info" and "getPatientInfo" all fold to "getpatientinfo". */
 static void fold(const char *in, char *out, size_t size)
@@ -53,7 +53,8 @@ enum pl_vapi_tool pl_vapi_tool_from_name(const char *name)
 
 const char *pl_vapi_tool_name(enum pl_vapi_tool t)
 {
-	return t >= 0 && (size_t)t < sizeof(canonical) / sizeof(canonical[0]) ? canonical[t] : "unknown";
+	return t >= 0 && (size_t)t < sizeof(canonical) / sizeof(canonical[0]) ? canonical[t]
+	                                                                      : "unknown";
 }
 
 json_t *pl_vapi_arg(const json_t *args, const char *name)
@@ -67,7 +68,8 @@ json_t *pl_vapi_arg(const json_t *args, const char *name)
 	if ((v = json_object_get(args, name)))
 		return v;
 	fold(name, want, sizeof(want));
-	json_object_foreach((json_t *)args, key, v) {
+	json_object_foreach((json_t *)args, key, v)
+	{
 		fold(key, have, sizeof(have));
 		if (!strcmp(want, have))
 			return v;
@@ -135,7 +137,8 @@ static void read_args(struct pl_vapi_call *c, json_t *raw)
 		if (!*json_string_value(raw)) {
 			c->args = json_object();
 		} else if (pl_json_parse(json_string_value(raw), json_string_length(raw),
-					 PL_VAPI_MAX_BODY, PL_VAPI_MAX_DEPTH, "arguments", &parsed, &err)) {
+		                         PL_VAPI_MAX_BODY, PL_VAPI_MAX_DEPTH, "arguments", &parsed,
+		                         &err)) {
 			c->bad_args = pl_xstrdup(err.msg);
 		} else if (!json_is_object(parsed)) {
 			json_decref(parsed);
@@ -149,7 +152,7 @@ static void read_args(struct pl_vapi_call *c, json_t *raw)
 }
 
 static int add_call(struct pl_vapi_msg *m, const char *id, const char *name, json_t *raw_args,
-		    struct pl_err *err)
+                    struct pl_err *err)
 {
 	struct pl_vapi_call *c;
 
@@ -160,7 +163,7 @@ static int add_call(struct pl_vapi_msg *m, const char *id, const char *name, jso
 			return 0; /* a repeated id runs once */
 	if (m->ncalls == PL_VAPI_MAX_CALLS)
 		return pl_err_set(err, PL_EBADINPUT, "more than %d tool calls in one message",
-				  PL_VAPI_MAX_CALLS);
+		                  PL_VAPI_MAX_CALLS);
 	c = &m->calls[m->ncalls++];
 	memset(c, 0, sizeof(*c));
 	c->id = pl_xstrdup(id ? id : "");
@@ -186,16 +189,18 @@ static int read_calls(struct pl_vapi_msg *m, json_t *msg, struct pl_err *err)
 	if (!json_is_array(list) || !json_array_size(list))
 		return pl_err_set(err, PL_EBADINPUT, "the tool-calls message has no tool calls");
 	m->calls = pl_xcalloc(PL_VAPI_MAX_CALLS, sizeof(*m->calls));
-	json_array_foreach(list, i, item) {
+	json_array_foreach(list, i, item)
+	{
 		json_t *call = nested ? json_object_get(item, "toolCall") : item;
 		json_t *fn = json_object_get(call, "function");
 		int r;
 
 		if (!json_is_object(call) || !json_is_object(fn))
-			return pl_err_set(err, PL_EBADINPUT, "tool call %zu is not an object with a function", i);
+			return pl_err_set(err, PL_EBADINPUT,
+			                  "tool call %zu is not an object with a function", i);
 		r = add_call(m, json_string_value(json_object_get(call, "id")),
-			     json_string_value(json_object_get(fn, "name")),
-			     json_object_get(fn, "arguments"), err);
+		             json_string_value(json_object_get(fn, "name")),
+		             json_object_get(fn, "arguments"), err);
 		if (r)
 			return r;
 	}
@@ -209,12 +214,14 @@ int pl_vapi_parse(const char *body, size_t len, struct pl_vapi_msg *out, struct 
 	int r;
 
 	memset(out, 0, sizeof(*out));
-	if ((r = pl_json_parse(body, len, PL_VAPI_MAX_BODY, PL_VAPI_MAX_DEPTH, "the payload", &doc, err)))
+	if ((r = pl_json_parse(body, len, PL_VAPI_MAX_BODY, PL_VAPI_MAX_DEPTH, "the payload", &doc,
+	                       err)))
 		return r;
 	msg = json_object_get(doc, "message");
 	type = json_string_value(json_object_get(msg, "type"));
 	if (!json_is_object(msg) || !type) {
-		r = pl_err_set(err, PL_EBADINPUT, "the payload is not a Vapi server message (no message.type)");
+		r = pl_err_set(err, PL_EBADINPUT,
+		               "the payload is not a Vapi server message (no message.type)");
 		goto out;
 	}
 	snprintf(out->type, sizeof(out->type), "%s", type);
@@ -228,7 +235,8 @@ int pl_vapi_parse(const char *body, size_t len, struct pl_vapi_msg *out, struct 
 	if (json_is_integer(ts))
 		out->timestamp_ms = json_integer_value(ts);
 	else if (json_is_real(ts) && json_real_value(ts) > -9.2e18 && json_real_value(ts) < 9.2e18)
-		out->timestamp_ms = (long long)json_real_value(ts); /* beyond: absent (the cast is UB) */
+		out->timestamp_ms =
+		    (long long)json_real_value(ts); /* beyond: absent (the cast is UB) */
 	if (!strcmp(type, "tool-calls")) {
 		r = read_calls(out, msg, err);
 	} else if (!strcmp(type, "function-call")) {
@@ -237,10 +245,11 @@ int pl_vapi_parse(const char *body, size_t len, struct pl_vapi_msg *out, struct 
 		out->legacy = 1;
 		out->calls = pl_xcalloc(1, sizeof(*out->calls));
 		if (!json_is_object(fc))
-			r = pl_err_set(err, PL_EBADINPUT, "the function-call message has no functionCall");
+			r = pl_err_set(err, PL_EBADINPUT,
+			               "the function-call message has no functionCall");
 		else
 			r = add_call(out, "", json_string_value(json_object_get(fc, "name")),
-				     json_object_get(fc, "parameters"), err);
+			             json_object_get(fc, "parameters"), err);
 	}
 out:
 	json_decref(doc);
@@ -274,10 +283,10 @@ json_t *pl_vapi_reply(const struct pl_vapi_msg *m, const struct pl_vapi_outcome 
 	for (size_t i = 0; i < m->ncalls; i++) {
 		const struct pl_vapi_outcome *o = &out[i];
 
-		json_array_append_new(results, json_pack("{s:s, s:s, s:s}", "toolCallId", m->calls[i].id,
-							 "name", m->calls[i].name,
-							 o->result ? "result" : "error",
-							 o->result ? o->result : o->error));
+		json_array_append_new(results, json_pack("{s:s, s:s, s:s}", "toolCallId",
+		                                         m->calls[i].id, "name", m->calls[i].name,
+		                                         o->result ? "result" : "error",
+		                                         o->result ? o->result : o->error));
 	}
 	return json_pack("{s:o}", "results", results);
 }
@@ -307,7 +316,8 @@ void pl_vapi_sign(const char *secret, const char *ts, const char *body, size_t l
 
 	pl_buf_addf(&msg, "%s.", ts);
 	pl_buf_add(&msg, body, len);
-	HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)msg.buf, msg.len, mac, &n);
+	HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)msg.buf, msg.len,
+	     mac, &n);
 	for (unsigned i = 0; i < 32; i++) {
 		out[2 * i] = hex[mac[i] >> 4];
 		out[2 * i + 1] = hex[mac[i] & 15];
@@ -317,7 +327,7 @@ void pl_vapi_sign(const char *secret, const char *ts, const char *body, size_t l
 }
 
 int pl_vapi_direct(const char *tool, const char *args_json, size_t len, struct pl_vapi_msg *out,
-		   struct pl_err *err)
+                   struct pl_err *err)
 {
 	json_t *raw = NULL;
 	char id[24] = "call_";
@@ -326,7 +336,7 @@ int pl_vapi_direct(const char *tool, const char *args_json, size_t len, struct p
 	memset(out, 0, sizeof(*out));
 	snprintf(out->type, sizeof(out->type), "tool-calls");
 	if (args_json && (r = pl_json_parse(args_json, len, PL_VAPI_MAX_BODY, PL_VAPI_MAX_DEPTH,
-					    "--args", &raw, err)))
+	                                    "--args", &raw, err)))
 		return r;
 	if (raw && !json_is_object(raw)) {
 		json_decref(raw);
@@ -343,7 +353,7 @@ int pl_vapi_direct(const char *tool, const char *args_json, size_t len, struct p
 }
 
 char **pl_vapi_auth_headers(enum pl_vapi_auth auth, const char *secret, const char *body,
-			    size_t len)
+                            size_t len)
 {
 	char **h = pl_xcalloc(4, sizeof(*h));
 	struct pl_buf b = PL_BUF_INIT;
@@ -395,15 +405,13 @@ static json_t *normalise(json_t *v)
 	if (json_is_object(v)) {
 		json_t *o = json_object();
 
-		json_object_foreach(v, key, item)
-			json_object_set_new(o, key, normalise(item));
+		json_object_foreach(v, key, item) json_object_set_new(o, key, normalise(item));
 		return o;
 	}
 	if (json_is_array(v)) {
 		json_t *a = json_array();
 
-		json_array_foreach(v, i, item)
-			json_array_append_new(a, normalise(item));
+		json_array_foreach(v, i, item) json_array_append_new(a, normalise(item));
 		return a;
 	}
 	return json_incref(v);
@@ -419,11 +427,13 @@ static void diff_values(const char *path, json_t *e, json_t *a, struct pl_buf *o
 	if (json_equal(e, a))
 		return;
 	if (json_is_object(e) && json_is_object(a)) {
-		json_object_foreach(e, key, item) {
+		json_object_foreach(e, key, item)
+		{
 			snprintf(sub, sizeof(sub), "%s.%s", path, key);
 			diff_values(sub, item, json_object_get(a, key), out);
 		}
-		json_object_foreach(a, key, item) {
+		json_object_foreach(a, key, item)
+		{
 			if (!json_object_get(e, key)) {
 				snprintf(sub, sizeof(sub), "%s.%s", path, key);
 				diff_values(sub, NULL, item, out);
@@ -432,7 +442,8 @@ static void diff_values(const char *path, json_t *e, json_t *a, struct pl_buf *o
 		return;
 	}
 	if (json_is_array(e) && json_is_array(a) && json_array_size(e) == json_array_size(a)) {
-		json_array_foreach(e, i, item) {
+		json_array_foreach(e, i, item)
+		{
 			snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
 			diff_values(sub, item, json_array_get(a, i), out);
 		}
@@ -443,21 +454,23 @@ static void diff_values(const char *path, json_t *e, json_t *a, struct pl_buf *o
 		char *as = a ? json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 
 		pl_buf_addf(out, "%s\n- %s\n+ %s\n", *path ? path : ".", es ? es : "(absent)",
-			    as ? as : "(absent)");
+		            as ? as : "(absent)");
 		free(es);
 		free(as);
 	}
 }
 
 int pl_vapi_compare(const char *expected, size_t elen, const char *actual, size_t alen,
-		    struct pl_buf *diff, struct pl_err *err)
+                    struct pl_buf *diff, struct pl_err *err)
 {
 	json_t *e = NULL, *a = NULL, *ne, *na;
 	int r;
 
-	if ((r = pl_json_parse(expected, elen, PL_VAPI_MAX_BODY, PL_VAPI_MAX_DEPTH, "--expect", &e, err)))
+	if ((r = pl_json_parse(expected, elen, PL_VAPI_MAX_BODY, PL_VAPI_MAX_DEPTH, "--expect", &e,
+	                       err)))
 		return -r;
-	if ((r = pl_json_parse(actual, alen, PL_VAPI_MAX_BODY, PL_VAPI_MAX_DEPTH, "the response", &a, err))) {
+	if ((r = pl_json_parse(actual, alen, PL_VAPI_MAX_BODY, PL_VAPI_MAX_DEPTH, "the response",
+	                       &a, err))) {
 		json_decref(e);
 		return -r;
 	}
@@ -474,7 +487,7 @@ int pl_vapi_compare(const char *expected, size_t elen, const char *actual, size_
 }
 
 int pl_vapi_post(const struct pl_config *cfg, const char *url, enum pl_vapi_auth auth,
-		 const char *body, size_t len, struct pl_http_resp *resp, struct pl_err *err)
+                 const char *body, size_t len, struct pl_http_resp *resp, struct pl_err *err)
 {
 	const char *secret = pl_config_get(cfg, "VAPI_WEBHOOK_SECRET");
 	struct pl_http_req req = {0};
@@ -505,7 +518,8 @@ int pl_vapi_post(const struct pl_config *cfg, const char *url, enum pl_vapi_auth
 	if (r)
 		return r;
 	if (resp->status == 401 || resp->status == 403) {
-		pl_err_set(err, PL_ECONFIG, "the target refused the credentials (HTTP %ld)", resp->status);
+		pl_err_set(err, PL_ECONFIG, "the target refused the credentials (HTTP %ld)",
+		           resp->status);
 		return pl_err_hint(err, "check VAPI_WEBHOOK_SECRET and --auth");
 	}
 	if (resp->status != 200)

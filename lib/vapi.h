@@ -12,7 +12,7 @@
 #include "buf.h"
 #include "err.h"
 
-#define PL_VAPI_MAX_BODY ((size_t)1 << 20)
+#define PL_VAPI_MAX_BODY  ((size_t)1 << 20)
 #define PL_VAPI_MAX_DEPTH 32
 #define PL_VAPI_MAX_CALLS 64
 
@@ -28,15 +28,15 @@ struct pl_vapi_call {
 	char *id;   /* toolCallId; "" for the legacy shape */
 	char *name; /* as received: echoed in the reply */
 	enum pl_vapi_tool tool;
-	json_t *args; /* an object (new reference); a JSON-string argument is parsed */
+	json_t *args;   /* an object (new reference); a JSON-string argument is parsed */
 	char *bad_args; /* why the arguments could not be read, or NULL */
 };
 
 struct pl_vapi_msg {
 	char type[48];
-	int legacy; /* function-call: the reply is {"result":"..."} */
+	int legacy;                               /* function-call: the reply is {"result":"..."} */
 	char *call_id, *phone_number_id, *caller; /* NULL when absent */
-	long long timestamp_ms;			  /* 0 when absent */
+	long long timestamp_ms;                   /* 0 when absent */
 	struct pl_vapi_call *calls;
 	size_t ncalls;
 };
@@ -76,14 +76,14 @@ int pl_vapi_status(const struct pl_vapi_outcome *out, size_t n);
  * text or NULL for none. PL_EBADINPUT when the arguments are not a JSON object.
  */
 int pl_vapi_direct(const char *tool, const char *args_json, size_t len, struct pl_vapi_msg *out,
-		   struct pl_err *err);
+                   struct pl_err *err);
 
 enum pl_vapi_auth { PL_VAPI_AUTH_SECRET, PL_VAPI_AUTH_HMAC, PL_VAPI_AUTH_BEARER };
 
 /* The headers Vapi would send for body (hmac signed now); a NULL-terminated array the
  * caller frees with pl_vapi_headers_free. */
 char **pl_vapi_auth_headers(enum pl_vapi_auth auth, const char *secret, const char *body,
-			    size_t len);
+                            size_t len);
 void pl_vapi_headers_free(char **h);
 
 /*
@@ -95,7 +95,7 @@ void pl_vapi_headers_free(char **h);
 struct pl_config;
 struct pl_http_resp;
 int pl_vapi_post(const struct pl_config *cfg, const char *url, enum pl_vapi_auth auth,
-		 const char *body, size_t len, struct pl_http_resp *resp, struct pl_err *err);
+                 const char *body, size_t len, struct pl_http_resp *resp, struct pl_err *err);
 
 /*
  * Compare two replies as JSON, parsing result strings that hold JSON; 0 when equal, else 1
@@ -103,11 +103,10 @@ int pl_vapi_post(const struct pl_config *cfg, const char *url, enum pl_vapi_auth
  * when either is not JSON.
  */
 int pl_vapi_compare(const char *expected, size_t elen, const char *actual, size_t alen,
-		    struct pl_buf *diff, struct pl_err *err);
+                    struct pl_buf *diff, struct pl_err *err);
 
 /* Lowercase hex HMAC-SHA256 of "<ts>.<body>" (65 bytes with the NUL). */
-void pl_vapi_sign(const char *secret, const char *ts, const char *body, size_t len,
-		  char out[65]);
+void pl_vapi_sign(const char *secret, const char *ts, const char *body, size_t len, char out[65]);
 
 /* E.164 digits of a phone number ("555-123-4567" → "15551234567"); "" when not a number. */
 void pl_phone_digits(const char *in, char *out, size_t size);
