@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "banned.h"
+
 static const struct pl_err_info table[] = {
     {PL_OK, "ok", "success"},
     {PL_ENO, "no", "the answer is no: not connected, verification failed, chain broken, denied"},
