@@ -13,7 +13,6 @@ and reports counters; see tests/fakes/README.md.
 Python 3 standard library only.  One lock guards all state.
 """
 
-import argparse
 import base64
 import binascii
 import hashlib
@@ -22,17 +21,16 @@ import json
 import os
 import re
 import secrets
-import signal
-import socket
-import struct
 import sys
-import threading
 import time
 import traceback
 import uuid
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, quote, unquote
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fakelib  # noqa: E402
+from fakelib import ControlError, bump  # noqa: E402
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "123456789012"
@@ -134,18 +132,8 @@ def trimall(v):
     return re.sub(r"\s+", " ", v.strip())
 
 
-class Reply:
-    def __init__(self, status, body=b"", headers=None, content_type=JSON_TYPE):
-        self.status = status
-        self.body = body if isinstance(body, bytes) else body.encode()
-        self.headers = dict(headers or {})
-        self.content_type = content_type
-        self.truncate = False
-
-
 def json_reply(status, obj, headers=None, content_type=JSON_TYPE):
-    return Reply(status, json.dumps(obj, separators=(",", ":"), ensure_ascii=False), headers,
-                 content_type)
+    return fakelib.json_reply(status, obj, headers, content_type)
 
 
 def aws_error_body(etype, message):
@@ -168,10 +156,6 @@ def auth_fail(kind, etype, message):
 
 def fail(etype, message, status=400):
     raise AwsError(status, etype, message)
-
-
-class ControlError(Exception):
-    pass
 
 
 # ---- SigV4 ---------------------------------------------------------------------------------
@@ -318,11 +302,12 @@ def verify_sigv4(state, method, raw_path, raw_query, headers, body):
 
 # ---- the service ---------------------------------------------------------------------------
 
-class State:
-    def __init__(self, args):
-        self.initial = args
-        self.lock = threading.Lock()
-        self.reset()
+class State(fakelib.State):
+    """The command line's arguments; faults (fakelib's) are matched on the operation."""
+
+    FAULT_FIELDS = ("operation", "secret_id", "count", "skip", "delay_ms", "status", "type",
+                    "message", "body", "close", "truncate", "when", "headers", "content_type")
+    FAULT_READ = dict(fakelib.FAULT_READ, operation=lambda f: str(f.get("operation") or "*"))
 
     def reset(self):
         a = self.initial
@@ -335,8 +320,7 @@ class State:
         self.set_key({"access_key_id": a.access_key_id, "secret_access_key": a.secret_access_key,
                       "session_token": a.session_token})
         self.secrets = {}
-        self.faults = []
-        self.next_fault = 1
+        self.reset_faults()
         self.log = []
         self.seq = 0
         self.reset_counters()
@@ -372,14 +356,11 @@ class State:
     # ---- counting -------------------------------------------------------------------------
 
     def count(self, op, outcome, auth=None):
-        o = self.counters["outcomes"].setdefault(op, {})
-        o[outcome] = o.get(outcome, 0) + 1
+        bump(self.counters["outcomes"].setdefault(op, {}), outcome)
         if outcome != "ok":
-            e = self.counters["errors"]
-            e[outcome] = e.get(outcome, 0) + 1
+            bump(self.counters["errors"], outcome)
         if auth:
-            a = self.counters["auth_failures"]
-            a[auth] = a.get(auth, 0) + 1
+            bump(self.counters["auth_failures"], auth)
             if auth in ("signature", "payload_hash"):
                 self.counters["signature_failures"] += 1
 
@@ -390,58 +371,17 @@ class State:
         if len(self.log) > MAX_LOG:
             del self.log[:len(self.log) - MAX_LOG]
 
-    # ---- faults (the Sikka fake's shape, matched on the operation) ------------------------
+    # ---- faults (fakelib's, matched on the operation) -----------------------------------
 
-    def add_fault(self, f):
-        if not isinstance(f, dict):
-            raise ControlError("a fault is an object")
-        known = {"operation", "secret_id", "status", "type", "message", "count", "skip",
-                 "delay_ms", "body", "close", "truncate", "when", "headers", "content_type"}
-        extra = set(f) - known
-        if extra:
-            raise ControlError("unknown fault field(s): " + ", ".join(sorted(extra)))
-        fault = {"id": self.next_fault, "operation": str(f.get("operation") or "*"),
-                 "secret_id": f.get("secret_id"),
-                 "count": int(f.get("count", 1)), "skip": int(f.get("skip", 0)),
-                 "delay_ms": int(f.get("delay_ms", 0)),
-                 "status": int(f["status"]) if f.get("status") is not None else None,
-                 "type": f.get("type"), "message": f.get("message"),
-                 "body": f.get("body"), "close": f.get("close", False),
-                 "truncate": bool(f.get("truncate", False)),
-                 "when": str(f.get("when") or "before"), "headers": f.get("headers") or {},
-                 "content_type": f.get("content_type")}
+    def check_fault(self, fault):
         if fault["operation"] != "*" and fault["operation"] not in OPERATIONS:
             raise ControlError("operation is one of " + ", ".join(OPERATIONS) + " or *")
-        if not isinstance(fault["headers"], dict):
-            raise ControlError("headers is an object")
-        if fault["when"] not in ("before", "after"):
-            raise ControlError("when is 'before' or 'after'")
-        if fault["close"] not in (False, True, "close", "reset"):
-            raise ControlError("close is true, \"close\" or \"reset\"")
         if fault["type"] is not None and fault["status"] is None:
             fault["status"] = 400
-        if fault["body"] is not None and not isinstance(fault["body"], str):
-            fault["body"] = json.dumps(fault["body"], separators=(",", ":"))
-        self.next_fault += 1
-        self.faults.append(fault)
-        return fault
 
-    def take_fault(self, op, secret_id):
-        for f in self.faults:
-            if f["count"] == 0 or f["operation"] not in ("*", op):
-                continue
-            if f["secret_id"] is not None and f["secret_id"] != secret_id:
-                continue
-            if f["skip"] > 0:
-                f["skip"] -= 1
-                continue
-            if f["count"] > 0:
-                f["count"] -= 1
-            self.counters["faults"] += 1
-            snapshot = dict(f)
-            self.faults = [x for x in self.faults if x["count"] != 0]
-            return snapshot
-        return None
+    def fault_matches(self, f, op, secret_id):
+        return f["operation"] in ("*", op) and (f["secret_id"] is None or
+                                                f["secret_id"] == secret_id)
 
     # ---- secrets --------------------------------------------------------------------------
 
@@ -863,28 +803,22 @@ def api(state, method, raw_path, raw_query, headers, raw):
 
 
 def fault_reply(f):
-    status = f["status"]
-    headers = {str(k): str(v) for k, v in f["headers"].items()}
+    headers = fakelib.fault_headers(f)
     headers.setdefault("x-amzn-RequestId", str(uuid.uuid4()))
-    if f["body"] is not None:
-        r = Reply(status or 200, f["body"], headers)
-    else:
+
+    def error(status, headers):
         status = status or 500
         etype, msg = FAULT_DEFAULTS.get(status, FAULT_5XX if status >= 500 else
                                         ("ThrottlingException", "Rate exceeded"))
-        r = json_reply(status, aws_error_body(f["type"] or etype, f["message"] or msg), headers)
-    if f["content_type"]:
-        r.content_type = f["content_type"]
-    r.truncate = f["truncate"]
-    return r
+        return json_reply(status, aws_error_body(f["type"] or etype, f["message"] or msg),
+                          headers)
+    return fakelib.fault_answer(f, headers, error, JSON_TYPE, empty_204=False)
 
 
 # ---- control API ---------------------------------------------------------------------------
 
-def control(state, method, path, query, body):
-    """Route /__fake/...; called with the state lock held.  Returns (status, object)."""
-    b = body if isinstance(body, dict) else {}
-    name = path[len("/__fake/"):].strip("/")
+def own_control(state, method, name, query, body, b):
+    """The control endpoints of this fake (fakelib.control has the common ones)."""
     if method == "GET":
         if name == "secrets":
             if "name" in query:
@@ -895,35 +829,16 @@ def control(state, method, path, query, body):
             pre = query.get("prefix", "")
             return 200, {n: state.secret_view(s) for n, s in sorted(state.secrets.items())
                          if n.startswith(pre)}
-        if name == "counters":
-            return 200, state.counters
         if name == "keys":
             return 200, state.keys_view()
         if name == "clock":
             return 200, clock_view(state)
         if name == "options":
             return 200, options_view(state)
-        if name == "faults":
-            return 200, {"faults": state.faults}
         if name == "requests":
             n = max(1, min(MAX_LOG, int(query.get("n", "50"))))
             return 200, state.log[-n:]
-        if name == "health":
-            return 200, {"ok": True}
-        return 404, {"error": f"no control endpoint GET {path}"}
-    if method == "DELETE" and name == "faults":
-        state.faults = []
-        return 200, {"faults": []}
-    if method != "POST":
-        return 405, {"error": f"{method} not allowed on {path}"}
-    if body is not None and not isinstance(body, (dict, list)):
-        raise ControlError("the body must be a JSON object")
-    if name == "reset":
-        state.reset()
-        return 200, {"ok": True}
-    if name == "counters/reset":
-        state.reset_counters()
-        return 200, state.counters
+        return None
     if name == "keys":
         items = body if isinstance(body, list) else [b]
         for k in items:
@@ -947,9 +862,6 @@ def control(state, method, path, query, body):
         if "account_id" in b:
             state.account_id = str(b["account_id"])
         return 200, options_view(state)
-    if name == "latency":
-        state.latency_ms = int(b.get("ms", 0))
-        return 200, {"ms": state.latency_ms}
     if name == "secrets":
         items = body if isinstance(body, list) else [b]
         return 200, [seed(state, x) for x in items]
@@ -962,14 +874,7 @@ def control(state, method, path, query, body):
     if name == "secrets/clear":
         state.secrets = {}
         return 200, {}
-    if name == "faults":
-        items = body if isinstance(body, list) else [b]
-        added = [state.add_fault(f) for f in items]
-        return 200, {"added": added, "faults": state.faults}
-    if name == "faults/clear":
-        state.faults = []
-        return 200, {"faults": []}
-    return 404, {"error": f"no control endpoint POST {path}"}
+    return None
 
 
 def clock_view(state):
@@ -1003,49 +908,13 @@ def seed(state, x):
 
 # ---- HTTP ----------------------------------------------------------------------------------
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(fakelib.Handler):
     server_version = "FakeAwsSecretsManager/1.0"
-    sys_version = ""
-    timeout = 120  # an idle keep-alive connection is dropped after this
-
-    def setup(self):
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def version_string(self):
-        return self.server_version
-
-    def log_message(self, fmt, *args):  # no access log
-        pass
-
-    def log_error(self, fmt, *args):
-        msg = fmt % args
-        if "timed out" not in msg:
-            sys.stderr.write(f"fake-aws: {msg}\n")
-
-    def do_GET(self):
-        self.dispatch()
-
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
-
-    def read_body(self):
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            out = b""
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return out
-                out += self.rfile.read(size)
-                self.rfile.readline()
-                if len(out) > MAX_BODY:
-                    raise ValueError("body too large")
-        n = int(self.headers.get("Content-Length") or 0)
-        if n > MAX_BODY:
-            raise ValueError("body too large")
-        return self.rfile.read(n) if n > 0 else b""
+    log_name = "fake-aws"
+    max_body = MAX_BODY
+    reasons = REASONS
+    bare_204 = False
+    fault_reply = staticmethod(fault_reply)
 
     def header_map(self):
         """Lower-case name → every value, in order (SigV4 joins repeats with commas)."""
@@ -1066,15 +935,9 @@ class Handler(BaseHTTPRequestHandler):
             return
 
         if raw_path.startswith("/__fake/"):
-            body = None
             query = dict(parse_qsl(raw_query, keep_blank_values=True))
-            with state.lock:
-                try:
-                    if raw.strip():
-                        body = json.loads(raw)
-                    status, obj = control(state, self.command, raw_path, query, body)
-                except (ControlError, ValueError, TypeError, AttributeError, KeyError) as e:
-                    status, obj = 400, {"error": str(e) or type(e).__name__}
+            status, obj = fakelib.control_answer(state, self.command, raw_path, query, raw,
+                                                 own_control)
             self.send(json_reply(status, obj, content_type="application/json"))
             return
 
@@ -1089,17 +952,14 @@ class Handler(BaseHTTPRequestHandler):
             pass
         with state.lock:
             state.counters["requests"] += 1
-            ops = state.counters["operations"]
-            ops[op] = ops.get(op, 0) + 1
+            bump(state.counters["operations"], op)
             fault = state.take_fault(op, secret_id)
             latency = state.latency_ms
-        delay = latency + (fault["delay_ms"] if fault else 0)
-        if delay > 0:
-            time.sleep(delay / 1000.0)
+        fakelib.pause(latency, fault)
         entry = {"operation": op, "secret_id": secret_id, "access_key_id": None,
                  "status": None, "type": None, "auth_error": None,
                  "fault": fault["id"] if fault else None}
-        if fault and fault["when"] == "before" and self.fault_short_circuits(fault):
+        if fakelib.cuts(fault, "before"):
             with state.lock:
                 state.record(entry)
             self.apply_fault(fault)
@@ -1123,98 +983,22 @@ class Handler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             reply = json_reply(500, aws_error_body("InternalServiceError",
                                                    "An error occurred on the server side."))
-        if fault and fault["when"] == "after" and self.fault_short_circuits(fault):
-            self.apply_fault(fault)
-            return
-        if fault and fault["truncate"]:
-            reply.truncate = True
-        self.send(reply)
-
-    @staticmethod
-    def fault_short_circuits(f):
-        return bool(f["close"] or f["status"] is not None or f["body"] is not None)
-
-    def apply_fault(self, f):
-        if f["close"]:
-            self.close_connection = True
-            if f["close"] == "reset":
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                           struct.pack("ii", 1, 0))
-                self.connection.close()
-            return
-        self.send(fault_reply(f))
-
-    def send(self, reply):
-        """Status line, headers and body in one write."""
-        lines = [f"HTTP/1.1 {reply.status} {REASONS.get(reply.status, 'Unknown')}",
-                 f"Server: {self.server_version}",
-                 f"Content-Type: {reply.content_type}",
-                 f"Content-Length: {len(reply.body)}"]
-        for k, v in reply.headers.items():
-            lines.append(f"{k}: {v}")
-        if self.close_connection:
-            lines.append("Connection: close")
-        elif self.request_version == "HTTP/1.0":
-            lines.append("Connection: keep-alive")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        body = b"" if self.command == "HEAD" else reply.body
-        if reply.truncate:
-            body = body[:len(body) // 2]
-            self.close_connection = True
-        try:
-            self.wfile.write(head + body)
-            self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    request_queue_size = 1024
-
-    def handle_error(self, request, client_address):
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, socket.timeout, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
+        self.send_after(fault, reply)
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="A fake AWS Secrets Manager for tests.")
-    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
-    ap.add_argument("--port-file", help="write the port here once listening (atomically)")
+    ap = fakelib.arg_parser("A fake AWS Secrets Manager for tests.")
     ap.add_argument("--access-key-id", default=DEFAULT_AKID)
     ap.add_argument("--secret-access-key", default=DEFAULT_SECRET)
     ap.add_argument("--session-token", default=None,
                     help="the key is temporary: requests must carry X-Amz-Security-Token")
     ap.add_argument("--region", default=DEFAULT_REGION)
     ap.add_argument("--account-id", default=DEFAULT_ACCOUNT, help="used in ARNs")
-    ap.add_argument("--latency-ms", type=int, default=0, help="added to every API request")
+    fakelib.latency_option(ap, "added to every API request")
     args = ap.parse_args(argv)
     if args.access_key_id.startswith("ASIA") and not args.session_token:
         ap.error("a temporary key (ASIA...) needs --session-token")
-
-    srv = Server(("127.0.0.1", args.port), Handler)
-    srv.state = State(args)
-    port = srv.server_address[1]
-    if args.port_file:
-        tmp = f"{args.port_file}.tmp.{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(f"{port}\n")
-        os.replace(tmp, args.port_file)
-
-    def stop(signum, frame):
-        threading.Thread(target=srv.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        srv.serve_forever(poll_interval=0.2)
-    finally:
-        srv.server_close()
-    return 0
+    return fakelib.serve(args, Handler, State, args)
 
 
 if __name__ == "__main__":

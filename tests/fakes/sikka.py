@@ -9,22 +9,20 @@ zone, the error envelope with Sikka's codes and HTTP statuses.  A control API un
 Python 3 standard library only.  One lock guards all state, so a refresh counts exactly once.
 """
 
-import argparse
 import hashlib
 import json
 import os
 import re
 import secrets
-import signal
-import socket
-import struct
 import sys
-import threading
 import time
 import traceback
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fakelib  # noqa: E402
+from fakelib import ControlError, Reply, bump  # noqa: E402
 
 DEFAULT_APP_ID = "fake-app-id"
 DEFAULT_APP_KEY = "fake-app-key"
@@ -107,18 +105,8 @@ def default_secret(office_id, practice_id):
     return hashlib.sha256(f"fake-sikka/{office_id}/{practice_id}".encode()).hexdigest()[:32]
 
 
-class Reply:
-    def __init__(self, status, body=b"", headers=None, content_type="application/json; charset=utf-8"):
-        self.status = status
-        self.body = body if isinstance(body, bytes) else body.encode()
-        self.headers = dict(headers or {})
-        self.content_type = content_type
-        self.close = None  # None, "close" or "reset"
-        self.truncate = False
-
-
 def json_reply(status, obj, headers=None):
-    return Reply(status, json.dumps(obj, separators=(",", ":")), headers)
+    return fakelib.json_reply(status, obj, headers, ascii=True)
 
 
 def sikka_reply(status, obj, headers=None):
@@ -143,17 +131,20 @@ def fail(status, code, short, long="", more=""):
     raise SikkaError(error(status, code, short, long, more))
 
 
-class ControlError(Exception):
-    pass
+class State(fakelib.State):
+    """(app_id, app_key, latency_ms) from the command line; faults as fakelib's, and matched on
+    a request_key body's grant_type too."""
 
-
-class State:
     DATA_KINDS = ("patients", "appointments", "providers", "operatories", "slots")
+    FAULT_FIELDS = fakelib.HTTP_FAULT + ("grant_type",)
 
-    def __init__(self, app_id, app_key, latency_ms):
-        self.initial = (app_id, app_key, latency_ms)
-        self.lock = threading.Lock()
-        self.reset()
+    @property
+    def latency_ms(self):  # a setting, as /__fake/state shows it
+        return self.settings["latency_ms"]
+
+    @latency_ms.setter
+    def latency_ms(self, ms):
+        self.settings["latency_ms"] = ms
 
     # ---- set-up ---------------------------------------------------------------------------
 
@@ -182,8 +173,7 @@ class State:
         self.writebacks = {}
         self.next_writeback = 275495
         self.next_id = 1000
-        self.faults = []
-        self.next_fault = 1
+        self.reset_faults()
         self.reset_counters()
 
     def reset_counters(self):
@@ -354,8 +344,7 @@ class State:
         e = self.refresh_keys.get(rk)
         if e is None or not e["valid"]:
             office = e["office_id"] if e else "unknown"
-            inv = self.counters["invalid_refresh"]
-            inv[office] = inv.get(office, 0) + 1
+            bump(self.counters["invalid_refresh"], office)
             fail(401, "API2007", "Practice not authorized",
                  "The refresh key is not valid." if e is None else
                  f"The refresh key is no longer valid ({e['reason'] or 'replaced'}).")
@@ -364,7 +353,7 @@ class State:
         if old is not None and self.settings["refresh_revokes_old_key"]:
             old["revoked"] = True
         office = e["office_id"]
-        self.counters["refreshes"][office] = self.counters["refreshes"].get(office, 0) + 1
+        bump(self.counters["refreshes"], office)
         return self.key_body(self.issue(office, gt), base)
 
     def check_request_key(self, key):
@@ -424,81 +413,28 @@ class State:
                 "offices": offices, "writebacks": list(self.writebacks.values()),
                 "faults": self.faults}
 
-    def add_fault(self, f):
-        if not isinstance(f, dict):
-            raise ControlError("a fault is an object")
-        known = {"method", "path", "status", "count", "skip", "delay_ms", "body", "retry_after",
-                 "close", "truncate", "when", "headers", "content_type", "grant_type"}
-        extra = set(f) - known
-        if extra:
-            raise ControlError("unknown fault field(s): " + ", ".join(sorted(extra)))
-        fault = {"id": self.next_fault, "method": str(f.get("method") or "*").upper(),
-                 "path": str(f.get("path") or "*"), "count": int(f.get("count", 1)),
-                 "skip": int(f.get("skip", 0)), "delay_ms": int(f.get("delay_ms", 0)),
-                 "status": int(f["status"]) if f.get("status") is not None else None,
-                 "body": f.get("body"), "retry_after": f.get("retry_after"),
-                 "close": f.get("close", False), "truncate": bool(f.get("truncate", False)),
-                 "when": str(f.get("when") or "before"), "headers": f.get("headers") or {},
-                 "content_type": f.get("content_type"), "grant_type": f.get("grant_type")}
-        if not isinstance(fault["headers"], dict):
-            raise ControlError("headers is an object")
-        if fault["when"] not in ("before", "after"):
-            raise ControlError("when is 'before' or 'after'")
-        if fault["close"] not in (False, True, "close", "reset"):
-            raise ControlError("close is true, \"close\" or \"reset\"")
-        if fault["body"] is not None and not isinstance(fault["body"], str):
-            fault["body"] = json.dumps(fault["body"], separators=(",", ":"))
-        self.next_fault += 1
-        self.faults.append(fault)
-        return fault
+    def fault_matches(self, f, method, path, body):
+        if f["grant_type"] is not None:
+            gt = body.get("grant_type") if isinstance(body, dict) else None
+            if gt != f["grant_type"]:
+                return False
+        return super().fault_matches(f, method, path)
 
-    def take_fault(self, method, path, body):
-        """The first live fault matching this request, consumed; None if none applies."""
-        for f in self.faults:
-            if f["count"] == 0:
-                continue
-            if f["method"] not in ("*", method):
-                continue
-            p = f["path"]
-            if not (p == "*" or p == path or (p.endswith("*") and path.startswith(p[:-1]))):
-                continue
-            if f["grant_type"] is not None:
-                gt = body.get("grant_type") if isinstance(body, dict) else None
-                if gt != f["grant_type"]:
-                    continue
-            if f["skip"] > 0:
-                f["skip"] -= 1
-                continue
-            if f["count"] > 0:
-                f["count"] -= 1
-            self.counters["faults"] += 1
-            snapshot = dict(f)
-            self.faults = [x for x in self.faults if x["count"] != 0]
-            return snapshot
-        return None
+
+def fault_error(status, headers):
+    code, short, long = FAULT_DEFAULTS.get(status, ("API2001", "Error", "An error occurred."))
+    r = error(status, code, short, long)
+    r.headers.update(headers)
+    return r
 
 
 def fault_reply(f):
-    status = f["status"]
-    headers = {str(k): str(v) for k, v in f["headers"].items()}
-    if f["retry_after"] is not None:
-        headers["Retry-After"] = str(f["retry_after"])
-    if status == 429:
+    headers = fakelib.fault_headers(f)
+    if f["status"] == 429:
         headers.setdefault("X-Rate-Limit-Limit", "1000")
         headers.setdefault("X-Rate-Limit-Remaining", "0")
         headers.setdefault("X-Rate-Limit-Reset", str(f["retry_after"] or 60))
-    if f["body"] is not None:
-        r = Reply(status or 200, f["body"], headers)
-    elif status == 204:
-        r = Reply(204, b"", headers)
-    else:
-        code, short, long = FAULT_DEFAULTS.get(status, ("API2001", "Error", "An error occurred."))
-        r = error(status, code, short, long)
-        r.headers.update(headers)
-    if f["content_type"]:
-        r.content_type = f["content_type"]
-    r.truncate = f["truncate"]
-    return r
+    return fakelib.fault_answer(f, headers, fault_error)
 
 
 # ---- the Sikka API ----------------------------------------------------------------------------
@@ -794,33 +730,12 @@ def authorize_page(state, query):
 
 # ---- the control API --------------------------------------------------------------------------
 
-def control(state, method, path, query, body, base):
-    """Route /__fake/...; called with the state lock held.  Returns (status, object)."""
-    b = body if isinstance(body, dict) else {}
-    name = path[len("/__fake/"):].strip("/")
+def own_control(state, method, name, query, body, b, base):
+    """The control endpoints of this fake (fakelib.control has the common ones)."""
     if method == "GET":
-        if name == "counters":
-            return 200, state.counters
         if name == "state":
             return 200, state.state_view(query.get("office_id"))
-        if name == "faults":
-            return 200, {"faults": state.faults}
-        if name == "health":
-            return 200, {"ok": True}
-        return 404, {"error": f"no control endpoint GET {path}"}
-    if method == "DELETE" and name == "faults":
-        state.faults = []
-        return 200, {"faults": []}
-    if method != "POST":
-        return 405, {"error": f"{method} not allowed on {path}"}
-    if body is not None and not isinstance(body, (dict, list)):
-        raise ControlError("the body must be a JSON object")
-    if name == "reset":
-        state.reset()
-        return 200, {"ok": True}
-    if name == "counters/reset":
-        state.reset_counters()
-        return 200, state.counters
+        return None
     if name == "app":
         if "app_id" in b:
             state.app_id = str(b["app_id"])
@@ -907,72 +822,21 @@ def control(state, method, path, query, body, base):
         if "result" in b:
             state.writeback_cfg["result"] = str(b["result"] or "")
         return 200, state.writeback_cfg
-    if name == "latency":
-        state.settings["latency_ms"] = int(b.get("ms", 0))
-        return 200, {"ms": state.settings["latency_ms"]}
     if name == "options":
         for k in ("wrap_lists", "empty_as_204"):
             if k in b:
                 state.settings[k] = truthy(b[k])
         return 200, state.settings
-    if name == "faults":
-        items = body if isinstance(body, list) else [b]
-        added = [state.add_fault(f) for f in items]
-        return 200, {"added": added, "faults": state.faults}
-    if name == "faults/clear":
-        state.faults = []
-        return 200, {"faults": []}
-    return 404, {"error": f"no control endpoint POST {path}"}
+    return None
 
 
 # ---- HTTP -------------------------------------------------------------------------------------
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(fakelib.Handler):
     server_version = "FakeSikka/1.0"
-    sys_version = ""
-    timeout = 120  # an idle keep-alive connection is dropped after this
-
-    def setup(self):
-        super().setup()
-        # Headers and body go out in separate writes: without this, Nagle and the client's
-        # delayed ACK add 40 ms to every answer on a keep-alive connection.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def version_string(self):
-        return self.server_version
-
-    def log_message(self, fmt, *args):  # no access log
-        pass
-
-    def log_error(self, fmt, *args):
-        msg = fmt % args
-        if "timed out" in msg:
-            return
-        sys.stderr.write(f"fake-sikka: {msg}\n")
-
-    def do_GET(self):
-        self.dispatch()
-
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
-
-    def read_body(self):
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            out = b""
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return out
-                out += self.rfile.read(size)
-                self.rfile.readline()
-                if len(out) > MAX_BODY:
-                    raise ValueError("body too large")
-        n = int(self.headers.get("Content-Length") or 0)
-        if n > MAX_BODY:
-            raise ValueError("body too large")
-        return self.rfile.read(n) if n > 0 else b""
+    log_name = "fake-sikka"
+    max_body = MAX_BODY
+    fault_reply = staticmethod(fault_reply)
 
     def dispatch(self):
         state = self.server.state
@@ -987,34 +851,26 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.send(error(413, "API1026", "Request too large", "The request body is too large."))
             return
+        base = "http://" + (self.headers.get("Host") or "%s:%d" % self.server.server_address[:2])
+
+        if path.startswith("/__fake/"):
+            self.send(json_reply(*fakelib.control_answer(
+                state, self.command, path, query, raw, own_control, base,
+                bad_json="the body is not JSON")))
+            return
+
         body = None
         if raw.strip():
             try:
                 body = json.loads(raw)
             except ValueError:
                 body = ValueError  # a marker: present but not JSON
-        base = "http://" + (self.headers.get("Host") or "%s:%d" % self.server.server_address[:2])
-
-        if path.startswith("/__fake/"):
-            with state.lock:
-                try:
-                    if body is ValueError:
-                        raise ControlError("the body is not JSON")
-                    status, obj = control(state, self.command, path, query, body, base)
-                except (ControlError, ValueError, TypeError, AttributeError, KeyError) as e:
-                    status, obj = 400, {"error": str(e) or type(e).__name__}
-            self.send(json_reply(status, obj))
-            return
-
         with state.lock:
-            key = f"{self.command} {path}"
-            state.counters["requests"][key] = state.counters["requests"].get(key, 0) + 1
+            bump(state.counters["requests"], f"{self.command} {path}")
             fault = state.take_fault(self.command, path, body if isinstance(body, dict) else None)
-            latency = state.settings["latency_ms"]
-        delay = latency + (fault["delay_ms"] if fault else 0)
-        if delay > 0:
-            time.sleep(delay / 1000.0)
-        if fault and fault["when"] == "before" and self.fault_short_circuits(fault):
+            latency = state.latency_ms
+        fakelib.pause(latency, fault)
+        if fakelib.cuts(fault, "before"):
             self.apply_fault(fault)
             return
         try:
@@ -1031,28 +887,10 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:  # a bug in the fake: answer like Sikka would, and say so on stderr
             traceback.print_exc(file=sys.stderr)
             reply = error(500, "API2001", "Internal server error", "An internal error occurred.")
-        if fault and fault["when"] == "after" and self.fault_short_circuits(fault):
-            self.apply_fault(fault)
-            return
-        if fault and fault["truncate"]:
-            reply.truncate = True
-        self.send(reply)
-
-    @staticmethod
-    def fault_short_circuits(f):
-        return bool(f["close"] or f["status"] is not None or f["body"] is not None)
-
-    def apply_fault(self, f):
-        if f["close"]:
-            self.close_connection = True
-            if f["close"] == "reset":
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                           struct.pack("ii", 1, 0))
-                self.connection.close()
-            return
-        self.send(fault_reply(f))
+        self.send_after(fault, reply)
 
     def send(self, reply):
+        """Through http.server: its Server and Date headers, then the body in a second write."""
         try:
             self.send_response(reply.status, STATUS_DESC.get(reply.status))
             if reply.status != 204 and not (reply.status == 302 and not reply.body):
@@ -1073,47 +911,13 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    request_queue_size = 1024
-
-    def handle_error(self, request, client_address):
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, socket.timeout, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
-
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="A fake Sikka ONE API v4 for tests.")
-    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
-    ap.add_argument("--port-file", help="write the port here once listening (atomically)")
+    ap = fakelib.arg_parser("A fake Sikka ONE API v4 for tests.")
     ap.add_argument("--app-id", default=DEFAULT_APP_ID)
     ap.add_argument("--app-key", default=DEFAULT_APP_KEY)
-    ap.add_argument("--latency-ms", type=int, default=0, help="added to every Sikka request")
+    fakelib.latency_option(ap, "added to every Sikka request")
     args = ap.parse_args(argv)
-
-    srv = Server(("127.0.0.1", args.port), Handler)
-    srv.state = State(args.app_id, args.app_key, args.latency_ms)
-    port = srv.server_address[1]
-    if args.port_file:
-        tmp = f"{args.port_file}.tmp.{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(f"{port}\n")
-        os.replace(tmp, args.port_file)
-
-    def stop(signum, frame):
-        threading.Thread(target=srv.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        srv.serve_forever(poll_interval=0.2)
-    finally:
-        srv.server_close()
-    return 0
+    return fakelib.serve(args, Handler, State, (args.app_id, args.app_key, args.latency_ms))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ messages sent, injects faults and reports counters; see tests/fakes/README.md.
 Python 3 standard library only.  One lock guards all state.
 """
 
-import argparse
 import base64
 import binascii
 import json
@@ -18,15 +17,14 @@ import math
 import os
 import re
 import secrets
-import signal
-import socket
-import struct
 import sys
-import threading
 import time
 import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fakelib  # noqa: E402
+from fakelib import json_reply  # noqa: E402
 
 DEFAULT_ACCOUNT_SID = "AC00000000000000000000000000000000"
 DEFAULT_AUTH_TOKEN = "fake-twilio-auth-token"
@@ -108,19 +106,6 @@ def segments(body):
     return 1 if n <= 70 else math.ceil(n / 67)
 
 
-class Reply:
-    def __init__(self, status, body=b"", headers=None, content_type="application/json; charset=utf-8"):
-        self.status = status
-        self.body = body if isinstance(body, bytes) else body.encode()
-        self.headers = dict(headers or {})
-        self.content_type = content_type
-        self.truncate = False
-
-
-def json_reply(status, obj, headers=None):
-    return Reply(status, json.dumps(obj, separators=(",", ":"), ensure_ascii=False), headers)
-
-
 def twilio_error(status, code, message, headers=None):
     return json_reply(status, {"code": code, "message": message,
                                "more_info": f"https://www.twilio.com/docs/errors/{code}",
@@ -137,21 +122,13 @@ def fail(status, code, message, headers=None):
     raise TwilioError(twilio_error(status, code, message, headers))
 
 
-class ControlError(Exception):
-    pass
-
-
-class State:
-    def __init__(self, account_sid, auth_token, latency_ms):
-        self.initial = (account_sid, auth_token, latency_ms)
-        self.lock = threading.Lock()
-        self.reset()
+class State(fakelib.State):
+    """(account_sid, auth_token, latency_ms) from the command line; faults as fakelib's."""
 
     def reset(self):
         self.account_sid, self.auth_token, self.latency_ms = self.initial
         self.messages = []
-        self.faults = []
-        self.next_fault = 1
+        self.reset_faults()
         self.reset_counters()
 
     def reset_counters(self):
@@ -159,56 +136,7 @@ class State:
                          "faults": 0, "errors": {}}
 
     def count_error(self, code):
-        k = str(code)
-        self.counters["errors"][k] = self.counters["errors"].get(k, 0) + 1
-
-    # ---- faults (the Sikka fake's shape) --------------------------------------------------
-
-    def add_fault(self, f):
-        if not isinstance(f, dict):
-            raise ControlError("a fault is an object")
-        known = {"method", "path", "status", "count", "skip", "delay_ms", "body", "retry_after",
-                 "close", "truncate", "when", "headers", "content_type"}
-        extra = set(f) - known
-        if extra:
-            raise ControlError("unknown fault field(s): " + ", ".join(sorted(extra)))
-        fault = {"id": self.next_fault, "method": str(f.get("method") or "*").upper(),
-                 "path": str(f.get("path") or "*"), "count": int(f.get("count", 1)),
-                 "skip": int(f.get("skip", 0)), "delay_ms": int(f.get("delay_ms", 0)),
-                 "status": int(f["status"]) if f.get("status") is not None else None,
-                 "body": f.get("body"), "retry_after": f.get("retry_after"),
-                 "close": f.get("close", False), "truncate": bool(f.get("truncate", False)),
-                 "when": str(f.get("when") or "before"), "headers": f.get("headers") or {},
-                 "content_type": f.get("content_type")}
-        if not isinstance(fault["headers"], dict):
-            raise ControlError("headers is an object")
-        if fault["when"] not in ("before", "after"):
-            raise ControlError("when is 'before' or 'after'")
-        if fault["close"] not in (False, True, "close", "reset"):
-            raise ControlError("close is true, \"close\" or \"reset\"")
-        if fault["body"] is not None and not isinstance(fault["body"], str):
-            fault["body"] = json.dumps(fault["body"], separators=(",", ":"))
-        self.next_fault += 1
-        self.faults.append(fault)
-        return fault
-
-    def take_fault(self, method, path):
-        for f in self.faults:
-            if f["count"] == 0 or f["method"] not in ("*", method):
-                continue
-            p = f["path"]
-            if not (p == "*" or p == path or (p.endswith("*") and path.startswith(p[:-1]))):
-                continue
-            if f["skip"] > 0:
-                f["skip"] -= 1
-                continue
-            if f["count"] > 0:
-                f["count"] -= 1
-            self.counters["faults"] += 1
-            snapshot = dict(f)
-            self.faults = [x for x in self.faults if x["count"] != 0]
-            return snapshot
-        return None
+        fakelib.bump(self.counters["errors"], str(code))
 
     # ---- the API --------------------------------------------------------------------------
 
@@ -317,23 +245,14 @@ class State:
         return self.create(user, form)
 
 
+def fault_error(status, headers):
+    status = status or 500
+    code, msg = FAULT_DEFAULTS.get(status, (20500 if status >= 500 else 20001, "Error"))
+    return twilio_error(status, code, msg, headers)
+
+
 def fault_reply(f):
-    status = f["status"]
-    headers = {str(k): str(v) for k, v in f["headers"].items()}
-    if f["retry_after"] is not None:
-        headers["Retry-After"] = str(f["retry_after"])
-    if f["body"] is not None:
-        r = Reply(status or 200, f["body"], headers)
-    elif status == 204:
-        r = Reply(204, b"", headers)
-    else:
-        status = status or 500
-        code, msg = FAULT_DEFAULTS.get(status, (20500 if status >= 500 else 20001, "Error"))
-        r = twilio_error(status, code, msg, headers)
-    if f["content_type"]:
-        r.content_type = f["content_type"]
-    r.truncate = f["truncate"]
-    return r
+    return fakelib.fault_answer(f, fakelib.fault_headers(f), fault_error)
 
 
 def message_view(m):
@@ -343,36 +262,15 @@ def message_view(m):
             "date_created": rfc2822(m["created"])}
 
 
-def control(state, method, path, query, body):
-    """Route /__fake/...; called with the state lock held.  Returns (status, object)."""
-    b = body if isinstance(body, dict) else {}
-    name = path[len("/__fake/"):].strip("/")
+def own_control(state, method, name, query, body, b):
+    """The control endpoints of this fake (fakelib.control has the common ones)."""
     if method == "GET":
         if name == "messages":
             items = [message_view(m) for m in state.messages]
             if "to" in query:
                 items = [m for m in items if m["to"] == query["to"]]
             return 200, items
-        if name == "counters":
-            return 200, state.counters
-        if name == "faults":
-            return 200, {"faults": state.faults}
-        if name == "health":
-            return 200, {"ok": True}
-        return 404, {"error": f"no control endpoint GET {path}"}
-    if method == "DELETE" and name == "faults":
-        state.faults = []
-        return 200, {"faults": []}
-    if method != "POST":
-        return 405, {"error": f"{method} not allowed on {path}"}
-    if body is not None and not isinstance(body, (dict, list)):
-        raise ControlError("the body must be a JSON object")
-    if name == "reset":
-        state.reset()
-        return 200, {"ok": True}
-    if name == "counters/reset":
-        state.reset_counters()
-        return 200, state.counters
+        return None
     if name == "messages/clear":
         state.messages = []
         return 200, []
@@ -382,62 +280,16 @@ def control(state, method, path, query, body):
         if "auth_token" in b:
             state.auth_token = str(b["auth_token"])
         return 200, {"account_sid": state.account_sid}
-    if name == "latency":
-        state.latency_ms = int(b.get("ms", 0))
-        return 200, {"ms": state.latency_ms}
-    if name == "faults":
-        items = body if isinstance(body, list) else [b]
-        added = [state.add_fault(f) for f in items]
-        return 200, {"added": added, "faults": state.faults}
-    if name == "faults/clear":
-        state.faults = []
-        return 200, {"faults": []}
-    return 404, {"error": f"no control endpoint POST {path}"}
+    return None
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(fakelib.Handler):
     server_version = "FakeTwilio/1.0"
-    sys_version = ""
-    timeout = 120  # an idle keep-alive connection is dropped after this
-
-    def setup(self):
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def version_string(self):
-        return self.server_version
-
-    def log_message(self, fmt, *args):  # no access log
-        pass
-
-    def log_error(self, fmt, *args):
-        msg = fmt % args
-        if "timed out" not in msg:
-            sys.stderr.write(f"fake-twilio: {msg}\n")
-
-    def do_GET(self):
-        self.dispatch()
-
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
-
-    def read_body(self):
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            out = b""
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return out
-                out += self.rfile.read(size)
-                self.rfile.readline()
-                if len(out) > MAX_BODY:
-                    raise ValueError("body too large")
-        n = int(self.headers.get("Content-Length") or 0)
-        if n > MAX_BODY:
-            raise ValueError("body too large")
-        return self.rfile.read(n) if n > 0 else b""
+    log_name = "fake-twilio"
+    max_body = MAX_BODY
+    reasons = REASONS
+    unknown_reason = "UNKNOWN"
+    fault_reply = staticmethod(fault_reply)
 
     def dispatch(self):
         state = self.server.state
@@ -452,25 +304,16 @@ class Handler(BaseHTTPRequestHandler):
             return
 
         if path.startswith("/__fake/"):
-            body = None
-            with state.lock:
-                try:
-                    if raw.strip():
-                        body = json.loads(raw)
-                    status, obj = control(state, self.command, path, query, body)
-                except (ControlError, ValueError, TypeError, AttributeError, KeyError) as e:
-                    status, obj = 400, {"error": str(e) or type(e).__name__}
-            self.send(json_reply(status, obj))
+            self.send(json_reply(*fakelib.control_answer(state, self.command, path, query, raw,
+                                                         own_control)))
             return
 
         with state.lock:
             state.counters["requests"] += 1
             fault = state.take_fault(self.command, path)
             latency = state.latency_ms
-        delay = latency + (fault["delay_ms"] if fault else 0)
-        if delay > 0:
-            time.sleep(delay / 1000.0)
-        if fault and fault["when"] == "before" and self.fault_short_circuits(fault):
+        fakelib.pause(latency, fault)
+        if fakelib.cuts(fault, "before"):
             self.apply_fault(fault)
             return
         try:
@@ -487,93 +330,17 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:  # a bug in the fake: answer like Twilio would, and say so on stderr
             traceback.print_exc(file=sys.stderr)
             reply = twilio_error(500, 20500, "Internal Server Error")
-        if fault and fault["when"] == "after" and self.fault_short_circuits(fault):
-            self.apply_fault(fault)
-            return
-        if fault and fault["truncate"]:
-            reply.truncate = True
-        self.send(reply)
-
-    @staticmethod
-    def fault_short_circuits(f):
-        return bool(f["close"] or f["status"] is not None or f["body"] is not None)
-
-    def apply_fault(self, f):
-        if f["close"]:
-            self.close_connection = True
-            if f["close"] == "reset":
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                           struct.pack("ii", 1, 0))
-                self.connection.close()
-            return
-        self.send(fault_reply(f))
-
-    def send(self, reply):
-        """Status line, headers and body in one write."""
-        lines = [f"HTTP/1.1 {reply.status} {REASONS.get(reply.status, 'UNKNOWN')}",
-                 f"Server: {self.server_version}"]
-        if reply.status != 204:
-            lines.append(f"Content-Type: {reply.content_type}")
-            lines.append(f"Content-Length: {len(reply.body)}")
-        for k, v in reply.headers.items():
-            lines.append(f"{k}: {v}")
-        if self.close_connection:
-            lines.append("Connection: close")
-        elif self.request_version == "HTTP/1.0":
-            lines.append("Connection: keep-alive")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        body = b"" if self.command == "HEAD" or reply.status == 204 else reply.body
-        if reply.truncate:
-            body = body[:len(body) // 2]
-            self.close_connection = True
-        try:
-            self.wfile.write(head + body)
-            self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    request_queue_size = 1024
-
-    def handle_error(self, request, client_address):
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, socket.timeout, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
+        self.send_after(fault, reply)
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="A fake Twilio Messages API for tests.")
-    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
-    ap.add_argument("--port-file", help="write the port here once listening (atomically)")
+    ap = fakelib.arg_parser("A fake Twilio Messages API for tests.")
     ap.add_argument("--account-sid", default=DEFAULT_ACCOUNT_SID)
     ap.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN)
-    ap.add_argument("--latency-ms", type=int, default=0, help="added to every Twilio request")
+    fakelib.latency_option(ap, "added to every Twilio request")
     args = ap.parse_args(argv)
-
-    srv = Server(("127.0.0.1", args.port), Handler)
-    srv.state = State(args.account_sid, args.auth_token, args.latency_ms)
-    port = srv.server_address[1]
-    if args.port_file:
-        tmp = f"{args.port_file}.tmp.{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(f"{port}\n")
-        os.replace(tmp, args.port_file)
-
-    def stop(signum, frame):
-        threading.Thread(target=srv.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        srv.serve_forever(poll_interval=0.2)
-    finally:
-        srv.server_close()
-    return 0
+    return fakelib.serve(args, Handler, State,
+                         (args.account_sid, args.auth_token, args.latency_ms))
 
 
 if __name__ == "__main__":

@@ -9,27 +9,28 @@ A control API under /__fake/ (JSON, no auth) sets the mode and secret, injects f
 the last requests and the counters; see tests/fakes/README.md.
 
 It is benchmarked (thousands of requests against wrk), so the request path is lean: a small
-HTTP/1.1 parser instead of http.server's, one write per answer, keep-alive, TCP_NODELAY, no
-per-request logging, only the last 100 requests kept.  Python 3 standard library only.
+HTTP/1.1 parser instead of http.server's (and fakelib's Handler), one write per answer,
+keep-alive, TCP_NODELAY, no per-request logging, only the last 100 requests kept.  The process,
+the faults and the control API's common endpoints are fakelib's.  Python 3 standard library only.
 """
 
-import argparse
 import collections
 import hashlib
 import hmac
 import json
 import os
 import re
-import signal
 import socket
 import socketserver
 import struct
 import sys
-import threading
 import time
 import traceback
-from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qsl
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fakelib  # noqa: E402
+from fakelib import ControlError, compact  # noqa: E402
 
 DEFAULT_SECRET = "fake-vapi-secret"
 MODES = ("secret", "hmac", "bearer", "none")
@@ -50,29 +51,21 @@ TS_RE = re.compile(r"[0-9]{1,16}")
 UNAUTHORIZED = b'{"error":"unauthorized"}'
 
 
-def compact(obj):
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-
-
-class ControlError(Exception):
-    pass
-
-
 class BadRequest(Exception):
     pass
 
 
-class State:
-    def __init__(self, mode, secret, skew, latency_ms):
-        self.initial = (mode, secret, skew, latency_ms)
-        self.lock = threading.Lock()
-        self.reset()
+class State(fakelib.State):
+    """(mode, secret, skew, latency_ms) from the command line; faults as fakelib's, less
+    truncate (the answers are small)."""
+
+    FAULT_FIELDS = tuple(n for n in fakelib.HTTP_FAULT if n != "truncate")
+    FAULT_BODY_ASCII = False
 
     def reset(self):
         self.mode, self.secret, self.skew, self.latency_ms = self.initial
         self.secret_b = self.secret.encode()
-        self.faults = []
-        self.next_fault = 1
+        self.reset_faults()
         self.requests = collections.deque(maxlen=KEEP)
         self.seq = 0
         self.reset_counters()
@@ -93,53 +86,6 @@ class State:
         if "skew" in b:
             self.skew = int(b["skew"])
         return {"mode": self.mode, "secret": self.secret, "skew": self.skew}
-
-    # ---- faults (the Sikka fake's shape, less what makes no sense here) ------------------
-
-    def add_fault(self, f):
-        if not isinstance(f, dict):
-            raise ControlError("a fault is an object")
-        known = {"method", "path", "status", "count", "skip", "delay_ms", "body", "retry_after",
-                 "close", "when", "headers", "content_type"}
-        extra = set(f) - known
-        if extra:
-            raise ControlError("unknown fault field(s): " + ", ".join(sorted(extra)))
-        fault = {"id": self.next_fault, "method": str(f.get("method") or "*").upper(),
-                 "path": str(f.get("path") or "*"), "count": int(f.get("count", 1)),
-                 "skip": int(f.get("skip", 0)), "delay_ms": int(f.get("delay_ms", 0)),
-                 "status": int(f["status"]) if f.get("status") is not None else None,
-                 "body": f.get("body"), "retry_after": f.get("retry_after"),
-                 "close": f.get("close", False), "when": str(f.get("when") or "before"),
-                 "headers": f.get("headers") or {}, "content_type": f.get("content_type")}
-        if not isinstance(fault["headers"], dict):
-            raise ControlError("headers is an object")
-        if fault["when"] not in ("before", "after"):
-            raise ControlError("when is 'before' or 'after'")
-        if fault["close"] not in (False, True, "close", "reset"):
-            raise ControlError("close is true, \"close\" or \"reset\"")
-        if fault["body"] is not None and not isinstance(fault["body"], str):
-            fault["body"] = compact(fault["body"])
-        self.next_fault += 1
-        self.faults.append(fault)
-        return fault
-
-    def take_fault(self, method, path):
-        for f in self.faults:
-            if f["count"] == 0 or f["method"] not in ("*", method):
-                continue
-            p = f["path"]
-            if not (p == "*" or p == path or (p.endswith("*") and path.startswith(p[:-1]))):
-                continue
-            if f["skip"] > 0:
-                f["skip"] -= 1
-                continue
-            if f["count"] > 0:
-                f["count"] -= 1
-            self.counters["faults"] += 1
-            snapshot = dict(f)
-            self.faults = [x for x in self.faults if x["count"] != 0]
-            return snapshot
-        return None
 
 
 # ---- what a backend verifying Vapi does ---------------------------------------------------------
@@ -237,53 +183,22 @@ def fault_reply(f):
     return status, body, headers
 
 
-def control(state, method, path, query, body):
-    """Route /__fake/...; called with the state lock held.  Returns (status, object)."""
-    b = body if isinstance(body, dict) else {}
-    name = path[len("/__fake/"):].strip("/")
+def own_control(state, method, name, query, body, b):
+    """The control endpoints of this fake (fakelib.control has the common ones)."""
     if method == "GET":
         if name == "requests":
             items = list(state.requests)
             n = int(query.get("n", KEEP))
             return 200, items[-n:] if n > 0 else []
-        if name == "counters":
-            return 200, state.counters
-        if name == "faults":
-            return 200, {"faults": state.faults}
         if name == "auth":
             return 200, {"mode": state.mode, "secret": state.secret, "skew": state.skew}
-        if name == "health":
-            return 200, {"ok": True}
-        return 404, {"error": f"no control endpoint GET {path}"}
-    if method == "DELETE" and name == "faults":
-        state.faults = []
-        return 200, {"faults": []}
-    if method != "POST":
-        return 405, {"error": f"{method} not allowed on {path}"}
-    if body is not None and not isinstance(body, (dict, list)):
-        raise ControlError("the body must be a JSON object")
-    if name == "reset":
-        state.reset()
-        return 200, {"ok": True}
+        return None
     if name == "auth":
         return 200, state.set_auth(b)
-    if name == "counters/reset":
-        state.reset_counters()
-        return 200, state.counters
     if name == "requests/clear":
         state.requests.clear()
         return 200, []
-    if name == "latency":
-        state.latency_ms = int(b.get("ms", 0))
-        return 200, {"ms": state.latency_ms}
-    if name == "faults":
-        items = body if isinstance(body, list) else [b]
-        added = [state.add_fault(f) for f in items]
-        return 200, {"added": added, "faults": state.faults}
-    if name == "faults/clear":
-        state.faults = []
-        return 200, {"faults": []}
-    return 404, {"error": f"no control endpoint POST {path}"}
+    return None
 
 
 # ---- HTTP: a small HTTP/1.1 server loop ----------------------------------------------------------
@@ -386,45 +301,25 @@ class Handler(socketserver.StreamRequestHandler):
                 return None
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    request_queue_size = 1024
-
-    def handle_error(self, request, client_address):
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, socket.timeout, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
+class Server(fakelib.Server):
     def app(self, method, target, headers, raw):
         """(status, body, extra headers, content type, close) for one request."""
         state = self.state
         path, _, qs = target.partition("?")
         if path.startswith("/__fake/"):
-            with state.lock:
-                try:
-                    body = json.loads(raw) if raw.strip() else None
-                    query = dict(parse_qsl(qs, keep_blank_values=True))
-                    status, obj = control(state, method, path, query, body)
-                except (ControlError, ValueError, TypeError, AttributeError, KeyError) as e:
-                    status, obj = 400, {"error": str(e) or type(e).__name__}
+            query = dict(parse_qsl(qs, keep_blank_values=True))
+            status, obj = fakelib.control_answer(state, method, path, query, raw, own_control)
             return status, compact(obj).encode(), (), b"application/json", None
 
         lock = state.lock
         with lock:
             state.counters["requests"] += 1
             fault = state.take_fault(method, path) if state.faults else None
-            mode, secret, skew, delay = state.mode, state.secret_b, state.skew, state.latency_ms
-        if fault:
-            delay += fault["delay_ms"]
-        if delay > 0:
-            time.sleep(delay / 1000.0)
-        short = fault and (fault["close"] or fault["status"] is not None
-                           or fault["body"] is not None)
-        if short and fault["when"] == "before":
-            return self.faulted(fault, method, path, headers, raw)
+            mode, secret, skew, latency = state.mode, state.secret_b, state.skew, state.latency_ms
+        if fault or latency:  # (the common case, neither, makes no call)
+            fakelib.pause(latency, fault)
+            if fakelib.cuts(fault, "before"):
+                return self.faulted(fault, method, path, headers, raw)
 
         why = check_auth(mode, secret, skew, headers, raw)
         if why is not None:
@@ -451,7 +346,7 @@ class Server(ThreadingHTTPServer):
                 if status == 400:
                     c["malformed"] += 1
             self.record(method, path, headers, raw, status, why)
-        if short:
+        if fault and fakelib.cuts(fault, "after"):
             return self.faulted(fault, method, path, headers, raw, record=False)
         return status, body, (), b"application/json", None
 
@@ -483,37 +378,17 @@ class Server(ThreadingHTTPServer):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="A fake Vapi-webhook backend for tests and benchmarks.")
-    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
-    ap.add_argument("--port-file", help="write the port here once listening (atomically)")
+    ap = fakelib.arg_parser("A fake Vapi-webhook backend for tests and benchmarks.")
     ap.add_argument("--auth", choices=MODES, default="secret",
                     help="how requests are verified (default: secret)")
     ap.add_argument("--secret", default=DEFAULT_SECRET,
                     help="the X-Vapi-Secret value, bearer token or HMAC key")
     ap.add_argument("--skew", type=int, default=300,
                     help="hmac: seconds x-timestamp may differ from now (default 300)")
-    ap.add_argument("--latency-ms", type=int, default=0, help="added to every webhook request")
+    fakelib.latency_option(ap, "added to every webhook request")
     args = ap.parse_args(argv)
-
-    srv = Server(("127.0.0.1", args.port), Handler)
-    srv.state = State(args.auth, args.secret, args.skew, args.latency_ms)
-    port = srv.server_address[1]
-    if args.port_file:
-        tmp = f"{args.port_file}.tmp.{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(f"{port}\n")
-        os.replace(tmp, args.port_file)
-
-    def stop(signum, frame):
-        threading.Thread(target=srv.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        srv.serve_forever(poll_interval=0.2)
-    finally:
-        srv.server_close()
-    return 0
+    return fakelib.serve(args, Handler, State, (args.auth, args.secret, args.skew,
+                                                args.latency_ms), server=Server)
 
 
 if __name__ == "__main__":
