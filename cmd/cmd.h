@@ -90,6 +90,9 @@ int cmd_read_input(const char *path, size_t cap, struct pl_buf *out, struct pl_e
 /* Print a JSON document on stdout and release it (steals the reference). */
 void cmd_print_json(struct cmd_ctx *ctx, json_t *doc);
 
+/* Draw a progress bar on stderr ("\rLABEL [####   ] done/total"); a newline when done. */
+void cmd_progress(const char *label, size_t done, size_t total);
+
 /* Whether stdout is a terminal; whether colour is on for a stream. */
 int cmd_stdout_tty(void);
 int cmd_use_color(const struct cmd_ctx *ctx, FILE *f);

@@ -206,3 +206,14 @@ int cmd_read_input(const char *path, size_t cap, struct pl_buf *out, struct pl_e
 		fclose(f);
 	return r;
 }
+
+void cmd_progress(const char *label, size_t done, size_t total)
+{
+	static const char bar[] = "##############################";
+	int width = 30, filled = total ? (int)(done * (size_t)width / total) : width;
+
+	fprintf(stderr, "\r%s%s[%.*s%*s] %zu/%zu", label, *label ? " " : "", filled, bar,
+	        width - filled, "", done, total);
+	if (done == total)
+		fputc('\n', stderr);
+}

@@ -63,14 +63,9 @@ struct rotate_ui {
 static void rotate_progress(size_t done, size_t total, void *arg)
 {
 	struct rotate_ui *ui = arg;
-	int width = 30, filled = total ? (int)(done * (size_t)width / total) : width;
 
-	if (!ui->bar || (done != total && done % 8))
-		return;
-	fprintf(stderr, "\rrotating [%.*s%*s] %zu/%zu", filled, "##############################",
-	        width - filled, "", done, total);
-	if (done == total)
-		fputc('\n', stderr);
+	if (ui->bar && (done == total || done % 8 == 0))
+		cmd_progress("rotating", done, total);
 }
 
 static void rotate_outcome(const char *account, const char *outcome, const char *why, void *arg)

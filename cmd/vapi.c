@@ -331,14 +331,9 @@ struct replay_ui {
 static void on_progress(size_t done, size_t total, void *arg)
 {
 	struct replay_ui *ui = arg;
-	int width = 30, filled = total ? (int)(done * (size_t)width / total) : width;
 
-	if (!ui->bar || (done != total && done % 16))
-		return;
-	fprintf(stderr, "\r[%.*s%*s] %zu/%zu", filled, "##############################",
-	        width - filled, "", done, total);
-	if (done == total)
-		fputc('\n', stderr);
+	if (ui->bar && (done == total || done % 16 == 0))
+		cmd_progress("replaying", done, total);
 }
 
 static void on_failure(const char *source, const char *why, void *arg)

@@ -1,5 +1,7 @@
 #include "audit.h"
 
+#include "config.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -71,45 +73,14 @@ int pl_audit_finish(struct pl_session *s, const struct pl_audit_event *ev, int c
 
 /* --- --since ------------------------------------------------------------------------------ */
 
-/* "1h30m": *secs, or -1 when text is not a duration. */
+/* "1h30m": *secs, or -1 when text is not a duration (the contract's grammar, in config). */
 static int parse_duration(const char *text, long long *secs)
 {
-	const char *p = text;
-	long long total = 0;
+	long v = pl_parse_duration(text);
 
-	if (!*p)
+	if (v < 0)
 		return -1;
-	while (*p) {
-		long long n = 0, unit;
-
-		if (*p < '0' || *p > '9')
-			return -1;
-		for (; *p >= '0' && *p <= '9'; p++) {
-			n = n * 10 + (*p - '0');
-			if (n > 100000000000LL)
-				return -1;
-		}
-		switch (*p++) {
-		case 's':
-			unit = 1;
-			break;
-		case 'm':
-			unit = 60;
-			break;
-		case 'h':
-			unit = 3600;
-			break;
-		case 'd':
-			unit = 86400;
-			break;
-		default:
-			return -1;
-		}
-		total += n * unit;
-		if (total > 100LL * 366 * 86400) /* a century is more than any log holds */
-			return -1;
-	}
-	*secs = total;
+	*secs = v;
 	return 0;
 }
 

@@ -264,7 +264,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
-static void sleep_ms(long ms)
+void pl_sleep_ms(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
@@ -272,8 +272,7 @@ static void sleep_ms(long ms)
 		;
 }
 
-/* 250 ms, 500 ms, ... each scaled by a random factor in [0.5, 1.5). */
-static long backoff_ms(int attempt)
+long pl_backoff_ms(int attempt)
 {
 	unsigned char r = 0;
 	char hex[3];
@@ -365,13 +364,13 @@ int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_htt
 			if (attempt >= h->max_retries ||
 			    !retryable_status(resp->status, req->idempotent))
 				break;
-			sleep_ms(hint.after_ms >= 0 ? hint.after_ms : backoff_ms(attempt));
+			pl_sleep_ms(hint.after_ms >= 0 ? hint.after_ms : pl_backoff_ms(attempt));
 			continue;
 		}
 		pl_trace(1, "http: %s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
 		if (attempt >= h->max_retries || !req->idempotent)
 			break;
-		sleep_ms(backoff_ms(attempt));
+		pl_sleep_ms(pl_backoff_ms(attempt));
 	}
 	curl_slist_free_all(headers);
 	if (rc != CURLE_OK) {

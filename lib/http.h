@@ -77,6 +77,12 @@ struct pl_http_job {
 int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_job *, void *),
                 void (*done)(struct pl_http_job *, void *), void *arg);
 
+/* Sleep ms milliseconds (resumed after a signal). */
+void pl_sleep_ms(long ms);
+
+/* A retry's pause: 250 ms, 500 ms, ... each scaled by a random factor in [0.5, 1.5). */
+long pl_backoff_ms(int attempt);
+
 /* Percent-encode s for a query string; the caller frees the result. */
 char *pl_http_escape(const char *s);
 

@@ -15,13 +15,6 @@
 
 #define LOCK_KEY "hashtextextended('parlae.rotate:' || $1, 0)"
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 static int try_lock(struct pl_db *db, const char *account, int *got, struct pl_err *err)
 {
 	struct pl_db_res res = PL_DB_RES_INIT;
@@ -127,7 +120,7 @@ int pl_rotate_account(struct pl_session *s, struct pl_store *store, struct pl_si
 	if ((r = pl_session_db(s, &db, err)))
 		return r;
 	while (!(r = try_lock(db, req->account, &got, err)) && !got && waited < req->wait_ms) {
-		sleep_ms(50);
+		pl_sleep_ms(50);
 		waited += 50;
 	}
 	if (r)

@@ -142,25 +142,6 @@ static int get_creds(struct pl_store_aws *a, struct creds *c, struct pl_err *err
 	return 0;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0)
-		;
-}
-
-/* 250 ms, 500 ms, ... each scaled by a random factor in [0.5, 1.5). */
-static long backoff_ms(int attempt)
-{
-	unsigned char r = 0;
-	char hex[3];
-
-	if (pl_random_hex(hex, 1) == 0)
-		r = (unsigned char)strtol(hex, NULL, 16);
-	return (long)(250.0 * (1 << attempt) * (0.5 + r / 256.0));
-}
-
 static int is_auth_error(const char *type)
 {
 	static const char *const auth[] = {
@@ -315,7 +296,7 @@ static int call(struct pl_store_aws *a, const char *op, const json_t *req, struc
 		if (r && ans->status == 400 && !strcmp(ans->type, "ThrottlingException") &&
 		    try + 1 < THROTTLE_TRIES) {
 			pl_err_clear(err);
-			sleep_ms(backoff_ms(try));
+			pl_sleep_ms(pl_backoff_ms(try));
 			continue;
 		}
 		break;
