@@ -90,6 +90,9 @@ int cmd_read_input(const char *path, size_t cap, struct pl_buf *out, struct pl_e
 /* Print a JSON document on stdout and release it (steals the reference). */
 void cmd_print_json(struct cmd_ctx *ctx, json_t *doc);
 
+/* A whole number in [min, max] ("16"); -1 for anything else ("16x", "", "1e3"). */
+int cmd_parse_number(const char *s, long min, long max, long *out);
+
 /* Draw a progress bar on stderr ("\rLABEL [####   ] done/total"); a newline when done. */
 void cmd_progress(const char *label, size_t done, size_t total);
 

@@ -217,3 +217,16 @@ void cmd_progress(const char *label, size_t done, size_t total)
 	if (done == total)
 		fputc('\n', stderr);
 }
+
+int cmd_parse_number(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (end == s || *end || errno || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}

@@ -113,7 +113,7 @@ int cmd_secrets_rotate(struct cmd_ctx *ctx, int argc, char **argv)
 	struct rotate_ui ui = {ctx, 0, NULL};
 	const char *within = "2h";
 	int c, master = 0;
-	char *end;
+	long n;
 
 	req.concurrency = 16;
 	while ((c = cmd_getopt(ctx, argc, argv)) != -1) {
@@ -128,9 +128,9 @@ int cmd_secrets_rotate(struct cmd_ctx *ctx, int argc, char **argv)
 			req.force = 1;
 			break;
 		case 'c':
-			req.concurrency = (int)strtol(optarg, &end, 10);
-			if (*end || req.concurrency < 1 || req.concurrency > 256)
+			if (cmd_parse_number(optarg, 1, 256, &n) < 0)
 				return cmd_usage_error(ctx, "--concurrency must be 1 to 256");
+			req.concurrency = (int)n;
 			break;
 		case 'M':
 			master = 1;

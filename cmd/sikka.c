@@ -21,17 +21,6 @@ const struct option opts_sikka_callback[] = {
     {NULL, 0, NULL, 0},
 };
 
-static int parse_ttl(const char *s, long *out)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-
-	if (end == s || *end || v < 1)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 int cmd_sikka_oauth_url(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	struct pl_pms_oauth_req req = {0};
@@ -45,7 +34,7 @@ int cmd_sikka_oauth_url(struct cmd_ctx *ctx, int argc, char **argv)
 			req.redirect_uri = optarg;
 			break;
 		case 't':
-			if (parse_ttl(optarg, &req.ttl) < 0)
+			if (cmd_parse_number(optarg, 1, 86400, &req.ttl) < 0)
 				return cmd_usage_error(
 				    ctx, "--ttl must be a number of seconds, not '%s'", optarg);
 			break;

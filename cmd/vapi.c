@@ -353,7 +353,7 @@ int cmd_vapi_replay(struct cmd_ctx *ctx, int argc, char **argv)
 	struct pl_replay_summary sum;
 	struct pl_err err = PL_ERR_INIT;
 	struct replay_ui ui = {0};
-	char *end;
+	long n;
 	int c;
 
 	req.concurrency = 8;
@@ -368,9 +368,9 @@ int cmd_vapi_replay(struct cmd_ctx *ctx, int argc, char **argv)
 				    ctx, "--auth is secret, hmac or bearer, not '%s'", optarg);
 			break;
 		case 'c':
-			req.concurrency = (int)strtol(optarg, &end, 10);
-			if (*end || req.concurrency < 1 || req.concurrency > 256)
+			if (cmd_parse_number(optarg, 1, 256, &n) < 0)
 				return cmd_usage_error(ctx, "--concurrency must be 1 to 256");
+			req.concurrency = (int)n;
 			break;
 		default:
 			return PL_EUSAGE;
