@@ -94,17 +94,31 @@ char *pl_http_escape(const char *s)
 }
 
 /* Fields whose values never reach a trace: credentials and patient data. */
+/* Fields whose values never reach a trace: credentials and patient data, by exact name... */
 static const char *const masked_fields[] = {
-    "secret_key", "app_key", "request_key",  "refresh_key", "code",      "key",
-    "password",   "token",   "SecretString", "firstname",   "lastname",  "first_name",
-    "last_name",  "cell",    "phone",        "email",       "birthdate", "address",
-    "Body",       "To",      "patient",      "name",        NULL,
+    "secret_key", "app_key", "code",   "key",   "password",    "token",      "SecretString",
+    "Body",       "To",      "search", "query", "number",      "summary",    "reason",
+    "patient",    "cell",    "dob",    "notes", "patientInfo", "middlename", NULL,
+};
+
+/* ...and by any name that contains one of these (homephone, address_line1, preferred_name). */
+static const char *const masked_parts[] = {
+    "phone", "name", "address", "birth", "email", "zip", "city", "_key", "Key", "ssn", NULL,
 };
 
 static int is_masked(const char *name, size_t len)
 {
+	char key[64];
+
 	for (size_t i = 0; masked_fields[i]; i++)
 		if (strlen(masked_fields[i]) == len && !strncasecmp(masked_fields[i], name, len))
+			return 1;
+	if (len >= sizeof(key))
+		return 1; /* a key this long is not one we know to be harmless */
+	memcpy(key, name, len);
+	key[len] = '\0';
+	for (size_t i = 0; masked_parts[i]; i++)
+		if (strcasestr(key, masked_parts[i]))
 			return 1;
 	return 0;
 }
@@ -195,7 +209,17 @@ static const char *const masked_headers[] = {"App-Key",
 
 static void trace_request(const struct pl_http_req *req, int attempt)
 {
-	pl_trace(1, "http: %s %s%s", req->method, req->url, attempt ? " (retry)" : "");
+	/* A query can carry a search for a patient: its values go through the same mask. */
+	if (pl_trace_on(1)) {
+		struct pl_buf url = PL_BUF_INIT;
+		const char *q = strchr(req->url, '?');
+
+		pl_buf_add(&url, req->url, q ? (size_t)(q + 1 - req->url) : strlen(req->url));
+		if (q)
+			mask_query(&url, q + 1, strlen(q + 1));
+		pl_trace(1, "http: %s %s%s", req->method, url.buf, attempt ? " (retry)" : "");
+		pl_buf_release(&url);
+	}
 	if (!pl_trace_on(2))
 		return;
 	for (const char *const *h = req->headers; h && *h; h++) {
@@ -259,7 +283,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 
 		if (v >= 0)
 			hint->after_ms =
-			    v * 1000 > MAX_RETRY_AFTER_MS ? MAX_RETRY_AFTER_MS : v * 1000;
+			    v > MAX_RETRY_AFTER_MS / 1000 ? MAX_RETRY_AFTER_MS : v * 1000;
 	}
 	return len;
 }
@@ -282,9 +306,10 @@ long pl_backoff_ms(int attempt)
 	return (long)(250.0 * (1 << attempt) * (0.5 + r / 256.0));
 }
 
+/* 429 means the request was not handled; a 503 from a gateway may come after the origin did. */
 static int retryable_status(long status, int idempotent)
 {
-	if (status == 429 || status == 503)
+	if (status == 429)
 		return 1;
 	return idempotent && status >= 500;
 }

@@ -837,12 +837,16 @@ int pl_pms_callback(struct pl_session *s, const struct pl_pms_redirect *in,
 	{
 		struct pl_sikka sk;
 
-		if ((r = pl_sikka_init(&sk, s->cfg, err)))
+		if ((r = pl_sikka_init(&sk, s->cfg, err))) {
+			pl_audit_finish(s, &ev, r, err);
 			goto out;
+		}
 		pl_sikka_release(&sk);
 	}
-	if ((r = pl_store_open(s->cfg, &store, err)) || (r = pl_store_ready(store, err)))
+	if ((r = pl_store_open(s->cfg, &store, err)) || (r = pl_store_ready(store, err))) {
+		pl_audit_finish(s, &ev, r, err);
 		goto out;
+	}
 	if ((r = consume_state(db, &st, err))) {
 		/* A replayed state says nothing about the practice: its row is left alone. */
 		pl_audit_finish(s, &ev, r, err);

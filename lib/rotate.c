@@ -367,9 +367,17 @@ static int candidates(struct batch *b, struct pl_err *err)
 	int r;
 
 	if (!b->req->all) {
+		/* Each account once: this session's advisory locks stack, so a repeated name would
+		 * pass its own lock and refresh twice. */
 		b->accounts = pl_xcalloc(b->req->naccounts + 1, sizeof(*b->accounts));
-		for (size_t i = 0; i < b->req->naccounts; i++)
-			b->accounts[b->n++] = pl_xstrdup(b->req->accounts[i]);
+		for (size_t i = 0; i < b->req->naccounts; i++) {
+			size_t j = 0;
+
+			while (j < b->n && strcmp(b->accounts[j], b->req->accounts[i]))
+				j++;
+			if (j == b->n)
+				b->accounts[b->n++] = pl_xstrdup(b->req->accounts[i]);
+		}
 		return 0;
 	}
 	/* Not-due accounts are counted here and never locked; each due one is checked again. */

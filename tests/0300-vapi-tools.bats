@@ -268,3 +268,11 @@ result_of() { jq -r ".results[$2].result" <<<"$1"; }
 	run --separate-stderr parlae vapi tool invoke --payload "$BATS_TEST_TMPDIR/asof.json"
 	assert_equal "$(result_of "$output" 0 | jq -r .date)" "2026-12-02"
 }
+
+@test "-vv traces mask a patient search in the URL and patient fields in answers" {
+	fake seed '{"office_id":"D36225","append":true,"patients":[{"patient_id":"P7","firstname":"Zed","lastname":"Quill","homephone":"+15553330000","address_line1":"1 Main St","email":"zq@example.com"}]}' >/dev/null
+	run --separate-stderr parlae vapi tool invoke getPatientInfo --account happy --args '{"query":"zq@example.com"}' -vv
+	assert_success
+	[[ $stderr == *"trace: http: GET "*"/v4/patients?email=***"* ]]
+	refute_secrets_in "$stderr" zq@example.com zq%40example.com Quill 5553330000 "1 Main St"
+}

@@ -218,3 +218,12 @@ key_works() {
 	done
 	PARLAE_MASTER_KEY=$NEW_MASTER PARLAE_MASTER_KEY_NEW=$MASTER parlae secrets rotate --master-key >/dev/null
 }
+
+@test "an account named twice is refreshed once" {
+	seed twice 1 30
+	fake counters/reset '{}' >/dev/null
+	run --separate-stderr parlae secrets rotate twice-1 twice-1 --json
+	assert_success
+	assert_equal "$(jq -c '[.rotated, .failed]' <<<"$output")" '[1,0]'
+	assert_equal "$(fake_get counters | jq -c '[.grants.refresh_key, .grants.request_key]')" '[1,0]'
+}
