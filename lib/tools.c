@@ -22,6 +22,7 @@
 #define DEFAULT_DURATION       30
 #define DEFAULT_WRITEBACK_WAIT 10.0 /* seconds: Vapi gives a tool 20 */
 #define REFRESH_LOCK_WAIT_MS   5000
+#define BOOKING_BUDGET         18.0 /* seconds, of Vapi's 20 */
 
 struct ctx {
 	struct pl_session *s;
@@ -40,6 +41,8 @@ struct ctx {
 	int native_slots;
 	/* The practice's keys, loaded on the first Sikka call. */
 	int keys_loaded, refreshed;
+	double deadline;          /* a booking's budget (monotonic seconds), 0 when none */
+	long timeout_ms, retries; /* the HTTP limits configured, restored after a booking */
 	struct pl_store *store;
 	struct pl_sikka sk;
 	struct pl_pms_keys keys;
@@ -171,6 +174,10 @@ static int load_keys(struct ctx *c, struct pl_err *err)
 	if ((r = pl_pms_keys_read(c->store, c->account, &c->keys, c->version, err)))
 		return r;
 	c->keys_loaded = 1;
+	if (!c->timeout_ms) {
+		c->timeout_ms = c->sk.http.timeout_ms;
+		c->retries = c->sk.http.max_retries;
+	}
 	return 0;
 }
 
@@ -178,6 +185,27 @@ static int load_keys(struct ctx *c, struct pl_err *err)
  * A data call. An expired request key (400 API1025) is refreshed once, through the same
  * locked path as `secrets rotate`, and the call retried with the new key.
  */
+static double seconds_now(void);
+
+/* Within a booking's budget, each request gets only the time left and no retries. */
+static int within_budget(struct ctx *c, struct pl_err *err)
+{
+	double left;
+
+	c->sk.http.timeout_ms = c->timeout_ms;
+	c->sk.http.max_retries = (int)c->retries;
+	if (!c->deadline)
+		return 0;
+	left = c->deadline - seconds_now();
+	if (left < 0.5)
+		return pl_err_set(err, PL_ETIMEOUT,
+		                  "the booking ran out of time (Vapi waits 20 s)");
+	if ((long)(left * 1000) < c->timeout_ms)
+		c->sk.http.timeout_ms = (long)(left * 1000);
+	c->sk.http.max_retries = 0;
+	return 0;
+}
+
 static int sikka(struct ctx *c, const char *method, const char *path, const char *query,
                  const char *body, json_t **doc, struct pl_err *err)
 {
@@ -185,7 +213,7 @@ static int sikka(struct ctx *c, const char *method, const char *path, const char
 	struct pl_rotate_res rs;
 	int r;
 
-	if ((r = load_keys(c, err)))
+	if ((r = load_keys(c, err)) || (r = within_budget(c, err)))
 		return r;
 	r = pl_sikka_data(&c->sk, method, path, query, body, &c->keys.request_key, doc, err);
 	if (!r || !pl_sikka_key_expired(&c->sk) || c->refreshed)
@@ -612,7 +640,7 @@ static int wait_writeback(struct ctx *c, const char *id, json_t **item, struct p
 	return r;
 }
 
-static int book_appointment(struct ctx *c, const json_t *args, json_t **out, struct pl_err *err)
+static int book_within_budget(struct ctx *c, const json_t *args, json_t **out, struct pl_err *err)
 {
 	char b1[64], b2[32], b3[64], b4[64], pid_buf[64], prov_buf[64], op_buf[64], practice[64];
 	const char *start = pl_vapi_arg_text(args, "startTime", NULL, 0);
@@ -706,8 +734,9 @@ static int book_appointment(struct ctx *c, const json_t *args, json_t **out, str
 			return pl_err_set(err, PL_EUPSTREAM,
 			                  "Sikka accepted the booking but named no writeback id");
 	}
-	if ((r = wait_writeback(c, wid, &item, err)))
-		return r;
+	/* The writeback was accepted: if polling fails now, the booking is pending, not failed. */
+	if (wait_writeback(c, wid, &item, err))
+		pl_err_clear(err);
 	done = text(item, "is_completed");
 	failed = text(item, "has_error");
 	created = text(item, "created_id");
@@ -732,6 +761,24 @@ static int book_appointment(struct ctx *c, const json_t *args, json_t **out, str
 	json_object_set_new(*out, "start", json_string(start));
 	json_decref(item);
 	return 0;
+}
+
+/*
+ * The whole booking, lookups and polling included, stays inside Vapi's 20 s tool timeout: an
+ * agent that gave up would ask again and book twice.
+ */
+static int book_appointment(struct ctx *c, const json_t *args, json_t **out, struct pl_err *err)
+{
+	int r;
+
+	c->deadline = seconds_now() + BOOKING_BUDGET;
+	r = book_within_budget(c, args, out, err);
+	c->deadline = 0;
+	if (c->keys_loaded) {
+		c->sk.http.timeout_ms = c->timeout_ms;
+		c->sk.http.max_retries = (int)c->retries;
+	}
+	return r;
 }
 
 /* --- transferToHuman ---------------------------------------------------------------------------

@@ -276,3 +276,16 @@ result_of() { jq -r ".results[$2].result" <<<"$1"; }
 	[[ $stderr == *"trace: http: GET "*"/v4/patients?email=***"* ]]
 	refute_secrets_in "$stderr" zq@example.com zq%40example.com Quill 5553330000 "1 Main St"
 }
+
+@test "a slow Sikka cannot hold a booking past Vapi's 20 s: it answers in time, as pending or an error" {
+	fake latency '{"ms":6000}' >/dev/null
+	# Unbounded, four lookups and the POST at 6 s each would finish, late, as "booked".
+	run --separate-stderr parlae vapi tool invoke bookAppointment --account happy --args '{"startTime":"2026-12-02T11:00:00","patientId":"P1"}'
+	fake latency '{"ms":0}' >/dev/null
+	r=$(jq -r '.results[0].result // empty' <<<"$output")
+	if [ -n "$r" ]; then
+		assert_equal "$(jq -c '[.success, .status]' <<<"$r")" '[false,"pending"]'
+	else
+		assert_regex "$(jq -r '.results[0].error' <<<"$output")" "ran out of time|timed out"
+	fi
+}
