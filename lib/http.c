@@ -480,7 +480,13 @@ int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_j
 		concurrency = 1;
 	slots = pl_xcalloc((size_t)concurrency, sizeof(*slots));
 	for (int i = 0; i < concurrency; i++) {
-		slots[i].easy = curl_easy_init();
+		if (!(slots[i].easy = curl_easy_init())) {
+			while (i-- > 0)
+				curl_easy_cleanup(slots[i].easy);
+			free(slots);
+			curl_multi_cleanup(multi);
+			return PL_EINTERNAL;
+		}
 		slots[i].job = &slots[i].storage;
 	}
 	curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)concurrency);
@@ -527,6 +533,7 @@ int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_j
 				}
 			}
 			done(&finished, arg);
+			more = 1; /* done() may have queued more work (a retry, a fallback) */
 		}
 		if (active)
 			curl_multi_poll(multi, NULL, 0, 100, NULL);

@@ -71,8 +71,9 @@ struct pl_http_job {
 
 /*
  * Many requests in flight at once through a curl multi handle: next() fills a job (return 0
- * when there are no more), done() receives each finished job (release job->resp there) while
- * the others are still running. No retries: batch callers decide what to resend.
+ * when there is nothing to send now), done() receives each finished job (release job->resp
+ * there) while the others are still running, and may queue more work for next(). The run ends
+ * when nothing is in flight and next() has nothing. No retries: callers decide what to resend.
  */
 int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_job *, void *),
                 void (*done)(struct pl_http_job *, void *), void *arg);

@@ -188,6 +188,8 @@ struct item {
 };
 
 struct batch {
+	struct item **fallbacks; /* rejected refresh keys waiting for a request_key grant */
+	size_t nfallbacks;
 	struct pl_session *s;
 	struct pl_store *store;
 	struct pl_sikka *sk;
@@ -289,6 +291,21 @@ static int next_job(struct pl_http_job *job, void *arg)
 {
 	struct batch *b = arg;
 
+	/* Fallbacks first: they hold their account's lock. */
+	if (b->nfallbacks) {
+		struct item *it = b->fallbacks[--b->nfallbacks];
+		char *body = pl_sikka_key_body(b->sk, PL_SIKKA_REQUEST_KEY, it->keys.office_id,
+		                               &it->keys.secret_key);
+
+		pl_sikka_call_release(&it->call);
+		pl_sikka_call_init(b->sk, &it->call, "POST", "/v4/request_key", NULL, body, NULL,
+		                   0);
+		explicit_bzero(body, strlen(body));
+		free(body);
+		job->req = it->call.req;
+		job->user = it;
+		return 1;
+	}
 	while (b->next < b->n) {
 		struct item *it = prepare(b, b->accounts[b->next++]);
 
@@ -340,12 +357,14 @@ static void job_done(struct pl_http_job *job, void *arg)
 		r = pl_sikka_key_from(doc, &fresh, &err);
 	pl_json_wipe_decref(doc);
 	pl_http_resp_release(&job->resp);
-	/* A refresh key Sikka rejects (not merely a failure to answer): use the secret key. */
+	/* A refresh key Sikka rejects (not merely a failure to answer): the secret key gets a new
+	 * one, through the multi handle like every other request, the lock still held. */
 	if (r && !it->fallback && r != PL_EUPSTREAM && r != PL_ECONFIG) {
 		it->fallback = 1;
-		pl_err_clear(&err);
-		r = pl_sikka_request_key(b->sk, PL_SIKKA_REQUEST_KEY, it->keys.office_id,
-		                         &it->keys.secret_key, &fresh, &err);
+		b->fallbacks =
+		    pl_xrealloc(b->fallbacks, (b->nfallbacks + 1) * sizeof(*b->fallbacks));
+		b->fallbacks[b->nfallbacks++] = it;
+		return;
 	}
 	if (!r)
 		r = finish(b, it, &fresh, &err);
@@ -404,7 +423,7 @@ static int candidates(struct batch *b, struct pl_err *err)
 int pl_rotate_batch(struct pl_session *s, const struct pl_rotate_batch_req *req,
                     struct pl_rotate_summary *sum, struct pl_err *err)
 {
-	struct batch b = {s, NULL, NULL, req, sum, NULL, 0, 0, 0};
+	struct batch b = {.s = s, .req = req, .sum = sum};
 	struct pl_sikka sk;
 	struct pl_db *db;
 	int r;
@@ -430,6 +449,7 @@ out:
 	for (size_t i = 0; i < b.n; i++)
 		free(b.accounts[i]);
 	free(b.accounts);
+	free(b.fallbacks);
 	pl_store_close(b.store);
 	pl_sikka_release(&sk);
 	return r;
