@@ -859,6 +859,25 @@ static int lock_dir(struct pl_store *st, int dfd, struct pl_err *err)
 	return 0;
 }
 
+/* Whether the current file of name opens under the key in use. */
+static int opens_with_key(struct pl_store *st, int dfd, const char *file, const char *name,
+                          struct pl_err *err)
+{
+	struct pl_secret value = PL_SECRET_INIT;
+	struct stat sb;
+	int fd, skip, r;
+
+	if ((r = open_secret(st, dfd, file, &fd, &sb, err)) || fd < 0)
+		return r;
+	r = decrypt_file(st, fd, file, &sb, name, NULL, &value, NULL, &skip, err);
+	close(fd);
+	pl_secret_release(&value);
+	if (r == PL_ECONFIG)
+		pl_err_hint(err, "the store's master key changed (secrets rotate --master-key?): "
+		                 "use the new PARLAE_MASTER_KEY");
+	return r;
+}
+
 int pl_store_put(struct pl_store *st, const char *name, const struct pl_secret *value,
                  char *version, struct pl_err *err)
 {
@@ -887,6 +906,11 @@ int pl_store_put_if(struct pl_store *st, const char *name, const struct pl_secre
 	file_names(name, cur, prev, sizeof(cur));
 	if ((r = file_version(st, dfd, cur, vcur, sizeof(vcur), err)) ||
 	    (r = file_version(st, dfd, prev, vprev, sizeof(vprev), err)))
+		goto out;
+	/* A re-key may have finished while a rotation waited for the lock: it must not write under
+	 * a key the store no longer uses (an unconditional put, as a new onboarding, may replace
+	 * a secret nobody can open any more). */
+	if (expected && vcur[0] && (r = opens_with_key(st, dfd, cur, name, err)))
 		goto out;
 	/* Compare and swap, under the directory's lock: another writer got there first. */
 	if (expected && strcmp(expected, vcur)) {
