@@ -806,7 +806,8 @@ int pl_pms_callback(struct pl_session *s, const struct pl_pms_redirect *in,
                     struct pl_pms_callback_res *res, struct pl_err *err)
 {
 	struct pl_audit_event ev = {NULL, "sikka.callback", "pms_integration", NULL, NULL};
-	struct pl_secret key = PL_SECRET_INIT;
+	struct pl_secret key = PL_SECRET_INIT, replaced = PL_SECRET_INIT;
+	struct pl_err ignored = PL_ERR_INIT;
 	struct pl_buf ref = PL_BUF_INIT, meta = PL_BUF_INIT;
 	char version[PL_STORE_VERSION_MAX] = "";
 	struct pl_store *store = NULL;
@@ -877,6 +878,9 @@ int pl_pms_callback(struct pl_session *s, const struct pl_pms_redirect *in,
 		pl_strlcpy(keys.practice_name, k.practice.practice_name,
 		           sizeof(keys.practice_name));
 		pl_strlcpy(keys.pms_type, k.practice.pms_type, sizeof(keys.pms_type));
+		/* A re-authorization keeps what it replaces, to put it back if step 6 fails. */
+		if (pl_store_get(store, ref.buf, NULL, &replaced, NULL, &ignored))
+			pl_secret_release(&replaced);
 		/* keys borrows k's secrets: k releases them. */
 		if ((r = pl_pms_keys_write(store, st.account, &keys, NULL, version, err)))
 			goto out;
@@ -899,8 +903,15 @@ int pl_pms_callback(struct pl_session *s, const struct pl_pms_redirect *in,
 	if (!r)
 		pl_strlcpy(res->status, "connected", sizeof(res->status));
 out:
+	/* The row still names the keys it had: the store must hold them again. */
+	if (r && version[0] && replaced.len) {
+		char restored[PL_STORE_VERSION_MAX];
+
+		pl_store_put_if(store, ref.buf, &replaced, version, restored, &ignored);
+	}
 	if (r && trusted)
 		mark_failed(s, &ev, r, err->msg);
+	pl_secret_release(&replaced);
 	pl_store_close(store);
 	pl_secret_release(&key);
 	pl_secret_release(&k.practice.secret_key);

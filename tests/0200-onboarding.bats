@@ -4,6 +4,7 @@
 bats_require_minimum_version 1.5.0
 load helpers/common
 load helpers/fakes
+load helpers/store
 
 MASTER_KEY=5ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e7aaaa
 STATE_SECRET=sekrit-state-secret-for-tests-0123456789
@@ -349,4 +350,20 @@ stored() { ls "$BATS_FILE_TMPDIR/vault" 2>/dev/null | grep -c -- "~$1\.cur" || t
 	run --separate-stderr parlae sikka oauth-url refused
 	assert_equal "$status" 5
 	assert_equal "$(sql "SELECT outcome || '|' || error_code FROM audit_events WHERE account_id = 'refused' AND action = 'sikka.oauth_url'")" "failure|not_found"
+}
+
+@test "a failed re-authorization of a connected practice keeps it connected, with the keys the row names" {
+	build_store_tool
+	fake practices '[{"office_id":"D1","practice_name":"First Dental"},{"office_id":"D2","practice_name":"Second Dental"}]' >/dev/null
+	fake authorize '{"office_id":"D1"}' >/dev/null
+	new_account reauth
+	parlae sikka callback --url "$(redirect_for reauth)" >/dev/null
+	before=$(store_tool get parlae/pms/sikka/reauth)
+	fake authorize '{"office_id":"D2"}' >/dev/null
+	sql_admin "CREATE FUNCTION refuse_active2() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN IF NEW.office_id = 'D2' THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END \$\$; CREATE TRIGGER refuse_active2 BEFORE UPDATE ON pms_integrations FOR EACH ROW EXECUTE FUNCTION refuse_active2();"
+	run --separate-stderr parlae sikka callback --url "$(redirect_for reauth)"
+	sql_admin "DROP TRIGGER refuse_active2 ON pms_integrations; DROP FUNCTION refuse_active2();"
+	assert_equal "$status" 7
+	assert_equal "$(sql "SELECT status || '|' || office_id FROM pms_integrations WHERE account_id = 'reauth'")" "ACTIVE|D1"
+	assert_equal "$(store_tool get parlae/pms/sikka/reauth)" "$before"
 }
