@@ -46,14 +46,9 @@ const char *pl_account_status_name(const char *db_status)
 
 static int exists(struct pl_db *db, const char *id, int *found, struct pl_err *err)
 {
-	struct pl_db_res res = PL_DB_RES_INIT;
 	const char *params[1] = {id};
-	int r = pl_db_query(db, &res, "SELECT 1 FROM accounts WHERE id = $1", 1, params, err);
 
-	if (!r)
-		*found = pl_db_rows(&res) > 0;
-	pl_db_res_clear(&res);
-	return r;
+	return pl_db_exists(db, "SELECT 1 FROM accounts WHERE id = $1", 1, params, found, err);
 }
 
 int pl_account_require(struct pl_db *db, const char *id, struct pl_err *err)

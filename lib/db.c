@@ -145,6 +145,18 @@ void pl_db_rollback(struct pl_db *db)
 	db->in_tx = 0;
 }
 
+int pl_db_exists(struct pl_db *db, const char *sql, int nparams, const char *const *params,
+                 int *found, struct pl_err *err)
+{
+	struct pl_db_res res = PL_DB_RES_INIT;
+	int r = pl_db_query(db, &res, sql, nparams, params, err);
+
+	if (!r)
+		*found = pl_db_rows(&res) > 0;
+	pl_db_res_clear(&res);
+	return r;
+}
+
 int pl_db_alive(const struct pl_db *db)
 {
 	return db->conn && PQstatus(db->conn) == CONNECTION_OK;

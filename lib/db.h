@@ -84,6 +84,10 @@ int pl_db_stream_next(struct pl_db_stream *st, int *has_row, struct pl_err *err)
 /* Stop early (cancel the statement, drop what is left); harmless on a finished stream. */
 void pl_db_stream_end(struct pl_db_stream *st);
 
+/* Whether a query returns any row: *found 1 or 0. */
+int pl_db_exists(struct pl_db *db, const char *sql, int nparams, const char *const *params,
+                 int *found, struct pl_err *err);
+
 /* Whether the connection is still up (a batch checks this to fail as a whole when it went). */
 int pl_db_alive(const struct pl_db *db);
 

@@ -162,19 +162,14 @@ void pl_pms_setup_res_release(struct pl_pms_setup_res *res)
 
 static int check_timezone(struct pl_db *db, const char *tz, struct pl_err *err)
 {
-	struct pl_db_res res = PL_DB_RES_INIT;
 	const char *params[1] = {tz};
-	int r, found;
+	int r, found = 0;
 
 	/* PostgreSQL's own zone database: the same one that computes local times later. */
-	r = pl_db_query(db, &res, "SELECT 1 FROM pg_timezone_names WHERE name = $1", 1, params,
-	                err);
-	if (r)
+	r = pl_db_exists(db, "SELECT 1 FROM pg_timezone_names WHERE name = $1", 1, params, &found,
+	                 err);
+	if (r || found)
 		return r;
-	found = pl_db_rows(&res) > 0;
-	pl_db_res_clear(&res);
-	if (found)
-		return 0;
 	pl_err_set(err, PL_EUSAGE, "--timezone: unknown time zone '%.64s'", tz);
 	return pl_err_hint(err, "use an IANA name such as America/New_York or UTC");
 }
@@ -314,19 +309,14 @@ void pl_pms_oauth_res_release(struct pl_pms_oauth_res *res)
 /* The integration must exist (pms setup) before a practice can be sent to authorize. */
 static int require_integration(struct pl_db *db, const char *account, struct pl_err *err)
 {
-	struct pl_db_res res = PL_DB_RES_INIT;
 	const char *params[1] = {account};
-	int r, found;
+	int r, found = 0;
 
-	r = pl_db_query(
-	    db, &res, "SELECT 1 FROM pms_integrations WHERE account_id = $1 AND provider = 'SIKKA'",
-	    1, params, err);
-	if (r)
+	r = pl_db_exists(
+	    db, "SELECT 1 FROM pms_integrations WHERE account_id = $1 AND provider = 'SIKKA'", 1,
+	    params, &found, err);
+	if (r || found)
 		return r;
-	found = pl_db_rows(&res) > 0;
-	pl_db_res_clear(&res);
-	if (found)
-		return 0;
 	pl_err_set(err, PL_ENOTFOUND, "account '%s' has no Sikka integration", account);
 	return pl_err_hint(err, "run 'parlae pms setup %s' first", account);
 }
