@@ -207,28 +207,7 @@ static int drain(struct pl_db *db, struct pl_err *err)
 
 int pl_db_wait(struct pl_db *db, long timeout_ms, int *notified, struct pl_err *err)
 {
-	struct pollfd pfd = {PQsocket(db->conn), POLLIN, 0};
-	int got, r;
-
-	*notified = 0;
-	if ((got = drain(db, err)) < 0)
-		return PL_EDATABASE;
-	if (got) {
-		*notified = 1;
-		return 0;
-	}
-	r = poll(&pfd, 1, timeout_ms < 0 ? -1 : (int)timeout_ms);
-	if (r < 0 && errno == EINTR)
-		return pl_err_set(err, PL_EINTERRUPTED, "interrupted");
-	if (r < 0)
-		return pl_err_set(err, PL_EDATABASE, "waiting for the database: %s",
-		                  strerror(errno));
-	if (r == 0)
-		return 0;
-	if ((got = drain(db, err)) < 0)
-		return PL_EDATABASE;
-	*notified = got;
-	return 0;
+	return pl_db_wait_fd(db, timeout_ms, -1, notified, err);
 }
 
 int pl_db_wait_fd(struct pl_db *db, long timeout_ms, int stop_fd, int *notified, struct pl_err *err)
