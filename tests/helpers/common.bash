@@ -26,9 +26,14 @@ setup_home() {
 
 . "$PL_TOP/tests/helpers/pg.bash"
 
-# SQL as parlae (the suite's database) or as the superuser.
+# The suite's database URL as another role: db_url_as ROLE.
+db_url_as() { sed "s/user=[^ ]*/user=$1/" <<<"$PARLAE_DATABASE_URL"; }
+
+# SQL as the commands' role (PARLAE_DATABASE_URL), as the owner of parlae's tables (the role
+# that migrates: what only the owner may do, such as ALTER TABLE), or as the superuser.
 sql() { psql -XAtq -v ON_ERROR_STOP=1 "$PARLAE_DATABASE_URL" -c "$1"; }
-sql_admin() { psql -XAtq -v ON_ERROR_STOP=1 "${PARLAE_DATABASE_URL/user=parlae/user=pgadmin}" -c "$1"; }
+sql_owner() { psql -XAtq -v ON_ERROR_STOP=1 "$(db_url_as parlae)" -c "$1"; }
+sql_admin() { psql -XAtq -v ON_ERROR_STOP=1 "$(db_url_as pgadmin)" -c "$1"; }
 
 # A database URL nothing listens on, for "the database is down".
 closed_db_url() { echo "host=$PL_PG_SOCK port=1 user=parlae dbname=nothing connect_timeout=2"; }
