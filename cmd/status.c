@@ -16,11 +16,21 @@ const struct option opts_status[] = {
     {NULL, 0, NULL, 0},
 };
 
+static json_t *audit_json(const struct pl_status_system *st)
+{
+	if (!st->db_reachable || st->schema_version <= 0)
+		return json_null();
+	return json_pack("{s:b, s:s?, s:o}", "protected", st->audit.is_protected, "reason",
+	                 st->audit.is_protected ? NULL : st->audit.reason, "lastEvent",
+	                 st->audit.last_event >= 0 ? json_integer(st->audit.last_event)
+	                                           : json_null());
+}
+
 static json_t *system_json(const struct pl_status_system *st)
 {
 	return json_pack(
 	    "{s:{s:b, s:b, s:b, s:b, s:b}, s:{s:b, s:i, s:i, s:s?},"
-	    " s:{s:s?, s:b, s:s?, s:s?}, s:{s:I, s:I, s:I, s:I}}",
+	    " s:{s:s?, s:b, s:s?, s:s?}, s:o, s:{s:I, s:I, s:I, s:I}}",
 	    "integrations", "sikka", st->integrations.sikka, "vapi", st->integrations.vapi,
 	    "twilio", st->integrations.twilio, "openai", st->integrations.openai, "stripe",
 	    st->integrations.stripe, "database", "reachable", st->db_reachable, "schemaVersion",
@@ -28,9 +38,10 @@ static json_t *system_json(const struct pl_status_system *st)
 	    st->db_reachable ? NULL : st->db_err.msg, "secretStore", "backend", st->store_backend,
 	    "reachable", st->store_usable, "location",
 	    st->store_backend ? st->store_location : NULL, "error",
-	    st->store_usable ? NULL : st->store_err.msg, "accounts", "connected",
-	    (json_int_t)st->accounts.connected, "connecting", (json_int_t)st->accounts.connecting,
-	    "pending", (json_int_t)st->accounts.pending, "failed", (json_int_t)st->accounts.failed);
+	    st->store_usable ? NULL : st->store_err.msg, "audit", audit_json(st), "accounts",
+	    "connected", (json_int_t)st->accounts.connected, "connecting",
+	    (json_int_t)st->accounts.connecting, "pending", (json_int_t)st->accounts.pending,
+	    "failed", (json_int_t)st->accounts.failed);
 }
 
 static const char *yes(int b)
@@ -57,6 +68,12 @@ static void print_system(const struct pl_status_system *st)
 	else
 		printf("secret store  %s:%s, not usable: %s\n", st->store_backend,
 		       st->store_location, st->store_err.msg);
+	if (st->db_reachable && st->schema_version > 0) {
+		if (st->audit.is_protected)
+			printf("audit log     protected, last event %lld\n", st->audit.last_event);
+		else
+			printf("audit log     NOT protected: %s\n", st->audit.reason);
+	}
 	printf("accounts      %ld connected, %ld connecting, %ld pending, %ld failed\n",
 	       st->accounts.connected, st->accounts.connecting, st->accounts.pending,
 	       st->accounts.failed);
@@ -92,6 +109,19 @@ static void print_account(const struct pl_pms_status *st)
 		printf("last sync     %s\n", st->last_sync_at);
 	if (st->last_error)
 		printf("error         %s\n", st->last_error);
+}
+
+/* --check: each failing item on stderr (even with -q: it is the answer), exit 1 if any. */
+static int report_problems(struct cmd_ctx *ctx, const struct pl_status_system *st)
+{
+	const char *problems[8];
+	size_t n = pl_status_system_problems(st, problems, 8);
+
+	(void)ctx;
+	fflush(stdout);
+	for (size_t i = 0; i < n; i++)
+		fprintf(stderr, "parlae: not healthy: %s\n", problems[i]);
+	return n ? PL_ENO : 0;
 }
 
 static int parse_wait(const char *s, double *out)
@@ -167,5 +197,5 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 		cmd_print_json(ctx, system_json(&st));
 	else
 		print_system(&st);
-	return check && !pl_status_system_healthy(&st) ? PL_ENO : 0;
+	return check ? report_problems(ctx, &st) : 0;
 }

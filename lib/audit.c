@@ -71,6 +71,67 @@ int pl_audit_finish(struct pl_session *s, const struct pl_audit_event *ev, int c
 	return code;
 }
 
+/* The triggers of sql/0002 and 0003 that keep the log append-only and chained. */
+#define AUDIT_TRIGGERS                                                                             \
+	"'audit_events_chain', 'audit_events_append_only', 'audit_events_no_truncate',"            \
+	" 'audit_chain_head_write', 'audit_chain_head_forward', 'audit_chain_head_keep',"          \
+	" 'audit_chain_head_no_truncate'"
+#define AUDIT_NTRIGGERS "7"
+#define RUN_AS_APP      "run the commands as parlae_app (sql/roles.sql)"
+
+int pl_audit_protection(struct pl_session *s, struct pl_audit_protection *out, struct pl_err *err)
+{
+	struct pl_db_res res = PL_DB_RES_INIT;
+	struct pl_db *db;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	out->last_event = -1;
+	if ((r = pl_session_db(s, &db, err)))
+		return r;
+	r = pl_db_query(
+	    db, &res,
+	    "SELECT r.rolsuper, pg_has_role(current_user, c.relowner, 'MEMBER'),"
+	    " (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid IN (c.oid, h.oid)"
+	    "  AND t.tgname IN (" AUDIT_TRIGGERS
+	    ") AND t.tgenabled IN ('O', 'A')) = " AUDIT_NTRIGGERS ","
+	    " current_user, pg_get_userbyid(c.relowner),"
+	    " CASE WHEN has_table_privilege(h.oid, 'SELECT')"
+	    "  THEN (SELECT seq FROM audit_chain_head) END"
+	    " FROM pg_roles r, pg_class c, pg_class h WHERE r.rolname = current_user"
+	    " AND c.oid = 'audit_events'::regclass AND h.oid = 'audit_chain_head'::regclass",
+	    0, NULL, err);
+	if (r)
+		return r;
+	if (pl_db_rows(&res) != 1) {
+		r = pl_err_set(err, PL_EDATABASE, "the connected role is not in pg_roles");
+		goto out;
+	}
+	if (!strcmp(pl_db_val(&res, 0, 0), "t"))
+		snprintf(out->reason, sizeof(out->reason),
+		         "connected as %.64s, a superuser: " RUN_AS_APP, pl_db_val(&res, 0, 3));
+	else if (!strcmp(pl_db_val(&res, 0, 3), pl_db_val(&res, 0, 4)))
+		snprintf(out->reason, sizeof(out->reason),
+		         "connected as %.64s, the owner of its tables: " RUN_AS_APP,
+		         pl_db_val(&res, 0, 3));
+	else if (!strcmp(pl_db_val(&res, 0, 1), "t"))
+		snprintf(out->reason, sizeof(out->reason),
+		         "connected as %.64s, which may act as %.64s, the owner of its "
+		         "tables: " RUN_AS_APP,
+		         pl_db_val(&res, 0, 3), pl_db_val(&res, 0, 4));
+	else if (strcmp(pl_db_val(&res, 0, 2), "t"))
+		snprintf(out->reason, sizeof(out->reason),
+		         "a trigger that guards it is disabled or missing: enable it as the owner, "
+		         "then run 'parlae audit verify'");
+	else
+		out->is_protected = 1;
+	if (pl_db_val(&res, 0, 5))
+		out->last_event = strtoll(pl_db_val(&res, 0, 5), NULL, 10);
+out:
+	pl_db_res_clear(&res);
+	return r;
+}
+
 /* --- --since ------------------------------------------------------------------------------ */
 
 /* "1h30m": *secs, or -1 when text is not a duration (the contract's grammar, in config). */

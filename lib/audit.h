@@ -40,6 +40,19 @@ int pl_audit_append(struct pl_session *s, const struct pl_audit_event *ev, int c
 int pl_audit_finish(struct pl_session *s, const struct pl_audit_event *ev, int code,
                     struct pl_err *err);
 
+/*
+ * Whether the connected role can change the audit log's history: it cannot when it neither is
+ * a superuser nor may act as the tables' owner (membership), and every trigger that guards the
+ * log is there and enabled (architecture invariant 5, "Against whom").
+ */
+struct pl_audit_protection {
+	int is_protected;     /* 1 when the role cannot rewrite the log */
+	char reason[256];     /* why not, when not: a sentence naming the role */
+	long long last_event; /* the chain head's seq; -1 when it cannot be read */
+};
+
+int pl_audit_protection(struct pl_session *s, struct pl_audit_protection *out, struct pl_err *err);
+
 /* --- reading the log: audit tail and audit verify ---------------------------------------- */
 
 /* One event as the database renders it. Every pointer is valid only during the callback. */

@@ -123,12 +123,35 @@ static int apply(struct pl_db *db, const struct pl_migration *m, struct pl_err *
 	return r;
 }
 
+/*
+ * Migrations run as the role that owns parlae's tables: one that may not create in the schema
+ * (the commands' own role) is told so before a statement fails halfway.
+ */
+static int may_create(struct pl_db *db, struct pl_err *err)
+{
+	struct pl_db_res res = PL_DB_RES_INIT;
+	int r = pl_db_query(db, &res,
+	                    "SELECT has_schema_privilege(current_schema(), 'CREATE'), current_user",
+	                    0, NULL, err);
+
+	if (!r && strcmp(pl_db_val(&res, 0, 0), "t")) {
+		pl_err_set(err, PL_ECONFIG,
+		           "db migrate: role %.64s may not create tables in the schema: migrations "
+		           "run as the role that owns parlae's tables",
+		           pl_db_val(&res, 0, 1));
+		r = pl_err_hint(err, "run it with PARLAE_DATABASE_URL connecting as that owner; "
+		                     "every other command connects as parlae_app (sql/roles.sql)");
+	}
+	pl_db_res_clear(&res);
+	return r;
+}
+
 int pl_db_migrate(struct pl_db *db, int dry_run, size_t *applied_now, struct pl_err *err)
 {
 	struct pl_schema_status st;
 	const struct pl_migration *m;
 	size_t nm;
-	int r;
+	int r, exists = 0;
 
 	*applied_now = 0;
 	if (dry_run) {
@@ -140,14 +163,20 @@ int pl_db_migrate(struct pl_db *db, int dry_run, size_t *applied_now, struct pl_
 	}
 	if ((r = pl_db_query(db, NULL, MIGRATE_LOCK, 0, NULL, err)))
 		return r;
-	r = pl_db_query(db, NULL,
-	                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-	                " version integer PRIMARY KEY, name text NOT NULL,"
-	                " applied_at timestamptz NOT NULL DEFAULT now())",
-	                0, NULL, err);
+	/* Only what is missing is created: a role that may not create (parlae_app) finds an
+	 * up-to-date schema nothing to do. */
+	r = schema_table_exists(db, &exists, err);
+	if (!r && !exists && !(r = may_create(db, err)))
+		r = pl_db_query(db, NULL,
+		                "CREATE TABLE schema_migrations ("
+		                " version integer PRIMARY KEY, name text NOT NULL,"
+		                " applied_at timestamptz NOT NULL DEFAULT now())",
+		                0, NULL, err);
 	if (!r)
 		r = pl_db_schema_status(db, &st, err);
-	if (!r) {
+	if (!r && st.npending && (r = may_create(db, err)))
+		pl_db_schema_status_release(&st);
+	else if (!r) {
 		m = pl_db_migrations(&nm);
 		for (size_t i = 0; i < st.npending && !r; i++) {
 			for (size_t j = 0; j < nm; j++)

@@ -1,5 +1,6 @@
 #include "status.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,17 @@ static void count_accounts(struct pl_db *db, struct pl_status_system *out)
 	pl_db_res_clear(&res);
 }
 
+static void check_audit(struct pl_session *s, struct pl_status_system *out)
+{
+	struct pl_err e = PL_ERR_INIT;
+
+	if (pl_audit_protection(s, &out->audit, &e))
+		pl_strlcpy(out->audit.reason, "cannot tell whether it is protected",
+		           sizeof(out->audit.reason));
+	snprintf(out->audit_problem, sizeof(out->audit_problem),
+	         "the audit log is not protected: %s", out->audit.reason);
+}
+
 void pl_status_system(struct pl_session *s, struct pl_status_system *out)
 {
 	struct pl_schema_status schema;
@@ -64,8 +76,10 @@ void pl_status_system(struct pl_session *s, struct pl_status_system *out)
 		out->db_reachable = 1;
 		out->schema_version = schema.version;
 		pl_db_schema_status_release(&schema);
-		if (out->schema_version > 0)
+		if (out->schema_version > 0) {
 			count_accounts(db, out);
+			check_audit(s, out);
+		}
 	}
 
 	if (!pl_store_parse_spec(pl_config_get(s->cfg, "PARLAE_SECRET_STORE"), &spec,
@@ -85,8 +99,27 @@ void pl_status_system(struct pl_session *s, struct pl_status_system *out)
 	}
 }
 
-int pl_status_system_healthy(const struct pl_status_system *st)
+size_t pl_status_system_problems(const struct pl_status_system *st, const char **problems,
+                                 size_t max)
 {
-	return st->db_reachable && st->schema_version == st->schema_latest && st->store_usable &&
-	       st->integrations.sikka;
+	size_t n = 0;
+
+#define PROBLEM(text)                                                                              \
+	do {                                                                                       \
+		if (n < max)                                                                       \
+			problems[n++] = (text);                                                    \
+	} while (0)
+	if (!st->db_reachable)
+		PROBLEM(st->db_err.msg);
+	else if (st->schema_version != st->schema_latest)
+		PROBLEM("the database schema is not current: run 'parlae db migrate'");
+	else if (!st->audit.is_protected)
+		PROBLEM(st->audit_problem);
+	if (!st->store_usable)
+		PROBLEM(st->store_err.msg);
+	if (!st->integrations.sikka)
+		PROBLEM("the Sikka app credentials are not set: export SIKKA_APP_ID and "
+		        "SIKKA_APP_KEY");
+#undef PROBLEM
+	return n;
 }

@@ -5,6 +5,7 @@
 #ifndef PL_STATUS_H
 #define PL_STATUS_H
 
+#include "audit.h"
 #include "err.h"
 #include "session.h"
 
@@ -20,6 +21,8 @@ struct pl_status_system {
 	char store_location[4096];
 	int store_usable;
 	struct pl_err store_err;
+	struct pl_audit_protection audit; /* when the database is reachable and migrated */
+	char audit_problem[320];          /* --check's sentence when it is not protected */
 	struct {
 		long connected, connecting, pending, failed;
 	} accounts;
@@ -28,7 +31,12 @@ struct pl_status_system {
 /* Fill out; unreachable parts are reported in it, not as an error. */
 void pl_status_system(struct pl_session *s, struct pl_status_system *out);
 
-/* --check without an account: database reachable and current, store usable, Sikka set. */
-int pl_status_system_healthy(const struct pl_status_system *st);
+/*
+ * --check without an account: database reachable and current, store usable, audit log
+ * protected, Sikka set. Each item that is not is one sentence in problems (at most max);
+ * returns how many, so 0 means healthy. The sentences point into st or are constant.
+ */
+size_t pl_status_system_problems(const struct pl_status_system *st, const char **problems,
+                                 size_t max);
 
 #endif

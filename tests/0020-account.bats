@@ -3,7 +3,7 @@
 bats_require_minimum_version 1.5.0
 load helpers/common
 
-setup_file() { suite_setup; parlae db migrate >/dev/null; }
+setup_file() { suite_setup; suite_migrate; }
 setup() { setup_home; }
 
 @test "account add creates the account and says so" {

@@ -3,7 +3,7 @@
 bats_require_minimum_version 1.5.0
 load helpers/common
 
-setup_file() { suite_setup; parlae db migrate >/dev/null; parlae account add one >/dev/null; parlae account add two >/dev/null; }
+setup_file() { suite_setup; suite_migrate; parlae account add one >/dev/null; parlae account add two >/dev/null; }
 setup() { setup_home; }
 
 # Distinct values for every secret variable of the contract.
@@ -25,7 +25,7 @@ secret_values() { env | sed -n 's/^[A-Z_]*=\(sekrit-.*\)$/\1/p'; }
 	assert_success
 	assert_equal "$stderr" ""
 	assert_equal "$(jq -c '.integrations' <<<"$output")" '{"sikka":true,"vapi":false,"twilio":true,"openai":false,"stripe":false}'
-	assert_equal "$(jq -c '.database | [.reachable, .schemaVersion, .latestSchemaVersion]' <<<"$output")" '[true,3,3]'
+	assert_equal "$(jq -c '.database | [.reachable, .schemaVersion, .latestSchemaVersion]' <<<"$output")" '[true,4,4]'
 	assert_equal "$(jq -c '.secretStore | [.backend, .reachable, .location]' <<<"$output")" "[\"file\",true,\"$HOME/.local/share/parlae/vault\"]"
 	assert_equal "$(jq -c '.accounts' <<<"$output")" '{"connected":0,"connecting":0,"pending":2,"failed":0}'
 }
@@ -67,7 +67,7 @@ secret_values() { env | sed -n 's/^[A-Z_]*=\(sekrit-.*\)$/\1/p'; }
 	export SIKKA_APP_ID=x SIKKA_APP_KEY=y
 	run --separate-stderr parlae status --check
 	assert_success
-	assert_line --regexp '^database +reachable, schema version 3 of 3$'
+	assert_line --regexp '^database +reachable, schema version 4 of 4$'
 }
 
 @test "status --check exits 1 without the Sikka app credentials" {
@@ -86,7 +86,7 @@ secret_values() { env | sed -n 's/^[A-Z_]*=\(sekrit-.*\)$/\1/p'; }
 	export SIKKA_APP_ID=x SIKKA_APP_KEY=y
 	PARLAE_DATABASE_URL=$(pg_new_database t_status_empty) run --separate-stderr parlae status --check
 	assert_equal "$status" 1
-	assert_line --regexp "schema version 0 of 3 \(run 'parlae db migrate'\)"
+	assert_line --regexp "schema version 0 of 4 \(run 'parlae db migrate'\)"
 }
 
 @test "a secret store directory open to others is reported unusable" {

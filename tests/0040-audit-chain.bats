@@ -5,7 +5,7 @@ load helpers/common
 
 setup_file() {
 	suite_setup
-	parlae db migrate >/dev/null
+	suite_migrate
 	parlae account add first --name "Ünïcode Dental" >/dev/null
 	parlae account add first >/dev/null 2>&1 || true
 }
@@ -47,22 +47,22 @@ recompute() {
 }
 
 @test "audit rows cannot be updated, deleted or truncated, even by their owner" {
-	run sql "UPDATE audit_events SET outcome = 'success' WHERE seq = 1"
+	run sql_owner "UPDATE audit_events SET outcome = 'success' WHERE seq = 1"
 	assert_failure
 	assert_output --partial "the audit log is append-only: UPDATE on audit_events refused"
-	run sql "DELETE FROM audit_events WHERE seq = 1"
+	run sql_owner "DELETE FROM audit_events WHERE seq = 1"
 	assert_failure
 	assert_output --partial "DELETE on audit_events refused"
-	run sql "TRUNCATE audit_events"
+	run sql_owner "TRUNCATE audit_events"
 	assert_failure
 	assert_output --partial "TRUNCATE on audit_events refused"
 }
 
-@test "the chain head cannot be moved back or removed" {
-	run sql "UPDATE audit_chain_head SET seq = 0"
+@test "the chain head cannot be moved back or removed, even by its owner" {
+	run sql_owner "UPDATE audit_chain_head SET seq = 0"
 	assert_failure
 	assert_output --partial "only moves forward"
-	run sql "DELETE FROM audit_chain_head"
+	run sql_owner "DELETE FROM audit_chain_head"
 	assert_failure
 }
 

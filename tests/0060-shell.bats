@@ -3,7 +3,7 @@
 bats_require_minimum_version 1.5.0
 load helpers/common
 
-setup_file() { suite_setup; parlae db migrate >/dev/null; parlae account add shelly >/dev/null; }
+setup_file() { suite_setup; suite_migrate; parlae account add shelly >/dev/null; }
 setup() {
 	setup_home
 	export XDG_STATE_HOME=$BATS_TEST_TMPDIR/state

@@ -8,7 +8,7 @@ setup_file() {
 	suite_setup
 	export HOME=$BATS_FILE_TMPDIR/home
 	mkdir -p "$HOME"
-	parlae db migrate >/dev/null
+	suite_migrate
 	parlae account add alpha-dental >/dev/null
 	parlae account add beta >/dev/null
 }

@@ -12,7 +12,7 @@ load helpers/store-suite
 
 setup_file() {
 	suite_setup
-	parlae db migrate >/dev/null
+	suite_migrate
 	start_aws "$BATS_FILE_TMPDIR/fakes"
 	start_sikka "$BATS_FILE_TMPDIR/fakes"
 	build_store_tool

@@ -11,7 +11,7 @@ STATE_SECRET=sekrit-state-secret-for-tests-0123456789
 
 setup_file() {
 	suite_setup
-	parlae db migrate >/dev/null
+	suite_migrate
 	start_sikka "$BATS_FILE_TMPDIR/fakes"
 }
 teardown_file() { stop_sikka "$BATS_FILE_TMPDIR/fakes"; }

@@ -6,7 +6,7 @@ load helpers/common
 
 setup_file() {
 	suite_setup
-	parlae db migrate >/dev/null
+	suite_migrate
 }
 setup() {
 	setup_home
@@ -27,8 +27,7 @@ teardown() {
 # A database of this test's own, migrated (event 1 is db.migrate).
 fresh_db() {
 	export PARLAE_DATABASE_URL
-	PARLAE_DATABASE_URL=$(pg_new_database "t_0400_$1") || return 1
-	parlae db migrate >/dev/null
+	PARLAE_DATABASE_URL=$(pg_new_app_database "t_0400_$1")
 }
 
 # N events named PREFIX.01, PREFIX.02, ... in one transaction; accounts alternate alpha, beta.
@@ -122,7 +121,7 @@ follow_stop() { # DIR [SIGNAL]: Ctrl-C (or SIGNAL), then its exit status
 	run --separate-stderr parlae audit tail -n 1000
 	assert_success
 	assert_equal "$(seqs "$output")" "$(seq 1 11)"
-	assert_equal "${lines[0]}" "1	$(iso_of 1)	$(sql "SELECT actor FROM audit_events WHERE seq = 1")	$(hostname)	-	db.migrate	schema	3	success	-"
+	assert_equal "${lines[0]}" "1	$(iso_of 1)	$(sql "SELECT actor FROM audit_events WHERE seq = 1")	$(hostname)	-	db.migrate	schema	4	success	-"
 	run --separate-stderr parlae audit tail -n 0
 	assert_success
 	assert_equal "$output" ""
@@ -136,7 +135,7 @@ follow_stop() { # DIR [SIGNAL]: Ctrl-C (or SIGNAL), then its exit status
 	assert_equal "$status" 7
 	assert_equal "$output" ""
 	assert_regex "$stderr" "run 'parlae db migrate'"
-	parlae db migrate >/dev/null
+	PARLAE_DATABASE_URL=$(pg_migrate_as_app "$PARLAE_DATABASE_URL")
 	run --separate-stderr parlae audit tail --action 'nothing.*'
 	assert_success
 	assert_equal "$output" ""
@@ -262,7 +261,7 @@ follow_stop() { # DIR [SIGNAL]: Ctrl-C (or SIGNAL), then its exit status
 	assert_equal "$(jq -r .actor <<<"$output")" "$(sql "SELECT actor FROM audit_events WHERE seq = 2")"
 	assert_equal "$(jq -cS .metadata <<<"$output")" "$(sql "SELECT metadata::text FROM audit_events WHERE seq = 2" | jq -cS .)"
 	run --separate-stderr parlae audit tail -n 2 --json
-	assert_equal "$(jq -c '[.seq, .account, .resourceId, .errorCode, .metadata]' <<<"${lines[0]}")" '[1,null,"3",null,{"from":0,"applied":[1,2,3]}]'
+	assert_equal "$(jq -c '[.seq, .account, .resourceId, .errorCode, .metadata]' <<<"${lines[0]}")" '[1,null,"4",null,{"from":0,"applied":[1,2,3,4]}]'
 }
 
 @test "on a terminal: a table with a header, failures in capitals, colour only when it is on" {

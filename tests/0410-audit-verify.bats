@@ -13,8 +13,7 @@ setup() { setup_home; }
 # A database of this test's own with 7 events: db.migrate, three account.add, three psql inserts.
 log_db() { # NAME
 	export PARLAE_DATABASE_URL
-	PARLAE_DATABASE_URL=$(pg_new_database "t_0410_$1") || return 1
-	parlae db migrate >/dev/null
+	PARLAE_DATABASE_URL=$(pg_new_app_database "t_0410_$1") || return 1
 	for a in a1 a2 a3; do parlae account add "$a" >/dev/null; done
 	sql "INSERT INTO audit_events (actor, host, account_id, action, outcome, metadata)
 		SELECT 'ops@test', 'testhost', 'a1', 'seed.' || i, 'success', jsonb_build_object('i', i)
@@ -24,7 +23,7 @@ log_db() { # NAME
 
 # Run SQL as the superuser with the append-only and chain triggers switched off.
 tamper() {
-	psql -XAtq -v ON_ERROR_STOP=1 "${PARLAE_DATABASE_URL/user=parlae/user=pgadmin}" >/dev/null <<-SQL
+	psql -XAtq -v ON_ERROR_STOP=1 "$(db_url_as pgadmin)" >/dev/null <<-SQL
 		SET session_replication_role = replica;
 		$1
 	SQL
@@ -60,8 +59,7 @@ assert_broken() { # SEQ PROBLEM
 
 @test "a freshly migrated log of one event verifies" {
 	export PARLAE_DATABASE_URL
-	PARLAE_DATABASE_URL=$(pg_new_database t_0410_fresh)
-	parlae db migrate >/dev/null
+	PARLAE_DATABASE_URL=$(pg_new_app_database t_0410_fresh)
 	run --separate-stderr parlae audit verify
 	assert_success
 	assert_equal "$output" "audit log intact: 1 event, chain head at event 1 ($(hash_of 1))"

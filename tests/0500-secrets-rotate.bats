@@ -11,7 +11,7 @@ NEW_MASTER=0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201000
 
 setup_file() {
 	suite_setup
-	parlae db migrate >/dev/null
+	suite_migrate
 	start_sikka "$BATS_FILE_TMPDIR/fakes"
 	build_store_tool
 }

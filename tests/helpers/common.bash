@@ -8,12 +8,26 @@ for v in $(env | sed -n 's/^\(PARLAE_[A-Z_]*\|SIKKA_[A-Z_]*\|VAPI_[A-Z_]*\|TWILI
 done
 export PATH=$PL_TEST_BIN:$PATH
 
-# One database per suite: audit rows cannot be deleted, so suites never share one.
+# One database per suite: audit rows cannot be deleted, so suites never share one. It starts
+# empty, and PARLAE_DATABASE_URL connects as its owner, the role that migrates.
 suite_setup() {
 	local name
 	name=t_$(basename "$BATS_TEST_FILENAME" .bats | tr -c 'a-z0-9\n' '_')
 	export PARLAE_DATABASE_URL
 	PARLAE_DATABASE_URL=$(pg_new_database "$name") || return 1
+	echo "$PARLAE_DATABASE_URL" >"$BATS_FILE_TMPDIR/dburl"
+}
+
+# Migrate the suite's database as its owner, grant the roles (sql/roles.sql), and from then on
+# connect as parlae_app, the role every command but db migrate runs as in production.
+suite_migrate() {
+	PARLAE_DATABASE_URL=$(pg_migrate_as_app "$PARLAE_DATABASE_URL") || return 1
+	echo "$PARLAE_DATABASE_URL" >"$BATS_FILE_TMPDIR/dburl"
+}
+
+# The same for a suite that migrated its database itself.
+suite_grant_app() {
+	PARLAE_DATABASE_URL=$(pg_grant_app "$PARLAE_DATABASE_URL") || return 1
 	echo "$PARLAE_DATABASE_URL" >"$BATS_FILE_TMPDIR/dburl"
 }
 

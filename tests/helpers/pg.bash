@@ -48,9 +48,29 @@ pg_stop() {
 	rm -rf "$dir"
 }
 
-# A fresh database owned by the parlae role; prints its libpq URL.
+# A fresh database owned by the parlae role; prints its libpq URL (as that owner).
 pg_new_database() {
 	local name=$1
 	psql -XAtq -v ON_ERROR_STOP=1 "$PL_PG_ADMIN" -c "CREATE DATABASE \"$name\" OWNER parlae" >/dev/null || return 1
 	echo "host=$PL_PG_SOCK port=$PL_PG_PORT user=parlae dbname=$name"
+}
+
+# Run sql/roles.sql on a migrated database (OWNER_URL) as the superuser, as a database
+# administrator would; prints the URL the commands use: the parlae_app role's.
+pg_grant_app() {
+	local url=$1 db=${1##*dbname=}
+	psql -Xq -v ON_ERROR_STOP=1 "$PL_PG_ADMIN" -v db="$db" -f "$PL_TOP/sql/roles.sql" >/dev/null ||
+		return 1
+	echo "${url/user=parlae/user=parlae_app}"
+}
+
+# Migrate a database as its owner (OWNER_URL), then pg_grant_app.
+pg_migrate_as_app() {
+	PARLAE_DATABASE_URL=$1 "$PARLAE_BIN" db migrate >/dev/null && pg_grant_app "$1"
+}
+
+# pg_new_database and pg_migrate_as_app in one.
+pg_new_app_database() {
+	local url
+	url=$(pg_new_database "$1") && pg_migrate_as_app "$url"
 }

@@ -3,7 +3,7 @@
 
 vapi_setup_file() {
 	suite_setup
-	parlae db migrate >/dev/null
+	suite_migrate
 	start_sikka "$BATS_FILE_TMPDIR/fakes"
 	start_twilio "$BATS_FILE_TMPDIR/fakes"
 	start_target "$BATS_FILE_TMPDIR/fakes"
