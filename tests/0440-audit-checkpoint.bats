@@ -126,6 +126,18 @@ checkpoints intact: 1 line, the newest at event 5"
 	[ ! -e "$CP" ]
 }
 
+@test "the key file and the checkpoint file may be named in the config file: neither is a secret" {
+	log_db config
+	unset PARLAE_AUDIT_SIGNING_KEY_FILE PARLAE_AUDIT_CHECKPOINTS
+	printf 'PARLAE_AUDIT_SIGNING_KEY_FILE = %s\nPARLAE_AUDIT_CHECKPOINTS = %s\n' \
+		"$KEYS/signing.pem" "$CP" >"$BATS_TEST_TMPDIR/config"
+	run --separate-stderr parlae --config "$BATS_TEST_TMPDIR/config" audit checkpoint
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$output" "checkpoint of event 5 appended to $CP"
+	assert_equal "$(jq -c .seq "$CP")" 5
+}
+
 @test "--dry-run verifies and prints the line it would append, and writes nothing" {
 	log_db dry
 	run --separate-stderr parlae audit checkpoint --dry-run
