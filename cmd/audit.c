@@ -592,6 +592,7 @@ int cmd_audit_verify(struct cmd_ctx *ctx, int argc, char **argv)
 	struct pl_err err = PL_ERR_INIT;
 	struct file_opts f;
 	struct interrupt in;
+	json_t *doc;
 	int r;
 
 	if (parse_file_opts(ctx, argc, argv, &f))
@@ -603,8 +604,10 @@ int cmd_audit_verify(struct cmd_ctx *ctx, int argc, char **argv)
 	catch_stop(&in);
 	r = pl_audit_verify(&ctx->session, &req, &res, &err);
 	release_stop(&in);
-	if (!r && ctx->json)
-		cmd_print_json(ctx, verify_json(&res));
+	if (!r && ctx->json && !(doc = verify_json(&res)))
+		r = pl_err_set(&err, PL_EINTERNAL, "cannot build the JSON output");
+	else if (!r && ctx->json)
+		cmd_print_json(ctx, doc);
 	else if (!r)
 		print_verify(ctx, &res);
 	if (!r && !res.intact)

@@ -248,7 +248,12 @@ int pl_checkpoint_parse(const char *line, size_t len, struct pl_checkpoint *cp, 
 
 	memset(cp, 0, sizeof(*cp));
 	if (pl_json_parse(line, len, PL_CHECKPOINT_LINE_MAX, 4, "it", &doc, &e)) {
+		/* jansson quotes the text near the error: it reaches terminals and JSON output as
+		 * printable ASCII only. */
 		snprintf(why, size, "%s", e.msg);
+		for (char *p = why; *p; p++)
+			if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+				*p = '?';
 		return -1;
 	}
 	if ((problem = shape_problem(doc))) {

@@ -299,6 +299,21 @@ it is not a checkpoint: an object of seq, hash, at, key and sig"
 	assert_regex "$(jq -r '.checkpoints.failed[0].reason' <<<"$output")" "^it is not valid JSON: "
 }
 
+@test "a line of control characters and invalid UTF-8 is reported in plain ASCII and valid JSON" {
+	log_db controls
+	parlae audit checkpoint >/dev/null
+	printf '\033[31m\377\n{"seq":\033]0;x\a}\n' >>"$CP"
+	verify_cp
+	assert_equal "$status" 1
+	assert_equal "$stderr" ""
+	[[ $output != *$'\033'* && $output != *$'\377'* && $output != *$'\a'* ]]
+	assert_equal "${#lines[@]}" 2
+	assert_regex "${lines[0]}" "^checkpoint line 2 FAILED: it is not valid JSON: "
+	run --separate-stderr parlae audit verify --json --checkpoints "$CP" --public-key "$PUB"
+	assert_equal "$status" 1
+	assert_equal "$(jq -c '[.checkpoints.failed[].line]' <<<"$output")" '[2,3]'
+}
+
 @test "a torn last line is reported by verify and refused by checkpoint, never taken" {
 	log_db torn
 	parlae audit checkpoint >/dev/null
