@@ -592,7 +592,7 @@ int cmd_audit_verify(struct cmd_ctx *ctx, int argc, char **argv)
 	struct pl_err err = PL_ERR_INIT;
 	struct file_opts f;
 	struct interrupt in;
-	json_t *doc;
+	json_t *doc = NULL;
 	int r;
 
 	if (parse_file_opts(ctx, argc, argv, &f))
@@ -625,7 +625,7 @@ int cmd_audit_checkpoint(struct cmd_ctx *ctx, int argc, char **argv)
 	struct pl_err err = PL_ERR_INIT;
 	struct file_opts f;
 	struct interrupt in;
-	json_t *doc;
+	json_t *doc = NULL;
 	int r;
 
 	if (parse_file_opts(ctx, argc, argv, &f))
