@@ -1,6 +1,6 @@
 /*
  * parlae audit tail [-n N] [-f] [--account ACCOUNT] [--action GLOB] [--since TIME] [--cursor-file
- * FILE] parlae audit verify
+ * FILE] | audit verify [--checkpoints FILE --public-key FILE] | audit checkpoint [--output FILE]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +18,15 @@
 
 #define DEFAULT_LINES 20
 
-enum { OPT_ACCOUNT = 'a', OPT_ACTION = 'A', OPT_SINCE = 's', OPT_CURSOR = 'c' };
+enum {
+	OPT_ACCOUNT = 'a',
+	OPT_ACTION = 'A',
+	OPT_SINCE = 's',
+	OPT_CURSOR = 'c',
+	OPT_CHECKPOINTS = 'k',
+	OPT_PUBLIC_KEY = 'P',
+	OPT_OUTPUT = 'o',
+};
 
 const struct option opts_audit_tail[] = {
     {"lines", required_argument, NULL, 'n'},
@@ -27,6 +35,17 @@ const struct option opts_audit_tail[] = {
     {"action", required_argument, NULL, OPT_ACTION},
     {"since", required_argument, NULL, OPT_SINCE},
     {"cursor-file", required_argument, NULL, OPT_CURSOR},
+    {NULL, 0, NULL, 0},
+};
+
+const struct option opts_audit_verify[] = {
+    {"checkpoints", required_argument, NULL, OPT_CHECKPOINTS},
+    {"public-key", required_argument, NULL, OPT_PUBLIC_KEY},
+    {NULL, 0, NULL, 0},
+};
+
+const struct option opts_audit_checkpoint[] = {
+    {"output", required_argument, NULL, OPT_OUTPUT},
     {NULL, 0, NULL, 0},
 };
 
@@ -369,6 +388,15 @@ static void notice(const char *msg, void *arg)
 
 /* --- the commands -------------------------------------------------------------------------- */
 
+/* An option's file name into *out: 0, or PL_EUSAGE for an empty one. */
+static int file_arg(struct cmd_ctx *ctx, const char *opt, const char **out)
+{
+	if (!*optarg)
+		return cmd_usage_error(ctx, "--%s needs a file name", opt);
+	*out = optarg;
+	return 0;
+}
+
 static int parse_lines(const char *s, long long *out)
 {
 	char *end;
@@ -423,9 +451,8 @@ int cmd_audit_tail(struct cmd_ctx *ctx, int argc, char **argv)
 			req.since = since;
 			break;
 		case OPT_CURSOR:
-			if (!*optarg)
-				return cmd_usage_error(ctx, "--cursor-file needs a file name");
-			req.cursor_file = optarg;
+			if (file_arg(ctx, "cursor-file", &req.cursor_file))
+				return PL_EUSAGE;
 			break;
 		default:
 			return PL_EUSAGE;
@@ -462,42 +489,161 @@ int cmd_audit_tail(struct cmd_ctx *ctx, int argc, char **argv)
 	return r ? cmd_fail(ctx, &err) : 0;
 }
 
+/* An event number, or null for none. */
+static json_t *seq_json(long long seq, long long none)
+{
+	return seq == none ? json_null() : json_integer((json_int_t)seq);
+}
+
+static json_t *verify_json(const struct pl_audit_verify_result *res)
+{
+	const struct pl_audit_break *first = res->nbreaks ? &res->breaks[0] : NULL;
+	json_t *breaks = json_array(), *failed = json_array(), *checkpoints = json_null(), *head;
+
+	for (size_t i = 0; breaks && i < res->nbreaks; i++)
+		json_array_append_new(breaks,
+		                      json_pack("{s:o, s:s}", "seq",
+		                                seq_json(res->breaks[i].seq, PL_AUDIT_NO_SEQ),
+		                                "reason", res->breaks[i].reason));
+	for (size_t i = 0; failed && i < res->nfailed; i++)
+		json_array_append_new(failed, json_pack("{s:I, s:o, s:s}", "line",
+		                                        (json_int_t)res->failed[i].line, "seq",
+		                                        seq_json(res->failed[i].seq, 0), "reason",
+		                                        res->failed[i].reason));
+	if (res->checkpoints_given)
+		checkpoints = json_pack("{s:I, s:O}", "checked",
+		                        (json_int_t)res->checkpoints_checked, "failed", failed);
+	json_decref(failed);
+	head = res->head_seq < 0 ? json_null()
+	                         : json_pack("{s:I, s:s}", "seq", (json_int_t)res->head_seq, "hash",
+	                                     res->head_hash);
+	/* firstBadSeq and problem: the first break, as verify reported before it went on. */
+	return json_pack("{s:b, s:I, s:o, s:o, s:o, s:s?, s:o}", "intact", res->intact, "events",
+	                 (json_int_t)res->events, "breaks", breaks, "checkpoints", checkpoints,
+	                 "firstBadSeq", first ? seq_json(first->seq, PL_AUDIT_NO_SEQ) : json_null(),
+	                 "problem", first ? first->reason : NULL, "head", head);
+}
+
+static void print_verify(struct cmd_ctx *ctx, const struct pl_audit_verify_result *res)
+{
+	int color = cmd_use_color(ctx, stdout);
+	const char *on = color ? "\033[1;31m" : "", *off = color ? "\033[m" : "";
+
+	if (res->intact) {
+		printf("audit log intact: %lld event%s, chain head at event %lld (%s)\n",
+		       res->events, res->events == 1 ? "" : "s", res->head_seq, res->head_hash);
+		if (res->checkpoints_given && res->checkpoints_checked)
+			printf("checkpoints intact: %ld line%s, the newest at event %lld\n",
+			       res->checkpoints_checked, res->checkpoints_checked == 1 ? "" : "s",
+			       res->newest_checkpoint);
+		else if (res->checkpoints_given)
+			printf("checkpoints intact: the file holds none yet\n");
+		return;
+	}
+	for (size_t i = 0; i < res->nbreaks; i++) {
+		printf("%saudit log BROKEN%s", on, off);
+		if (res->breaks[i].seq != PL_AUDIT_NO_SEQ)
+			printf(" at event %lld", res->breaks[i].seq);
+		printf(": %s\n", res->breaks[i].reason);
+	}
+	if (res->more_breaks)
+		printf("%saudit log BROKEN%s: %lld more broken ranges not shown\n", on, off,
+		       res->more_breaks);
+	for (size_t i = 0; i < res->nfailed; i++)
+		printf("%scheckpoint line %ld FAILED%s: %s\n", on, res->failed[i].line, off,
+		       res->failed[i].reason);
+	if (res->more_failed)
+		printf("%scheckpoints FAILED%s: %lld more lines not shown\n", on, off,
+		       res->more_failed);
+}
+
+/* The file options of verify and checkpoint; each command's table admits only its own. */
+struct file_opts {
+	const char *checkpoints, *public_key, *output;
+};
+
+static int parse_file_opts(struct cmd_ctx *ctx, int argc, char **argv, struct file_opts *f)
+{
+	const char **dst;
+	int c;
+
+	memset(f, 0, sizeof(*f));
+	while ((c = cmd_getopt(ctx, argc, argv)) != -1) {
+		const struct option *o = ctx->cmd->options;
+
+		while (o->name && o->val != c)
+			o++;
+		dst = c == OPT_CHECKPOINTS  ? &f->checkpoints
+		      : c == OPT_PUBLIC_KEY ? &f->public_key
+		      : c == OPT_OUTPUT     ? &f->output
+		                            : NULL;
+		if (!dst || !o->name || file_arg(ctx, o->name, dst))
+			return PL_EUSAGE;
+	}
+	if (optind < argc)
+		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
 int cmd_audit_verify(struct cmd_ctx *ctx, int argc, char **argv)
 {
+	struct pl_audit_verify_req req = {&interrupted, NULL, NULL};
 	struct pl_audit_verify_result res;
 	struct pl_err err = PL_ERR_INIT;
+	struct file_opts f;
 	struct interrupt in;
+	json_t *doc = NULL;
 	int r;
 
-	if (cmd_parse_none(ctx, argc, argv))
+	if (parse_file_opts(ctx, argc, argv, &f))
 		return PL_EUSAGE;
+	if (!f.checkpoints != !f.public_key)
+		return cmd_usage_error(ctx, "--checkpoints and --public-key go together");
+	req.checkpoints = f.checkpoints;
+	req.public_key = f.public_key;
 	catch_stop(&in);
-	r = pl_audit_verify(&ctx->session, &interrupted, &res, &err);
+	r = pl_audit_verify(&ctx->session, &req, &res, &err);
 	release_stop(&in);
+	if (!r && ctx->json && !(doc = verify_json(&res)))
+		r = pl_err_set(&err, PL_EINTERNAL, "cannot build the JSON output");
+	else if (!r && ctx->json)
+		cmd_print_json(ctx, doc);
+	else if (!r)
+		print_verify(ctx, &res);
+	if (!r && !res.intact)
+		r = PL_ENO;
+	else if (r)
+		r = cmd_fail(ctx, &err);
+	pl_audit_verify_release(&res);
+	return r;
+}
+
+int cmd_audit_checkpoint(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct pl_audit_checkpoint_req req = {NULL, &interrupted};
+	struct pl_audit_checkpoint_result res;
+	struct pl_err err = PL_ERR_INIT;
+	struct file_opts f;
+	struct interrupt in;
+	json_t *doc = NULL;
+	int r;
+
+	if (parse_file_opts(ctx, argc, argv, &f))
+		return PL_EUSAGE;
+	req.output = f.output;
+	catch_stop(&in);
+	r = pl_audit_checkpoint(&ctx->session, &req, &res, &err);
+	release_stop(&in);
+	/* The line is the checkpoint's JSON: --json prints it as a document, dry runs and stdout
+	 * as it is. */
 	if (r)
-		return cmd_fail(ctx, &err);
-	if (ctx->json) {
-		json_t *head = res.head_seq < 0
-		                   ? json_null()
-		                   : json_pack("{s:I, s:s}", "seq", (json_int_t)res.head_seq,
-		                               "hash", res.head_hash);
-
-		cmd_print_json(ctx,
-		               json_pack("{s:b, s:I, s:o, s:s?, s:o}", "intact", res.intact,
-		                         "events", (json_int_t)res.events, "firstBadSeq",
-		                         res.intact || !res.has_bad_seq ? json_null()
-		                                                        : json_integer(res.bad_seq),
-		                         "problem", res.intact ? NULL : res.problem, "head", head));
-	} else if (res.intact) {
-		printf("audit log intact: %lld event%s, chain head at event %lld (%s)\n",
-		       res.events, res.events == 1 ? "" : "s", res.head_seq, res.head_hash);
-	} else {
-		int color = cmd_use_color(ctx, stdout);
-
-		printf("%saudit log BROKEN%s", color ? "\033[1;31m" : "", color ? "\033[m" : "");
-		if (res.has_bad_seq)
-			printf(" at event %lld", res.bad_seq);
-		printf(": %s\n", res.problem);
-	}
-	return res.intact ? 0 : PL_ENO;
+		cmd_fail(ctx, &err);
+	else if (ctx->json && (doc = json_loadb(res.line.buf, res.line.len, 0, NULL)))
+		cmd_print_json(ctx, doc);
+	else if (ctx->json || ctx->dry_run || !res.path)
+		fwrite(res.line.buf, 1, res.line.len, stdout);
+	else
+		printf("checkpoint of event %lld appended to %s\n", res.seq, res.path);
+	pl_audit_checkpoint_release(&res);
+	return r;
 }

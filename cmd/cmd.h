@@ -127,6 +127,7 @@ int cmd_account_add(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_account_list(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_audit_tail(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_audit_verify(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_audit_checkpoint(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_status(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_shell(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_pms_setup(struct cmd_ctx *ctx, int argc, char **argv);
@@ -142,6 +143,8 @@ int cmd_complete_main(struct cmd_ctx *ctx, int argc, char **argv);
 
 extern const struct option opts_account_add[];
 extern const struct option opts_audit_tail[];
+extern const struct option opts_audit_verify[];
+extern const struct option opts_audit_checkpoint[];
 extern const struct option opts_status[];
 extern const struct option opts_pms_setup[];
 extern const struct option opts_sikka_oauth_url[];

@@ -5,8 +5,6 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <openssl/evp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -295,8 +293,7 @@ static int cursor_io_error(const char *what, const char *path, struct pl_err *er
  * fsynced. */
 static int write_cursor(const char *path, long long seq, struct pl_err *err)
 {
-	struct pl_buf tmp = PL_BUF_INIT, dir = PL_BUF_INIT;
-	const char *slash = strrchr(path, '/');
+	struct pl_buf tmp = PL_BUF_INIT;
 	char text[32];
 	int fd = -1, r = 0, len = snprintf(text, sizeof(text), "%lld\n", seq);
 
@@ -320,14 +317,7 @@ static int write_cursor(const char *path, long long seq, struct pl_err *err)
 		goto out;
 	}
 	pl_buf_reset(&tmp);
-	if (slash == path)
-		pl_buf_adds(&dir, "/");
-	else if (slash)
-		pl_buf_add(&dir, path, (size_t)(slash - path));
-	else
-		pl_buf_adds(&dir, ".");
-	if ((fd = open(dir.buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0 && fsync(fd) < 0 &&
-	    errno != EINVAL)
+	if (pl_fsync_parent(path) < 0)
 		r = cursor_io_error("sync the directory of", path, err);
 out:
 	if (fd >= 0)
@@ -335,7 +325,6 @@ out:
 	if (tmp.len)
 		unlink(tmp.buf);
 	pl_buf_release(&tmp);
-	pl_buf_release(&dir);
 	return r;
 }
 
@@ -684,175 +673,5 @@ int pl_audit_tail(struct pl_session *s, const struct pl_audit_tail_req *req, str
 out:
 	pl_buf_release(&t.filters);
 	pl_buf_release(&t.like);
-	return r;
-}
-
-/* --- audit verify --------------------------------------------------------------------------- */
-
-#define VERIFY_COLS                                                                                \
-	"seq, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"       \
-	" actor::text, host::text, account_id::text, action::text, resource_type::text,"           \
-	" resource_id::text, outcome::text, error_code::text, request_id::text, metadata::text,"   \
-	" prev_hash, hash"
-#define NCANON 12
-#define NO_SEQ LLONG_MIN /* a problem with no event to name */
-
-static const char zero_hash[] = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/* lower-hex sha256(prev || canonical form of the row's first NCANON columns) into hex. */
-static int chain_hash(EVP_MD_CTX *ctx, const char *prev, const struct pl_db_res *row, char hex[65])
-{
-	static const char digits_hex[] = "0123456789abcdef";
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	char len[24];
-
-	if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) || !EVP_DigestUpdate(ctx, prev, 64))
-		return -1;
-	for (int c = 0; c < NCANON; c++) {
-		const char *v = pl_db_val(row, 0, c);
-		int n;
-
-		if (!v) {
-			if (!EVP_DigestUpdate(ctx, "-;", 2))
-				return -1;
-			continue;
-		}
-		n = snprintf(len, sizeof(len), "%d:", pl_db_len(row, 0, c));
-		if (!EVP_DigestUpdate(ctx, len, (size_t)n) ||
-		    !EVP_DigestUpdate(ctx, v, (size_t)pl_db_len(row, 0, c)) ||
-		    !EVP_DigestUpdate(ctx, ";", 1))
-			return -1;
-	}
-	if (!EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen != 32)
-		return -1;
-	for (unsigned int i = 0; i < mdlen; i++) {
-		hex[2 * i] = digits_hex[md[i] >> 4];
-		hex[2 * i + 1] = digits_hex[md[i] & 15];
-	}
-	hex[64] = '\0';
-	return 0;
-}
-
-static void broken(struct pl_audit_verify_result *out, long long seq, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void broken(struct pl_audit_verify_result *out, long long seq, const char *fmt, ...)
-{
-	va_list ap;
-
-	out->intact = 0;
-	out->has_bad_seq = seq != NO_SEQ;
-	out->bad_seq = seq;
-	va_start(ap, fmt);
-	vsnprintf(out->problem, sizeof(out->problem), fmt, ap);
-	va_end(ap);
-}
-
-/* Check one row against the chain so far; 0 if sound, 1 if broken (out says how). */
-static int check_row(EVP_MD_CTX *ctx, const struct pl_db_res *row, char running[65],
-                     struct pl_audit_verify_result *out, struct pl_err *err)
-{
-	long long seq = to_seq(pl_db_val(row, 0, 0)), expect = out->events + 1;
-	const char *prev = pl_db_val(row, 0, NCANON), *hash = pl_db_val(row, 0, NCANON + 1);
-	char computed[65];
-
-	if (seq < expect) {
-		broken(out, seq, "it is not part of the chain: sequence numbers start at 1");
-		return 1;
-	}
-	if (seq > expect) {
-		broken(out, expect, "it is missing (the next event is %lld)", seq);
-		return 1;
-	}
-	if (out->head_seq >= 0 && seq > out->head_seq) {
-		broken(out, seq,
-		       "it is not part of the chain: the chain head ends the log at event %lld",
-		       out->head_seq);
-		return 1;
-	}
-	if (!prev || strcmp(prev, running)) {
-		broken(out, seq, "its prev_hash is not %s",
-		       seq == 1 ? "64 zeros, the start of the chain"
-		                : "the hash of the event before it");
-		return 1;
-	}
-	if (chain_hash(ctx, running, row, computed) < 0)
-		return pl_err_set(err, PL_EINTERNAL, "SHA-256 failed"), -1;
-	if (!hash || strcmp(hash, computed)) {
-		broken(out, seq, "its hash does not match its contents: it was altered");
-		return 1;
-	}
-	memcpy(running, computed, 65);
-	out->events = seq;
-	return 0;
-}
-
-static int verify_rows(struct pl_db *db, const volatile sig_atomic_t *stop,
-                       struct pl_audit_verify_result *out, char running[65], struct pl_err *err)
-{
-	struct pl_db_stream st;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	int r, has_row, bad;
-
-	if (!ctx)
-		return pl_err_set(err, PL_EINTERNAL, "out of memory");
-	r = pl_db_stream_start(db, &st, "SELECT " VERIFY_COLS " FROM audit_events ORDER BY seq", 0,
-	                       NULL, err);
-	while (!r) {
-		if ((r = pl_db_stream_next(&st, &has_row, err)) || !has_row)
-			break;
-		if (stop && *stop) {
-			r = pl_err_set(err, PL_EINTERRUPTED, "interrupted");
-			break;
-		}
-		if ((bad = check_row(ctx, &st.row, running, out, err))) {
-			r = bad < 0 ? err->code : 0;
-			break;
-		}
-	}
-	pl_db_stream_end(&st);
-	EVP_MD_CTX_free(ctx);
-	return r;
-}
-
-int pl_audit_verify(struct pl_session *s, const volatile sig_atomic_t *stop,
-                    struct pl_audit_verify_result *out, struct pl_err *err)
-{
-	struct pl_db_res res = PL_DB_RES_INIT;
-	struct pl_db *db;
-	char running[65];
-	int r;
-
-	memset(out, 0, sizeof(*out));
-	out->intact = 1;
-	out->head_seq = -1;
-	memcpy(running, zero_hash, sizeof(running));
-	if ((r = pl_session_db(s, &db, err)))
-		return r;
-	/* One snapshot for the head and the rows, so that appends meanwhile do not count. */
-	if ((r = pl_db_query(db, NULL, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL,
-	                     err)))
-		return r;
-	db->in_tx = 1;
-	if ((r = pl_db_query(db, &res, "SELECT seq, hash FROM audit_chain_head", 0, NULL, err)))
-		goto out;
-	if (pl_db_rows(&res) == 1) {
-		out->head_seq = to_seq(pl_db_val(&res, 0, 0));
-		pl_strlcpy(out->head_hash, pl_db_val(&res, 0, 1), sizeof(out->head_hash));
-	}
-	pl_db_res_clear(&res);
-	if ((r = verify_rows(db, stop, out, running, err)) || !out->intact)
-		goto out;
-	if (out->head_seq < 0)
-		broken(out, NO_SEQ, "the chain head (audit_chain_head) is missing");
-	else if (out->head_seq > out->events)
-		broken(out, out->events + 1,
-		       "it is missing: the chain head says the log ends at event %lld, but the "
-		       "last event is %lld",
-		       out->head_seq, out->events);
-	else if (strcmp(out->head_hash, running))
-		broken(out, out->events, "the chain head's hash is not its hash");
-out:
-	pl_db_rollback(db);
 	return r;
 }

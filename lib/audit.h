@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "buf.h"
 #include "err.h"
 #include "session.h"
 
@@ -113,22 +114,85 @@ int pl_audit_tail(struct pl_session *s, const struct pl_audit_tail_req *req, str
  */
 int pl_audit_parse_since(const char *text, time_t now, char *out, size_t size, struct pl_err *err);
 
+#define PL_AUDIT_NO_SEQ   (-9223372036854775807LL - 1) /* a problem with no event to name */
+#define PL_AUDIT_MAX_LIST 1000 /* breaks or failures kept; more are only counted */
+
+/* One broken range of the chain: its first event and what is wrong with it. */
+struct pl_audit_break {
+	long long seq; /* PL_AUDIT_NO_SEQ when no event can be named (a missing chain head) */
+	char reason[192];
+};
+
+/* A checkpoint line that does not hold: malformed, not signed by the key, or no longer in the
+ * chain ("history rewritten before event N"). */
+struct pl_audit_checkpoint_failure {
+	long line;
+	long long seq; /* 0 when the line names none */
+	char reason[320];
+};
+
+struct pl_audit_verify_req {
+	const volatile sig_atomic_t *stop; /* set by a signal handler: PL_EINTERRUPTED */
+	const char *checkpoints;           /* a checkpoint file to hold the chain to, or NULL */
+	const char *public_key;            /* the PEM public key its lines must be signed with */
+};
+
 struct pl_audit_verify_result {
-	int intact;
-	long long events;   /* events found sound, from the first */
-	int has_bad_seq;    /* whether a first bad event can be named (not for a missing head) */
-	long long bad_seq;  /* the first bad event, when not intact and has_bad_seq */
-	char problem[256];  /* what is wrong with it */
+	int intact;         /* no break and no checkpoint failure */
+	long long events;   /* the events of the chain read */
 	long long head_seq; /* the chain head; -1 when it is missing */
 	char head_hash[65];
+	struct pl_audit_break *breaks; /* in order of seq, at most PL_AUDIT_MAX_LIST */
+	size_t nbreaks;
+	long long more_breaks; /* found beyond those */
+	int checkpoints_given;
+	long checkpoints_checked;    /* lines read */
+	long long newest_checkpoint; /* the highest seq among sound lines, 0 for none */
+	struct pl_audit_checkpoint_failure *failed; /* in order of line */
+	size_t nfailed;
+	long long more_failed;
 };
 
 /*
  * Recompute the chain from the database's text renderings (architecture invariant 5), in one
- * snapshot, streaming, and check it against the chain head. Returns 0 when the check ran
- * (out->intact says how it went); PL_EINTERRUPTED when *stop was set.
+ * snapshot, streaming, and check it against the chain head. It goes on past a break: after a
+ * bad event it continues from that event's own stored hash, so that every broken range is
+ * reported. With req->checkpoints, every line must be signed by req->public_key and its
+ * (seq, hash) still be in the chain. Returns 0 when the check ran (out->intact says how it
+ * went); PL_EINTERRUPTED when stopped. Release out with pl_audit_verify_release.
  */
-int pl_audit_verify(struct pl_session *s, const volatile sig_atomic_t *stop,
+int pl_audit_verify(struct pl_session *s, const struct pl_audit_verify_req *req,
                     struct pl_audit_verify_result *out, struct pl_err *err);
+void pl_audit_verify_release(struct pl_audit_verify_result *out);
+
+struct pl_audit_checkpoint_req {
+	const char *output; /* the checkpoint file; NULL: PARLAE_AUDIT_CHECKPOINTS, else none */
+	const volatile sig_atomic_t *stop;
+};
+
+struct pl_audit_checkpoint_result {
+	const char *path;   /* the file appended to (or that would be), NULL for none */
+	long long since;    /* the newest checkpoint before, from which the chain was verified; 0 */
+	long long seq;      /* the event signed */
+	struct pl_buf line; /* the line, with its newline */
+};
+
+/*
+ * audit checkpoint: verify the chain since the newest checkpoint in the file (all of it when
+ * there is none), refusing (PL_ENO, nothing appended) when it is broken or no longer holds that
+ * checkpoint, then sign the chain head with PARLAE_AUDIT_SIGNING_KEY_FILE and append the line
+ * (with --dry-run: only build it). Records the audit event audit.checkpoint. Release out with
+ * pl_audit_checkpoint_release.
+ */
+int pl_audit_checkpoint(struct pl_session *s, const struct pl_audit_checkpoint_req *req,
+                        struct pl_audit_checkpoint_result *out, struct pl_err *err);
+void pl_audit_checkpoint_release(struct pl_audit_checkpoint_result *out);
+
+/*
+ * The seq of the newest checkpoint in the file at path (for status): 0 when the file does not
+ * exist or is empty. Its signature is not checked (audit verify --checkpoints does that); a
+ * last line that is incomplete or not a checkpoint is PL_EBADINPUT.
+ */
+int pl_audit_last_checkpoint(const char *path, long long *seq, struct pl_err *err);
 
 #endif

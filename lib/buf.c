@@ -1,8 +1,11 @@
 #include "buf.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "banned.h"
 
@@ -61,6 +64,62 @@ int pl_strlcpy(char *dst, const char *src, size_t n)
 	}
 	memcpy(dst, src, len + 1);
 	return 0;
+}
+
+void pl_hex(const unsigned char *data, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[data[i] >> 4];
+		out[2 * i + 1] = digits[data[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+int pl_buf_read_fd(struct pl_buf *b, int fd)
+{
+	char chunk[4096];
+	ssize_t got;
+	int r = 0;
+
+	while ((got = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			r = -1;
+			break;
+		}
+		if (pl_buf_add(b, chunk, (size_t)got) < 0) {
+			errno = EFBIG;
+			r = -1;
+			break;
+		}
+	}
+	/* The chunk may have held a key. */
+	explicit_bzero(chunk, sizeof(chunk));
+	return r;
+}
+
+int pl_fsync_parent(const char *path)
+{
+	struct pl_buf dir = PL_BUF_INIT;
+	const char *slash = strrchr(path, '/');
+	int fd, r = 0;
+
+	if (slash == path)
+		pl_buf_adds(&dir, "/");
+	else if (slash)
+		pl_buf_add(&dir, path, (size_t)(slash - path));
+	else
+		pl_buf_adds(&dir, ".");
+	if ((fd = open(dir.buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		if (fsync(fd) < 0 && errno != EINVAL)
+			r = -1;
+		close(fd);
+	}
+	pl_buf_release(&dir);
+	return r;
 }
 
 void pl_buf_init(struct pl_buf *b, size_t cap)

@@ -38,6 +38,9 @@ static const struct pl_config_var vars[] = {
     {"TWILIO_FROM_NUMBER", 0, 1, NULL},
     {"TWILIO_API_URL", 0, 1, NULL},
     {"PARLAE_ACTOR", 0, 1, NULL},
+    /* The file that names the key is not a secret; the key in it is. */
+    {"PARLAE_AUDIT_SIGNING_KEY_FILE", 0, 1, NULL},
+    {"PARLAE_AUDIT_CHECKPOINTS", 0, 1, NULL},
     {"PARLAE_HTTP_TIMEOUT", 0, 1, NULL},
     {"PARLAE_CA_BUNDLE", 0, 1, NULL},
     {"PARLAE_NOW", 0, 0, NULL},

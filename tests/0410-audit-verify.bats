@@ -44,6 +44,8 @@ assert_broken() { # SEQ PROBLEM
 	run --separate-stderr parlae audit verify --json
 	assert_equal "$status" 1
 	assert_equal "$(jq -c '[.intact, .firstBadSeq, .problem]' <<<"$output")" "[false,$1,$(jq -Rn --arg p "$2" '$p')]"
+	# One broken range: the walk goes on past it and finds nothing else.
+	assert_equal "$(jq -c '.breaks' <<<"$output")" "[{\"seq\":$1,\"reason\":$(jq -Rn --arg p "$2" '$p')}]"
 }
 
 @test "an intact log verifies: exit 0, the number of events and the chain head" {
@@ -54,7 +56,7 @@ assert_broken() { # SEQ PROBLEM
 	assert_equal "$output" "audit log intact: 7 events, chain head at event 7 ($(hash_of 7))"
 	run --separate-stderr parlae audit verify --json
 	assert_success
-	assert_equal "$output" "{\"intact\":true,\"events\":7,\"firstBadSeq\":null,\"problem\":null,\"head\":{\"seq\":7,\"hash\":\"$(hash_of 7)\"}}"
+	assert_equal "$output" "{\"intact\":true,\"events\":7,\"breaks\":[],\"checkpoints\":null,\"firstBadSeq\":null,\"problem\":null,\"head\":{\"seq\":7,\"hash\":\"$(hash_of 7)\"}}"
 }
 
 @test "a freshly migrated log of one event verifies" {
@@ -172,7 +174,7 @@ assert_broken() { # SEQ PROBLEM
 	assert_equal "$output" "audit log BROKEN: the chain head (audit_chain_head) is missing"
 	run --separate-stderr parlae audit verify --json
 	assert_equal "$status" 1
-	assert_equal "$output" '{"intact":false,"events":7,"firstBadSeq":null,"problem":"the chain head (audit_chain_head) is missing","head":null}'
+	assert_equal "$output" '{"intact":false,"events":7,"breaks":[{"seq":null,"reason":"the chain head (audit_chain_head) is missing"}],"checkpoints":null,"firstBadSeq":null,"problem":"the chain head (audit_chain_head) is missing","head":null}'
 }
 
 @test "verify sees one snapshot: events appended while it runs do not break it" {
