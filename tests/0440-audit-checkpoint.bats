@@ -28,12 +28,12 @@ setup() {
 	export PARLAE_AUDIT_SIGNING_KEY_FILE=$KEYS/signing.pem PARLAE_AUDIT_CHECKPOINTS=$CP
 }
 
-# A database of this test's own with 5 events, all made by parlae itself: db.migrate, a1
+# A database of this test's own (commands as parlae_app) with 5 events, all made by parlae
+# itself: db.migrate, a1
 # added, a2 added, a1 added again (a conflict: a failure event), a3 added.
 log_db() { # NAME
 	export PARLAE_DATABASE_URL
-	PARLAE_DATABASE_URL=$(pg_new_database "t_0440_$1") || return 1
-	parlae db migrate >/dev/null
+	PARLAE_DATABASE_URL=$(pg_new_app_database "t_0440_$1") || return 1
 	parlae account add a1 >/dev/null
 	parlae account add a2 >/dev/null
 	parlae account add a1 >/dev/null 2>&1 || true
