@@ -20,10 +20,13 @@ static json_t *audit_json(const struct pl_status_system *st)
 {
 	if (!st->db_reachable || st->schema_version <= 0)
 		return json_null();
-	return json_pack("{s:b, s:s?, s:o}", "protected", st->audit.is_protected, "reason",
-	                 st->audit.is_protected ? NULL : st->audit.reason, "lastEvent",
-	                 st->audit.last_event >= 0 ? json_integer(st->audit.last_event)
-	                                           : json_null());
+	return json_pack(
+	    "{s:b, s:s?, s:o, s:o, s:s?}", "protected", st->audit.is_protected, "reason",
+	    st->audit.is_protected ? NULL : st->audit.reason, "lastEvent",
+	    st->audit.last_event >= 0 ? json_integer(st->audit.last_event) : json_null(),
+	    "lastCheckpoint",
+	    st->last_checkpoint > 0 ? json_integer(st->last_checkpoint) : json_null(),
+	    "checkpointError", st->checkpoint_err.code ? st->checkpoint_err.msg : NULL);
 }
 
 static json_t *system_json(const struct pl_status_system *st)
@@ -70,9 +73,14 @@ static void print_system(const struct pl_status_system *st)
 		       st->store_location, st->store_err.msg);
 	if (st->db_reachable && st->schema_version > 0) {
 		if (st->audit.is_protected)
-			printf("audit log     protected, last event %lld\n", st->audit.last_event);
+			printf("audit log     protected, last event %lld", st->audit.last_event);
 		else
-			printf("audit log     NOT protected: %s\n", st->audit.reason);
+			printf("audit log     NOT protected: %s", st->audit.reason);
+		if (st->last_checkpoint > 0)
+			printf("; last checkpoint at event %lld", st->last_checkpoint);
+		else if (st->checkpoint_err.code)
+			printf("; checkpoints: %s", st->checkpoint_err.msg);
+		putchar('\n');
 	}
 	printf("accounts      %ld connected, %ld connecting, %ld pending, %ld failed\n",
 	       st->accounts.connected, st->accounts.connecting, st->accounts.pending,

@@ -51,6 +51,17 @@ static void check_audit(struct pl_session *s, struct pl_status_system *out)
 	         "the audit log is not protected: %s", out->audit.reason);
 }
 
+/* Informational: a checkpoint file is kept off this host as often as on it. */
+static void last_checkpoint(struct pl_session *s, struct pl_status_system *out)
+{
+	const char *path = pl_config_get(s->cfg, "PARLAE_AUDIT_CHECKPOINTS");
+	long long seq = 0;
+
+	out->last_checkpoint = -1;
+	if (path && !pl_audit_last_checkpoint(path, &seq, &out->checkpoint_err) && seq > 0)
+		out->last_checkpoint = seq;
+}
+
 void pl_status_system(struct pl_session *s, struct pl_status_system *out)
 {
 	struct pl_schema_status schema;
@@ -79,6 +90,7 @@ void pl_status_system(struct pl_session *s, struct pl_status_system *out)
 		if (out->schema_version > 0) {
 			count_accounts(db, out);
 			check_audit(s, out);
+			last_checkpoint(s, out);
 		}
 	}
 

@@ -23,6 +23,9 @@ struct pl_status_system {
 	struct pl_err store_err;
 	struct pl_audit_protection audit; /* when the database is reachable and migrated */
 	char audit_problem[320];          /* --check's sentence when it is not protected */
+	/* The newest checkpoint in PARLAE_AUDIT_CHECKPOINTS: -1 when unset or none yet. */
+	long long last_checkpoint;
+	struct pl_err checkpoint_err; /* its file unreadable or its last line torn */
 	struct {
 		long connected, connecting, pending, failed;
 	} accounts;

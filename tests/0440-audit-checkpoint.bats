@@ -402,3 +402,20 @@ audit log BROKEN at event 7: its hash does not match its contents: it was altere
 	assert_equal "$output" "audit log BROKEN at event 3: it is missing (the next event is 4)
 audit log BROKEN at event 7: its prev_hash is not the hash of the event before it"
 }
+
+@test "status shows the newest checkpoint of PARLAE_AUDIT_CHECKPOINTS, and a torn file as such" {
+	log_db status
+	run --separate-stderr parlae status --json
+	assert_equal "$(jq -c '.audit | [.protected, .lastEvent, .lastCheckpoint, .checkpointError]' <<<"$output")" "[true,5,null,null]"
+	parlae audit checkpoint >/dev/null
+	parlae account add a4 >/dev/null
+	run --separate-stderr parlae status --json
+	assert_success
+	assert_equal "$(jq -c '.audit | [.protected, .lastEvent, .lastCheckpoint, .checkpointError]' <<<"$output")" "[true,7,5,null]"
+	run --separate-stderr parlae status
+	assert_line "audit log     protected, last event 7; last checkpoint at event 5"
+	printf '{"seq":7,"ha' >>"$CP"
+	run --separate-stderr parlae status --json
+	assert_success
+	assert_equal "$(jq -c '.audit | [.lastCheckpoint, (.checkpointError | test("^the last line of the checkpoint file .* is incomplete"))]' <<<"$output")" "[null,true]"
+}
