@@ -770,26 +770,42 @@ static int activate(struct pl_session *s, const char *account, const struct keys
 	    8, params, err);
 }
 
-/* Any failure once the account is known: ERROR with last_error, and the failure recorded. */
+/*
+ * Any failure once the account is known: ERROR with last_error and one failure event, on a
+ * new connection if this one was lost (once). When even that fails, err says so; the row,
+ * left CONNECTING, reads failed once its state expires (PL_ACCOUNT_ABANDONED_SQL).
+ */
 static void mark_failed(struct pl_session *s, const struct pl_audit_event *ev, int code,
-                        const char *message)
+                        struct pl_err *err)
 {
-	struct pl_err ignored = PL_ERR_INIT;
-	const char *params[2] = {ev->account_id, message};
+	struct pl_err again = PL_ERR_INIT;
+	const char *params[2] = {ev->account_id, err->msg};
+	int lost, recorded;
 
 	pl_db_rollback(&s->db);
-	if (!s->db.conn || pl_db_begin(&s->db, &ignored))
+	lost = !pl_db_alive(&s->db);
+	/* A connected practice whose re-authorization failed keeps working keys. */
+	recorded =
+	    !pl_audit_fail(s, ev, code,
+	                   "UPDATE pms_integrations SET status = CASE WHEN status ="
+	                   " 'ACTIVE' THEN status ELSE 'ERROR' END, last_error = $2,"
+	                   " updated_at = now() WHERE account_id = $1 AND provider = 'SIKKA'",
+	                   2, params, &again);
+	if (!recorded && lost) {
+		char msg[sizeof(err->msg)];
+
+		snprintf(msg, sizeof(msg), "%s; could not reconnect to record the failure: %s",
+		         err->msg, again.msg);
+		pl_strlcpy(err->msg, msg, sizeof(err->msg));
+	}
+	if (!lost)
 		return;
-	if (!pl_db_query(
-	        &s->db, NULL,
-	        /* A connected practice whose re-authorization failed keeps working keys. */
-	        "UPDATE pms_integrations SET status = CASE WHEN status = 'ACTIVE' THEN status"
-	        " ELSE 'ERROR' END, last_error = $2, updated_at = now()"
-	        " WHERE account_id = $1 AND provider = 'SIKKA'",
-	        2, params, &ignored) &&
-	    !pl_audit_append(s, ev, code, &ignored))
-		pl_db_commit(&s->db, &ignored);
-	pl_db_rollback(&s->db);
+	/* The code is spent: a retry of this callback cannot succeed, a new link can. */
+	pl_err_hint(err,
+	            "%sthe practice must authorize again with a new link from "
+	            "'parlae sikka oauth-url %s'",
+	            recorded ? "recorded as failed; " : "check that PostgreSQL is running; then ",
+	            ev->account_id);
 }
 
 int pl_pms_callback(struct pl_session *s, const struct pl_pms_redirect *in,
@@ -900,7 +916,7 @@ out:
 		pl_store_put_if(store, ref.buf, &replaced, version, restored, &ignored);
 	}
 	if (r && trusted)
-		mark_failed(s, &ev, r, err->msg);
+		mark_failed(s, &ev, r, err);
 	pl_secret_release(&replaced);
 	pl_store_close(store);
 	pl_secret_release(&key);
