@@ -219,12 +219,12 @@ static int record_setup(struct pl_db *db, const char *account, const char *full,
 	/* A second setup changes the configuration, never the connection state. */
 	r = pl_db_query(
 	    db, &rows,
-	    "INSERT INTO pms_integrations (account_id, provider, config, features)"
+	    "INSERT INTO pms_integrations AS p (account_id, provider, config, features)"
 	    " VALUES ($1, 'SIKKA', $2::jsonb, '{\"patients\":true,\"appointments\":true,"
 	    "\"booking\":true,\"availableSlots\":null}')"
 	    " ON CONFLICT (account_id, provider) DO UPDATE"
-	    " SET config = pms_integrations.config || $3::jsonb, updated_at = now()"
-	    " RETURNING status, features::text, config::text",
+	    " SET config = p.config || $3::jsonb, updated_at = now()"
+	    " RETURNING " PL_ACCOUNT_STATUS_SQL ", features::text, config::text",
 	    3, params, err);
 	if (r)
 		return r;
@@ -943,8 +943,12 @@ static char *dup_or_null(const char *s)
 	return s ? pl_xstrdup(s) : NULL;
 }
 
+/*
+ * The account's status as it reads (see PL_ACCOUNT_STATUS_SQL). *valid_for: while connecting,
+ * how many seconds until its last OAuth state expires and it reads failed; else -1.
+ */
 static int read_status(struct pl_db *db, const char *account, struct pl_pms_status *st,
-                       struct pl_err *err)
+                       double *valid_for, struct pl_err *err)
 {
 	struct pl_db_res res = PL_DB_RES_INIT;
 	const char *params[1] = {account};
@@ -954,9 +958,12 @@ static int read_status(struct pl_db *db, const char *account, struct pl_pms_stat
 	pl_pms_status_release(st);
 	r = pl_db_query(
 	    db, &res,
-	    "SELECT p.status, p.practice_name, p.pms_type, p.office_id, p.last_error,"
+	    "SELECT " PL_ACCOUNT_STATUS_SQL ", p.practice_name, p.pms_type, p.office_id,"
+	    " " PL_ACCOUNT_ERROR_SQL ","
 	    " to_char(p.token_expiry AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-	    " to_char(p.last_sync_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+	    " to_char(p.last_sync_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+	    " (SELECT extract(epoch FROM max(o.expires_at) - now()) FROM oauth_states o"
+	    " WHERE o.account_id = p.account_id AND o.provider = p.provider)"
 	    " FROM accounts a LEFT JOIN pms_integrations p"
 	    " ON p.account_id = a.id AND p.provider = 'SIKKA' WHERE a.id = $1",
 	    1, params, err);
@@ -978,6 +985,8 @@ static int read_status(struct pl_db *db, const char *account, struct pl_pms_stat
 	pl_strlcpy(st->token_expiry, v ? v : "", sizeof(st->token_expiry));
 	v = pl_db_val(&res, 0, 6);
 	pl_strlcpy(st->last_sync_at, v ? v : "", sizeof(st->last_sync_at));
+	v = pl_db_val(&res, 0, 7);
+	*valid_for = v && !strcmp(st->status, "connecting") ? strtod(v, NULL) : -1;
 	pl_db_res_clear(&res);
 	return 0;
 }
@@ -986,12 +995,13 @@ int pl_pms_status(struct pl_session *s, const char *account, struct pl_pms_statu
                   struct pl_err *err)
 {
 	struct pl_db *db;
+	double valid_for;
 	int r;
 
 	memset(st, 0, sizeof(*st));
 	if ((r = pl_account_check_id(account, err)) || (r = pl_session_db(s, &db, err)))
 		return r;
-	return read_status(db, account, st, err);
+	return read_status(db, account, st, &valid_for, err);
 }
 
 static double now_seconds(void)
@@ -1010,7 +1020,7 @@ static int settled(const struct pl_pms_status *st)
 int pl_pms_wait(struct pl_session *s, const char *account, double timeout, struct pl_pms_status *st,
                 struct pl_err *err)
 {
-	double deadline = now_seconds() + timeout;
+	double deadline = now_seconds() + timeout, valid_for, expires;
 	struct pl_db *db;
 	int r, notified;
 
@@ -1021,20 +1031,25 @@ int pl_pms_wait(struct pl_session *s, const char *account, double timeout, struc
 	if ((r = pl_db_listen(db, "parlae_pms", err)))
 		return r;
 	for (;;) {
-		double left;
+		double now, until;
 
-		if ((r = read_status(db, account, st, err)) || settled(st))
+		if ((r = read_status(db, account, st, &valid_for, err)) || settled(st))
 			return r;
+		/* Nothing notifies when the last state expires: look again then, it reads failed.
+		 */
+		expires = valid_for >= 0 ? now_seconds() + valid_for : deadline;
 		do {
-			left = deadline - now_seconds();
-			if (left <= 0) {
+			now = now_seconds();
+			if (now >= deadline) {
 				pl_err_set(err, PL_ETIMEOUT, "account '%s' is still %s after %g s",
 				           account, st->status, timeout);
 				return pl_err_hint(err, "finish the authorization in the browser, "
 				                        "or wait longer with --wait=SECONDS");
 			}
-			if ((r = pl_db_wait(db, (long)(left * 1000) + 1, &notified, err)))
+			until = expires < deadline ? expires : deadline;
+			if ((r = pl_db_wait(db, until > now ? (long)((until - now) * 1000) + 1 : 0,
+			                    &notified, err)))
 				return r;
-		} while (!notified);
+		} while (!notified && now_seconds() < expires);
 	}
 }
