@@ -104,7 +104,7 @@ int pl_account_list(struct pl_session *s, struct pl_account_list *out, struct pl
 		return r;
 	r = pl_db_query(
 	    db, &res,
-	    "SELECT a.id, a.name, p.status,"
+	    "SELECT a.id, a.name, " PL_ACCOUNT_STATUS_SQL ","
 	    " to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 	    " FROM accounts a LEFT JOIN pms_integrations p"
 	    " ON p.account_id = a.id AND p.provider = 'SIKKA' ORDER BY a.id",

@@ -40,4 +40,21 @@ void pl_account_list_release(struct pl_account_list *l);
 /* The contract's connection status for an integration's database status (NULL: no row). */
 const char *pl_account_status_name(const char *db_status);
 
+/*
+ * SQL for a pms_integrations row named p, as every reader shows it. A row still CONNECTING
+ * when no OAuth state of its account can complete it any more was abandoned: the practice
+ * never came back, or a callback could not record how it ended (the database went away).
+ * It reads as ERROR with PL_ACCOUNT_NOT_COMPLETED, without anyone having to write that.
+ */
+#define PL_ACCOUNT_NOT_COMPLETED "authorization was not completed"
+#define PL_ACCOUNT_ABANDONED_SQL                                                                   \
+	"(p.status = 'CONNECTING' AND NOT EXISTS (SELECT 1 FROM oauth_states o"                    \
+	" WHERE o.account_id = p.account_id AND o.provider = p.provider"                           \
+	" AND o.expires_at > now()))"
+#define PL_ACCOUNT_STATUS_SQL                                                                      \
+	"CASE WHEN " PL_ACCOUNT_ABANDONED_SQL " THEN 'ERROR' ELSE p.status END"
+#define PL_ACCOUNT_ERROR_SQL                                                                       \
+	"CASE WHEN " PL_ACCOUNT_ABANDONED_SQL " THEN '" PL_ACCOUNT_NOT_COMPLETED "'"               \
+	" ELSE p.last_error END"
+
 #endif

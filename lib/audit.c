@@ -130,6 +130,24 @@ out:
 	return r;
 }
 
+int pl_audit_fail(struct pl_session *s, const struct pl_audit_event *ev, int code, const char *sql,
+                  int nparams, const char *const *params, struct pl_err *err)
+{
+	struct pl_err ignored = PL_ERR_INIT;
+	int r;
+
+	pl_db_rollback(&s->db);
+	if ((r = pl_session_reconnect(s, err)))
+		return r;
+	if (sql && !pl_db_begin(&s->db, &ignored) &&
+	    !pl_db_query(&s->db, NULL, sql, nparams, params, &ignored) &&
+	    !pl_audit_append(s, ev, code, &ignored) && !pl_db_commit(&s->db, &ignored))
+		return 0;
+	/* The row could not say it: the event still does. */
+	pl_db_rollback(&s->db);
+	return pl_audit_append(s, ev, code, err);
+}
+
 /* --- --since ------------------------------------------------------------------------------ */
 
 /* "1h30m": *secs, or -1 when text is not a duration (the contract's grammar, in config). */

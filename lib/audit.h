@@ -54,6 +54,15 @@ struct pl_audit_protection {
 
 int pl_audit_protection(struct pl_session *s, struct pl_audit_protection *out, struct pl_err *err);
 
+/*
+ * Record a failure that may have cost the connection: on a new one if it was lost (once per
+ * invocation: pl_session_reconnect), run sql (marking the row that failed; NULL for none) and
+ * append the failure event, in one transaction; if sql fails, the event alone. Returns 0 once
+ * the event is in, else why not (no database to write to) in err.
+ */
+int pl_audit_fail(struct pl_session *s, const struct pl_audit_event *ev, int code, const char *sql,
+                  int nparams, const char *const *params, struct pl_err *err);
+
 /* --- reading the log: audit tail and audit verify ---------------------------------------- */
 
 /* One event as the database renders it. Every pointer is valid only during the callback. */

@@ -80,8 +80,13 @@ static int result_error(struct pl_db *db, PGresult *res, struct pl_err *err)
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 
-	if (!msg || !*msg)
+	/* libpq's own text ("FATAL:  terminating connection ...") when the server's has no
+	 * fields, as when it ended the session: the severity says nothing the message does not. */
+	if (!msg || !*msg) {
 		msg = PQerrorMessage(db->conn);
+		if (!strncmp(msg, "FATAL:  ", 8) || !strncmp(msg, "ERROR:  ", 8))
+			msg += 8;
+	}
 	if (PQstatus(db->conn) != CONNECTION_OK) {
 		pl_err_set(err, PL_EDATABASE, "lost the connection to the database: %s", msg);
 		return pl_err_hint(err, "check that PostgreSQL is running, then retry");

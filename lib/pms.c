@@ -219,12 +219,12 @@ static int record_setup(struct pl_db *db, const char *account, const char *full,
 	/* A second setup changes the configuration, never the connection state. */
 	r = pl_db_query(
 	    db, &rows,
-	    "INSERT INTO pms_integrations (account_id, provider, config, features)"
+	    "INSERT INTO pms_integrations AS p (account_id, provider, config, features)"
 	    " VALUES ($1, 'SIKKA', $2::jsonb, '{\"patients\":true,\"appointments\":true,"
 	    "\"booking\":true,\"availableSlots\":null}')"
 	    " ON CONFLICT (account_id, provider) DO UPDATE"
-	    " SET config = pms_integrations.config || $3::jsonb, updated_at = now()"
-	    " RETURNING status, features::text, config::text",
+	    " SET config = p.config || $3::jsonb, updated_at = now()"
+	    " RETURNING " PL_ACCOUNT_STATUS_SQL ", features::text, config::text",
 	    3, params, err);
 	if (r)
 		return r;
@@ -770,26 +770,42 @@ static int activate(struct pl_session *s, const char *account, const struct keys
 	    8, params, err);
 }
 
-/* Any failure once the account is known: ERROR with last_error, and the failure recorded. */
+/*
+ * Any failure once the account is known: ERROR with last_error and one failure event, on a
+ * new connection if this one was lost (once). When even that fails, err says so; the row,
+ * left CONNECTING, reads failed once its state expires (PL_ACCOUNT_ABANDONED_SQL).
+ */
 static void mark_failed(struct pl_session *s, const struct pl_audit_event *ev, int code,
-                        const char *message)
+                        struct pl_err *err)
 {
-	struct pl_err ignored = PL_ERR_INIT;
-	const char *params[2] = {ev->account_id, message};
+	struct pl_err again = PL_ERR_INIT;
+	const char *params[2] = {ev->account_id, err->msg};
+	int lost, recorded;
 
 	pl_db_rollback(&s->db);
-	if (!s->db.conn || pl_db_begin(&s->db, &ignored))
+	lost = !pl_db_alive(&s->db);
+	/* A connected practice whose re-authorization failed keeps working keys. */
+	recorded =
+	    !pl_audit_fail(s, ev, code,
+	                   "UPDATE pms_integrations SET status = CASE WHEN status ="
+	                   " 'ACTIVE' THEN status ELSE 'ERROR' END, last_error = $2,"
+	                   " updated_at = now() WHERE account_id = $1 AND provider = 'SIKKA'",
+	                   2, params, &again);
+	if (!recorded && lost) {
+		char msg[sizeof(err->msg)];
+
+		snprintf(msg, sizeof(msg), "%s; could not reconnect to record the failure: %s",
+		         err->msg, again.msg);
+		pl_strlcpy(err->msg, msg, sizeof(err->msg));
+	}
+	if (!lost)
 		return;
-	if (!pl_db_query(
-	        &s->db, NULL,
-	        /* A connected practice whose re-authorization failed keeps working keys. */
-	        "UPDATE pms_integrations SET status = CASE WHEN status = 'ACTIVE' THEN status"
-	        " ELSE 'ERROR' END, last_error = $2, updated_at = now()"
-	        " WHERE account_id = $1 AND provider = 'SIKKA'",
-	        2, params, &ignored) &&
-	    !pl_audit_append(s, ev, code, &ignored))
-		pl_db_commit(&s->db, &ignored);
-	pl_db_rollback(&s->db);
+	/* The code is spent: a retry of this callback cannot succeed, a new link can. */
+	pl_err_hint(err,
+	            "%sthe practice must authorize again with a new link from "
+	            "'parlae sikka oauth-url %s'",
+	            recorded ? "recorded as failed; " : "check that PostgreSQL is running; then ",
+	            ev->account_id);
 }
 
 int pl_pms_callback(struct pl_session *s, const struct pl_pms_redirect *in,
@@ -900,7 +916,7 @@ out:
 		pl_store_put_if(store, ref.buf, &replaced, version, restored, &ignored);
 	}
 	if (r && trusted)
-		mark_failed(s, &ev, r, err->msg);
+		mark_failed(s, &ev, r, err);
 	pl_secret_release(&replaced);
 	pl_store_close(store);
 	pl_secret_release(&key);
@@ -927,8 +943,12 @@ static char *dup_or_null(const char *s)
 	return s ? pl_xstrdup(s) : NULL;
 }
 
+/*
+ * The account's status as it reads (see PL_ACCOUNT_STATUS_SQL). *valid_for: while connecting,
+ * how many seconds until its last OAuth state expires and it reads failed; else -1.
+ */
 static int read_status(struct pl_db *db, const char *account, struct pl_pms_status *st,
-                       struct pl_err *err)
+                       double *valid_for, struct pl_err *err)
 {
 	struct pl_db_res res = PL_DB_RES_INIT;
 	const char *params[1] = {account};
@@ -938,9 +958,12 @@ static int read_status(struct pl_db *db, const char *account, struct pl_pms_stat
 	pl_pms_status_release(st);
 	r = pl_db_query(
 	    db, &res,
-	    "SELECT p.status, p.practice_name, p.pms_type, p.office_id, p.last_error,"
+	    "SELECT " PL_ACCOUNT_STATUS_SQL ", p.practice_name, p.pms_type, p.office_id,"
+	    " " PL_ACCOUNT_ERROR_SQL ","
 	    " to_char(p.token_expiry AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-	    " to_char(p.last_sync_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+	    " to_char(p.last_sync_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+	    " (SELECT extract(epoch FROM max(o.expires_at) - now()) FROM oauth_states o"
+	    " WHERE o.account_id = p.account_id AND o.provider = p.provider)"
 	    " FROM accounts a LEFT JOIN pms_integrations p"
 	    " ON p.account_id = a.id AND p.provider = 'SIKKA' WHERE a.id = $1",
 	    1, params, err);
@@ -962,6 +985,8 @@ static int read_status(struct pl_db *db, const char *account, struct pl_pms_stat
 	pl_strlcpy(st->token_expiry, v ? v : "", sizeof(st->token_expiry));
 	v = pl_db_val(&res, 0, 6);
 	pl_strlcpy(st->last_sync_at, v ? v : "", sizeof(st->last_sync_at));
+	v = pl_db_val(&res, 0, 7);
+	*valid_for = v && !strcmp(st->status, "connecting") ? strtod(v, NULL) : -1;
 	pl_db_res_clear(&res);
 	return 0;
 }
@@ -970,12 +995,13 @@ int pl_pms_status(struct pl_session *s, const char *account, struct pl_pms_statu
                   struct pl_err *err)
 {
 	struct pl_db *db;
+	double valid_for;
 	int r;
 
 	memset(st, 0, sizeof(*st));
 	if ((r = pl_account_check_id(account, err)) || (r = pl_session_db(s, &db, err)))
 		return r;
-	return read_status(db, account, st, err);
+	return read_status(db, account, st, &valid_for, err);
 }
 
 static double now_seconds(void)
@@ -994,7 +1020,7 @@ static int settled(const struct pl_pms_status *st)
 int pl_pms_wait(struct pl_session *s, const char *account, double timeout, struct pl_pms_status *st,
                 struct pl_err *err)
 {
-	double deadline = now_seconds() + timeout;
+	double deadline = now_seconds() + timeout, valid_for, expires;
 	struct pl_db *db;
 	int r, notified;
 
@@ -1005,20 +1031,25 @@ int pl_pms_wait(struct pl_session *s, const char *account, double timeout, struc
 	if ((r = pl_db_listen(db, "parlae_pms", err)))
 		return r;
 	for (;;) {
-		double left;
+		double now, until;
 
-		if ((r = read_status(db, account, st, err)) || settled(st))
+		if ((r = read_status(db, account, st, &valid_for, err)) || settled(st))
 			return r;
+		/* Nothing notifies when the last state expires: look again then, it reads failed.
+		 */
+		expires = valid_for >= 0 ? now_seconds() + valid_for : deadline;
 		do {
-			left = deadline - now_seconds();
-			if (left <= 0) {
+			now = now_seconds();
+			if (now >= deadline) {
 				pl_err_set(err, PL_ETIMEOUT, "account '%s' is still %s after %g s",
 				           account, st->status, timeout);
 				return pl_err_hint(err, "finish the authorization in the browser, "
 				                        "or wait longer with --wait=SECONDS");
 			}
-			if ((r = pl_db_wait(db, (long)(left * 1000) + 1, &notified, err)))
+			until = expires < deadline ? expires : deadline;
+			if ((r = pl_db_wait(db, until > now ? (long)((until - now) * 1000) + 1 : 0,
+			                    &notified, err)))
 				return r;
-		} while (!notified);
+		} while (!notified && now_seconds() < expires);
 	}
 }

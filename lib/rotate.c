@@ -78,30 +78,98 @@ static int refresh(struct pl_sikka *sk, const struct pl_pms_keys *k, struct pl_s
 	                            err);
 }
 
-static int record(struct pl_session *s, const char *account, const char *version, time_t expiry,
-                  int fallback, struct pl_err *err)
+static void iso_utc(time_t t, char *buf, size_t size)
 {
-	struct pl_audit_event ev = {account, "secrets.rotate", "pms_integration", NULL, NULL};
-	char exp[32], meta[160];
 	struct tm tm;
-	const char *params[3] = {account, version, exp};
+
+	gmtime_r(&t, &tm);
+	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The row takes a stored version and its expiry, with its event, in one transaction. */
+static int record(struct pl_session *s, const char *action, const char *account,
+                  const char *version, const char *expiry, const char *meta, struct pl_err *err)
+{
+	struct pl_audit_event ev = {account, action, "pms_integration", account, meta};
+	const char *params[3] = {account, version, expiry};
 	int r;
 
-	gmtime_r(&expiry, &tm);
-	strftime(exp, sizeof(exp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!(r = pl_db_begin(&s->db, err)) &&
+	    !(r = pl_db_query(&s->db, NULL,
+	                      "UPDATE pms_integrations SET secret_version = $2, token_expiry = $3,"
+	                      " last_sync_at = now(), last_error = NULL, updated_at = now()"
+	                      " WHERE account_id = $1 AND provider = 'SIKKA'",
+	                      3, params, err)) &&
+	    !(r = pl_audit_append(s, &ev, PL_OK, err)))
+		r = pl_db_commit(&s->db, err);
+	/* A failure is recorded once, by the caller (record_failure). */
+	pl_db_rollback(&s->db);
+	return r;
+}
+
+static int record_rotation(struct pl_session *s, const char *account, const char *version,
+                           time_t expiry, int fallback, struct pl_err *err)
+{
+	char exp[32], meta[160];
+
+	iso_utc(expiry, exp, sizeof(exp));
 	snprintf(meta, sizeof(meta),
 	         "{\"secretVersion\":\"%s\",\"tokenExpiry\":\"%s\",\"fallback\":%s}", version, exp,
 	         fallback ? "true" : "false");
-	ev.resource_id = account;
-	ev.metadata = meta;
-	if (!(r = pl_db_begin(&s->db, err)))
-		r = pl_db_query(
-		    &s->db, NULL,
-		    "UPDATE pms_integrations SET secret_version = $2, token_expiry = $3,"
-		    " last_sync_at = now(), last_error = NULL, updated_at = now()"
-		    " WHERE account_id = $1 AND provider = 'SIKKA'",
-		    3, params, err);
-	return pl_audit_finish(s, &ev, r, err);
+	return record(s, "secrets.rotate", account, version, exp, meta, err);
+}
+
+/*
+ * A run before this one stored new keys but could not update the row (its connection was
+ * lost, it was killed): the row takes the store's version and expiry now, recorded as
+ * secrets.reconcile. *done says whether there was anything to do.
+ */
+static int reconcile(struct pl_session *s, const char *account, const char *row_version,
+                     const char *stored, time_t expiry, int *done, struct pl_err *err)
+{
+	char exp[32], meta[192];
+	int r;
+
+	*done = 0;
+	if (!strcmp(row_version, stored) || s->dry_run)
+		return 0;
+	iso_utc(expiry, exp, sizeof(exp));
+	snprintf(meta, sizeof(meta),
+	         "{\"secretVersion\":\"%s\",\"tokenExpiry\":\"%s\",\"rowVersion\":\"%s\"}", stored,
+	         exp, row_version);
+	if (!(r = record(s, "secrets.reconcile", account, stored, exp, meta, err)))
+		*done = 1;
+	return r;
+}
+
+/*
+ * One failure event per failed attempt, on a new connection if this one was lost (once per
+ * run). When the new keys were stored but the row could not take them (stored: their
+ * version), the row's last_error says so until the next run reconciles it.
+ */
+static void record_failure(struct pl_session *s, const char *account, int code, const char *why,
+                           const char *stored)
+{
+	struct pl_audit_event ev = {account, "secrets.rotate", "pms_integration", account, NULL};
+	struct pl_err ignored = PL_ERR_INIT;
+	char meta[128], note[sizeof(ignored.msg)];
+	const char *params[2] = {account, note};
+
+	if (s->dry_run)
+		return;
+	if (stored) {
+		snprintf(meta, sizeof(meta), "{\"secretVersion\":\"%s\",\"stored\":true}", stored);
+		snprintf(note, sizeof(note),
+		         "secret version %s was stored but not recorded here (the next rotation "
+		         "records it): %s",
+		         stored, why);
+		ev.metadata = meta;
+	}
+	pl_audit_fail(s, &ev, code,
+	              stored ? "UPDATE pms_integrations SET last_error = $2, updated_at = now()"
+	                       " WHERE account_id = $1 AND provider = 'SIKKA'"
+	                     : NULL,
+	              2, params, &ignored);
 }
 
 int pl_rotate_account(struct pl_session *s, struct pl_store *store, struct pl_sikka *sk,
@@ -111,10 +179,11 @@ int pl_rotate_account(struct pl_session *s, struct pl_store *store, struct pl_si
 	struct pl_pms_keys k = {0};
 	struct pl_sikka_key fresh = {0};
 	char row_version[PL_STORE_VERSION_MAX], stored[PL_STORE_VERSION_MAX];
+	const char *written = NULL;
 	struct pl_db *db;
 	time_t expiry;
 	long waited = 0;
-	int r, got = 0, recorded = 0;
+	int r, got = 0, reconciled;
 
 	memset(res, 0, sizeof(*res));
 	if ((r = pl_session_db(s, &db, err)))
@@ -131,7 +200,8 @@ int pl_rotate_account(struct pl_session *s, struct pl_store *store, struct pl_si
 	}
 	/* Another process may have refreshed between our read and the lock: read again. */
 	if ((r = read_row(db, req->account, row_version, sizeof(row_version), &expiry, err)) ||
-	    (r = pl_pms_keys_read(store, req->account, &k, stored, err)))
+	    (r = pl_pms_keys_read(store, req->account, &k, stored, err)) ||
+	    (r = reconcile(s, req->account, row_version, stored, k.token_expiry, &reconciled, err)))
 		goto out;
 	pl_strlcpy(res->version, stored, sizeof(res->version));
 	res->expires_at = k.token_expiry;
@@ -158,19 +228,13 @@ int pl_rotate_account(struct pl_session *s, struct pl_store *store, struct pl_si
 	k.token_expiry = fresh.expires_at;
 	if ((r = pl_pms_keys_write(store, req->account, &k, stored, res->version, err)))
 		goto out;
+	written = res->version;
 	res->expires_at = k.token_expiry;
 	res->outcome = PL_ROTATED;
-	recorded = 1;
-	r = record(s, req->account, res->version, k.token_expiry, res->fallback, err);
+	r = record_rotation(s, req->account, res->version, k.token_expiry, res->fallback, err);
 out:
-	if (r && r != PL_ENOTFOUND && !recorded) {
-		struct pl_audit_event ev = {req->account, "secrets.rotate", "pms_integration",
-		                            req->account, NULL};
-		struct pl_err ignored = PL_ERR_INIT;
-
-		if (!s->db.in_tx && !s->dry_run)
-			pl_audit_append(s, &ev, r, &ignored);
-	}
+	if (r && r != PL_ENOTFOUND)
+		record_failure(s, req->account, r, err->msg, written);
 	unlock(db, req->account);
 	pl_pms_keys_release(&k);
 	pl_sikka_key_release(&fresh);
@@ -216,20 +280,22 @@ static void report(struct batch *b, const char *account, const char *outcome, co
 		b->req->progress(b->done, b->n, b->req->arg);
 }
 
-static void failed(struct batch *b, const char *account, const struct pl_err *e)
+/* stored: the version of new keys the store holds though the row does not name them. */
+static void failed(struct batch *b, const char *account, const struct pl_err *e, const char *stored)
 {
-	struct pl_audit_event ev = {account, "secrets.rotate", "pms_integration", account, NULL};
-	struct pl_err ignored = PL_ERR_INIT;
-
 	int code = e->code ? e->code : PL_EINTERNAL;
+	char why[sizeof(e->msg) + 96];
 
-	if (!b->s->dry_run)
-		pl_audit_append(b->s, &ev, code, &ignored);
+	record_failure(b->s, account, code, e->msg, stored);
 	if (!b->sum->failed)
 		b->sum->fail_code = code;
 	else if (b->sum->fail_code != code)
 		b->sum->fail_code = PL_EUPSTREAM;
-	report(b, account, "failed", e->msg);
+	if (stored)
+		snprintf(why, sizeof(why),
+		         "%s (the new keys are stored as version %s: the next run records them)",
+		         e->msg, stored);
+	report(b, account, "failed", stored ? why : e->msg);
 }
 
 static void item_free(struct item *it)
@@ -244,13 +310,14 @@ static struct item *prepare(struct batch *b, const char *account)
 {
 	struct pl_err err = PL_ERR_INIT;
 	char row_version[PL_STORE_VERSION_MAX];
+	char note[PL_STORE_VERSION_MAX + 48];
 	struct item *it;
 	time_t expiry;
 	char *body;
-	int got = 0;
+	int got = 0, reconciled = 0;
 
 	if (try_lock(&b->s->db, account, &got, &err)) {
-		failed(b, account, &err);
+		failed(b, account, &err, NULL);
 		return NULL;
 	}
 	if (!got) {
@@ -260,12 +327,16 @@ static struct item *prepare(struct batch *b, const char *account)
 	it = pl_xcalloc(1, sizeof(*it));
 	pl_strlcpy(it->account, account, sizeof(it->account));
 	if (read_row(&b->s->db, account, row_version, sizeof(row_version), &expiry, &err) ||
-	    pl_pms_keys_read(b->store, account, &it->keys, it->stored, &err)) {
-		failed(b, account, &err);
+	    pl_pms_keys_read(b->store, account, &it->keys, it->stored, &err) ||
+	    reconcile(b->s, account, row_version, it->stored, it->keys.token_expiry, &reconciled,
+	              &err)) {
+		failed(b, account, &err, NULL);
 		goto settled;
 	}
 	if (!b->req->force && it->keys.token_expiry > time(NULL) + b->req->within) {
-		report(b, account, "not_due", NULL);
+		snprintf(note, sizeof(note), "recorded version %s, stored by an earlier run",
+		         it->stored);
+		report(b, account, "not_due", reconciled ? note : NULL);
 		goto settled;
 	}
 	if (b->s->dry_run) {
@@ -318,10 +389,13 @@ static int next_job(struct pl_http_job *job, void *arg)
 	return 0;
 }
 
-/* Persist the new keys (refresh key first, in the store), then the row and the audit event. */
-static int finish(struct batch *b, struct item *it, struct pl_sikka_key *fresh, struct pl_err *err)
+/*
+ * Persist the new keys (refresh key first, in the store), then the row and the audit event.
+ * version receives the stored version ("" when the store write failed).
+ */
+static int finish(struct batch *b, struct item *it, struct pl_sikka_key *fresh, char *version,
+                  struct pl_err *err)
 {
-	char version[PL_STORE_VERSION_MAX];
 	int r;
 
 	pl_secret_release(&it->keys.request_key);
@@ -334,9 +408,12 @@ static int finish(struct batch *b, struct item *it, struct pl_sikka_key *fresh, 
 	}
 	it->keys.token_expiry = fresh->expires_at;
 	/* The lock keeps other parlae processes out; the compare-and-swap catches anything else. */
-	if ((r = pl_pms_keys_write(b->store, it->account, &it->keys, it->stored, version, err)))
+	if ((r = pl_pms_keys_write(b->store, it->account, &it->keys, it->stored, version, err))) {
+		version[0] = '\0';
 		return r;
-	return record(b->s, it->account, version, it->keys.token_expiry, it->fallback, err);
+	}
+	return record_rotation(b->s, it->account, version, it->keys.token_expiry, it->fallback,
+	                       err);
 }
 
 static void job_done(struct pl_http_job *job, void *arg)
@@ -345,6 +422,7 @@ static void job_done(struct pl_http_job *job, void *arg)
 	struct item *it = job->user;
 	struct pl_sikka_key fresh = {0};
 	struct pl_err err = PL_ERR_INIT;
+	char version[PL_STORE_VERSION_MAX] = "";
 	json_t *doc = NULL;
 	int r = job->code;
 
@@ -367,9 +445,9 @@ static void job_done(struct pl_http_job *job, void *arg)
 		return;
 	}
 	if (!r)
-		r = finish(b, it, &fresh, &err);
+		r = finish(b, it, &fresh, version, &err);
 	if (r)
-		failed(b, it->account, &err);
+		failed(b, it->account, &err, version[0] ? version : NULL);
 	else
 		report(b, it->account, "rotated",
 		       it->fallback ? "new key from the secret key" : NULL);
@@ -399,11 +477,13 @@ static int candidates(struct batch *b, struct pl_err *err)
 		}
 		return 0;
 	}
-	/* Not-due accounts are counted here and never locked; each due one is checked again. */
+	/* Not-due accounts are counted here and never locked; each due one is checked again, as is
+	 * a row that an earlier run could not update (its last_error says so: reconciled then). */
 	snprintf(within, sizeof(within), "%ld", b->req->within);
 	r = pl_db_query(&b->s->db, &res,
 	                "SELECT account_id, $2::boolean OR token_expiry IS NULL"
 	                " OR token_expiry < now() + make_interval(secs => $1::double precision)"
+	                " OR last_error IS NOT NULL"
 	                " FROM pms_integrations WHERE provider = 'SIKKA' AND status = 'ACTIVE'"
 	                " ORDER BY account_id",
 	                2, params, err);
@@ -440,7 +520,7 @@ int pl_rotate_batch(struct pl_session *s, const struct pl_rotate_batch_req *req,
 	r = pl_http_run(&sk.http, req->concurrency, next_job, job_done, &b);
 	if (r)
 		r = pl_err_set(err, PL_EINTERNAL, "cannot start the transfers");
-	else if (!pl_db_alive(db) && sum->failed) {
+	else if ((s->reconnected || !pl_db_alive(db)) && sum->failed) {
 		r = pl_err_set(err, PL_EDATABASE,
 		               "lost the connection to the database during the rotation");
 		pl_err_hint(err, "the accounts not rotated keep their keys: run it again");
@@ -461,8 +541,10 @@ int pl_rotate_status(const struct pl_rotate_summary *sum)
 		return 0;
 	if (sum->rotated + sum->skipped + sum->not_due)
 		return PL_EPARTIAL;
-	return sum->fail_code == PL_ECONFIG || sum->fail_code == PL_ENOTFOUND ? sum->fail_code
-	                                                                      : PL_EUPSTREAM;
+	return sum->fail_code == PL_ECONFIG || sum->fail_code == PL_ENOTFOUND ||
+	               sum->fail_code == PL_EDATABASE
+	           ? sum->fail_code
+	           : PL_EUPSTREAM;
 }
 
 int pl_rotate_master_key(struct pl_session *s, size_t *n, struct pl_err *err)

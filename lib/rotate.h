@@ -72,7 +72,7 @@ int pl_rotate_batch(struct pl_session *s, const struct pl_rotate_batch_req *req,
 
 /*
  * Exit status of a batch: 0 none failed, 9 some; when all failed, their common cause if they
- * share one (3 credentials or store, 5 not connected), else 6.
+ * share one (3 credentials or store, 5 not connected, 7 the database), else 6.
  */
 int pl_rotate_status(const struct pl_rotate_summary *sum);
 

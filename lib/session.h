@@ -13,6 +13,7 @@ struct pl_session {
 	struct pl_config *cfg;
 	struct pl_db db;
 	int dry_run;
+	int reconnected; /* the one new connection a command may open after losing its first */
 	char host[256];
 	char request_id[33]; /* 128 random bits, hex: ties one invocation's audit events together */
 };
@@ -22,6 +23,14 @@ void pl_session_init(struct pl_session *s, struct pl_config *cfg);
 
 /* The database, connected on first call (PARLAE_DATABASE_URL, else DATABASE_URL, else PG*). */
 int pl_session_db(struct pl_session *s, struct pl_db **db, struct pl_err *err);
+
+/*
+ * After the connection was lost mid-command, a new one, so that the command can still record
+ * how it ended (the row's error, the audit event). Once per invocation: a database that drops
+ * the second connection too, or refuses it, is not chased further, and no later call
+ * (pl_session_db included) connects again. A live connection is kept as it is.
+ */
+int pl_session_reconnect(struct pl_session *s, struct pl_err *err);
 
 /* Who is acting: PARLAE_ACTOR, else USER@hostname. */
 const char *pl_session_actor(const struct pl_session *s);

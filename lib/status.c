@@ -20,8 +20,9 @@ static void count_accounts(struct pl_db *db, struct pl_status_system *out)
 	struct pl_err ignored = PL_ERR_INIT;
 
 	if (pl_db_query(db, &res,
-	                "SELECT p.status, count(*) FROM accounts a LEFT JOIN pms_integrations p"
-	                " ON p.account_id = a.id AND p.provider = 'SIKKA' GROUP BY p.status",
+	                "SELECT " PL_ACCOUNT_STATUS_SQL ", count(*) FROM accounts a"
+	                " LEFT JOIN pms_integrations p ON p.account_id = a.id"
+	                " AND p.provider = 'SIKKA' GROUP BY 1",
 	                0, NULL, &ignored))
 		return;
 	for (int i = 0; i < pl_db_rows(&res); i++) {
