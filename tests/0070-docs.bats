@@ -119,3 +119,27 @@ usage_of() { parlae $1 -h | sed -n '1s/^usage: //p'; }
 			"$(usage_of "$cmd")"
 	done < <(commands)
 }
+
+@test "every test SECURITY.md names (NNNN \"title\") exists in tests/NNNN-*.bats" {
+	run python3 - "$PL_TOP" <<-'PY'
+		import glob, re, sys
+		top = sys.argv[1]
+		text = " ".join(open(top + "/SECURITY.md").read().split())
+		refs = re.findall(r'\b(\d{4}) ((?:"[^"]+"(?:, )?)+)', text)
+		missing, n = [], 0
+		for code, quoted in refs:
+		    files = glob.glob(f"{top}/tests/{code}-*.bats")
+		    titles = set()
+		    for f in files:
+		        titles |= set(re.findall(r'^@test "(.*)" \{$', open(f).read(), re.M))
+		    for title in re.findall(r'"([^"]+)"', quoted):
+		        n += 1
+		        if title.replace('\\"', '"') not in titles:
+		            missing.append(f'{code} "{title}"')
+		print(n)
+		print("\n".join(missing))
+		sys.exit(1 if missing or n == 0 else 0)
+	PY
+	assert_success
+	[ "${lines[0]}" -ge 30 ] || fail "only ${lines[0]} tests named"
+}
