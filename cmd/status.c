@@ -16,26 +16,82 @@ const struct option opts_status[] = {
     {NULL, 0, NULL, 0},
 };
 
+/* Why the store is not usable, or its key does not open it; NULL when neither. */
+static const char *store_error(const struct pl_store_health *h)
+{
+	return !h->reachable ? h->err.msg : !h->key_opens ? h->key_err.msg : NULL;
+}
+
+static json_t *store_json(const struct pl_store_health *h)
+{
+	return json_pack("{s:s?, s:b, s:s?, s:s?, s:o, s:b}", "backend", h->backend, "reachable",
+	                 h->reachable, "location", h->backend ? h->location : NULL, "error",
+	                 store_error(h), "keyOpens",
+	                 h->key_opens < 0 ? json_null() : json_boolean(h->key_opens),
+	                 "rekeyUnfinished", h->rekey_unfinished);
+}
+
 static json_t *system_json(const struct pl_status_system *st)
 {
 	return json_pack(
 	    "{s:{s:b, s:b, s:b, s:b, s:b}, s:{s:b, s:i, s:i, s:s?},"
-	    " s:{s:s?, s:b, s:s?, s:s?}, s:{s:I, s:I, s:I, s:I}}",
+	    " s:o, s:{s:I, s:I, s:I, s:I}}",
 	    "integrations", "sikka", st->integrations.sikka, "vapi", st->integrations.vapi,
 	    "twilio", st->integrations.twilio, "openai", st->integrations.openai, "stripe",
 	    st->integrations.stripe, "database", "reachable", st->db_reachable, "schemaVersion",
 	    st->schema_version, "latestSchemaVersion", st->schema_latest, "error",
-	    st->db_reachable ? NULL : st->db_err.msg, "secretStore", "backend", st->store_backend,
-	    "reachable", st->store_usable, "location",
-	    st->store_backend ? st->store_location : NULL, "error",
-	    st->store_usable ? NULL : st->store_err.msg, "accounts", "connected",
-	    (json_int_t)st->accounts.connected, "connecting", (json_int_t)st->accounts.connecting,
-	    "pending", (json_int_t)st->accounts.pending, "failed", (json_int_t)st->accounts.failed);
+	    st->db_reachable ? NULL : st->db_err.msg, "secretStore", store_json(&st->store),
+	    "accounts", "connected", (json_int_t)st->accounts.connected, "connecting",
+	    (json_int_t)st->accounts.connecting, "pending", (json_int_t)st->accounts.pending,
+	    "failed", (json_int_t)st->accounts.failed);
 }
 
 static const char *yes(int b)
 {
 	return b ? "yes" : "no";
+}
+
+static void print_store(const struct pl_store_health *h)
+{
+	if (!h->backend) {
+		printf("secret store  misconfigured: %s\n", h->err.msg);
+		return;
+	}
+	printf("secret store  %s:%s, ", h->backend, h->location);
+	if (!h->reachable)
+		printf("not usable: %s", h->err.msg);
+	else if (!h->key_opens)
+		printf("reachable, but the master key does not open it: %s", h->key_err.msg);
+	else
+		printf("usable%s", h->key_opens > 0 ? ", the master key opens it" : "");
+	if (h->rekey_unfinished)
+		printf("; an unfinished re-key");
+	putchar('\n');
+}
+
+/* --check: each failing item on stderr. */
+static void print_failures(const struct pl_status_system *st)
+{
+	const char *why = store_error(&st->store);
+
+	if (!st->db_reachable)
+		fprintf(stderr, "parlae: status --check: the database is unreachable\n");
+	else if (st->schema_version != st->schema_latest)
+		fprintf(stderr,
+		        "parlae: status --check: the schema is at version %d of %d (run 'parlae "
+		        "db migrate')\n",
+		        st->schema_version, st->schema_latest);
+	if (why)
+		fprintf(stderr, "parlae: status --check: the secret store %s: %s\n",
+		        st->store.reachable ? "does not open with the master key" : "is not usable",
+		        why);
+	if (st->store.rekey_unfinished)
+		fprintf(stderr, "parlae: status --check: the secret store has an unfinished re-key "
+		                "(rerun 'parlae secrets rotate --master-key' with both keys)\n");
+	if (!st->integrations.sikka)
+		fprintf(
+		    stderr,
+		    "parlae: status --check: SIKKA_APP_ID and SIKKA_APP_KEY are not both set\n");
 }
 
 static void print_system(const struct pl_status_system *st)
@@ -50,13 +106,7 @@ static void print_system(const struct pl_status_system *st)
 		       st->schema_version < st->schema_latest ? " (run 'parlae db migrate')" : "");
 	else
 		printf("database      unreachable: %s\n", st->db_err.msg);
-	if (!st->store_backend)
-		printf("secret store  misconfigured: %s\n", st->store_err.msg);
-	else if (st->store_usable)
-		printf("secret store  %s:%s, usable\n", st->store_backend, st->store_location);
-	else
-		printf("secret store  %s:%s, not usable: %s\n", st->store_backend,
-		       st->store_location, st->store_err.msg);
+	print_store(&st->store);
 	printf("accounts      %ld connected, %ld connecting, %ld pending, %ld failed\n",
 	       st->accounts.connected, st->accounts.connecting, st->accounts.pending,
 	       st->accounts.failed);
@@ -167,5 +217,8 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 		cmd_print_json(ctx, system_json(&st));
 	else
 		print_system(&st);
-	return check && !pl_status_system_healthy(&st) ? PL_ENO : 0;
+	if (!check || pl_status_system_healthy(&st))
+		return 0;
+	print_failures(&st);
+	return PL_ENO;
 }

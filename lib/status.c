@@ -42,7 +42,6 @@ static void count_accounts(struct pl_db *db, struct pl_status_system *out)
 void pl_status_system(struct pl_session *s, struct pl_status_system *out)
 {
 	struct pl_schema_status schema;
-	struct pl_store_spec spec;
 	struct pl_db *db;
 
 	memset(out, 0, sizeof(*out));
@@ -68,25 +67,11 @@ void pl_status_system(struct pl_session *s, struct pl_status_system *out)
 			count_accounts(db, out);
 	}
 
-	if (!pl_store_parse_spec(pl_config_get(s->cfg, "PARLAE_SECRET_STORE"), &spec,
-	                         &out->store_err)) {
-		out->store_backend = pl_store_backend_name(spec.backend);
-		pl_strlcpy(out->store_location, spec.location, sizeof(out->store_location));
-		if (spec.backend == PL_STORE_AWS) {
-			/* Usable means the credentials work against the service now. */
-			struct pl_store *st = NULL;
-
-			out->store_usable = !pl_store_open(s->cfg, &st, &out->store_err) &&
-			                    !pl_store_ready(st, &out->store_err);
-			pl_store_close(st);
-		} else {
-			out->store_usable = !pl_store_probe(&spec, &out->store_err);
-		}
-	}
+	pl_store_check(s->cfg, &out->store);
 }
 
 int pl_status_system_healthy(const struct pl_status_system *st)
 {
-	return st->db_reachable && st->schema_version == st->schema_latest && st->store_usable &&
-	       st->integrations.sikka;
+	return st->db_reachable && st->schema_version == st->schema_latest && st->store.reachable &&
+	       st->store.key_opens && !st->store.rekey_unfinished && st->integrations.sikka;
 }

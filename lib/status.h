@@ -7,6 +7,7 @@
 
 #include "err.h"
 #include "session.h"
+#include "store.h"
 
 struct pl_status_system {
 	struct {
@@ -16,10 +17,7 @@ struct pl_status_system {
 	int schema_version; /* highest applied migration */
 	int schema_latest;  /* highest this binary knows */
 	struct pl_err db_err;
-	const char *store_backend; /* "file" or "aws", NULL when the setting is malformed */
-	char store_location[4096];
-	int store_usable;
-	struct pl_err store_err;
+	struct pl_store_health store;
 	struct {
 		long connected, connecting, pending, failed;
 	} accounts;
@@ -28,7 +26,8 @@ struct pl_status_system {
 /* Fill out; unreachable parts are reported in it, not as an error. */
 void pl_status_system(struct pl_session *s, struct pl_status_system *out);
 
-/* --check without an account: database reachable and current, store usable, Sikka set. */
+/* --check without an account: database reachable and current, store usable with its key and
+ * no re-key unfinished, Sikka set. */
 int pl_status_system_healthy(const struct pl_status_system *st);
 
 #endif
