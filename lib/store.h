@@ -123,7 +123,9 @@ int pl_store_list(struct pl_store *st, struct pl_store_entry **out, size_t *n, s
  * changes (PL_ECONFIG naming the file); then a marker bound to the new key records the
  * unfinished re-key, each file is replaced atomically, the key-check record is rewritten, the
  * temporary files of crashed writers are removed and the marker goes. Killed at any point, a
- * rerun with the same two keys finishes (a third key is refused). *n counts the secrets.
+ * rerun with the same two keys finishes (a third key is refused). *n counts the secrets whose
+ * current version was (or, with dry_run, would be) re-encrypted: not those already under the
+ * new key.
  * Afterwards only the new key opens the store. PL_EUSAGE for a backend without a master key.
  */
 int pl_store_rekey(struct pl_store *st, int dry_run, size_t *n, struct pl_err *err);

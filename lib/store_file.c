@@ -941,7 +941,7 @@ static int writer_may_write(struct store_file *fs, int dfd, struct pl_err *err)
 	return record ? 0 : write_record(fs, dfd, KEY_CHECK, fs->key, err);
 }
 
-/* Every file of the store is a regular file of ours, 0600. */
+/* Every file of the store is ours, 0600. */
 static int check_files(struct store_file *fs, int dfd, struct pl_err *err)
 {
 	struct dirent *e;
@@ -956,12 +956,10 @@ static int check_files(struct store_file *fs, int dfd, struct pl_err *err)
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", fs->dir, e->d_name);
-		if (fstatat(dfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
-			continue; /* gone since readdir */
-		if (!S_ISREG(sb.st_mode))
-			r = file_err(fs, e->d_name, "not a regular file", err);
-		else
-			r = check_owner_mode(path, &sb, 0600, err);
+		/* Gone since readdir, or no file (refused when opened as one). */
+		if (fstatat(dfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode))
+			continue;
+		r = check_owner_mode(path, &sb, 0600, err);
 	}
 	closedir(d);
 	return r;
@@ -1222,6 +1220,7 @@ struct rekey {
 	struct rekey_entry *v;
 	size_t n;
 	int marked; /* an earlier run left its marker */
+	int todo;   /* anything to change: a finished re-key run again changes nothing */
 };
 
 static int load_new_key(struct rekey *rk, struct pl_err *err)
@@ -1320,14 +1319,16 @@ static int rekey_precheck(struct rekey *rk, size_t *n, struct pl_err *err)
 		return pl_err_hint(err, "rerun with the PARLAE_MASTER_KEY_NEW it was started with");
 	}
 	rk->marked = opens > 0;
-	if ((r = which_key(rk, KEY_CHECK, KEY_CHECK, &old, err)))
+	if ((r = which_key(rk, KEY_CHECK, KEY_CHECK, &old, err)) ||
+	    (r = file_opens(rk->fs, rk->dfd, KEY_CHECK, KEY_CHECK, rk->key, &opens, err)))
 		return r;
+	rk->todo = rk->marked || opens != 1;
 	for (size_t i = 0; i < rk->n; i++) {
-		if (rk->v[i].tmp)
-			continue;
-		if ((r = which_key(rk, rk->v[i].file, NULL, &rk->v[i].under_old, err)))
+		if (!rk->v[i].tmp &&
+		    (r = which_key(rk, rk->v[i].file, NULL, &rk->v[i].under_old, err)))
 			return r;
-		*n += (size_t)has_ext(rk->v[i].file, ".cur");
+		rk->todo |= rk->v[i].tmp || rk->v[i].under_old;
+		*n += (size_t)(rk->v[i].under_old && has_ext(rk->v[i].file, ".cur"));
 	}
 	return 0;
 }
@@ -1380,14 +1381,15 @@ static int rekey_apply(struct rekey *rk, struct pl_err *err)
 
 static int file_rekey(void *be, int dry_run, size_t *n, struct pl_err *err)
 {
-	struct rekey rk = {be, -1, {0}, NULL, 0, 0};
+	struct rekey rk = {be, -1, {0}, NULL, 0, 0, 0};
 	int r;
 
 	if ((r = load_new_key(&rk, err)) || (r = open_dir(rk.fs, 0, &rk.dfd, err)) || rk.dfd < 0)
 		goto out;
 	/* Writers wait while the store changes keys under them, and decide theirs after. */
 	if ((r = lock_dir(rk.fs, rk.dfd, err)) || (r = rekey_collect(&rk, err)) ||
-	    (r = rekey_precheck(&rk, n, err)) || dry_run || (r = rekey_apply(&rk, err)))
+	    (r = rekey_precheck(&rk, n, err)) || dry_run ||
+	    (rk.todo && (r = rekey_apply(&rk, err))))
 		goto out;
 	memcpy(rk.fs->key, rk.key, KEY_LEN);
 out:

@@ -178,7 +178,8 @@ wait_for() {
 	# The same two keys finish it.
 	PARLAE_MASTER_KEY_NEW=$KEY_B run --separate-stderr parlae secrets rotate --master-key
 	assert_success
-	assert_equal "$output" "re-encrypted 5 secrets under PARLAE_MASTER_KEY_NEW"
+	# Those of the five whose current file the killed run had not done yet.
+	assert_regex "$output" "^re-encrypted [2-5] secrets under PARLAE_MASTER_KEY_NEW$"
 	assert_equal "$(ls -A "$VAULT" | tr '\n' ' ')" ".key-check s1.cur s1.prev s2.cur s2.prev s3.cur s3.prev s4.cur s4.prev s5.cur s5.prev "
 	opens_all "$KEY_B"
 	opens_none "$KEY_A"
@@ -195,7 +196,7 @@ wait_for() {
 	# Everything opens under the new key already: nothing is rewritten.
 	PARLAE_MASTER_KEY_NEW=$KEY_B run --separate-stderr parlae secrets rotate --master-key
 	assert_success
-	assert_equal "$output" "re-encrypted 3 secrets under PARLAE_MASTER_KEY_NEW"
+	assert_equal "$output" "re-encrypted 0 secrets under PARLAE_MASTER_KEY_NEW"
 	assert_equal "$(snapshot)" "$before"
 	run --separate-stderr store_tool put s1 <<<"x"
 	assert_equal "$status" 3
