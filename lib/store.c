@@ -61,6 +61,15 @@ static int parse_spec(const char *spec, const struct pl_store_ops **ops, const c
 	return pl_err_hint(err, "for example PARLAE_SECRET_STORE=file:/var/lib/parlae/vault");
 }
 
+int pl_store_not_found(const char *name, const char *version, struct pl_err *err)
+{
+	if (version)
+		pl_err_set(err, PL_ENOTFOUND, "secret %s has no version '%.40s'", name, version);
+	else
+		pl_err_set(err, PL_ENOTFOUND, "no secret %s in the store", name);
+	return pl_err_hint(err, "see 'parlae secrets list'");
+}
+
 int pl_store_check_name(const char *name, struct pl_err *err)
 {
 	size_t n = strlen(name);
@@ -216,11 +225,24 @@ int pl_store_delete(struct pl_store *st, const char *name, struct pl_err *err)
 	return st->ops->del(st->be, name, err);
 }
 
+static int entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct pl_store_entry *)a)->name,
+	              ((const struct pl_store_entry *)b)->name);
+}
+
 int pl_store_list(struct pl_store *st, struct pl_store_entry **out, size_t *n, struct pl_err *err)
 {
+	int r;
+
 	*out = NULL;
 	*n = 0;
-	return st->ops->list(st->be, out, n, err);
+	if ((r = st->ops->list(st->be, out, n, err))) {
+		*n = 0;
+		return r;
+	}
+	qsort(*out, *n, sizeof(**out), entry_cmp);
+	return 0;
 }
 
 int pl_store_rekey(struct pl_store *st, int dry_run, size_t *n, struct pl_err *err)

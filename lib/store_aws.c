@@ -330,15 +330,6 @@ static int call(struct pl_store_aws *a, const char *op, const json_t *req, struc
 
 /* --- helpers for the operations --------------------------------------------------------------- */
 
-static int not_found(const char *name, const char *version, struct pl_err *err)
-{
-	if (version)
-		pl_err_set(err, PL_ENOTFOUND, "secret %s has no version '%.40s'", name, version);
-	else
-		pl_err_set(err, PL_ENOTFOUND, "no secret %s in the store", name);
-	return pl_err_hint(err, "see 'parlae secrets list'");
-}
-
 static int conflict(const char *name, const char *current, const char *expected, struct pl_err *err)
 {
 	return pl_err_set(err, PL_ECONFLICT,
@@ -433,7 +424,7 @@ static int current_version(struct pl_store_aws *a, const char *name, char *versi
 	r = call(a, "DescribeSecret", req, &ans, err);
 	json_decref(req);
 	if (r == PL_ENOTFOUND)
-		return not_found(name, NULL, err);
+		return pl_store_not_found(name, NULL, err);
 	if (r)
 		return r;
 	if (json_object_get(ans.doc, "DeletedDate")) {
@@ -604,7 +595,7 @@ static int aws_get(void *be, const char *name, const char *version_in, struct pl
 	int r;
 
 	if (version_in && !valid_version(version_in))
-		return not_found(name, version_in, err);
+		return pl_store_not_found(name, version_in, err);
 	req = json_pack("{s:s}", "SecretId", name);
 	if (version_in)
 		json_object_set_new(req, "VersionId", json_string(version_in));
@@ -612,7 +603,7 @@ static int aws_get(void *be, const char *name, const char *version_in, struct pl
 	json_decref(req);
 	/* InvalidRequestException: scheduled for deletion, which is gone as far as parlae cares. */
 	if (r == PL_ENOTFOUND || (r && !strcmp(ans.type, "InvalidRequestException")))
-		return not_found(name, version_in, err);
+		return pl_store_not_found(name, version_in, err);
 	if (r)
 		return r;
 	s = json_object_get(ans.doc, "SecretString");
@@ -620,7 +611,7 @@ static int aws_get(void *be, const char *name, const char *version_in, struct pl
 	vid = json_string_value(json_object_get(ans.doc, "VersionId"));
 	/* As in the file store, only the current and the previous version are readable. */
 	if (version_in && !has_stage(stages, "AWSCURRENT") && !has_stage(stages, "AWSPREVIOUS")) {
-		r = not_found(name, version_in, err);
+		r = pl_store_not_found(name, version_in, err);
 	} else if (!json_is_string(s) || !vid) {
 		pl_err_set(err, PL_ECONFIG, "secret %s holds no text value (SecretString)", name);
 		r = pl_err_hint(err, "parlae writes text; was it written by another tool?");
@@ -649,13 +640,7 @@ static int aws_del(void *be, const char *name, struct pl_err *err)
 		pl_err_clear(err);
 		return 0;
 	}
-	return r == PL_ENOTFOUND ? not_found(name, NULL, err) : r;
-}
-
-static int entry_cmp(const void *x, const void *y)
-{
-	return strcmp(((const struct pl_store_entry *)x)->name,
-	              ((const struct pl_store_entry *)y)->name);
+	return r == PL_ENOTFOUND ? pl_store_not_found(name, NULL, err) : r;
 }
 
 static void iso_date(const json_t *v, char *out, size_t size)
@@ -736,12 +721,7 @@ static int aws_list(void *be, struct pl_store_entry **out, size_t *n, struct pl_
 			break;
 	}
 	free(next);
-	if (r) {
-		*n = 0;
-		return r;
-	}
-	qsort(*out, *n, sizeof(**out), entry_cmp);
-	return 0;
+	return r;
 }
 
 /* Credentials present and accepted by one cheap authenticated call; no master key here. */

@@ -38,12 +38,16 @@ struct pl_store_ops {
 	int (*put_if)(void *be, const char *name, const struct pl_secret *value,
 	              const char *expected, char *version, struct pl_err *err);
 	int (*del)(void *be, const char *name, struct pl_err *err);
+	/* In any order (store.c sorts); *out, allocated here, is freed by the caller. */
 	int (*list)(void *be, struct pl_store_entry **out, size_t *n, struct pl_err *err);
 	/* Fill reachable, key_opens, rekey_unfinished and their errors in h; change nothing. */
 	void (*check)(void *be, struct pl_store_health *h);
 	/* NULL for a backend that has no master key of its own. */
 	int (*rekey)(void *be, int dry_run, size_t *n, struct pl_err *err);
 };
+
+/* PL_ENOTFOUND for a secret (version NULL) or one of its versions, worded alike by all. */
+int pl_store_not_found(const char *name, const char *version, struct pl_err *err);
 
 extern const struct pl_store_ops pl_store_file_ops;
 extern const struct pl_store_ops pl_store_aws_ops;

@@ -974,8 +974,9 @@ static void file_check(void *be, struct pl_store_health *h)
 	if (open_dir(fs, 0, &dfd, &h->err))
 		return;
 	if (dfd < 0) {
-		h->reachable = !probe_parent(fs->dir, &h->err);
-		h->key_opens = !load_key(fs, &h->key_err);
+		/* Not there yet: usable if it can be created, and empty, so any key opens it. */
+		if ((h->reachable = !probe_parent(fs->dir, &h->err)))
+			h->key_opens = !load_key(fs, &h->key_err);
 		return;
 	}
 	if (check_files(fs, dfd, &h->err) || has_marker(fs, dfd, &h->rekey_unfinished, &h->err))
@@ -992,15 +993,6 @@ out:
 
 /* --- get, put, delete --------------------------------------------------------------------- */
 
-static int not_found(const char *name, const char *version, struct pl_err *err)
-{
-	if (version)
-		pl_err_set(err, PL_ENOTFOUND, "secret %s has no version '%.40s'", name, version);
-	else
-		pl_err_set(err, PL_ENOTFOUND, "no secret %s in the store", name);
-	return pl_err_hint(err, "see 'parlae secrets list'");
-}
-
 static int file_get(void *be, const char *name, const char *version_in, struct pl_secret *out,
                     char *version_out, struct pl_err *err)
 {
@@ -1013,7 +1005,7 @@ static int file_get(void *be, const char *name, const char *version_in, struct p
 	if ((r = load_key(fs, err)) || (r = open_dir(fs, 0, &dfd, err)))
 		return r;
 	if (dfd < 0)
-		return not_found(name, NULL, err);
+		return pl_store_not_found(name, NULL, err);
 	file_names(name, files[0], files[1], sizeof(files[0]));
 	/* Current first: a version asked for is usually the current one. */
 	for (int i = 0; i < (version_in ? 2 : 1) && skip; i++) {
@@ -1021,7 +1013,7 @@ static int file_get(void *be, const char *name, const char *version_in, struct p
 			goto out;
 		if (fd < 0) {
 			if (i == 0 && !version_in) {
-				r = not_found(name, NULL, err);
+				r = pl_store_not_found(name, NULL, err);
 				goto out;
 			}
 			continue;
@@ -1035,7 +1027,7 @@ static int file_get(void *be, const char *name, const char *version_in, struct p
 			goto out;
 	}
 	if (skip)
-		r = not_found(name, version_in, err);
+		r = pl_store_not_found(name, version_in, err);
 out:
 	close(dfd);
 	return r;
@@ -1101,7 +1093,7 @@ static int file_del(void *be, const char *name, struct pl_err *err)
 	if ((r = open_dir(fs, 0, &dfd, err)))
 		return r;
 	if (dfd < 0)
-		return not_found(name, NULL, err);
+		return pl_store_not_found(name, NULL, err);
 	if ((r = lock_dir(fs, dfd, err)) || (r = has_marker(fs, dfd, &marked, err)))
 		goto out;
 	if (marked) {
@@ -1119,19 +1111,13 @@ static int file_del(void *be, const char *name, struct pl_err *err)
 	else if (!r && errno != ENOENT)
 		r = file_err(fs, cur, strerror(errno), err);
 	if (!r)
-		r = found ? sync_dir(fs, dfd, err) : not_found(name, NULL, err);
+		r = found ? sync_dir(fs, dfd, err) : pl_store_not_found(name, NULL, err);
 out:
 	close(dfd);
 	return r;
 }
 
 /* --- list --------------------------------------------------------------------------------- */
-
-static int entry_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct pl_store_entry *)a)->name,
-	              ((const struct pl_store_entry *)b)->name);
-}
 
 /*
  * One NAME.cur file into e. *keep is cleared for a file whose header names a secret that does
@@ -1197,12 +1183,7 @@ static int file_list(void *be, struct pl_store_entry **out, size_t *n, struct pl
 		*n += (size_t)keep;
 	}
 	closedir(dir);
-	if (r) {
-		*n = 0;
-		return r;
-	}
-	qsort(*out, *n, sizeof(**out), entry_cmp);
-	return 0;
+	return r;
 }
 
 /* --- re-keying ------------------------------------------------------------------------------ */
