@@ -5,6 +5,7 @@
 # are the ones named, not whatever the scheduler picks.
 bats_require_minimum_version 1.5.0
 load helpers/common
+load helpers/fakes
 load helpers/store
 
 KEY_A=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
@@ -17,14 +18,17 @@ UNFINISHED="the secret store has an unfinished re-key (rerun 'parlae secrets rot
 setup_file() {
 	suite_setup
 	parlae db migrate >/dev/null
+	start_sikka "$BATS_FILE_TMPDIR/fakes"
 	build_store_tool
 }
+teardown_file() { stop_sikka "$BATS_FILE_TMPDIR/fakes"; }
 
 setup() {
 	setup_home
+	sikka_env "$BATS_FILE_TMPDIR/fakes"
 	VAULT=$BATS_TEST_TMPDIR/vault
 	export PARLAE_SECRET_STORE=file:$VAULT PARLAE_MASTER_KEY=$KEY_A
-	export SIKKA_APP_ID=app SIKKA_APP_KEY=app-key
+	export PARLAE_STATE_SECRET=sekrit-state-secret-for-tests-0123456789 APP_BASE_URL=https://backend.example
 }
 
 # seed N: secrets s1..sN under the current key, each with a previous version.
@@ -115,6 +119,32 @@ wait_for() {
 		opens_none "$old"
 		[ ! -e "$VAULT/.rekey" ]
 		[ -z "$(ls -A "$VAULT" | grep '^\.tmp-')" ]
+	done
+}
+
+@test "sikka callback racing a re-key: the new practice's keys end under the new key, or the callback is refused" {
+	local keys=("$KEY_A" "$KEY_B") i old new url landed rc
+	seed 3
+	for i in 1 2 3 4 5 6; do
+		old=${keys[$(((i - 1) % 2))]}
+		new=${keys[$((i % 2))]}
+		parlae account add "cb$i" >/dev/null
+		PARLAE_MASTER_KEY=$old parlae pms setup "cb$i" --timezone America/New_York >/dev/null
+		url=$(PARLAE_MASTER_KEY=$old parlae sikka oauth-url "cb$i")
+		landed=$(curl -sS -o /dev/null -w '%{redirect_url}' "$url")
+		slow_rekey "$old" "$new" "$i"+ 50000
+		rc=0
+		PARLAE_MASTER_KEY=$old parlae sikka callback --url "$landed" >/dev/null 2>"$BATS_TEST_TMPDIR/cb.err" || rc=$?
+		wait "$REKEY_PID" || { cat "$BATS_TEST_TMPDIR/rekey.err" >&2; return 1; }
+		case $rc in
+		0) assert_equal "$(sql "SELECT status FROM pms_integrations WHERE account_id = 'cb$i'")" "ACTIVE"
+		   PARLAE_MASTER_KEY=$new store_tool get "parlae/pms/sikka/cb$i" >/dev/null ;;
+		3) assert_regex "$(cat "$BATS_TEST_TMPDIR/cb.err")" "^parlae: (the key does not open the store \(its key-check record\) \(if the store was re-keyed .*PARLAE_MASTER_KEY_NEW as PARLAE_MASTER_KEY\)|the secret store has an unfinished re-key \(rerun 'parlae secrets rotate --master-key' with both keys\))$"
+		   assert_equal "$(sql "SELECT status FROM pms_integrations WHERE account_id = 'cb$i'")" "$(sql "SELECT status FROM pms_integrations WHERE account_id = 'cb$i' AND status IN ('ERROR', 'INACTIVE', 'CONNECTING')")" ;;
+		*) echo "callback $i: exit $rc: $(cat "$BATS_TEST_TMPDIR/cb.err")" >&2; return 1 ;;
+		esac
+		opens_all "$new"
+		opens_none "$old"
 	done
 }
 
