@@ -29,27 +29,57 @@ static json_t *audit_json(const struct pl_status_system *st)
 	    "checkpointError", st->checkpoint_err.code ? st->checkpoint_err.msg : NULL);
 }
 
+/* Why the store is not usable, or its key does not open it; NULL when neither. */
+static const char *store_error(const struct pl_store_health *h)
+{
+	return !h->reachable ? h->err.msg : !h->key_opens ? h->key_err.msg : NULL;
+}
+
+static json_t *store_json(const struct pl_store_health *h)
+{
+	return json_pack("{s:s?, s:b, s:s?, s:s?, s:o, s:b}", "backend", h->backend, "reachable",
+	                 h->reachable, "location", h->backend ? h->location : NULL, "error",
+	                 store_error(h), "keyOpens",
+	                 h->key_opens < 0 ? json_null() : json_boolean(h->key_opens),
+	                 "rekeyUnfinished", h->rekey_unfinished);
+}
+
 static json_t *system_json(const struct pl_status_system *st)
 {
 	return json_pack(
 	    "{s:{s:b, s:b, s:b, s:b, s:b}, s:{s:b, s:i, s:i, s:s?},"
-	    " s:{s:s?, s:b, s:s?, s:s?}, s:o, s:{s:I, s:I, s:I, s:I}}",
+	    " s:o, s:o, s:{s:I, s:I, s:I, s:I}}",
 	    "integrations", "sikka", st->integrations.sikka, "vapi", st->integrations.vapi,
 	    "twilio", st->integrations.twilio, "openai", st->integrations.openai, "stripe",
 	    st->integrations.stripe, "database", "reachable", st->db_reachable, "schemaVersion",
 	    st->schema_version, "latestSchemaVersion", st->schema_latest, "error",
-	    st->db_reachable ? NULL : st->db_err.msg, "secretStore", "backend", st->store_backend,
-	    "reachable", st->store_usable, "location",
-	    st->store_backend ? st->store_location : NULL, "error",
-	    st->store_usable ? NULL : st->store_err.msg, "audit", audit_json(st), "accounts",
-	    "connected", (json_int_t)st->accounts.connected, "connecting",
-	    (json_int_t)st->accounts.connecting, "pending", (json_int_t)st->accounts.pending,
-	    "failed", (json_int_t)st->accounts.failed);
+	    st->db_reachable ? NULL : st->db_err.msg, "secretStore", store_json(&st->store),
+	    "audit", audit_json(st), "accounts", "connected", (json_int_t)st->accounts.connected,
+	    "connecting", (json_int_t)st->accounts.connecting, "pending",
+	    (json_int_t)st->accounts.pending, "failed", (json_int_t)st->accounts.failed);
 }
 
 static const char *yes(int b)
 {
 	return b ? "yes" : "no";
+}
+
+static void print_store(const struct pl_store_health *h)
+{
+	if (!h->backend) {
+		printf("secret store  misconfigured: %s\n", h->err.msg);
+		return;
+	}
+	printf("secret store  %s:%s, ", h->backend, h->location);
+	if (!h->reachable)
+		printf("not usable: %s", h->err.msg);
+	else if (!h->key_opens)
+		printf("reachable, but the master key does not open it: %s", h->key_err.msg);
+	else
+		printf("usable%s", h->key_opens > 0 ? ", the master key opens it" : "");
+	if (h->rekey_unfinished)
+		printf("; an unfinished re-key");
+	putchar('\n');
 }
 
 static void print_system(const struct pl_status_system *st)
@@ -64,13 +94,7 @@ static void print_system(const struct pl_status_system *st)
 		       st->schema_version < st->schema_latest ? " (run 'parlae db migrate')" : "");
 	else
 		printf("database      unreachable: %s\n", st->db_err.msg);
-	if (!st->store_backend)
-		printf("secret store  misconfigured: %s\n", st->store_err.msg);
-	else if (st->store_usable)
-		printf("secret store  %s:%s, usable\n", st->store_backend, st->store_location);
-	else
-		printf("secret store  %s:%s, not usable: %s\n", st->store_backend,
-		       st->store_location, st->store_err.msg);
+	print_store(&st->store);
 	if (st->db_reachable && st->schema_version > 0) {
 		if (st->audit.is_protected)
 			printf("audit log     protected, last event %lld", st->audit.last_event);
@@ -85,6 +109,15 @@ static void print_system(const struct pl_status_system *st)
 	printf("accounts      %ld connected, %ld connecting, %ld pending, %ld failed\n",
 	       st->accounts.connected, st->accounts.connecting, st->accounts.pending,
 	       st->accounts.failed);
+}
+
+/* --check: each failing item on stderr (even with -q: it is the answer), exit 1 if any. */
+static int report_problems(const struct pl_status_system *st)
+{
+	fflush(stdout);
+	for (size_t i = 0; i < st->nproblems; i++)
+		fprintf(stderr, "parlae: status --check: %s\n", st->problems[i]);
+	return st->nproblems ? PL_ENO : 0;
 }
 
 static json_t *account_json(const struct pl_pms_status *st)
@@ -117,19 +150,6 @@ static void print_account(const struct pl_pms_status *st)
 		printf("last sync     %s\n", st->last_sync_at);
 	if (st->last_error)
 		printf("error         %s\n", st->last_error);
-}
-
-/* --check: each failing item on stderr (even with -q: it is the answer), exit 1 if any. */
-static int report_problems(struct cmd_ctx *ctx, const struct pl_status_system *st)
-{
-	const char *problems[8];
-	size_t n = pl_status_system_problems(st, problems, 8);
-
-	(void)ctx;
-	fflush(stdout);
-	for (size_t i = 0; i < n; i++)
-		fprintf(stderr, "parlae: not healthy: %s\n", problems[i]);
-	return n ? PL_ENO : 0;
 }
 
 static int parse_wait(const char *s, double *out)
@@ -205,5 +225,5 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 		cmd_print_json(ctx, system_json(&st));
 	else
 		print_system(&st);
-	return check ? report_problems(ctx, &st) : 0;
+	return check ? report_problems(&st) : 0;
 }

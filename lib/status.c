@@ -48,8 +48,6 @@ static void check_audit(struct pl_session *s, struct pl_status_system *out)
 	if (pl_audit_protection(s, &out->audit, &e))
 		pl_strlcpy(out->audit.reason, "cannot tell whether it is protected",
 		           sizeof(out->audit.reason));
-	snprintf(out->audit_problem, sizeof(out->audit_problem),
-	         "the audit log is not protected: %s", out->audit.reason);
 }
 
 /* Informational: a checkpoint file is kept off this host as often as on it. */
@@ -63,10 +61,39 @@ static void last_checkpoint(struct pl_session *s, struct pl_status_system *out)
 		out->last_checkpoint = seq;
 }
 
+static void list_problems(struct pl_status_system *out)
+{
+	size_t n = 0;
+
+#define PROBLEM(...)                                                                               \
+	do {                                                                                       \
+		if (n < PL_STATUS_PROBLEMS_MAX)                                                    \
+			snprintf(out->problems[n++], sizeof(out->problems[0]), __VA_ARGS__);       \
+	} while (0)
+	if (!out->db_reachable)
+		PROBLEM("the database is unreachable: %s", out->db_err.msg);
+	else if (out->schema_version != out->schema_latest)
+		PROBLEM("the schema is at version %d of %d (run 'parlae db migrate')",
+		        out->schema_version, out->schema_latest);
+	else if (!out->audit.is_protected)
+		PROBLEM("the audit log is not protected: %s", out->audit.reason);
+	if (!out->store.reachable)
+		PROBLEM("the secret store is not usable: %s", out->store.err.msg);
+	else if (!out->store.key_opens)
+		PROBLEM("the secret store does not open with the master key: %s",
+		        out->store.key_err.msg);
+	if (out->store.rekey_unfinished)
+		PROBLEM("the secret store has an unfinished re-key (rerun 'parlae secrets rotate "
+		        "--master-key' with both keys)");
+	if (!out->integrations.sikka)
+		PROBLEM("SIKKA_APP_ID and SIKKA_APP_KEY are not both set");
+#undef PROBLEM
+	out->nproblems = n;
+}
+
 void pl_status_system(struct pl_session *s, struct pl_status_system *out)
 {
 	struct pl_schema_status schema;
-	struct pl_store_spec spec;
 	struct pl_db *db;
 
 	memset(out, 0, sizeof(*out));
@@ -95,44 +122,6 @@ void pl_status_system(struct pl_session *s, struct pl_status_system *out)
 		}
 	}
 
-	if (!pl_store_parse_spec(pl_config_get(s->cfg, "PARLAE_SECRET_STORE"), &spec,
-	                         &out->store_err)) {
-		out->store_backend = pl_store_backend_name(spec.backend);
-		pl_strlcpy(out->store_location, spec.location, sizeof(out->store_location));
-		if (spec.backend == PL_STORE_AWS) {
-			/* Usable means the credentials work against the service now. */
-			struct pl_store *st = NULL;
-
-			out->store_usable = !pl_store_open(s->cfg, &st, &out->store_err) &&
-			                    !pl_store_ready(st, &out->store_err);
-			pl_store_close(st);
-		} else {
-			out->store_usable = !pl_store_probe(&spec, &out->store_err);
-		}
-	}
-}
-
-size_t pl_status_system_problems(const struct pl_status_system *st, const char **problems,
-                                 size_t max)
-{
-	size_t n = 0;
-
-#define PROBLEM(text)                                                                              \
-	do {                                                                                       \
-		if (n < max)                                                                       \
-			problems[n++] = (text);                                                    \
-	} while (0)
-	if (!st->db_reachable)
-		PROBLEM(st->db_err.msg);
-	else if (st->schema_version != st->schema_latest)
-		PROBLEM("the database schema is not current: run 'parlae db migrate'");
-	else if (!st->audit.is_protected)
-		PROBLEM(st->audit_problem);
-	if (!st->store_usable)
-		PROBLEM(st->store_err.msg);
-	if (!st->integrations.sikka)
-		PROBLEM("the Sikka app credentials are not set: export SIKKA_APP_ID and "
-		        "SIKKA_APP_KEY");
-#undef PROBLEM
-	return n;
+	pl_store_check(s->cfg, &out->store);
+	list_problems(out);
 }

@@ -8,7 +8,15 @@
 #include "audit.h"
 #include "err.h"
 #include "session.h"
+#include "store.h"
 
+#define PL_STATUS_PROBLEMS_MAX 8
+
+/*
+ * --check without an account is healthy when the database is reachable and its schema
+ * current, the audit log protected, the secret store usable with its key and no re-key
+ * unfinished, and the Sikka app credentials set: anything else is one of problems.
+ */
 struct pl_status_system {
 	struct {
 		int sikka, vapi, twilio, openai, stripe;
@@ -17,15 +25,14 @@ struct pl_status_system {
 	int schema_version; /* highest applied migration */
 	int schema_latest;  /* highest this binary knows */
 	struct pl_err db_err;
-	const char *store_backend; /* "file" or "aws", NULL when the setting is malformed */
-	char store_location[4096];
-	int store_usable;
-	struct pl_err store_err;
+	struct pl_store_health store;
 	struct pl_audit_protection audit; /* when the database is reachable and migrated */
-	char audit_problem[320];          /* --check's sentence when it is not protected */
 	/* The newest checkpoint in PARLAE_AUDIT_CHECKPOINTS: -1 when unset or none yet. */
 	long long last_checkpoint;
 	struct pl_err checkpoint_err; /* its file unreadable or its last line torn */
+	/* What makes --check fail: one sentence each, in the order shown. */
+	char problems[PL_STATUS_PROBLEMS_MAX][640];
+	size_t nproblems;
 	struct {
 		long connected, connecting, pending, failed;
 	} accounts;
@@ -33,13 +40,5 @@ struct pl_status_system {
 
 /* Fill out; unreachable parts are reported in it, not as an error. */
 void pl_status_system(struct pl_session *s, struct pl_status_system *out);
-
-/*
- * --check without an account: database reachable and current, store usable, audit log
- * protected, Sikka set. Each item that is not is one sentence in problems (at most max);
- * returns how many, so 0 means healthy. The sentences point into st or are constant.
- */
-size_t pl_status_system_problems(const struct pl_status_system *st, const char **problems,
-                                 size_t max);
 
 #endif

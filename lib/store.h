@@ -1,7 +1,8 @@
 /*
  * The secret store: where practices' keys live, never in the database. Its location comes
  * from PARLAE_SECRET_STORE: "file:PATH" (the default, a directory of AES-256-GCM encrypted
- * files under PARLAE_MASTER_KEY) or "aws:REGION" (AWS Secrets Manager).
+ * files under PARLAE_MASTER_KEY, store_file.c) or "aws:REGION" (AWS Secrets Manager,
+ * store_aws.c); both sit behind the operations table of store_backend.h.
  * Values travel in struct pl_secret, whose bytes are wiped when released.
  */
 #ifndef PL_STORE_H
@@ -11,16 +12,6 @@
 
 #include "config.h"
 #include "err.h"
-
-enum pl_store_backend {
-	PL_STORE_FILE,
-	PL_STORE_AWS,
-};
-
-struct pl_store_spec {
-	enum pl_store_backend backend;
-	char location[4096]; /* the directory, or the region */
-};
 
 /* A secret value: len bytes at data (NUL-terminated for convenience, not counted). */
 struct pl_secret {
@@ -39,18 +30,6 @@ void pl_secret_set(struct pl_secret *s, const void *data, size_t len);
 /* Wipe (OPENSSL_cleanse) and free. */
 void pl_secret_release(struct pl_secret *s);
 
-/* Parse a PARLAE_SECRET_STORE value; PL_ECONFIG naming the variable when it is malformed. */
-int pl_store_parse_spec(const char *spec, struct pl_store_spec *out, struct pl_err *err);
-
-const char *pl_store_backend_name(enum pl_store_backend b);
-
-/*
- * Whether the store can be used here without changing it: for a file store, its directory is
- * 0700 and writable, or can be created under a writable parent. 0 if usable, else PL_ECONFIG
- * with the reason.
- */
-int pl_store_probe(const struct pl_store_spec *spec, struct pl_err *err);
-
 /*
  * Secret names are slash-separated segments of [a-z0-9][a-z0-9_.-]*, at most 255 bytes in
  * all ("parlae/pms/sikka/happy-dental"); anything else (empty segments, "..", uppercase,
@@ -64,20 +43,46 @@ struct pl_store;
  * Open the store named by PARLAE_SECRET_STORE in cfg. Opening reads no key: the master key
  * (PARLAE_MASTER_KEY, else the file named by PARLAE_MASTER_KEY_FILE; 32 bytes as 64 hex
  * digits or base64) is loaded on the first get or put, and its absence then is PL_ECONFIG
- * naming both variables. The returned store is freed with pl_store_close.
+ * naming both variables; a key file readable by others (not 0600 or stricter) is refused. A file
+ * store whose directory or files are open to, or owned by, another user is refused. The
+ * returned store is freed with pl_store_close.
  */
 int pl_store_open(const struct pl_config *cfg, struct pl_store **out, struct pl_err *err);
 void pl_store_close(struct pl_store *st);
 
-/* Whether the store can be read and written now (its key loads): checked before a step that
- * cannot be undone, such as spending a single-use code. */
+/*
+ * What `status` shows of the store, filled by pl_store_check without changing anything.
+ * reachable: the store can be used here (for a file store: its directory and files are ours
+ * alone, 0700 and 0600, or the directory can be created; for aws: the credentials are accepted).
+ * key_opens: the configured master key opens the store (its key-check record, or for a store
+ * from before those, one secret; an empty store opens under any key): 1, 0, or -1 where not
+ * known or not used (aws:). rekey_unfinished: a re-key was stopped before it finished.
+ */
+struct pl_store_health {
+	const char *backend; /* "file" or "aws"; NULL when PARLAE_SECRET_STORE is malformed */
+	char location[4096]; /* the directory, or the region */
+	int reachable;
+	int key_opens;
+	int rekey_unfinished;
+	struct pl_err err;     /* why it is not reachable */
+	struct pl_err key_err; /* why the key does not open it */
+};
+
+/* Fill h for the store named in cfg; 0 when all is well, else the code of the first failure. */
+int pl_store_check(const struct pl_config *cfg, struct pl_store_health *h);
+
+/* Whether the store can be read and written now with its key (pl_store_check's items, the first
+ * failure in err): checked before a step that cannot be undone, such as spending a single-use
+ * code. The writes themselves check again, under the store's lock. */
 int pl_store_ready(struct pl_store *st, struct pl_err *err);
 
 /*
  * Write a new current version of name; the version it replaces becomes the previous one
  * (one previous version is kept). Atomic: a crash leaves either the old or the new version
  * current, never a torn file. version (at least PL_STORE_VERSION_MAX bytes) receives the
- * new version's id.
+ * new version's id. The key is decided under the store's lock, after any re-key: a key the
+ * store no longer uses is refused (PL_ECONFIG, naming PARLAE_MASTER_KEY_NEW), and so is every
+ * write while a re-key is unfinished.
  */
 #define PL_STORE_VERSION_MAX 80
 int pl_store_put(struct pl_store *st, const char *name, const struct pl_secret *value,
@@ -98,7 +103,8 @@ int pl_store_put_if(struct pl_store *st, const char *name, const struct pl_secre
 int pl_store_get(struct pl_store *st, const char *name, const char *version_in,
                  struct pl_secret *out, char *version_out, struct pl_err *err);
 
-/* Remove every version of name; PL_ENOTFOUND if there was none. */
+/* Remove every version of name; PL_ENOTFOUND if there was none. Refused (PL_ECONFIG) while a
+ * re-key is unfinished. */
 int pl_store_delete(struct pl_store *st, const char *name, struct pl_err *err);
 
 struct pl_store_entry {
@@ -112,10 +118,15 @@ struct pl_store_entry {
 int pl_store_list(struct pl_store *st, struct pl_store_entry **out, size_t *n, struct pl_err *err);
 
 /*
- * Re-encrypt every secret (current and previous versions) under PARLAE_MASTER_KEY_NEW, one
- * file at a time, each replaced atomically: a crash leaves every file readable under the old
- * or the new key, and running again finishes the job (files already under the new key are
- * left alone). *n counts the secrets. Afterwards only the new key opens the store.
+ * Re-encrypt every secret (current and previous versions) under PARLAE_MASTER_KEY_NEW, under
+ * the store's lock. First every file must open under the old or the new key, else nothing
+ * changes (PL_ECONFIG naming the file); then a marker bound to the new key records the
+ * unfinished re-key, each file is replaced atomically, the key-check record is rewritten, the
+ * temporary files of crashed writers are removed and the marker goes. Killed at any point, a
+ * rerun with the same two keys finishes (a third key is refused). *n counts the secrets whose
+ * current version was (or, with dry_run, would be) re-encrypted: not those already under the
+ * new key.
+ * Afterwards only the new key opens the store. PL_EUSAGE for a backend without a master key.
  */
 int pl_store_rekey(struct pl_store *st, int dry_run, size_t *n, struct pl_err *err);
 

@@ -1,4 +1,4 @@
-#include "store_aws.h"
+#include "store_backend.h"
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -60,8 +60,27 @@ static void answer_release(struct answer *ans)
 	ans->doc = NULL;
 }
 
-int pl_store_aws_open(const struct pl_config *cfg, const char *region, struct pl_store_aws **out,
-                      struct pl_err *err)
+static void aws_close(void *be);
+
+/* A region: lowercase letters, digits and '-'. */
+static int aws_parse(const char *spec, const char *region, struct pl_err *err)
+{
+	size_t n = strlen(region);
+
+	if (n == 0 || n > 63 || strspn(region, "abcdefghijklmnopqrstuvwxyz0123456789-") != n) {
+		pl_err_set(err, PL_ECONFIG,
+		           "PARLAE_SECRET_STORE='%.200s': the region must be like us-east-1", spec);
+		return pl_err_hint(err, "for example PARLAE_SECRET_STORE=aws:us-east-1");
+	}
+	return 0;
+}
+
+/*
+ * The endpoint (https://secretsmanager.REGION.amazonaws.com/, or
+ * AWS_ENDPOINT_URL_SECRETS_MANAGER) and an HTTP client; no request is sent and the
+ * credentials are read on first use.
+ */
+static int aws_open(const struct pl_config *cfg, const char *region, void **out, struct pl_err *err)
 {
 	const char *ep = pl_config_get(cfg, "AWS_ENDPOINT_URL_SECRETS_MANAGER");
 	struct pl_store_aws *a = pl_xcalloc(1, sizeof(*a));
@@ -89,12 +108,14 @@ int pl_store_aws_open(const struct pl_config *cfg, const char *region, struct pl
 	*out = a;
 	return 0;
 fail:
-	pl_store_aws_close(a);
+	aws_close(a);
 	return r;
 }
 
-void pl_store_aws_close(struct pl_store_aws *a)
+static void aws_close(void *be)
 {
+	struct pl_store_aws *a = be;
+
 	if (!a)
 		return;
 	if (a->http.curl)
@@ -309,15 +330,6 @@ static int call(struct pl_store_aws *a, const char *op, const json_t *req, struc
 
 /* --- helpers for the operations --------------------------------------------------------------- */
 
-static int not_found(const char *name, const char *version, struct pl_err *err)
-{
-	if (version)
-		pl_err_set(err, PL_ENOTFOUND, "secret %s has no version '%.40s'", name, version);
-	else
-		pl_err_set(err, PL_ENOTFOUND, "no secret %s in the store", name);
-	return pl_err_hint(err, "see 'parlae secrets list'");
-}
-
 static int conflict(const char *name, const char *current, const char *expected, struct pl_err *err)
 {
 	return pl_err_set(err, PL_ECONFLICT,
@@ -399,19 +411,6 @@ static int value_json(const char *name, const struct pl_secret *value, json_t **
 	return 0;
 }
 
-/* Name and size, as the file store checks them. */
-static int check_put(const char *name, const struct pl_secret *value, struct pl_err *err)
-{
-	int r;
-
-	if ((r = pl_store_check_name(name, err)))
-		return r;
-	if (value->len > VALUE_MAX)
-		return pl_err_set(err, PL_EBADINPUT, "secret %s is %zu bytes, more than %d", name,
-		                  value->len, VALUE_MAX);
-	return 0;
-}
-
 /* The version now holding AWSCURRENT ("" when none); PL_ENOTFOUND when there is no secret. */
 static int current_version(struct pl_store_aws *a, const char *name, char *version,
                            struct pl_err *err)
@@ -425,7 +424,7 @@ static int current_version(struct pl_store_aws *a, const char *name, char *versi
 	r = call(a, "DescribeSecret", req, &ans, err);
 	json_decref(req);
 	if (r == PL_ENOTFOUND)
-		return not_found(name, NULL, err);
+		return pl_store_not_found(name, NULL, err);
 	if (r)
 		return r;
 	if (json_object_get(ans.doc, "DeletedDate")) {
@@ -538,17 +537,16 @@ static int put_any(struct pl_store_aws *a, const char *key, const char *name, co
 	return r;
 }
 
-int pl_store_aws_put_if(struct pl_store_aws *a, const char *name, const struct pl_secret *value,
-                        const char *expected, char *version, struct pl_err *err)
+static int aws_put_if(void *be, const char *name, const struct pl_secret *value,
+                      const char *expected, char *version, struct pl_err *err)
 {
+	struct pl_store_aws *a = be;
 	char token[TOKEN_LEN + 1] = "";
 	struct creds c;
 	json_t *v = NULL;
 	int r, is_current;
 
-	version[0] = '\0';
-	if ((r = check_put(name, value, err)) || (r = get_creds(a, &c, err)) ||
-	    (r = value_json(name, value, &v, err)))
+	if ((r = get_creds(a, &c, err)) || (r = value_json(name, value, &v, err)))
 		return r;
 	if (!expected) {
 		r = put_any(a, c.secret, name, v, value, version, err);
@@ -587,20 +585,17 @@ static int valid_version(const char *v)
 	return n >= 32 && n <= TOKEN_LEN && !has_ctl(v);
 }
 
-int pl_store_aws_get(struct pl_store_aws *a, const char *name, const char *version_in,
-                     struct pl_secret *out, char *version_out, struct pl_err *err)
+static int aws_get(void *be, const char *name, const char *version_in, struct pl_secret *out,
+                   char *version_out, struct pl_err *err)
 {
+	struct pl_store_aws *a = be;
 	struct answer ans;
 	json_t *req, *s, *stages;
 	const char *vid;
 	int r;
 
-	out->data = NULL;
-	out->len = 0;
-	if ((r = pl_store_check_name(name, err)))
-		return r;
 	if (version_in && !valid_version(version_in))
-		return not_found(name, version_in, err);
+		return pl_store_not_found(name, version_in, err);
 	req = json_pack("{s:s}", "SecretId", name);
 	if (version_in)
 		json_object_set_new(req, "VersionId", json_string(version_in));
@@ -608,7 +603,7 @@ int pl_store_aws_get(struct pl_store_aws *a, const char *name, const char *versi
 	json_decref(req);
 	/* InvalidRequestException: scheduled for deletion, which is gone as far as parlae cares. */
 	if (r == PL_ENOTFOUND || (r && !strcmp(ans.type, "InvalidRequestException")))
-		return not_found(name, version_in, err);
+		return pl_store_not_found(name, version_in, err);
 	if (r)
 		return r;
 	s = json_object_get(ans.doc, "SecretString");
@@ -616,7 +611,7 @@ int pl_store_aws_get(struct pl_store_aws *a, const char *name, const char *versi
 	vid = json_string_value(json_object_get(ans.doc, "VersionId"));
 	/* As in the file store, only the current and the previous version are readable. */
 	if (version_in && !has_stage(stages, "AWSCURRENT") && !has_stage(stages, "AWSPREVIOUS")) {
-		r = not_found(name, version_in, err);
+		r = pl_store_not_found(name, version_in, err);
 	} else if (!json_is_string(s) || !vid) {
 		pl_err_set(err, PL_ECONFIG, "secret %s holds no text value (SecretString)", name);
 		r = pl_err_hint(err, "parlae writes text; was it written by another tool?");
@@ -629,14 +624,13 @@ int pl_store_aws_get(struct pl_store_aws *a, const char *name, const char *versi
 	return r;
 }
 
-int pl_store_aws_delete(struct pl_store_aws *a, const char *name, struct pl_err *err)
+static int aws_del(void *be, const char *name, struct pl_err *err)
 {
+	struct pl_store_aws *a = be;
 	struct answer ans;
 	json_t *req;
 	int r;
 
-	if ((r = pl_store_check_name(name, err)))
-		return r;
 	req = json_pack("{s:s, s:b}", "SecretId", name, "ForceDeleteWithoutRecovery", 1);
 	r = call(a, "DeleteSecret", req, &ans, err);
 	json_decref(req);
@@ -646,13 +640,7 @@ int pl_store_aws_delete(struct pl_store_aws *a, const char *name, struct pl_err 
 		pl_err_clear(err);
 		return 0;
 	}
-	return r == PL_ENOTFOUND ? not_found(name, NULL, err) : r;
-}
-
-static int entry_cmp(const void *x, const void *y)
-{
-	return strcmp(((const struct pl_store_entry *)x)->name,
-	              ((const struct pl_store_entry *)y)->name);
+	return r == PL_ENOTFOUND ? pl_store_not_found(name, NULL, err) : r;
 }
 
 static void iso_date(const json_t *v, char *out, size_t size)
@@ -694,9 +682,9 @@ static int list_item(const json_t *item, struct pl_store_entry *e)
 	return 1;
 }
 
-int pl_store_aws_list(struct pl_store_aws *a, struct pl_store_entry **out, size_t *n,
-                      struct pl_err *err)
+static int aws_list(void *be, struct pl_store_entry **out, size_t *n, struct pl_err *err)
 {
+	struct pl_store_aws *a = be;
 	char *next = NULL;
 	size_t alloc = 16;
 	int r = 0;
@@ -733,21 +721,31 @@ int pl_store_aws_list(struct pl_store_aws *a, struct pl_store_entry **out, size_
 			break;
 	}
 	free(next);
-	if (r) {
-		*n = 0;
-		return r;
-	}
-	qsort(*out, *n, sizeof(**out), entry_cmp);
-	return 0;
-}
-
-int pl_store_aws_ready(struct pl_store_aws *a, struct pl_err *err)
-{
-	json_t *req = json_pack("{s:i}", "MaxResults", 1);
-	struct answer ans;
-	int r = call(a, "ListSecrets", req, &ans, err);
-
-	json_decref(req);
-	answer_release(&ans);
 	return r;
 }
+
+/* Credentials present and accepted by one cheap authenticated call; no master key here. */
+static void aws_check(void *be, struct pl_store_health *h)
+{
+	struct pl_store_aws *a = be;
+	json_t *req = json_pack("{s:i}", "MaxResults", 1);
+	struct answer ans;
+
+	h->reachable = !call(a, "ListSecrets", req, &ans, &h->err);
+	json_decref(req);
+	answer_release(&ans);
+}
+
+const struct pl_store_ops pl_store_aws_ops = {
+    .prefix = "aws:",
+    .name = "aws",
+    .parse = aws_parse,
+    .open = aws_open,
+    .close = aws_close,
+    .get = aws_get,
+    .put_if = aws_put_if,
+    .del = aws_del,
+    .list = aws_list,
+    .check = aws_check,
+    .rekey = NULL,
+};

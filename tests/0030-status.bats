@@ -2,8 +2,12 @@
 # parlae status (no account): integrations, database, secret store, account counts.
 bats_require_minimum_version 1.5.0
 load helpers/common
+load helpers/store
 
-setup_file() { suite_setup; suite_migrate; parlae account add one >/dev/null; parlae account add two >/dev/null; }
+KEY=000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
+OTHER_KEY=ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
+
+setup_file() { build_store_tool; suite_setup; suite_migrate; parlae account add one >/dev/null; parlae account add two >/dev/null; }
 setup() { setup_home; }
 
 # Distinct values for every secret variable of the contract.
@@ -64,9 +68,10 @@ secret_values() { env | sed -n 's/^[A-Z_]*=\(sekrit-.*\)$/\1/p'; }
 }
 
 @test "status --check is healthy when the database, schema, store and Sikka are fine" {
-	export SIKKA_APP_ID=x SIKKA_APP_KEY=y
+	export SIKKA_APP_ID=x SIKKA_APP_KEY=y PARLAE_MASTER_KEY=$KEY
 	run --separate-stderr parlae status --check
 	assert_success
+	assert_equal "$stderr" ""
 	assert_line --regexp '^database +reachable, schema version 4 of 4$'
 }
 
@@ -90,7 +95,7 @@ secret_values() { env | sed -n 's/^[A-Z_]*=\(sekrit-.*\)$/\1/p'; }
 }
 
 @test "a secret store directory open to others is reported unusable" {
-	export SIKKA_APP_ID=x SIKKA_APP_KEY=y
+	export SIKKA_APP_ID=x SIKKA_APP_KEY=y PARLAE_MASTER_KEY=$KEY
 	mkdir -m 755 "$BATS_TEST_TMPDIR/vault"
 	PARLAE_SECRET_STORE=file:$BATS_TEST_TMPDIR/vault run --separate-stderr parlae status --check --json
 	assert_equal "$status" 1
@@ -114,4 +119,86 @@ secret_values() { env | sed -n 's/^[A-Z_]*=\(sekrit-.*\)$/\1/p'; }
 @test "status takes no positional argument yet" {
 	run --separate-stderr parlae status a b
 	assert_equal "$status" 2
+}
+
+# --- the secret store's key ----------------------------------------------------------------------
+
+# store_json: the secretStore object of status --json, without its location.
+store_json() { parlae status --json | jq -c '.secretStore | del(.location)'; }
+
+@test "status --check fails without a master key, naming it; an empty store opens under any key" {
+	export SIKKA_APP_ID=x SIKKA_APP_KEY=y
+	run --separate-stderr parlae status --check --json
+	assert_equal "$status" 1
+	assert_equal "$(jq -c '.secretStore | [.reachable, .keyOpens, .rekeyUnfinished, .error]' <<<"$output")" \
+		'[true,false,false,"PARLAE_MASTER_KEY is not set: it is needed to read or write the secret store"]'
+	assert_equal "$stderr" "parlae: status --check: the secret store does not open with the master key: PARLAE_MASTER_KEY is not set: it is needed to read or write the secret store"
+	export PARLAE_MASTER_KEY=$KEY
+	assert_equal "$(store_json)" '{"backend":"file","reachable":true,"error":null,"keyOpens":true,"rekeyUnfinished":false}'
+	mkdir -p -m 700 "$HOME/.local/share/parlae/vault"
+	assert_equal "$(PARLAE_MASTER_KEY=$OTHER_KEY store_json)" '{"backend":"file","reachable":true,"error":null,"keyOpens":true,"rekeyUnfinished":false}'
+}
+
+@test "status --check fails when the master key does not open the store, and passes with the one that does" {
+	export SIKKA_APP_ID=x SIKKA_APP_KEY=y PARLAE_MASTER_KEY=$KEY
+	store_tool put a <<<"value" >/dev/null
+	run --separate-stderr parlae status --check
+	assert_success
+	assert_line --regexp "^secret store  file:$HOME/.local/share/parlae/vault, usable, the master key opens it$"
+	PARLAE_MASTER_KEY=$OTHER_KEY run --separate-stderr parlae status --check --json
+	assert_equal "$status" 1
+	why="the key does not open the store (its key-check record)"
+	assert_equal "$(jq -c '.secretStore | [.reachable, .keyOpens, .error]' <<<"$output")" "[true,false,\"$why\"]"
+	assert_equal "$stderr" "parlae: status --check: the secret store does not open with the master key: $why"
+	PARLAE_MASTER_KEY=$OTHER_KEY run --separate-stderr parlae status
+	assert_success
+	assert_line "secret store  file:$HOME/.local/share/parlae/vault, reachable, but the master key does not open it: $why"
+	# A store from before the key-check record: one of its secrets must open.
+	rm "$HOME/.local/share/parlae/vault/.key-check"
+	assert_equal "$(store_json | jq -c '[.keyOpens, .error]')" '[true,null]'
+	assert_equal "$(PARLAE_MASTER_KEY=$OTHER_KEY store_json | jq -c '[.keyOpens, .error]')" '[false,"the key does not open the store (secret file a.cur)"]'
+}
+
+@test "status --check fails on a master key file others may read" {
+	export SIKKA_APP_ID=x SIKKA_APP_KEY=y
+	echo "$KEY" >"$BATS_TEST_TMPDIR/key"
+	chmod 644 "$BATS_TEST_TMPDIR/key"
+	PARLAE_MASTER_KEY_FILE=$BATS_TEST_TMPDIR/key run --separate-stderr parlae status --check
+	assert_equal "$status" 1
+	assert_equal "$stderr" "parlae: status --check: the secret store does not open with the master key: PARLAE_MASTER_KEY_FILE $BATS_TEST_TMPDIR/key has mode 0644: others may read the key"
+	chmod 600 "$BATS_TEST_TMPDIR/key"
+	PARLAE_MASTER_KEY_FILE=$BATS_TEST_TMPDIR/key run --separate-stderr parlae status --check
+	assert_success
+}
+
+@test "status --check fails when the store or one of its files belongs to another user" {
+	export SIKKA_APP_ID=x SIKKA_APP_KEY=y PARLAE_MASTER_KEY=$KEY
+	vault=$HOME/.local/share/parlae/vault
+	store_tool put a <<<"value" >/dev/null
+	chown 65534 "$vault/a.cur"
+	run --separate-stderr parlae status --check --json
+	assert_equal "$status" 1
+	assert_equal "$(jq -c '.secretStore | [.reachable, .keyOpens]' <<<"$output")" '[false,null]'
+	assert_equal "$stderr" "parlae: status --check: the secret store is not usable: secret file $vault/a.cur is owned by uid 65534, not by this user (uid $(id -u))"
+	chown "$(id -u)" "$vault/a.cur"
+	chmod 644 "$vault/.key-check"
+	run --separate-stderr parlae status --check
+	assert_equal "$status" 1
+	assert_equal "$stderr" "parlae: status --check: the secret store is not usable: secret file $vault/.key-check has mode 0644, not 0600"
+	chmod 600 "$vault/.key-check"
+	chown 65534 "$vault"
+	run --separate-stderr parlae status --check
+	assert_equal "$status" 1
+	assert_equal "$stderr" "parlae: status --check: the secret store is not usable: secret store $vault is owned by uid 65534, not by this user (uid $(id -u))"
+	chown "$(id -u)" "$vault"
+	run --separate-stderr parlae status --check
+	assert_success
+}
+
+@test "status --check names each failing item on stderr" {
+	PARLAE_DATABASE_URL=$(closed_db_url) run --separate-stderr parlae status --check
+	assert_equal "$status" 1
+	assert_equal "${#stderr_lines[@]}" 3
+	assert_regex "${stderr_lines[0]}" "^parlae: status --check: the database is unreachable: cannot connect to the database: "
+	assert_equal "${stderr_lines[1]}${stderr_lines[2]}" "parlae: status --check: the secret store does not open with the master key: PARLAE_MASTER_KEY is not set: it is needed to read or write the secret storeparlae: status --check: SIKKA_APP_ID and SIKKA_APP_KEY are not both set"
 }

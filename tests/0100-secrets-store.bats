@@ -33,7 +33,7 @@ mode() { stat -c %a "$1"; }
 @test "a secret put into the store reads back exactly as written" {
 	suite_round_trip
 	assert_equal "$V1" "1"
-	assert_equal "$(ls -A "$VAULT")" "parlae~pms~sikka~happy-dental.cur"
+	assert_equal "$(ls -A "$VAULT" | tr '\n' ' ')" ".key-check parlae~pms~sikka~happy-dental.cur "
 }
 
 @test "the default store is created 0700 with its parents, and secret files are 0600 whatever the umask" {
@@ -53,8 +53,8 @@ mode() { stat -c %a "$1"; }
 @test "a new put keeps the previous version readable; a third put drops the oldest" {
 	suite_previous_version
 	assert_equal "$V1 $V2 $V3" "1 2 3"
-	# No temporary file is left behind.
-	assert_equal "$(ls -A "$VAULT" | tr '\n' ' ')" "a.cur a.prev "
+	# No temporary file is left behind; the key-check record came with the first put.
+	assert_equal "$(ls -A "$VAULT" | tr '\n' ' ')" ".key-check a.cur a.prev "
 }
 
 @test "a store directory open to other users is refused (exit 3) and left untouched" {
@@ -107,7 +107,7 @@ mode() { stat -c %a "$1"; }
 		assert_equal "$output" ""
 		assert_equal "$stderr" "store-tool: PARLAE_MASTER_KEY is not set: it is needed to read or write the secret store ($hint)"
 	done
-	assert_equal "$(ls -A "$VAULT")" "a.cur"
+	assert_equal "$(ls -A "$VAULT" | tr '\n' ' ')" ".key-check a.cur "
 	# Listing reads no value, so it needs no key.
 	run --separate-stderr parlae secrets list
 	assert_success
@@ -124,6 +124,7 @@ mode() { stat -c %a "$1"; }
 	[ ! -e "$VAULT" ]
 	unset PARLAE_MASTER_KEY
 	b64_of 33 >"$BATS_TEST_TMPDIR/key"
+	chmod 600 "$BATS_TEST_TMPDIR/key"
 	PARLAE_MASTER_KEY_FILE=$BATS_TEST_TMPDIR/key run --separate-stderr store_tool put a <<<"value"
 	assert_equal "$status" 3
 	assert_equal "$stderr" "store-tool: the key in PARLAE_MASTER_KEY_FILE must be 32 bytes (64 hex digits or base64) (generate one with 'openssl rand -hex 32')"
@@ -143,6 +144,7 @@ mode() { stat -c %a "$1"; }
 	unset PARLAE_MASTER_KEY
 	echo "$KEY_HEX" >"$BATS_TEST_TMPDIR/hexkey"
 	printf '%s\r\n' "$KEY_B64" >"$BATS_TEST_TMPDIR/b64key"
+	chmod 600 "$BATS_TEST_TMPDIR/hexkey" "$BATS_TEST_TMPDIR/b64key"
 	for f in hexkey b64key; do
 		PARLAE_MASTER_KEY_FILE=$BATS_TEST_TMPDIR/$f run --separate-stderr store_tool get a
 		assert_success
@@ -151,6 +153,7 @@ mode() { stat -c %a "$1"; }
 	done
 	# The variable wins over the file.
 	echo "$OTHER_KEY" >"$BATS_TEST_TMPDIR/otherkey"
+	chmod 600 "$BATS_TEST_TMPDIR/otherkey"
 	PARLAE_MASTER_KEY=$KEY_HEX PARLAE_MASTER_KEY_FILE=$BATS_TEST_TMPDIR/otherkey run --separate-stderr store_tool get a
 	assert_success
 	assert_equal "$output" "value"
@@ -213,7 +216,7 @@ mode() { stat -c %a "$1"; }
 
 @test "names up to 255 bytes are stored, listed and read back; 256 bytes are refused" {
 	suite_long_names
-	assert_equal "$(ls -A "$VAULT")" ""
+	assert_equal "$(ls -A "$VAULT")" ".key-check"
 }
 
 @test "a value of 65536 bytes is stored; one byte more is refused (exit 65)" {
@@ -226,7 +229,7 @@ mode() { stat -c %a "$1"; }
 
 @test "put-if is a compare-and-swap: a stale or absent expected version is refused (exit 10)" {
 	suite_put_if
-	assert_equal "$(ls -A "$VAULT" | tr '\n' ' ')" "a.cur a.prev "
+	assert_equal "$(ls -A "$VAULT" | tr '\n' ' ')" ".key-check a.cur a.prev "
 }
 
 @test "six writers racing put-if from the same version: exactly one wins" {
@@ -277,13 +280,88 @@ mode() { stat -c %a "$1"; }
 	assert_equal "$(store_tool get a)" "three"
 	assert_equal "$(store_tool get a 2)" "two"
 	assert_equal "$(parlae secrets list | cut -f1-3)" $'a\t3\t2'
-	# The torn file is not the store's to remove (it may be a live writer's); nothing else is left.
-	assert_equal "$(ls -A "$VAULT" | tr '\n' ' ')" ".tmp-0123456789abcdef a.cur a.prev "
+	# A put does not remove the torn file (it may be a live writer's: only a re-key, which
+	# excludes every writer, does); nothing else is left.
+	assert_equal "$(ls -A "$VAULT" | tr '\n' ' ')" ".key-check .tmp-0123456789abcdef a.cur a.prev "
 }
 
 @test "delete removes every version of a secret; deleting it again is not found (exit 5)" {
 	suite_delete
-	assert_equal "$(ls -A "$VAULT" | tr '\n' ' ')" "a.cur b.cur "
+	assert_equal "$(ls -A "$VAULT" | tr '\n' ' ')" ".key-check a.cur b.cur "
 	# Nothing of it is left: written again, it started over at version 1.
 	assert_equal "$(parlae secrets list | cut -f1-2 | head -1)" $'a\t1'
+}
+
+@test "a store directory or secret file owned by another user is refused (exit 3), as the mode is" {
+	put a value
+	chown 65534 "$VAULT/a.cur"
+	run --separate-stderr store_tool get a
+	assert_equal "$status" 3
+	assert_equal "$output" ""
+	assert_equal "$stderr" "store-tool: secret file $VAULT/a.cur is owned by uid 65534, not by this user (uid $(id -u)) (chown $(id -u) $VAULT/a.cur)"
+	run --separate-stderr parlae secrets list
+	assert_equal "$status" 3
+	assert_equal "$stderr" "parlae: secret file $VAULT/a.cur is owned by uid 65534, not by this user (uid $(id -u)) (chown $(id -u) $VAULT/a.cur)"
+	chown "$(id -u)" "$VAULT/a.cur"
+	chown 65534 "$VAULT/.key-check"
+	run --separate-stderr store_tool put b <<<"value"
+	assert_equal "$status" 3
+	assert_equal "$stderr" "store-tool: secret file $VAULT/.key-check is owned by uid 65534, not by this user (uid $(id -u)) (chown $(id -u) $VAULT/.key-check)"
+	chown "$(id -u)" "$VAULT/.key-check"
+	chown 65534 "$VAULT"
+	for args in "put b" "get a" "delete a"; do
+		run --separate-stderr store_tool $args <<<"value"
+		assert_equal "$status" 3
+		assert_equal "$stderr" "store-tool: secret store $VAULT is owned by uid 65534, not by this user (uid $(id -u)) (chown $(id -u) $VAULT)"
+	done
+	assert_equal "$(ls -A "$VAULT" | tr '\n' ' ')" ".key-check a.cur "
+}
+
+@test "a PARLAE_MASTER_KEY_FILE that others may read is refused (exit 3) with a chmod hint" {
+	put a value
+	unset PARLAE_MASTER_KEY
+	echo "$KEY_HEX" >"$BATS_TEST_TMPDIR/key"
+	for m in 644 640 604 660; do
+		chmod "$m" "$BATS_TEST_TMPDIR/key"
+		PARLAE_MASTER_KEY_FILE=$BATS_TEST_TMPDIR/key run --separate-stderr store_tool get a
+		assert_equal "$status" 3
+		assert_equal "$output" ""
+		assert_equal "$stderr" "store-tool: PARLAE_MASTER_KEY_FILE $BATS_TEST_TMPDIR/key has mode 0$m: others may read the key (chmod 600 $BATS_TEST_TMPDIR/key)"
+	done
+	for m in 600 400; do
+		chmod "$m" "$BATS_TEST_TMPDIR/key"
+		PARLAE_MASTER_KEY_FILE=$BATS_TEST_TMPDIR/key run --separate-stderr store_tool get a
+		assert_success
+		assert_equal "$output" "value"
+	done
+}
+
+@test "a put with a key that does not open the store is refused (exit 3) and writes nothing" {
+	put a value
+	before=$(ls -A --full-time "$VAULT"; cat "$VAULT"/* "$VAULT"/.key-check | sha256sum)
+	for args in "put b" "put a" "put-if a 1"; do
+		PARLAE_MASTER_KEY=$OTHER_KEY run --separate-stderr store_tool $args <<<"other"
+		assert_equal "$status" 3
+		assert_equal "$output" ""
+		assert_equal "$stderr" "store-tool: the key does not open the store (its key-check record) (if the store was re-keyed ('parlae secrets rotate --master-key'), use its PARLAE_MASTER_KEY_NEW as PARLAE_MASTER_KEY)"
+	done
+	assert_equal "$(ls -A --full-time "$VAULT"; cat "$VAULT"/* "$VAULT"/.key-check | sha256sum)" "$before"
+}
+
+@test "a store written before the key-check record gets one from a put whose key opens a secret" {
+	put a value
+	rm "$VAULT/.key-check"
+	# A key that opens no secret is refused, naming the secret it tried.
+	PARLAE_MASTER_KEY=$OTHER_KEY run --separate-stderr store_tool put b <<<"other"
+	assert_equal "$status" 3
+	assert_regex "$stderr" "^store-tool: the key does not open the store \(secret file a.cur\) "
+	[ ! -e "$VAULT/.key-check" ]
+	run --separate-stderr store_tool put b <<<"mine"
+	assert_success
+	[ -e "$VAULT/.key-check" ]
+	assert_equal "$(mode "$VAULT/.key-check")" "600"
+	# The record is no secret: list and get never see it.
+	assert_equal "$(parlae secrets list | cut -f1 | tr '\n' ' ')" "a b "
+	run --separate-stderr store_tool get .key-check
+	assert_equal "$status" 2
 }

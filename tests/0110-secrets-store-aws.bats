@@ -306,7 +306,7 @@ CRED_HINT="(check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN
 @test "status --json reports the aws backend: reachable with good credentials, not with bad ones" {
 	run --separate-stderr parlae status --json
 	assert_equal "$stderr" ""
-	assert_equal "$(jq -c .secretStore <<<"$output")" '{"backend":"aws","reachable":true,"location":"us-east-1","error":null}'
+	assert_equal "$(jq -c .secretStore <<<"$output")" '{"backend":"aws","reachable":true,"location":"us-east-1","error":null,"keyOpens":null,"rekeyUnfinished":false}'
 	run --separate-stderr parlae status
 	assert_regex "$output" "secret store  aws:us-east-1, usable"
 	AWS_SECRET_ACCESS_KEY=not-the-key run --separate-stderr parlae status --json

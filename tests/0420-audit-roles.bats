@@ -13,6 +13,8 @@ setup_file() {
 setup() {
 	setup_home
 	DB=${PARLAE_DATABASE_URL##*dbname=}
+	# status --check also wants a store its key opens (an empty one opens under any key).
+	export PARLAE_MASTER_KEY=5ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e75ec7e7aaaa
 }
 
 sql_as() { psql -XAtq -v ON_ERROR_STOP=1 "$(db_url_as "$1")" -c "$2"; }
@@ -160,11 +162,11 @@ events() { sql "SELECT count(*) FROM audit_events"; }
 	PARLAE_DATABASE_URL=$(db_url_as parlae) SIKKA_APP_ID=a SIKKA_APP_KEY=k run --separate-stderr parlae status --check
 	assert_equal "$status" 1
 	assert_line "audit log     NOT protected: connected as parlae, the owner of its tables: run the commands as parlae_app (sql/roles.sql)"
-	assert_equal "$stderr" "parlae: not healthy: the audit log is not protected: connected as parlae, the owner of its tables: run the commands as parlae_app (sql/roles.sql)"
+	assert_equal "$stderr" "parlae: status --check: the audit log is not protected: connected as parlae, the owner of its tables: run the commands as parlae_app (sql/roles.sql)"
 	PARLAE_DATABASE_URL=$(db_url_as pgadmin) SIKKA_APP_ID=a SIKKA_APP_KEY=k run --separate-stderr parlae status --check --json
 	assert_equal "$status" 1
 	assert_equal "$(jq -r .audit.reason <<<"$output")" "connected as pgadmin, a superuser: run the commands as parlae_app (sql/roles.sql)"
-	assert_equal "$stderr" "parlae: not healthy: the audit log is not protected: connected as pgadmin, a superuser: run the commands as parlae_app (sql/roles.sql)"
+	assert_equal "$stderr" "parlae: status --check: the audit log is not protected: connected as pgadmin, a superuser: run the commands as parlae_app (sql/roles.sql)"
 }
 
 @test "a role that may act as the owner is not protected either, nor is a log whose trigger the owner disabled" {
@@ -175,7 +177,7 @@ events() { sql "SELECT count(*) FROM audit_events"; }
 	SIKKA_APP_ID=a SIKKA_APP_KEY=k run --separate-stderr parlae status --check
 	sql_owner "ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only" >/dev/null
 	assert_equal "$status" 1
-	assert_equal "$stderr" "parlae: not healthy: the audit log is not protected: a trigger that guards it is disabled or missing: enable it as the owner, then run 'parlae audit verify'"
+	assert_equal "$stderr" "parlae: status --check: the audit log is not protected: a trigger that guards it is disabled or missing: enable it as the owner, then run 'parlae audit verify'"
 	SIKKA_APP_ID=a SIKKA_APP_KEY=k run --separate-stderr parlae status --check
 	assert_success
 }

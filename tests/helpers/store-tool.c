@@ -7,10 +7,13 @@
  *   store-tool put-if NAME EXPECTED < value  the same, only over version EXPECTED ("" for none)
  *   store-tool get NAME [VERSION]          prints the value
  *   store-tool delete NAME
+ *   store-tool open-all                    for every version of every secret, "NAME VERSION
+ *                                          CODE": 0 when it opens, else get's exit code
  *
  * Exits with the library's error code after printing "store-tool: MESSAGE (HINT)" on stderr.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -37,6 +40,31 @@ static int read_stdin(struct pl_secret *value, struct pl_err *err)
 	return 0;
 }
 
+/* One get per version of every secret listed: whether this key opens each. */
+static int open_all(struct pl_store *st, struct pl_err *err)
+{
+	struct pl_store_entry *v = NULL;
+	size_t n = 0;
+	int r;
+
+	if ((r = pl_store_list(st, &v, &n, err)))
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		const char *versions[2] = {v[i].version, v[i].previous};
+
+		for (int k = 0; k < 2 && versions[k][0]; k++) {
+			struct pl_secret value = PL_SECRET_INIT;
+			struct pl_err e = PL_ERR_INIT;
+
+			printf("%s %s %d\n", v[i].name, versions[k],
+			       pl_store_get(st, v[i].name, versions[k], &value, NULL, &e));
+			pl_secret_release(&value);
+		}
+	}
+	free(v);
+	return 0;
+}
+
 static int run(struct pl_store *st, int argc, char **argv, struct pl_err *err)
 {
 	struct pl_secret value = PL_SECRET_INIT;
@@ -57,10 +85,12 @@ static int run(struct pl_store *st, int argc, char **argv, struct pl_err *err)
 			fwrite(value.data, 1, value.len, stdout);
 	} else if (argc == 3 && !strcmp(argv[1], "delete")) {
 		r = pl_store_delete(st, argv[2], err);
+	} else if (argc == 2 && !strcmp(argv[1], "open-all")) {
+		r = open_all(st, err);
 	} else {
 		r = pl_err_set(err, PL_EUSAGE,
 		               "usage: store-tool put NAME | put-if NAME EXPECTED | "
-		               "get NAME [VERSION] | delete NAME");
+		               "get NAME [VERSION] | delete NAME | open-all");
 	}
 	pl_secret_release(&value);
 	return r;
