@@ -77,9 +77,46 @@ int pl_audit_finish(struct pl_session *s, const struct pl_audit_event *ev, int c
 #define AUDIT_NTRIGGERS "7"
 #define RUN_AS_APP      "run the commands as parlae_app (sql/roles.sql)"
 
+/*
+ * What makes a role able to rewrite the log, as a phrase naming it, or NULL: for the role the
+ * commands run as and for the role that logged in (SET ROLE or options=-crole= can tell them
+ * apart), in that order. Owning the database or the schema is enough to drop the tables;
+ * CREATEROLE (before PostgreSQL 16) to grant oneself the owner's role; writing the server's
+ * files or running programs there to change anything.
+ */
+#define AUDIT_POWER_SQL                                                                            \
+	"SELECT format(CASE"                                                                       \
+	"  WHEN r.rolsuper THEN '%1$s as %2$s, a superuser'"                                       \
+	"  WHEN r.oid = o.tab THEN '%1$s as %2$s, the owner of its tables'"                        \
+	"  WHEN pg_has_role(r.oid, o.tab, 'MEMBER') OR pg_has_role(r.oid, o.head, 'MEMBER')"       \
+	"   THEN '%1$s as %2$s, which may act as %3$s, the owner of its tables'"                   \
+	"  WHEN r.oid = o.db"                                                                      \
+	"   THEN '%1$s as %2$s, the owner of the database (who may drop its tables)'"              \
+	"  WHEN pg_has_role(r.oid, o.db, 'MEMBER')"                                                \
+	"   THEN '%1$s as %2$s, which may act as %4$s, the owner of the database (who may drop "   \
+	"its tables)'"                                                                             \
+	"  WHEN pg_has_role(r.oid, o.nsp, 'MEMBER')"                                               \
+	"   THEN '%1$s as %2$s, which may act as %5$s, the owner of schema %6$s (who may drop "    \
+	"its tables)'"                                                                             \
+	"  WHEN r.rolcreaterole AND current_setting('server_version_num')::int < 160000"           \
+	"   THEN '%1$s as %2$s, which has CREATEROLE and so may make itself the owner'"            \
+	"  WHEN coalesce(pg_has_role(r.oid, to_regrole('pg_execute_server_program'), 'MEMBER')"    \
+	"   OR pg_has_role(r.oid, to_regrole('pg_write_server_files'), 'MEMBER'), false)"          \
+	"   THEN '%1$s as %2$s, which may write the server''s files or run programs there'"        \
+	"  END, CASE WHEN r.rolname = current_user THEN 'connected' ELSE 'logged in' END,"         \
+	"  r.rolname, pg_get_userbyid(o.tab), pg_get_userbyid(o.db), pg_get_userbyid(o.nsp),"      \
+	"  o.nspname), r.rolname = current_user AS cur"                                            \
+	" FROM pg_roles r, (SELECT c.relowner AS tab, h.relowner AS head, d.datdba AS db,"         \
+	"  n.nspowner AS nsp, n.nspname FROM pg_class c"                                           \
+	"  JOIN pg_namespace n ON n.oid = c.relnamespace, pg_class h, pg_database d"               \
+	"  WHERE c.oid = 'audit_events'::regclass AND h.oid = 'audit_chain_head'::regclass"        \
+	"  AND d.datname = current_database()) o"                                                  \
+	" WHERE r.rolname IN (current_user, session_user)"
+
 int pl_audit_protection(struct pl_session *s, struct pl_audit_protection *out, struct pl_err *err)
 {
 	struct pl_db_res res = PL_DB_RES_INIT;
+	const char *power;
 	struct pl_db *db;
 	int r;
 
@@ -87,47 +124,31 @@ int pl_audit_protection(struct pl_session *s, struct pl_audit_protection *out, s
 	out->last_event = -1;
 	if ((r = pl_session_db(s, &db, err)))
 		return r;
-	r = pl_db_query(
-	    db, &res,
-	    "SELECT r.rolsuper, pg_has_role(current_user, c.relowner, 'MEMBER'),"
-	    " (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid IN (c.oid, h.oid)"
-	    "  AND t.tgname IN (" AUDIT_TRIGGERS
-	    ") AND t.tgenabled IN ('O', 'A')) = " AUDIT_NTRIGGERS ","
-	    " current_user, pg_get_userbyid(c.relowner),"
-	    " CASE WHEN has_table_privilege(h.oid, 'SELECT')"
-	    "  THEN (SELECT seq FROM audit_chain_head) END"
-	    " FROM pg_roles r, pg_class c, pg_class h WHERE r.rolname = current_user"
-	    " AND c.oid = 'audit_events'::regclass AND h.oid = 'audit_chain_head'::regclass",
-	    0, NULL, err);
+	r = pl_db_query(db, &res,
+	                "SELECT (SELECT p.format FROM (" AUDIT_POWER_SQL
+	                ") p WHERE p.format IS NOT NULL"
+	                "  ORDER BY p.cur DESC LIMIT 1),"
+	                " (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid IN"
+	                "  ('audit_events'::regclass, 'audit_chain_head'::regclass)"
+	                "  AND t.tgname IN (" AUDIT_TRIGGERS
+	                ") AND t.tgenabled IN ('O', 'A')) = " AUDIT_NTRIGGERS ","
+	                " CASE WHEN has_table_privilege('audit_chain_head', 'SELECT')"
+	                "  THEN (SELECT seq FROM audit_chain_head) END",
+	                0, NULL, err);
 	if (r)
 		return r;
-	if (pl_db_rows(&res) != 1) {
-		r = pl_err_set(err, PL_EDATABASE, "the connected role is not in pg_roles");
-		goto out;
-	}
-	if (!strcmp(pl_db_val(&res, 0, 0), "t"))
-		snprintf(out->reason, sizeof(out->reason),
-		         "connected as %.64s, a superuser: " RUN_AS_APP, pl_db_val(&res, 0, 3));
-	else if (!strcmp(pl_db_val(&res, 0, 3), pl_db_val(&res, 0, 4)))
-		snprintf(out->reason, sizeof(out->reason),
-		         "connected as %.64s, the owner of its tables: " RUN_AS_APP,
-		         pl_db_val(&res, 0, 3));
-	else if (!strcmp(pl_db_val(&res, 0, 1), "t"))
-		snprintf(out->reason, sizeof(out->reason),
-		         "connected as %.64s, which may act as %.64s, the owner of its "
-		         "tables: " RUN_AS_APP,
-		         pl_db_val(&res, 0, 3), pl_db_val(&res, 0, 4));
-	else if (strcmp(pl_db_val(&res, 0, 2), "t"))
+	if ((power = pl_db_val(&res, 0, 0)))
+		snprintf(out->reason, sizeof(out->reason), "%s: " RUN_AS_APP, power);
+	else if (strcmp(pl_db_val(&res, 0, 1), "t"))
 		snprintf(out->reason, sizeof(out->reason),
 		         "a trigger that guards it is disabled or missing: enable it as the owner, "
 		         "then run 'parlae audit verify'");
 	else
 		out->is_protected = 1;
-	if (pl_db_val(&res, 0, 5))
-		out->last_event = strtoll(pl_db_val(&res, 0, 5), NULL, 10);
-out:
+	if (pl_db_val(&res, 0, 2))
+		out->last_event = strtoll(pl_db_val(&res, 0, 2), NULL, 10);
 	pl_db_res_clear(&res);
-	return r;
+	return 0;
 }
 
 int pl_audit_fail(struct pl_session *s, const struct pl_audit_event *ev, int code, const char *sql,

@@ -71,6 +71,15 @@ DO $$ BEGIN RAISE EXCEPTION 'roles.sql: parlae''s tables are owned by a superuse
 SELECT format('REVOKE %I FROM %I', :'owner', r.rolname)
 	FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member
 	WHERE m.roleid = :'owner'::regrole AND r.rolname IN (:'app', :'auditor') \gexec
+-- Whoever owns the database or the schema may drop the log's tables: neither role may.
+SELECT EXISTS (SELECT 1 FROM pg_roles r, pg_database d, pg_namespace n
+	WHERE r.rolname IN (:'app', :'auditor') AND d.datname = current_database()
+	AND n.nspname = :'schema'
+	AND (pg_has_role(r.oid, d.datdba, 'MEMBER') OR pg_has_role(r.oid, n.nspowner, 'MEMBER')))
+	AS owns_container \gset
+\if :owns_container
+DO $$ BEGIN RAISE EXCEPTION 'roles.sql: the command role or the auditor owns the database or its schema (and so may drop the audit log): give them to the owner of parlae''s tables (ALTER DATABASE ... OWNER TO ...)'; END $$;
+\endif
 
 REVOKE ALL ON ALL TABLES IN SCHEMA :"schema" FROM :"app", :"auditor";
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA :"schema" FROM :"app", :"auditor";

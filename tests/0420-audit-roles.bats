@@ -246,3 +246,32 @@ events() { sql "SELECT count(*) FROM audit_events"; }
 	assert_success
 	assert_equal "$(sql_as compliance_0420 "SELECT action || ':' || account_id FROM audit_events ORDER BY seq DESC LIMIT 1")" "account.add:named-app"
 }
+
+@test "the database's or the schema's owner, CREATEROLE, a superuser's login and the server's files are not protected either" {
+	# parlae_app owning the database may drop the log's tables.
+	sql_admin "ALTER DATABASE \"$DB\" OWNER TO parlae_app" >/dev/null
+	run --separate-stderr parlae status --json
+	sql_admin "ALTER DATABASE \"$DB\" OWNER TO parlae" >/dev/null
+	assert_equal "$(jq -r .audit.reason <<<"$output")" "connected as parlae_app, the owner of the database (who may drop its tables): run the commands as parlae_app (sql/roles.sql)"
+	# roles.sql refuses to leave it so.
+	sql_admin "ALTER DATABASE \"$DB\" OWNER TO parlae_app" >/dev/null
+	run --separate-stderr roles_sql -v db="$DB"
+	sql_admin "ALTER DATABASE \"$DB\" OWNER TO parlae" >/dev/null
+	assert_equal "$status" 3
+	assert_regex "$stderr" "roles.sql: the command role or the auditor owns the database or its schema"
+	# CREATEROLE lets a role (before PostgreSQL 16) grant itself the owner's role.
+	sql_admin "ALTER ROLE parlae_app CREATEROLE" >/dev/null
+	run --separate-stderr parlae status --json
+	sql_admin "ALTER ROLE parlae_app NOCREATEROLE" >/dev/null
+	assert_equal "$(jq -r .audit.reason <<<"$output")" "connected as parlae_app, which has CREATEROLE and so may make itself the owner: run the commands as parlae_app (sql/roles.sql)"
+	# A superuser's login that sets the role to parlae_app is still a superuser's session.
+	PARLAE_DATABASE_URL="$(db_url_as pgadmin) options='-c role=parlae_app'" run --separate-stderr parlae status --json
+	assert_equal "$(jq -r .audit.reason <<<"$output")" "logged in as pgadmin, a superuser: run the commands as parlae_app (sql/roles.sql)"
+	# Writing the server's files changes anything.
+	sql_admin "GRANT pg_write_server_files TO parlae_app" >/dev/null
+	run --separate-stderr parlae status --json
+	sql_admin "REVOKE pg_write_server_files FROM parlae_app" >/dev/null
+	assert_equal "$(jq -r .audit.reason <<<"$output")" "connected as parlae_app, which may write the server's files or run programs there: run the commands as parlae_app (sql/roles.sql)"
+	run --separate-stderr parlae status --json
+	assert_equal "$(jq -c .audit.protected <<<"$output")" "true"
+}
