@@ -22,10 +22,15 @@ static void notice_quiet(void *arg, const PGresult *res)
 
 int pl_db_connect(struct pl_db *db, const char *conninfo, struct pl_err *err)
 {
-	/* Later keywords win, and the caller's conninfo comes last: its own timeout stays. */
-	const char *keys[] = {"connect_timeout", "application_name", "client_encoding", "dbname",
-	                      NULL};
-	const char *vals[] = {"10", "parlae", "UTF8", conninfo, NULL};
+	/*
+	 * Later keywords win, and the caller's conninfo comes last: its own timeout stays. A lock
+	 * held elsewhere (an open transaction holding the audit log's chain head, say) fails a
+	 * statement after LOCK_TIMEOUT instead of hanging the command.
+	 */
+	const char *keys[] = {"connect_timeout", "application_name", "client_encoding",
+	                      "options",         "dbname",           NULL};
+	const char *vals[] = {"10",     "parlae", "UTF8", "-c lock_timeout=" PL_DB_LOCK_TIMEOUT,
+	                      conninfo, NULL};
 
 	db->in_tx = 0;
 	if (pl_trace_on(2)) {
@@ -93,6 +98,15 @@ static int result_error(struct pl_db *db, PGresult *res, struct pl_err *err)
 	}
 	if (state && !strcmp(state, "23505"))
 		return pl_err_set(err, PL_ECONFLICT, "%s", msg);
+	if (state && !strcmp(state, "55P03")) {
+		pl_err_set(err, PL_EDATABASE,
+		           "database error: %s (another session held a lock it needed "
+		           "for " PL_DB_LOCK_TIMEOUT ")",
+		           msg);
+		return pl_err_hint(err, "a transaction left open (one that wrote to the audit log "
+		                        "holds its chain head) blocks it: find it with "
+		                        "pg_blocking_pids() in pg_stat_activity");
+	}
 	if (state && !strcmp(state, "42P01")) {
 		pl_err_set(err, PL_EDATABASE, "database error: %s", msg);
 		return pl_err_hint(err, "the schema is missing or old: run 'parlae db migrate'");

@@ -26,6 +26,9 @@ struct pl_db_res {
 		NULL                                                                               \
 	}
 
+/* How long a statement waits for a lock another session holds before it fails. */
+#define PL_DB_LOCK_TIMEOUT "10s"
+
 /* conninfo is a libpq connection string or URI ("" for libpq's PG* defaults). */
 int pl_db_connect(struct pl_db *db, const char *conninfo, struct pl_err *err);
 void pl_db_close(struct pl_db *db);

@@ -11,7 +11,8 @@
 #include "banned.h"
 
 /* One advisory lock key for "someone is migrating": concurrent runs take turns. */
-#define MIGRATE_LOCK   "SELECT pg_advisory_lock(7052315001)"
+/* However long another migration takes: the lock timeout does not apply to this wait. */
+#define MIGRATE_LOCK   "SELECT set_config('lock_timeout', '0', false), pg_advisory_lock(7052315001)"
 #define MIGRATE_UNLOCK "SELECT pg_advisory_unlock(7052315001)"
 
 static int schema_table_exists(struct pl_db *db, int *exists, struct pl_err *err)

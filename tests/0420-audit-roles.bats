@@ -275,3 +275,25 @@ events() { sql "SELECT count(*) FROM audit_events"; }
 	run --separate-stderr parlae status --json
 	assert_equal "$(jq -c .audit.protected <<<"$output")" "true"
 }
+
+@test "a transaction left open on the chain head fails a command after the lock timeout instead of hanging it" {
+	# parlae_app can hold the head's lock by appending and not committing; the command waits
+	# 10 s (PL_DB_LOCK_TIMEOUT), fails naming the cause, and records its failure once the
+	# holder is gone.
+	psql -XAtq "$PARLAE_DATABASE_URL" -c BEGIN \
+		-c "INSERT INTO audit_events (actor, host, action, outcome) VALUES ('app', 'h', 'held.open', 'success')" \
+		-c "SELECT pg_sleep(12)" -c ROLLBACK >/dev/null &
+	holder=$!
+	for _ in $(seq 1 100); do
+		[ "$(sql "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'audit_chain_head' AND l.mode = 'RowShareLock'")" -gt 0 ] && break
+		sleep 0.05
+	done
+	run --separate-stderr parlae account add held-open
+	wait "$holder"
+	assert_equal "$status" 7
+	assert_equal "$stderr" "parlae: database error: canceling statement due to lock timeout (another session held a lock it needed for 10s) (a transaction left open (one that wrote to the audit log holds its chain head) blocks it: find it with pg_blocking_pids() in pg_stat_activity)"
+	assert_equal "$(sql "SELECT count(*) FROM accounts WHERE id = 'held-open'")" 0
+	assert_equal "$(sql "SELECT action || ':' || outcome || ':' || error_code FROM audit_events ORDER BY seq DESC LIMIT 1")" "account.add:failure:database"
+	run --separate-stderr parlae audit verify
+	assert_success
+}
