@@ -513,6 +513,12 @@ static json_t *verify_json(const struct pl_audit_verify_result *res)
 	if (res->checkpoints_given)
 		checkpoints = json_pack("{s:I, s:O}", "checked",
 		                        (json_int_t)res->checkpoints_checked, "failed", failed);
+	/* A set that fails leaves no object: the JSON output is not built. */
+	if (checkpoints && *res->checkpoints_problem &&
+	    json_object_set_new(checkpoints, "problem", json_string(res->checkpoints_problem))) {
+		json_decref(checkpoints);
+		checkpoints = NULL;
+	}
 	json_decref(failed);
 	head = res->head_seq < 0 ? json_null()
 	                         : json_pack("{s:I, s:s}", "seq", (json_int_t)res->head_seq, "hash",
@@ -532,12 +538,10 @@ static void print_verify(struct cmd_ctx *ctx, const struct pl_audit_verify_resul
 	if (res->intact) {
 		printf("audit log intact: %lld event%s, chain head at event %lld (%s)\n",
 		       res->events, res->events == 1 ? "" : "s", res->head_seq, res->head_hash);
-		if (res->checkpoints_given && res->checkpoints_checked)
+		if (res->checkpoints_given)
 			printf("checkpoints intact: %ld line%s, the newest at event %lld\n",
 			       res->checkpoints_checked, res->checkpoints_checked == 1 ? "" : "s",
 			       res->newest_checkpoint);
-		else if (res->checkpoints_given)
-			printf("checkpoints intact: the file holds none yet\n");
 		return;
 	}
 	for (size_t i = 0; i < res->nbreaks; i++) {
@@ -555,6 +559,8 @@ static void print_verify(struct cmd_ctx *ctx, const struct pl_audit_verify_resul
 	if (res->more_failed)
 		printf("%scheckpoints FAILED%s: %lld more lines not shown\n", on, off,
 		       res->more_failed);
+	if (*res->checkpoints_problem)
+		printf("%scheckpoints FAILED%s: %s\n", on, off, res->checkpoints_problem);
 }
 
 /* The file options of verify and checkpoint; each command's table admits only its own. */

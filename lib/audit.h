@@ -132,8 +132,8 @@ struct pl_audit_break {
 	char reason[192];
 };
 
-/* A checkpoint line that does not hold: malformed, not signed by the key, or no longer in the
- * chain ("history rewritten before event N"). */
+/* A checkpoint line that does not hold: malformed, not signed by the key, not chained to the
+ * line before it, or no longer in the chain ("history rewritten before event N"). */
 struct pl_audit_checkpoint_failure {
 	long line;
 	long long seq; /* 0 when the line names none */
@@ -155,8 +155,9 @@ struct pl_audit_verify_result {
 	size_t nbreaks;
 	long long more_breaks; /* found beyond those */
 	int checkpoints_given;
-	long checkpoints_checked;    /* lines read */
-	long long newest_checkpoint; /* the highest seq among sound lines, 0 for none */
+	long checkpoints_checked;      /* lines read */
+	long long newest_checkpoint;   /* the highest seq among sound lines, 0 for none */
+	char checkpoints_problem[320]; /* a file with no line at all (not intact), else "" */
 	struct pl_audit_checkpoint_failure *failed; /* in order of line */
 	size_t nfailed;
 	long long more_failed;
@@ -166,9 +167,10 @@ struct pl_audit_verify_result {
  * Recompute the chain from the database's text renderings (architecture invariant 5), in one
  * snapshot, streaming, and check it against the chain head. It goes on past a break: after a
  * bad event it continues from that event's own stored hash, so that every broken range is
- * reported. With req->checkpoints, every line must be signed by req->public_key and its
- * (seq, hash) still be in the chain. Returns 0 when the check ran (out->intact says how it
- * went); PL_EINTERRUPTED when stopped. Release out with pl_audit_verify_release.
+ * reported. With req->checkpoints, every line must be signed by req->public_key, name the
+ * hash of the line before it, and its (seq, hash) still be in the chain; a file that is
+ * missing or empty is no pass (out->checkpoints_problem). Returns 0 when the check ran (out->intact
+ * says how it went); PL_EINTERRUPTED when stopped. Release out with pl_audit_verify_release.
  */
 int pl_audit_verify(struct pl_session *s, const struct pl_audit_verify_req *req,
                     struct pl_audit_verify_result *out, struct pl_err *err);
@@ -187,10 +189,13 @@ struct pl_audit_checkpoint_result {
 };
 
 /*
- * audit checkpoint: verify the chain since the newest checkpoint in the file (all of it when
- * there is none), refusing (PL_ENO, nothing appended) when it is broken or no longer holds that
- * checkpoint, then sign the chain head with PARLAE_AUDIT_SIGNING_KEY_FILE and append the line
- * (with --dry-run: only build it). Records the audit event audit.checkpoint. Release out with
+ * audit checkpoint: check every line of the file (the signer's own, not writable by others:
+ * else PL_ECONFIG), refusing a line that is not a checkpoint (PL_EBADINPUT) or does not hold
+ * under the signing key or its chain of lines (PL_ESECURITY); verify the chain since the
+ * newest of them, the highest seq (all of it when there is none), refusing (PL_ENO) when it is
+ * broken or no longer holds that checkpoint; then sign the chain head after the file's last
+ * line with PARLAE_AUDIT_SIGNING_KEY_FILE and append the line (with --dry-run: only build it).
+ * Nothing is appended on a refusal. Records the audit event audit.checkpoint. Release out with
  * pl_audit_checkpoint_release.
  */
 int pl_audit_checkpoint(struct pl_session *s, const struct pl_audit_checkpoint_req *req,
@@ -198,10 +203,12 @@ int pl_audit_checkpoint(struct pl_session *s, const struct pl_audit_checkpoint_r
 void pl_audit_checkpoint_release(struct pl_audit_checkpoint_result *out);
 
 /*
- * The seq of the newest checkpoint in the file at path (for status): 0 when the file does not
- * exist or is empty. Its signature is not checked (audit verify --checkpoints does that); a
- * last line that is incomplete or not a checkpoint is PL_EBADINPUT.
+ * The seq of the file's last line (for status): 0 when the file does not exist or is empty.
+ * A last line that is incomplete or not a checkpoint is PL_EBADINPUT; one beyond last_event
+ * (-1: unknown) is PL_ESECURITY, and so is, when public_key names a PEM file, one that key
+ * did not sign. The lines before it are not checked: audit verify --checkpoints does that.
  */
-int pl_audit_last_checkpoint(const char *path, long long *seq, struct pl_err *err);
+int pl_audit_last_checkpoint(const char *path, const char *public_key, long long last_event,
+                             long long *seq, struct pl_err *err);
 
 #endif

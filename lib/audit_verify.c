@@ -298,38 +298,78 @@ struct lines {
 	const struct pl_checkpoint_key *key;
 	struct anchor *v;
 	size_t n, alloc;
+	char prev[65];  /* the hash of the line before, as the next line's prev must name it */
+	long malformed; /* the first line that is not a checkpoint at all, 0 for none */
 	struct pl_err *err;
 };
 
-static int check_line(long lineno, const char *text, size_t len, const char *problem, void *arg)
+/* Whether a line that parsed follows the line before it: its prev names that line's hash. */
+static int chained(struct lines *l, long lineno, const struct pl_checkpoint *cp)
 {
-	struct lines *l = arg;
-	struct pl_checkpoint cp;
-	struct anchor *a;
-	char why[256];
-	int r;
+	if (!strcmp(cp->prev, l->prev))
+		return 1;
+	if (lineno == 1)
+		found(l->out, lineno, cp->seq,
+		      "its prev is not 64 zeros, the start of the file: lines before it were "
+		      "removed");
+	else
+		found(l->out, lineno, cp->seq,
+		      "its prev is not the hash of line %ld: lines were removed, reordered or "
+		      "altered before it",
+		      lineno - 1);
+	return 0;
+}
 
-	l->out->checkpoints_checked++;
-	if (problem || pl_checkpoint_parse(text, len, &cp, why, sizeof(why)) < 0) {
-		found(l->out, lineno, 0, "%s", problem ? problem : why);
-		return 0;
-	}
-	if ((r = pl_checkpoint_check(l->key, &cp, why, sizeof(why), l->err)) == 1)
-		found(l->out, lineno, cp.seq, "%s", why);
-	if (r)
-		return r == 1 ? 0 : r;
+static void add_anchor(struct lines *l, long lineno, const struct pl_checkpoint *cp)
+{
+	struct anchor *a;
+
 	if (l->n == l->alloc) {
 		l->alloc = l->alloc ? 2 * l->alloc : 64;
 		l->v = pl_xrealloc(l->v, l->alloc * sizeof(*l->v));
 	}
 	a = &l->v[l->n++];
-	a->seq = cp.seq;
+	a->seq = cp->seq;
 	a->line = lineno;
-	memcpy(a->hash, cp.hash, sizeof(a->hash));
-	memcpy(a->at, cp.at, sizeof(a->at));
-	if (cp.seq > l->out->newest_checkpoint)
-		l->out->newest_checkpoint = cp.seq;
-	return 0;
+	memcpy(a->hash, cp->hash, sizeof(a->hash));
+	memcpy(a->at, cp->at, sizeof(a->at));
+	if (cp->seq > l->out->newest_checkpoint)
+		l->out->newest_checkpoint = cp->seq;
+}
+
+static int check_line(long lineno, const char *text, size_t len, const char *problem, void *arg)
+{
+	struct lines *l = arg;
+	struct pl_checkpoint cp;
+	char why[256];
+	int r = 0;
+
+	l->out->checkpoints_checked++;
+	if (problem || pl_checkpoint_parse(text, len, &cp, why, sizeof(why)) < 0) {
+		found(l->out, lineno, 0, "%s", problem ? problem : why);
+		if (!l->malformed)
+			l->malformed = lineno;
+	} else if ((r = pl_checkpoint_check(l->key, &cp, why, sizeof(why), l->err)) == 1) {
+		found(l->out, lineno, cp.seq, "%s", why);
+		r = 0;
+	} else if (!r && chained(l, lineno, &cp)) {
+		add_anchor(l, lineno, &cp);
+	}
+	if (!r && pl_checkpoint_line_hash(text, len, l->prev) < 0)
+		r = pl_err_set(l->err, PL_EINTERNAL, "SHA-256 failed");
+	return r;
+}
+
+/* Every line of the open checkpoint file fd, checked with key: the sound ones into l. */
+static int read_lines(int fd, const char *path, const struct pl_checkpoint_key *key,
+                      struct pl_audit_verify_result *out, struct lines *l, struct pl_err *err)
+{
+	memset(l, 0, sizeof(*l));
+	memcpy(l->prev, zero_hash, sizeof(l->prev));
+	l->out = out;
+	l->key = key;
+	l->err = err;
+	return pl_checkpoint_file_each(fd, path, check_line, l, err);
 }
 
 static int by_seq(const void *a, const void *b)
@@ -348,6 +388,33 @@ static int by_line(const void *a, const void *b)
 	return x->line < y->line ? -1 : x->line > y->line;
 }
 
+/* The checkpoints of req into l, or a reason why there are none to check against. */
+static int verify_lines(const struct pl_audit_verify_req *req, struct pl_audit_verify_result *out,
+                        struct lines *l, struct pl_checkpoint_key **key, struct pl_err *err)
+{
+	int fd = -1, r;
+
+	memset(l, 0, sizeof(*l));
+	out->checkpoints_given = 1;
+	if (!req->public_key)
+		return pl_err_set(err, PL_EUSAGE, "--checkpoints needs --public-key");
+	if ((r = pl_checkpoint_key_load(req->public_key, 0, "the public key", key, err)) ||
+	    (r = pl_checkpoint_file_open(req->checkpoints, PL_CHECKPOINT_READ, &fd, err)) ||
+	    (r = read_lines(fd, req->checkpoints, *key, out, l, err)))
+		goto out;
+	/* A check that checked nothing is not a pass. */
+	if (!out->checkpoints_checked) {
+		out->intact = 0;
+		snprintf(out->checkpoints_problem, sizeof(out->checkpoints_problem),
+		         "no checkpoint to check against: %s %s", req->checkpoints,
+		         fd < 0 ? "does not exist" : "is empty");
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
 int pl_audit_verify(struct pl_session *s, const struct pl_audit_verify_req *req,
                     struct pl_audit_verify_result *out, struct pl_err *err)
 {
@@ -359,15 +426,7 @@ int pl_audit_verify(struct pl_session *s, const struct pl_audit_verify_req *req,
 	walk_init(&w, out, req->stop);
 	memset(&l, 0, sizeof(l));
 	if (req->checkpoints) {
-		out->checkpoints_given = 1;
-		if (!req->public_key)
-			return pl_err_set(err, PL_EUSAGE, "--checkpoints needs --public-key");
-		if ((r = pl_checkpoint_key_load(req->public_key, 0, "the public key", &key, err)))
-			goto out;
-		l.out = out;
-		l.key = key;
-		l.err = err;
-		if ((r = pl_checkpoint_file_each(req->checkpoints, check_line, &l, err)))
+		if ((r = verify_lines(req, out, &l, &key, err)))
 			goto out;
 		if (l.n)
 			qsort(l.v, l.n, sizeof(*l.v), by_seq);
@@ -419,21 +478,7 @@ static int parse_last(int fd, const char *path, struct pl_checkpoint *cp, int *f
 	return r;
 }
 
-int pl_audit_last_checkpoint(const char *path, long long *seq, struct pl_err *err)
-{
-	struct pl_checkpoint cp;
-	int fd = -1, found = 0, r;
-
-	*seq = 0;
-	if (!(r = pl_checkpoint_file_open(path, 0, &fd, err)) &&
-	    !(r = parse_last(fd, path, &cp, &found, err)) && found)
-		*seq = cp.seq;
-	if (fd >= 0)
-		close(fd);
-	return r;
-}
-
-/* The newest checkpoint must be this key's: a file holds the lines of one key. */
+/* The newest line must be signed by key: a file holds the lines of one key. */
 static int check_newest(const struct pl_checkpoint_key *key, const char *path,
                         const struct pl_checkpoint *cp, struct pl_err *err)
 {
@@ -445,12 +490,72 @@ static int check_newest(const struct pl_checkpoint_key *key, const char *path,
 	pl_err_set(err, PL_ESECURITY, "the newest checkpoint in %s does not hold: %s", path, why);
 	return pl_err_hint(err,
 	                   "check the file with 'parlae audit verify --checkpoints %s "
-	                   "--public-key PUBLIC_KEY'; a new key starts a new file",
+	                   "--public-key PUBLIC_KEY'",
+	                   path);
+}
+
+/* What status may show of the newest line: not beyond the log, and signed when it can tell. */
+static int check_last(const char *path, const char *public_key, long long last_event,
+                      const struct pl_checkpoint *cp, struct pl_err *err)
+{
+	struct pl_checkpoint_key *key = NULL;
+	int r;
+
+	if (last_event >= 0 && cp->seq > last_event)
+		return pl_err_set(err, PL_ESECURITY,
+		                  "the newest checkpoint (event %lld) is beyond the last event "
+		                  "(%lld): the file was edited",
+		                  cp->seq, last_event);
+	if (!public_key)
+		return 0;
+	if (!(r = pl_checkpoint_key_load(public_key, 0, "PARLAE_AUDIT_PUBLIC_KEY", &key, err)))
+		r = check_newest(key, path, cp, err);
+	pl_checkpoint_key_free(key);
+	return r;
+}
+
+int pl_audit_last_checkpoint(const char *path, const char *public_key, long long last_event,
+                             long long *seq, struct pl_err *err)
+{
+	struct pl_checkpoint cp;
+	int fd = -1, found = 0, r;
+
+	*seq = 0;
+	if (!(r = pl_checkpoint_file_open(path, PL_CHECKPOINT_READ, &fd, err)) &&
+	    !(r = parse_last(fd, path, &cp, &found, err)) && found &&
+	    !(r = check_last(path, public_key, last_event, &cp, err)))
+		*seq = cp.seq;
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+/* Why the lines of a checkpoint file cannot be built on, or 0: l's first failure. */
+static int refuse_lines(const struct pl_audit_verify_result *res, const struct lines *l,
+                        const char *path, struct pl_err *err)
+{
+	const struct pl_audit_checkpoint_failure *f = res->failed;
+
+	if (!res->nfailed)
+		return 0;
+	if (f->line == l->malformed) {
+		pl_err_set(err, PL_EBADINPUT,
+		           "line %ld of the checkpoint file %s is not a checkpoint: %s", f->line,
+		           path, f->reason);
+		return pl_err_hint(err,
+		                   "nothing was appended; look at the file: only 'parlae audit "
+		                   "checkpoint' writes to it");
+	}
+	pl_err_set(err, PL_ESECURITY, "checkpoint line %ld of %s does not hold: %s", f->line, path,
+	           f->reason);
+	return pl_err_hint(err,
+	                   "nothing was appended; check the file with 'parlae audit verify "
+	                   "--checkpoints %s --public-key PUBLIC_KEY'; a new key starts a new file",
 	                   path);
 }
 
 /* Why the chain cannot be checkpointed, or 0. */
-static int refuse(const struct walk *w, const char *path, const struct pl_checkpoint *last,
+static int refuse(const struct walk *w, const char *path, const struct anchor *last,
                   struct pl_err *err)
 {
 	const struct pl_audit_verify_result *res = w->out;
@@ -496,32 +601,51 @@ static int load_signing_key(struct pl_session *s, struct pl_checkpoint_key **key
 	return pl_checkpoint_key_load(file, 1, "PARLAE_AUDIT_SIGNING_KEY_FILE", key, err);
 }
 
-/* Verify since the newest checkpoint (or from the start), then sign the head into out. */
+/* The sound line of the highest seq: the one the next checkpoint builds on; NULL for none. */
+static const struct anchor *newest(const struct lines *l)
+{
+	const struct anchor *a = NULL;
+
+	for (size_t i = 0; i < l->n; i++)
+		if (!a || l->v[i].seq > a->seq)
+			a = &l->v[i];
+	return a;
+}
+
+/*
+ * Every line of the file must hold (a file of one key, each line chained to the one before);
+ * then verify since the newest checkpoint (or from the start) and sign the head into out.
+ */
 static int sign_head(struct pl_session *s, const struct pl_audit_checkpoint_req *req, int fd,
                      const struct pl_checkpoint_key *key, struct pl_audit_checkpoint_result *out,
                      struct pl_err *err)
 {
-	struct pl_audit_verify_result res;
-	struct pl_checkpoint last, cp;
+	struct pl_audit_verify_result res, lres;
+	const struct anchor *last;
+	struct pl_checkpoint cp;
+	struct lines l;
 	struct walk w;
-	int r, found = 0;
+	int r;
 
-	memset(&last, 0, sizeof(last));
+	memset(&lres, 0, sizeof(lres));
 	walk_init(&w, &res, req->stop);
-	if (out->path && ((r = parse_last(fd, out->path, &last, &found, err)) ||
-	                  (found && (r = check_newest(key, out->path, &last, err)))))
+	if ((r = read_lines(fd, out->path, key, &lres, &l, err)) ||
+	    (r = refuse_lines(&lres, &l, out->path, err)))
 		goto out;
-	if (found) {
+	if ((last = newest(&l))) {
 		w.from_anchor = 1;
-		w.expect = out->since = last.seq;
-		memcpy(w.running, last.hash, sizeof(w.running));
+		w.expect = out->since = last->seq;
+		memcpy(w.running, last->hash, sizeof(w.running));
 	}
-	if ((r = walk_snapshot(s, &w, err)) || (r = refuse(&w, out->path, &last, err)) ||
-	    (r = pl_checkpoint_sign(key, res.head_seq, res.head_hash, time(NULL), &cp, err)))
+	if ((r = walk_snapshot(s, &w, err)) || (r = refuse(&w, out->path, last, err)) ||
+	    (r = pl_checkpoint_sign(key, res.head_seq, res.head_hash, l.prev, time(NULL), &cp,
+	                            err)))
 		goto out;
 	out->seq = cp.seq;
 	pl_checkpoint_format(&cp, &out->line);
 out:
+	free(l.v);
+	pl_audit_verify_release(&lres);
 	pl_audit_verify_release(&res);
 	return r;
 }
@@ -542,7 +666,10 @@ int pl_audit_checkpoint(struct pl_session *s, const struct pl_audit_checkpoint_r
 	if ((r = pl_session_db(s, &db, err)))
 		return r;
 	if ((r = load_signing_key(s, &key, err)) ||
-	    (out->path && (r = pl_checkpoint_file_open(out->path, !s->dry_run, &fd, err))) ||
+	    (out->path &&
+	     (r = pl_checkpoint_file_open(
+	          out->path, PL_CHECKPOINT_OWN | (s->dry_run ? 0 : PL_CHECKPOINT_APPEND), &fd,
+	          err))) ||
 	    (r = sign_head(s, req, fd, key, out, err)))
 		goto out;
 	snprintf(seq, sizeof(seq), "%lld", out->seq);

@@ -158,14 +158,26 @@ const char *pl_checkpoint_key_id(const struct pl_checkpoint_key *k)
 	return k->id;
 }
 
-/* What is signed: a fixed context string, then seq, hash and time, one per line. */
+/* What is signed: a fixed context string, then seq, hash, prev and time, one per line. */
 static void message(struct pl_buf *b, const struct pl_checkpoint *cp)
 {
-	pl_buf_addf(b, "parlae-audit-checkpoint\n%lld\n%s\n%s", cp->seq, cp->hash, cp->at);
+	pl_buf_addf(b, "parlae-audit-checkpoint\n%lld\n%s\n%s\n%s", cp->seq, cp->hash, cp->prev,
+	            cp->at);
+}
+
+int pl_checkpoint_line_hash(const char *line, size_t len, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (!EVP_Digest(line, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+		return -1;
+	pl_hex(md, mdlen, out);
+	return 0;
 }
 
 int pl_checkpoint_sign(const struct pl_checkpoint_key *k, long long seq, const char *hash,
-                       time_t now, struct pl_checkpoint *cp, struct pl_err *err)
+                       const char *prev, time_t now, struct pl_checkpoint *cp, struct pl_err *err)
 {
 	struct pl_buf msg = PL_BUF_INIT;
 	EVP_MD_CTX *ctx = NULL;
@@ -176,7 +188,8 @@ int pl_checkpoint_sign(const struct pl_checkpoint_key *k, long long seq, const c
 
 	memset(cp, 0, sizeof(*cp));
 	cp->seq = seq;
-	if (pl_strlcpy(cp->hash, hash, sizeof(cp->hash)) < 0 || !gmtime_r(&now, &tm) ||
+	if (pl_strlcpy(cp->hash, hash, sizeof(cp->hash)) < 0 ||
+	    pl_strlcpy(cp->prev, prev, sizeof(cp->prev)) < 0 || !gmtime_r(&now, &tm) ||
 	    !strftime(cp->at, sizeof(cp->at), "%Y-%m-%dT%H:%M:%SZ", &tm))
 		return pl_err_set(err, PL_EINTERNAL, "cannot write the checkpoint's fields");
 	memcpy(cp->key, k->id, sizeof(cp->key));
@@ -196,8 +209,9 @@ int pl_checkpoint_sign(const struct pl_checkpoint_key *k, long long seq, const c
 void pl_checkpoint_format(const struct pl_checkpoint *cp, struct pl_buf *out)
 {
 	pl_buf_addf(out,
-	            "{\"seq\":%lld,\"hash\":\"%s\",\"at\":\"%s\",\"key\":\"%s\",\"sig\":\"%s\"}\n",
-	            cp->seq, cp->hash, cp->at, cp->key, cp->sig);
+	            "{\"seq\":%lld,\"hash\":\"%s\",\"prev\":\"%s\",\"at\":\"%s\",\"key\":\"%s\","
+	            "\"sig\":\"%s\"}\n",
+	            cp->seq, cp->hash, cp->prev, cp->at, cp->key, cp->sig);
 }
 
 static int is_hex64(const json_t *v)
@@ -224,12 +238,14 @@ static const char *shape_problem(const json_t *doc)
 {
 	const json_t *seq = json_object_get(doc, "seq"), *sig = json_object_get(doc, "sig");
 
-	if (!json_is_object(doc) || json_object_size(doc) != 5)
-		return "it is not a checkpoint: an object of seq, hash, at, key and sig";
+	if (!json_is_object(doc) || json_object_size(doc) != 6)
+		return "it is not a checkpoint: an object of seq, hash, prev, at, key and sig";
 	if (!json_is_integer(seq) || json_integer_value(seq) < 1)
 		return "its seq is not an event number";
 	if (!is_hex64(json_object_get(doc, "hash")))
 		return "its hash is not 64 lowercase hex digits";
+	if (!is_hex64(json_object_get(doc, "prev")))
+		return "its prev is not 64 lowercase hex digits";
 	if (!is_time(json_object_get(doc, "at")))
 		return "its at is not a time such as 2026-11-24T08:00:00Z";
 	if (!is_hex64(json_object_get(doc, "key")))
@@ -263,6 +279,7 @@ int pl_checkpoint_parse(const char *line, size_t len, struct pl_checkpoint *cp, 
 	}
 	cp->seq = json_integer_value(json_object_get(doc, "seq"));
 	pl_strlcpy(cp->hash, json_string_value(json_object_get(doc, "hash")), sizeof(cp->hash));
+	pl_strlcpy(cp->prev, json_string_value(json_object_get(doc, "prev")), sizeof(cp->prev));
 	pl_strlcpy(cp->at, json_string_value(json_object_get(doc, "at")), sizeof(cp->at));
 	pl_strlcpy(cp->key, json_string_value(json_object_get(doc, "key")), sizeof(cp->key));
 	pl_strlcpy(cp->sig, json_string_value(json_object_get(doc, "sig")), sizeof(cp->sig));
@@ -313,8 +330,8 @@ int pl_checkpoint_check(const struct pl_checkpoint_key *k, const struct pl_check
 		r = 0;
 	} else {
 		snprintf(why, size,
-		         "its signature does not match its seq, hash and time: it was forged or "
-		         "altered");
+		         "its signature does not match its seq, hash, prev and time: it was forged "
+		         "or altered");
 	}
 	ERR_clear_error();
 	EVP_MD_CTX_free(ctx);
@@ -330,29 +347,60 @@ static int file_error(const char *what, const char *path, struct pl_err *err)
 	                  strerror(errno));
 }
 
+/*
+ * The file the signer appends to is the signer's own and no one else may write to it: whoever
+ * could would choose which history the next checkpoint vouches for.
+ */
+static int check_own_file(const struct stat *sb, const char *path, struct pl_err *err)
+{
+	if (sb->st_uid != geteuid()) {
+		pl_err_set(err, PL_ECONFIG,
+		           "the checkpoint file %s is owned by another user (uid %u)", path,
+		           (unsigned)sb->st_uid);
+		return pl_err_hint(err,
+		                   "it must belong to the user who signs: chown it, or sign into a "
+		                   "file of that user's own");
+	}
+	if (sb->st_mode & 022) {
+		pl_err_set(err, PL_ECONFIG,
+		           "the checkpoint file %s is writable by group or others (mode %04o)",
+		           path, (unsigned)(sb->st_mode & 07777));
+		return pl_err_hint(err, "chmod 644 %s", path);
+	}
+	return 0;
+}
+
 /* Lock an open checkpoint file, which must be a regular file (fsync and O_APPEND mean it). */
-static int lock_file(int fd, const char *path, int how, struct pl_err *err)
+static int lock_file(int fd, const char *path, int flags, struct pl_err *err)
 {
 	struct stat sb;
+	int r;
 
 	if (fstat(fd, &sb) < 0)
 		return file_error("read", path, err);
 	if (!S_ISREG(sb.st_mode))
 		return pl_err_set(err, PL_ECONFIG, "the checkpoint file %s is not a regular file",
 		                  path);
-	if (flock(fd, how) < 0)
+	if ((flags & PL_CHECKPOINT_OWN) && (r = check_own_file(&sb, path, err)))
+		return r;
+	if (flock(fd, flags & PL_CHECKPOINT_APPEND ? LOCK_EX : LOCK_SH) < 0)
 		return file_error("lock", path, err);
 	return 0;
 }
 
-int pl_checkpoint_file_open(const char *path, int append, int *fd, struct pl_err *err)
+int pl_checkpoint_file_open(const char *path, int flags, int *fd, struct pl_err *err)
 {
-	int r;
+	int append = flags & PL_CHECKPOINT_APPEND, r;
 
-	*fd = open(path, (append ? O_RDWR | O_APPEND : O_RDONLY) | O_CLOEXEC | O_NOCTTY);
+	*fd =
+	    open(path, (append ? O_RDWR | O_APPEND : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (*fd < 0 && errno == ELOOP) {
+		pl_err_set(err, PL_ECONFIG, "the checkpoint file %s is a symbolic link", path);
+		return pl_err_hint(err, "name the file itself: a link could be pointed elsewhere");
+	}
 	if (*fd < 0)
 		return errno == ENOENT ? 0 : file_error("open", path, err);
-	if ((r = lock_file(*fd, path, append ? LOCK_EX : LOCK_SH, err))) {
+	if ((r = lock_file(*fd, path, flags, err))) {
 		close(*fd);
 		*fd = -1;
 	}
@@ -408,7 +456,8 @@ static int create_file(const char *path, int *fd, struct pl_err *err)
 {
 	int r;
 
-	*fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0644);
+	*fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
+	           0644);
 	if (*fd < 0 && errno == EEXIST) {
 		pl_err_set(err, PL_ECONFLICT,
 		           "the checkpoint file %s was created by another process meanwhile", path);
@@ -416,7 +465,7 @@ static int create_file(const char *path, int *fd, struct pl_err *err)
 	}
 	if (*fd < 0)
 		return file_error("create", path, err);
-	if ((r = lock_file(*fd, path, LOCK_EX, err)))
+	if ((r = lock_file(*fd, path, PL_CHECKPOINT_OWN | PL_CHECKPOINT_APPEND, err)))
 		return r;
 	if (pl_fsync_parent(path) < 0)
 		return file_error("sync the directory of", path, err);
@@ -447,7 +496,7 @@ int pl_checkpoint_file_append(const char *path, int *fd, const char *line, size_
 	return 0;
 }
 
-int pl_checkpoint_file_each(const char *path,
+int pl_checkpoint_file_each(int fd, const char *path,
                             int (*fn)(long lineno, const char *text, size_t len,
                                       const char *problem, void *arg),
                             void *arg, struct pl_err *err)
@@ -456,20 +505,15 @@ int pl_checkpoint_file_each(const char *path,
 	const char *p, *end, *nl, *problem;
 	long lineno = 1;
 	size_t len;
-	int fd, r;
+	int r = 0;
 
-	if ((r = pl_checkpoint_file_open(path, 0, &fd, err)))
-		return r;
-	if (fd < 0) {
-		errno = ENOENT;
-		return file_error("open", path, err);
-	}
-	if (pl_buf_read_fd(&text, fd) < 0)
+	if (fd < 0)
+		return 0;
+	if (lseek(fd, 0, SEEK_SET) < 0 || pl_buf_read_fd(&text, fd) < 0)
 		r = errno == EFBIG
 		        ? pl_err_set(err, PL_EBADINPUT,
 		                     "the checkpoint file %s is larger than 64 MiB", path)
 		        : file_error("read", path, err);
-	close(fd);
 	for (p = text.buf, end = text.buf + text.len; !r && p < end; p += len + 1, lineno++) {
 		nl = memchr(p, '\n', (size_t)(end - p));
 		len = nl ? (size_t)(nl - p) : (size_t)(end - p);

@@ -41,6 +41,7 @@ static const struct pl_config_var vars[] = {
     /* The file that names the key is not a secret; the key in it is. */
     {"PARLAE_AUDIT_SIGNING_KEY_FILE", 0, 1, NULL},
     {"PARLAE_AUDIT_CHECKPOINTS", 0, 1, NULL},
+    {"PARLAE_AUDIT_PUBLIC_KEY", 0, 1, NULL},
     {"PARLAE_HTTP_TIMEOUT", 0, 1, NULL},
     {"PARLAE_CA_BUNDLE", 0, 1, NULL},
     {"PARLAE_NOW", 0, 0, NULL},

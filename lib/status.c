@@ -50,14 +50,20 @@ static void check_audit(struct pl_session *s, struct pl_status_system *out)
 		           sizeof(out->audit.reason));
 }
 
-/* Informational: a checkpoint file is kept off this host as often as on it. */
+/*
+ * Informational: a checkpoint file is kept off this host as often as on it. Never shown when
+ * it cannot be so: beyond the log, or (with PARLAE_AUDIT_PUBLIC_KEY) not signed by that key.
+ */
 static void last_checkpoint(struct pl_session *s, struct pl_status_system *out)
 {
 	const char *path = pl_config_get(s->cfg, "PARLAE_AUDIT_CHECKPOINTS");
 	long long seq = 0;
 
 	out->last_checkpoint = -1;
-	if (path && !pl_audit_last_checkpoint(path, &seq, &out->checkpoint_err) && seq > 0)
+	if (path &&
+	    !pl_audit_last_checkpoint(path, pl_config_get(s->cfg, "PARLAE_AUDIT_PUBLIC_KEY"),
+	                              out->audit.last_event, &seq, &out->checkpoint_err) &&
+	    seq > 0)
 		out->last_checkpoint = seq;
 }
 

@@ -93,10 +93,13 @@ verify_cp() { run --separate-stderr parlae audit verify --checkpoints "${1:-$CP}
 	line=$(cat "$CP")
 	key=$(openssl pkey -pubin -in "$PUB" -outform DER | sha256sum | cut -d' ' -f1)
 	assert_equal "$(jq -c '[.seq, .hash, .key]' <<<"$line")" "[5,\"$(hash_of 5)\",\"$key\"]"
-	assert_regex "$line" '^\{"seq":5,"hash":"[0-9a-f]{64}","at":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z","key":"[0-9a-f]{64}","sig":"[A-Za-z0-9+/]{86}=="\}$'
+	assert_regex "$line" '^\{"seq":5,"hash":"[0-9a-f]{64}","prev":"0{64}","at":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z","key":"[0-9a-f]{64}","sig":"[A-Za-z0-9+/]{86}=="\}$'
+	# Created by the signer, writable by no one else.
+	assert_equal "$(stat -c '%a %u' "$CP")" "644 $(id -u)"
 	# The signed message, rebuilt by hand and checked by openssl, not by parlae.
-	printf 'parlae-audit-checkpoint\n%s\n%s\n%s' "$(jq -r .seq <<<"$line")" \
-		"$(jq -r .hash <<<"$line")" "$(jq -r .at <<<"$line")" >"$BATS_TEST_TMPDIR/msg"
+	printf 'parlae-audit-checkpoint\n%s\n%s\n%s\n%s' "$(jq -r .seq <<<"$line")" \
+		"$(jq -r .hash <<<"$line")" "$(jq -r .prev <<<"$line")" "$(jq -r .at <<<"$line")" \
+		>"$BATS_TEST_TMPDIR/msg"
 	jq -r .sig <<<"$line" | base64 -d >"$BATS_TEST_TMPDIR/sig"
 	run openssl pkeyutl -verify -pubin -inkey "$PUB" -rawin -in "$BATS_TEST_TMPDIR/msg" \
 		-sigfile "$BATS_TEST_TMPDIR/sig"
@@ -164,6 +167,8 @@ checkpoints intact: 1 line, the newest at event 5"
 	assert_equal "$output" "checkpoint of event 7 appended to $CP"
 	assert_equal "$(jq -c '[.seq, .hash]' "$CP")" "[5,\"$(hash_of 5)\"]
 [7,\"$(hash_of 7)\"]"
+	# Each line names the sha256 of the line before it (its bytes, without the newline).
+	assert_equal "$(sed -n 2p "$CP" | jq -r .prev)" "$(sed -n 1p "$CP" | tr -d '\n' | sha256sum | cut -d' ' -f1)"
 	verify_cp
 	assert_success
 	assert_equal "${lines[1]}" "checkpoints intact: 2 lines, the newest at event 7"
@@ -250,7 +255,7 @@ checkpoints intact: 1 line, the newest at event 5"
 	verify_cp "$BATS_TEST_TMPDIR/forged"
 	assert_equal "$status" 1
 	assert_equal "$stderr" ""
-	forged="its signature does not match its seq, hash and time: it was forged or altered"
+	forged="its signature does not match its seq, hash, prev and time: it was forged or altered"
 	assert_equal "$output" "checkpoint line 2 FAILED: $forged
 checkpoint line 3 FAILED: $forged
 checkpoint line 4 FAILED: $forged"
@@ -272,7 +277,7 @@ checkpoint line 4 FAILED: $forged"
 	cp "$CP" "$BATS_TEST_TMPDIR/before"
 	run --separate-stderr parlae audit checkpoint
 	assert_equal "$status" 4
-	assert_regex "$stderr" "^parlae: the newest checkpoint in $CP does not hold: it was signed by another key"
+	assert_regex "$stderr" "^parlae: checkpoint line 2 of $CP does not hold: it was signed by another key"
 	cmp "$CP" "$BATS_TEST_TMPDIR/before"
 }
 
@@ -292,10 +297,10 @@ checkpoint line 4 FAILED: $forged"
 	assert_equal "$stderr" ""
 	assert_equal "$(jq -c '.checkpoints | [.checked, [.failed[] | [.line, .seq]]]' <<<"$output")" \
 		'[6,[[2,null],[3,null],[4,null],[5,null],[6,null]]]'
-	assert_equal "$(jq -r '.checkpoints.failed[1:][].reason' <<<"$output")" "it is not a checkpoint: an object of seq, hash, at, key and sig
+	assert_equal "$(jq -r '.checkpoints.failed[1:][].reason' <<<"$output")" "it is not a checkpoint: an object of seq, hash, prev, at, key and sig
 it is not valid JSON: '[' or '{' expected near end of file at line 1 column 0
 its at is not a time such as 2026-11-24T08:00:00Z
-it is not a checkpoint: an object of seq, hash, at, key and sig"
+it is not a checkpoint: an object of seq, hash, prev, at, key and sig"
 	assert_regex "$(jq -r '.checkpoints.failed[0].reason' <<<"$output")" "^it is not valid JSON: "
 }
 
@@ -321,11 +326,139 @@ it is not a checkpoint: an object of seq, hash, at, key and sig"
 	cp "$CP" "$BATS_TEST_TMPDIR/before"
 	run --separate-stderr parlae audit checkpoint
 	assert_equal "$status" 65
-	assert_equal "$stderr" "parlae: the last line of the checkpoint file $CP is incomplete (no newline at its end): a write was cut short (look at the file, and remove that incomplete line to go on)"
+	assert_equal "$stderr" "parlae: line 2 of the checkpoint file $CP is not a checkpoint: it is incomplete (no newline at its end): a write was cut short (nothing was appended; look at the file: only 'parlae audit checkpoint' writes to it)"
 	cmp "$CP" "$BATS_TEST_TMPDIR/before"
 	verify_cp
 	assert_equal "$status" 1
 	assert_equal "$output" "checkpoint line 2 FAILED: it is incomplete (no newline at its end): a write was cut short"
+}
+
+@test "checkpoint refuses empty lines at the end or in the middle: exit 65, nothing appended" {
+	log_db empty_lines
+	parlae audit checkpoint >/dev/null
+	parlae audit checkpoint >/dev/null
+	cp "$CP" "$BATS_TEST_TMPDIR/good"
+	printf '\n\n' >>"$CP"
+	cp "$CP" "$BATS_TEST_TMPDIR/before"
+	run --separate-stderr parlae audit checkpoint
+	assert_equal "$status" 65
+	assert_equal "$output" ""
+	assert_equal "$stderr" "parlae: line 3 of the checkpoint file $CP is not a checkpoint: it is not valid JSON: '[' or '{' expected near end of file at line 1 column 0 (nothing was appended; look at the file: only 'parlae audit checkpoint' writes to it)"
+	cmp "$CP" "$BATS_TEST_TMPDIR/before"
+	sed '1a\\' "$BATS_TEST_TMPDIR/good" >"$CP"
+	cp "$CP" "$BATS_TEST_TMPDIR/before"
+	run --separate-stderr parlae audit checkpoint
+	assert_equal "$status" 65
+	assert_regex "$stderr" "^parlae: line 2 of the checkpoint file $CP is not a checkpoint: it is not valid JSON"
+	cmp "$CP" "$BATS_TEST_TMPDIR/before"
+	verify_cp
+	assert_equal "$status" 1
+	assert_equal "${lines[0]}" "checkpoint line 2 FAILED: it is not valid JSON: '[' or '{' expected near end of file at line 1 column 0"
+}
+
+@test "checkpoint refuses an older line replayed as the last one: exit 4, nothing appended" {
+	log_db replay
+	parlae audit checkpoint >/dev/null
+	parlae account add b1 >/dev/null
+	parlae audit checkpoint >/dev/null
+	sed -n 1p "$CP" >>"$CP"
+	cp "$CP" "$BATS_TEST_TMPDIR/before"
+	run --separate-stderr parlae audit checkpoint
+	assert_equal "$status" 4
+	assert_equal "$output" ""
+	assert_equal "$stderr" "parlae: checkpoint line 3 of $CP does not hold: its prev is not the hash of line 2: lines were removed, reordered or altered before it (nothing was appended; check the file with 'parlae audit verify --checkpoints $CP --public-key PUBLIC_KEY'; a new key starts a new file)"
+	cmp "$CP" "$BATS_TEST_TMPDIR/before"
+	assert_equal "$(sql_owner "SELECT action, outcome, error_code FROM audit_events ORDER BY seq DESC LIMIT 1")" \
+		"audit.checkpoint|denied|security"
+}
+
+@test "the lines are chained: a line removed or reordered in the middle, or the first removed, fails verify" {
+	log_db chained
+	for i in 1 2 3; do parlae audit checkpoint >/dev/null; done
+	cp "$CP" "$BATS_TEST_TMPDIR/all"
+	sed 2d "$BATS_TEST_TMPDIR/all" >"$CP"
+	verify_cp
+	assert_equal "$status" 1
+	assert_equal "$stderr" ""
+	assert_equal "$output" "checkpoint line 2 FAILED: its prev is not the hash of line 1: lines were removed, reordered or altered before it"
+	for n in 1 3 2; do sed -n "${n}p" "$BATS_TEST_TMPDIR/all"; done >"$CP"
+	verify_cp
+	assert_equal "$status" 1
+	assert_equal "$output" "checkpoint line 2 FAILED: its prev is not the hash of line 1: lines were removed, reordered or altered before it
+checkpoint line 3 FAILED: its prev is not the hash of line 2: lines were removed, reordered or altered before it"
+	sed 1d "$BATS_TEST_TMPDIR/all" >"$CP"
+	verify_cp
+	assert_equal "$status" 1
+	assert_equal "$output" "checkpoint line 1 FAILED: its prev is not 64 zeros, the start of the file: lines before it were removed"
+	cp "$BATS_TEST_TMPDIR/all" "$CP"
+	verify_cp
+	assert_success
+	assert_equal "${lines[1]}" "checkpoints intact: 3 lines, the newest at event 7"
+}
+
+@test "verify with a checkpoint file that is empty or missing is no pass: exit 1" {
+	log_db no_lines
+	verify_cp
+	assert_equal "$status" 1
+	assert_equal "$stderr" ""
+	assert_equal "$output" "checkpoints FAILED: no checkpoint to check against: $CP does not exist"
+	: >"$CP"
+	verify_cp
+	assert_equal "$status" 1
+	assert_equal "$output" "checkpoints FAILED: no checkpoint to check against: $CP is empty"
+	run --separate-stderr parlae audit verify --json --checkpoints "$CP" --public-key "$PUB"
+	assert_equal "$status" 1
+	assert_equal "$stderr" ""
+	assert_equal "$(jq -c '[.intact, .breaks, .checkpoints]' <<<"$output")" \
+		"[false,[],{\"checked\":0,\"failed\":[],\"problem\":\"no checkpoint to check against: $CP is empty\"}]"
+}
+
+@test "the checkpoint file: a symbolic link is refused by checkpoint and verify, exit 3" {
+	log_db symlink
+	parlae audit checkpoint --output "$BATS_TEST_TMPDIR/real.jsonl" >/dev/null
+	cp "$BATS_TEST_TMPDIR/real.jsonl" "$BATS_TEST_TMPDIR/before"
+	ln -s "$BATS_TEST_TMPDIR/real.jsonl" "$CP"
+	run --separate-stderr parlae audit checkpoint
+	assert_equal "$status" 3
+	assert_equal "$output" ""
+	assert_equal "$stderr" "parlae: the checkpoint file $CP is a symbolic link (name the file itself: a link could be pointed elsewhere)"
+	cmp "$BATS_TEST_TMPDIR/real.jsonl" "$BATS_TEST_TMPDIR/before"
+	verify_cp
+	assert_equal "$status" 3
+	assert_equal "$output" ""
+	assert_equal "$stderr" "parlae: the checkpoint file $CP is a symbolic link (name the file itself: a link could be pointed elsewhere)"
+	rm "$CP"
+	ln -s "$BATS_TEST_TMPDIR/nowhere" "$CP"
+	run --separate-stderr parlae audit checkpoint
+	assert_equal "$status" 3
+	[ ! -e "$BATS_TEST_TMPDIR/nowhere" ]
+}
+
+@test "checkpoint refuses a file others may write or another user owns, exit 3; verify reads it" {
+	log_db file_mode
+	parlae audit checkpoint >/dev/null
+	cp "$CP" "$BATS_TEST_TMPDIR/before"
+	chmod 664 "$CP"
+	run --separate-stderr parlae audit checkpoint
+	assert_equal "$status" 3
+	assert_equal "$output" ""
+	assert_equal "$stderr" "parlae: the checkpoint file $CP is writable by group or others (mode 0664) (chmod 644 $CP)"
+	chmod 646 "$CP"
+	run --separate-stderr parlae audit checkpoint --dry-run
+	assert_equal "$status" 3
+	assert_regex "$stderr" "is writable by group or others \(mode 0646\)"
+	chmod 644 "$CP"
+	chown 65534 "$CP"
+	run --separate-stderr parlae audit checkpoint
+	assert_equal "$status" 3
+	assert_equal "$stderr" "parlae: the checkpoint file $CP is owned by another user (uid 65534) (it must belong to the user who signs: chown it, or sign into a file of that user's own)"
+	cmp "$CP" "$BATS_TEST_TMPDIR/before"
+	# An auditor reads the operator's file: another owner, any mode.
+	chmod 666 "$CP"
+	verify_cp
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "${lines[1]}" "checkpoints intact: 1 line, the newest at event 5"
 }
 
 @test "a signing key open to others, or owned by another user, is refused with exit 3" {
@@ -418,4 +551,29 @@ audit log BROKEN at event 7: its prev_hash is not the hash of the event before i
 	run --separate-stderr parlae status --json
 	assert_success
 	assert_equal "$(jq -c '.audit | [.lastCheckpoint, (.checkpointError | test("^the last line of the checkpoint file .* is incomplete"))]' <<<"$output")" "[null,true]"
+	# A line edited beyond the log is an error, never shown as the last checkpoint.
+	head -n 1 "$CP" | jq -c '.seq = 999999' >"$BATS_TEST_TMPDIR/edited"
+	cp "$BATS_TEST_TMPDIR/edited" "$CP"
+	run --separate-stderr parlae status --json
+	assert_success
+	assert_equal "$(jq -c '.audit | [.lastCheckpoint, .checkpointError]' <<<"$output")" \
+		'[null,"the newest checkpoint (event 999999) is beyond the last event (7): the file was edited"]'
+}
+
+@test "status with PARLAE_AUDIT_PUBLIC_KEY shows the newest checkpoint only when its signature holds" {
+	log_db status_key
+	parlae audit checkpoint >/dev/null
+	export PARLAE_AUDIT_PUBLIC_KEY=$PUB
+	run --separate-stderr parlae status --json
+	assert_success
+	assert_equal "$(jq -c '.audit | [.lastEvent, .lastCheckpoint, .checkpointError]' <<<"$output")" "[6,5,null]"
+	jq -c '.seq = 6' "$CP" >"$BATS_TEST_TMPDIR/edited"
+	cp "$BATS_TEST_TMPDIR/edited" "$CP"
+	run --separate-stderr parlae status --json
+	assert_success
+	assert_equal "$(jq -c '.audit | [.lastCheckpoint, .checkpointError]' <<<"$output")" \
+		"[null,\"the newest checkpoint in $CP does not hold: its signature does not match its seq, hash, prev and time: it was forged or altered\"]"
+	PARLAE_AUDIT_PUBLIC_KEY=$KEYS/other.pub run --separate-stderr parlae status
+	assert_success
+	assert_line --regexp "^audit log     protected, last event 6; checkpoints: the newest checkpoint in $CP does not hold: it was signed by another key"
 }
