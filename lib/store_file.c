@@ -257,13 +257,13 @@ static int decode_key(const char *s, size_t n, unsigned char *key)
 	return !r && out == KEY_LEN && bits < 6 ? 0 : -1;
 }
 
-/* The contents of PARLAE_MASTER_KEY_FILE (ours alone), wiped by the caller. */
+/* The contents of PARLAE_MASTER_KEY_FILE (ours alone, as the store is), wiped by the caller. */
 static int read_key_file(const char *path, struct pl_buf *b, struct pl_err *err)
 {
 	char chunk[512];
 	struct stat sb;
 	ssize_t got;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int r, fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0) {
 		pl_err_set(err, PL_ECONFIG, "PARLAE_MASTER_KEY_FILE %s: %s", path, strerror(errno));
@@ -274,12 +274,9 @@ static int read_key_file(const char *path, struct pl_buf *b, struct pl_err *err)
 		return pl_err_set(err, PL_ECONFIG, "PARLAE_MASTER_KEY_FILE %s: %s", path,
 		                  strerror(errno));
 	}
-	if (sb.st_mode & 077) {
+	if ((r = pl_check_private_file(&sb, "PARLAE_MASTER_KEY_FILE", path, err))) {
 		close(fd);
-		pl_err_set(err, PL_ECONFIG,
-		           "PARLAE_MASTER_KEY_FILE %s has mode %04o: others may read the key", path,
-		           (unsigned)(sb.st_mode & 07777));
-		return pl_err_hint(err, "chmod 600 %s", path);
+		return r;
 	}
 	b->cap = KEY_FILE_MAX;
 	while ((got = read(fd, chunk, sizeof(chunk))) != 0) {
