@@ -1362,7 +1362,10 @@ static int file_rekey(void *be, int dry_run, size_t *n, struct pl_err *err)
 	struct rekey rk = {be, -1, {0}, NULL, 0, 0, 0};
 	int r;
 
-	if ((r = load_new_key(&rk, err)) || (r = open_dir(rk.fs, 0, &rk.dfd, err)) || rk.dfd < 0)
+	/* A store that does not exist yet is created under the new key, as a writer would create
+	 * it: else the first writer would give it the key being retired. */
+	if ((r = load_new_key(&rk, err)) || (r = open_dir(rk.fs, !dry_run, &rk.dfd, err)) ||
+	    rk.dfd < 0)
 		goto out;
 	/* Writers wait while the store changes keys under them, and decide theirs after. */
 	if ((r = lock_dir(rk.fs, rk.dfd, err)) || (r = rekey_collect(&rk, err)) ||
