@@ -198,8 +198,11 @@ int pl_rotate_account(struct pl_session *s, struct pl_store *store, struct pl_si
 		res->outcome = PL_ROTATE_LOCKED;
 		return 0;
 	}
-	/* Another process may have refreshed between our read and the lock: read again. */
-	if ((r = read_row(db, req->account, row_version, sizeof(row_version), &expiry, err)) ||
+	/* Another process may have refreshed between our read and the lock: read again. A store
+	 * that would refuse the new keys (a retired key, an unfinished re-key) is refused before
+	 * Sikka's refresh spends the old ones. */
+	if ((r = pl_store_key_ready(store, err)) ||
+	    (r = read_row(db, req->account, row_version, sizeof(row_version), &expiry, err)) ||
 	    (r = pl_pms_keys_read(store, req->account, &k, stored, err)) ||
 	    (r = reconcile(s, req->account, row_version, stored, k.token_expiry, &reconciled, err)))
 		goto out;
@@ -326,7 +329,9 @@ static struct item *prepare(struct batch *b, const char *account)
 	}
 	it = pl_xcalloc(1, sizeof(*it));
 	pl_strlcpy(it->account, account, sizeof(it->account));
-	if (read_row(&b->s->db, account, row_version, sizeof(row_version), &expiry, &err) ||
+	/* As pl_rotate_account: a store that would refuse the new keys fails before the refresh. */
+	if (pl_store_key_ready(b->store, &err) ||
+	    read_row(&b->s->db, account, row_version, sizeof(row_version), &expiry, &err) ||
 	    pl_pms_keys_read(b->store, account, &it->keys, it->stored, &err) ||
 	    reconcile(b->s, account, row_version, it->stored, it->keys.token_expiry, &reconciled,
 	              &err)) {
