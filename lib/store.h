@@ -82,6 +82,16 @@ int pl_store_ready(struct pl_store *st, struct pl_err *err);
 int pl_store_key_ready(struct pl_store *st, struct pl_err *err);
 
 /*
+ * Keep the store's master key from changing until pl_store_unhold or pl_store_close: a re-key
+ * waits for every holder, and a hold taken during a re-key waits for it to end. For a writer
+ * that reads, spends something it cannot get back (a refresh at Sikka), then writes: what
+ * pl_store_key_ready says after the hold still stands at the write. Nothing is held for a
+ * backend without a master key (aws:) or a file store not created yet.
+ */
+int pl_store_hold(struct pl_store *st, struct pl_err *err);
+void pl_store_unhold(struct pl_store *st);
+
+/*
  * Write a new current version of name; the version it replaces becomes the previous one
  * (one previous version is kept). Atomic: a crash leaves either the old or the new version
  * current, never a torn file. version (at least PL_STORE_VERSION_MAX bytes) receives the

@@ -221,6 +221,29 @@ no_grants() { assert_equal "$(fake_get counters | jq -c '[.grants.refresh_key, .
 	assert_success
 }
 
+@test "a re-key started while a rotation waits on Sikka waits for it: the new keys are stored, then re-encrypted" {
+	export PARLAE_SECRET_STORE=file:$BATS_TEST_TMPDIR/vault
+	seed inflight 1 30
+	fake counters/reset '{}' >/dev/null
+	fake faults '{"method":"POST","path":"/v4/request_key","count":1,"delay_ms":3000}' >/dev/null
+	parlae secrets rotate inflight-1 >"$BATS_TEST_TMPDIR/rot.out" 2>"$BATS_TEST_TMPDIR/rot.err" &
+	rot=$!
+	held() { [ "$(fake_get counters | jq .faults)" = 1 ]; }
+	wait_for held
+	PARLAE_MASTER_KEY_NEW=$NEW_MASTER parlae secrets rotate --master-key >"$BATS_TEST_TMPDIR/rekey.out" 2>"$BATS_TEST_TMPDIR/rekey.err" &
+	rekey=$!
+	rc=0
+	wait "$rot" || rc=$?
+	assert_equal "$rc $(cat "$BATS_TEST_TMPDIR/rot.out" "$BATS_TEST_TMPDIR/rot.err")" "0 rotated 1, skipped 0 (held by another process), not due 0, failed 0"
+	rc=0
+	wait "$rekey" || rc=$?
+	assert_equal "$rc $(cat "$BATS_TEST_TMPDIR/rekey.out")" "0 re-encrypted 1 secret under PARLAE_MASTER_KEY_NEW"
+	assert_equal "$(fake_get counters | jq -c '[.grants.refresh_key, .grants.request_key]')" '[1,0]'
+	PARLAE_MASTER_KEY=$NEW_MASTER key_works inflight-1
+	assert_equal "$(PARLAE_MASTER_KEY=$NEW_MASTER parlae secrets list | cut -f1-3)" "parlae/pms/sikka/inflight-1	2	1"
+	assert_equal "$(sql "SELECT secret_version FROM pms_integrations WHERE account_id = 'inflight-1'")" "2"
+}
+
 @test "usage: accounts or --all, and a duration" {
 	run --separate-stderr parlae secrets rotate
 	assert_equal "$status" 2
