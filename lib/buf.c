@@ -122,6 +122,24 @@ int pl_fsync_parent(const char *path)
 	return r;
 }
 
+int pl_check_private_file(const struct stat *sb, const char *what, const char *path,
+                          struct pl_err *err)
+{
+	/* Another user's file, even 0600, is theirs to read and to swap for a key of theirs. */
+	if (sb->st_uid != geteuid()) {
+		pl_err_set(err, PL_ECONFIG,
+		           "%s %s is owned by another user (uid %u), not by this user (uid %u)",
+		           what, path, (unsigned)sb->st_uid, (unsigned)geteuid());
+		return pl_err_hint(err, "chown %u %s", (unsigned)geteuid(), path);
+	}
+	if (sb->st_mode & 077) {
+		pl_err_set(err, PL_ECONFIG, "%s %s has mode %04o: others may read the key", what,
+		           path, (unsigned)(sb->st_mode & 07777));
+		return pl_err_hint(err, "chmod 600 %s", path);
+	}
+	return 0;
+}
+
 void pl_buf_init(struct pl_buf *b, size_t cap)
 {
 	b->buf = pl_buf_empty;

@@ -7,6 +7,9 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/stat.h>
+
+#include "err.h"
 
 #define PL_BUF_DEFAULT_CAP ((size_t)64 << 20)
 
@@ -66,5 +69,13 @@ int pl_buf_read_fd(struct pl_buf *b, int fd);
 /* fsync the directory that holds path, so that a file created or renamed there stays; -1
  * with errno on failure (a file system that cannot sync directories counts as success). */
 int pl_fsync_parent(const char *path);
+
+/*
+ * Whether the open file whose fstat is sb, a key that what (a variable's name) names, is ours
+ * alone: owned by the running user, with no permission for group or others. PL_ECONFIG with a
+ * chown or chmod hint when it is not.
+ */
+int pl_check_private_file(const struct stat *sb, const char *what, const char *path,
+                          struct pl_err *err);
 
 #endif

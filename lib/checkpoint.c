@@ -50,26 +50,6 @@ static int key_id(EVP_PKEY *pkey, char out[65])
 	return r;
 }
 
-/* A private key readable by no one else: the file's owner and mode, checked on the open file. */
-static int check_private_file(const struct stat *sb, const char *path, const char *what,
-                              struct pl_err *err)
-{
-	if (sb->st_uid != geteuid()) {
-		pl_err_set(err, PL_ECONFIG, "%s %s is owned by another user (uid %u)", what, path,
-		           (unsigned)sb->st_uid);
-		return pl_err_hint(err,
-		                   "the signing key must belong to the user who signs: chown "
-		                   "it, then chmod 600 %s",
-		                   path);
-	}
-	if (sb->st_mode & 077) {
-		pl_err_set(err, PL_ECONFIG, "%s %s is open to others (mode %04o)", what, path,
-		           (unsigned)(sb->st_mode & 07777));
-		return pl_err_hint(err, "chmod 600 %s", path);
-	}
-	return 0;
-}
-
 static int read_key_file(const char *path, int private_key, const char *what, struct pl_buf *pem,
                          struct pl_err *err)
 {
@@ -83,7 +63,7 @@ static int read_key_file(const char *path, int private_key, const char *what, st
 	else if (!S_ISREG(sb.st_mode))
 		r = pl_err_set(err, PL_ECONFIG, "%s %s is not a regular file", what, path);
 	else if (private_key)
-		r = check_private_file(&sb, path, what, err);
+		r = pl_check_private_file(&sb, what, path, err);
 	pem->cap = KEY_FILE_MAX;
 	if (!r && pl_buf_read_fd(pem, fd) < 0)
 		r = pl_err_set(err, PL_ECONFIG, "%s %s: %s", what, path,

@@ -198,8 +198,12 @@ int pl_rotate_account(struct pl_session *s, struct pl_store *store, struct pl_si
 		res->outcome = PL_ROTATE_LOCKED;
 		return 0;
 	}
-	/* Another process may have refreshed between our read and the lock: read again. */
-	if ((r = read_row(db, req->account, row_version, sizeof(row_version), &expiry, err)) ||
+	/* Another process may have refreshed between our read and the lock: read again. A store
+	 * that would refuse the new keys (a retired key, an unfinished re-key) is refused before
+	 * Sikka's refresh spends the old ones, and the hold keeps it so until the write. */
+	if ((!s->dry_run && (r = pl_store_hold(store, err))) ||
+	    (r = pl_store_key_ready(store, err)) ||
+	    (r = read_row(db, req->account, row_version, sizeof(row_version), &expiry, err)) ||
 	    (r = pl_pms_keys_read(store, req->account, &k, stored, err)) ||
 	    (r = reconcile(s, req->account, row_version, stored, k.token_expiry, &reconciled, err)))
 		goto out;
@@ -235,6 +239,7 @@ int pl_rotate_account(struct pl_session *s, struct pl_store *store, struct pl_si
 out:
 	if (r && r != PL_ENOTFOUND)
 		record_failure(s, req->account, r, err->msg, written);
+	pl_store_unhold(store);
 	unlock(db, req->account);
 	pl_pms_keys_release(&k);
 	pl_sikka_key_release(&fresh);
@@ -326,7 +331,9 @@ static struct item *prepare(struct batch *b, const char *account)
 	}
 	it = pl_xcalloc(1, sizeof(*it));
 	pl_strlcpy(it->account, account, sizeof(it->account));
-	if (read_row(&b->s->db, account, row_version, sizeof(row_version), &expiry, &err) ||
+	/* As pl_rotate_account: a store that would refuse the new keys fails before the refresh. */
+	if (pl_store_key_ready(b->store, &err) ||
+	    read_row(&b->s->db, account, row_version, sizeof(row_version), &expiry, &err) ||
 	    pl_pms_keys_read(b->store, account, &it->keys, it->stored, &err) ||
 	    reconcile(b->s, account, row_version, it->stored, it->keys.token_expiry, &reconciled,
 	              &err)) {
@@ -515,7 +522,9 @@ int pl_rotate_batch(struct pl_session *s, const struct pl_rotate_batch_req *req,
 	if ((r = pl_session_db(s, &db, err)) || (r = pl_sikka_init(&sk, s->cfg, err)))
 		return r;
 	b.sk = &sk;
-	if ((r = pl_store_open(s->cfg, &b.store, err)) || (r = candidates(&b, err)))
+	/* Held for the whole run: a re-key started meanwhile waits for it (pl_store_close). */
+	if ((r = pl_store_open(s->cfg, &b.store, err)) ||
+	    (!s->dry_run && (r = pl_store_hold(b.store, err))) || (r = candidates(&b, err)))
 		goto out;
 	r = pl_http_run(&sk.http, req->concurrency, next_job, job_done, &b);
 	if (r)

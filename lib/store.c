@@ -180,6 +180,22 @@ int pl_store_ready(struct pl_store *st, struct pl_err *err)
 	return health_err(&h, err);
 }
 
+int pl_store_key_ready(struct pl_store *st, struct pl_err *err)
+{
+	return st->ops->rekey ? pl_store_ready(st, err) : 0;
+}
+
+int pl_store_hold(struct pl_store *st, struct pl_err *err)
+{
+	return st->ops->hold ? st->ops->hold(st->be, err) : 0;
+}
+
+void pl_store_unhold(struct pl_store *st)
+{
+	if (st->ops->unhold)
+		st->ops->unhold(st->be);
+}
+
 int pl_store_put(struct pl_store *st, const char *name, const struct pl_secret *value,
                  char *version, struct pl_err *err)
 {

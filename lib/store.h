@@ -43,8 +43,8 @@ struct pl_store;
  * Open the store named by PARLAE_SECRET_STORE in cfg. Opening reads no key: the master key
  * (PARLAE_MASTER_KEY, else the file named by PARLAE_MASTER_KEY_FILE; 32 bytes as 64 hex
  * digits or base64) is loaded on the first get or put, and its absence then is PL_ECONFIG
- * naming both variables; a key file readable by others (not 0600 or stricter) is refused. A file
- * store whose directory or files are open to, or owned by, another user is refused. The
+ * naming both variables; a key file that is another user's or readable by others is refused.
+ * A file store whose directory or files are open to, or owned by, another user is refused. The
  * returned store is freed with pl_store_close.
  */
 int pl_store_open(const struct pl_config *cfg, struct pl_store **out, struct pl_err *err);
@@ -75,6 +75,21 @@ int pl_store_check(const struct pl_config *cfg, struct pl_store_health *h);
  * failure in err): checked before a step that cannot be undone, such as spending a single-use
  * code. The writes themselves check again, under the store's lock. */
 int pl_store_ready(struct pl_store *st, struct pl_err *err);
+
+/* Whether a write with the store's own master key would be refused now (pl_store_ready, for a
+ * backend that has one: its key no longer opens the store, or a re-key is unfinished); 0 with
+ * no call for one that has none (aws:). Cheap enough to check before each account of a batch. */
+int pl_store_key_ready(struct pl_store *st, struct pl_err *err);
+
+/*
+ * Keep the store's master key from changing until pl_store_unhold or pl_store_close: a re-key
+ * waits for every holder, and a hold taken during a re-key waits for it to end. For a writer
+ * that reads, spends something it cannot get back (a refresh at Sikka), then writes: what
+ * pl_store_key_ready says after the hold still stands at the write. Nothing is held for a
+ * backend without a master key (aws:) or a file store not created yet.
+ */
+int pl_store_hold(struct pl_store *st, struct pl_err *err);
+void pl_store_unhold(struct pl_store *st);
 
 /*
  * Write a new current version of name; the version it replaces becomes the previous one

@@ -10,7 +10,8 @@
  *   it. A secret is never written under a key that is being retired.
  * - A change of key (rekey) is one writer among the others: it checks everything it will
  *   change before changing anything, leaves a durable mark until it has finished, and while
- *   that mark exists every writer is refused; a rerun with the same keys finishes it.
+ *   that mark exists every writer is refused; a rerun with the same keys finishes it. It
+ *   starts only once every hold is released, and a hold waits for it to end.
  * - check changes nothing and reports what `status` shows: whether the store can be reached
  *   and is ours alone, whether the configured key opens it, and whether a re-key is unfinished.
  */
@@ -44,6 +45,9 @@ struct pl_store_ops {
 	void (*check)(void *be, struct pl_store_health *h);
 	/* NULL for a backend that has no master key of its own. */
 	int (*rekey)(void *be, int dry_run, size_t *n, struct pl_err *err);
+	/* Keep the key from changing (rekey waits) until unhold or close; NULL with rekey. */
+	int (*hold)(void *be, struct pl_err *err);
+	void (*unhold)(void *be);
 };
 
 /* PL_ENOTFOUND for a secret (version NULL) or one of its versions, worded alike by all. */

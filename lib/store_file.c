@@ -42,6 +42,8 @@
  * - ".rekey": the marker of an unfinished re-key, KEY_CHECK_VALUE under the NEW key and the
  *   name ".rekey", so that only a rerun with that key finishes it. Writers are refused while
  *   it exists.
+ * - ".writers": empty, a lock only: taken shared by a writer that holds the key from before
+ *   its read until its write (file_hold), exclusive by a re-key, each before the directory's.
  * Every file in the directory, and the directory, must be the running user's.
  */
 #define MAGIC      "PLSECRET"
@@ -59,6 +61,7 @@
 #define KEY_CHECK       ".key-check"
 #define REKEY_MARK      ".rekey"
 #define TMP_PREFIX      ".tmp-"
+#define WRITERS         ".writers"
 #define KEY_CHECK_VALUE "parlae secret store key check 1"
 /* What decrypt_file returns when the key does not open a file (the caller says which). */
 #define WRONG_KEY (-1)
@@ -68,6 +71,7 @@ struct store_file {
 	const struct pl_config *cfg; /* for the master key, read on first use */
 	unsigned char key[KEY_LEN];
 	int have_key;
+	int writers; /* WRITERS, open and locked shared while the key is held; else -1 */
 };
 
 struct header {
@@ -257,13 +261,13 @@ static int decode_key(const char *s, size_t n, unsigned char *key)
 	return !r && out == KEY_LEN && bits < 6 ? 0 : -1;
 }
 
-/* The contents of PARLAE_MASTER_KEY_FILE (ours alone), wiped by the caller. */
+/* The contents of PARLAE_MASTER_KEY_FILE (ours alone, as the store is), wiped by the caller. */
 static int read_key_file(const char *path, struct pl_buf *b, struct pl_err *err)
 {
 	char chunk[512];
 	struct stat sb;
 	ssize_t got;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int r, fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0) {
 		pl_err_set(err, PL_ECONFIG, "PARLAE_MASTER_KEY_FILE %s: %s", path, strerror(errno));
@@ -274,12 +278,9 @@ static int read_key_file(const char *path, struct pl_buf *b, struct pl_err *err)
 		return pl_err_set(err, PL_ECONFIG, "PARLAE_MASTER_KEY_FILE %s: %s", path,
 		                  strerror(errno));
 	}
-	if (sb.st_mode & 077) {
+	if ((r = pl_check_private_file(&sb, "PARLAE_MASTER_KEY_FILE", path, err))) {
 		close(fd);
-		pl_err_set(err, PL_ECONFIG,
-		           "PARLAE_MASTER_KEY_FILE %s has mode %04o: others may read the key", path,
-		           (unsigned)(sb.st_mode & 07777));
-		return pl_err_hint(err, "chmod 600 %s", path);
+		return r;
 	}
 	b->cap = KEY_FILE_MAX;
 	while ((got = read(fd, chunk, sizeof(chunk))) != 0) {
@@ -412,6 +413,7 @@ static int file_open(const struct pl_config *cfg, const char *location, void **o
 
 	*out = NULL;
 	fs->cfg = cfg;
+	fs->writers = -1;
 	pl_strlcpy(fs->dir, location, sizeof(fs->dir));
 	/* A store open to other users is refused before anything is read from it. */
 	if ((r = open_dir(fs, 0, &dfd, err))) {
@@ -424,12 +426,15 @@ static int file_open(const struct pl_config *cfg, const char *location, void **o
 	return 0;
 }
 
+static void file_unhold(void *be);
+
 static void file_close(void *be)
 {
 	struct store_file *fs = be;
 
 	if (!fs)
 		return;
+	file_unhold(fs);
 	OPENSSL_cleanse(fs->key, sizeof(fs->key));
 	free(fs);
 }
@@ -822,6 +827,63 @@ static int lock_dir(struct store_file *fs, int dfd, struct pl_err *err)
 	return 0;
 }
 
+/*
+ * WRITERS, created (0600) the first time, locked how: shared by writers that hold the key,
+ * exclusive by a re-key, and always before the directory's lock, so that a re-key waits for
+ * those holders, never the other way round while it holds the directory.
+ */
+static int lock_writers(struct store_file *fs, int dfd, int how, int *fd, struct pl_err *err)
+{
+	char path[4096 + 256];
+	struct stat sb;
+	int r = 0;
+
+	*fd = openat(dfd, WRITERS, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (*fd < 0)
+		return file_err(fs, WRITERS, strerror(errno), err);
+	snprintf(path, sizeof(path), "%s/%s", fs->dir, WRITERS);
+	if (fstat(*fd, &sb) < 0)
+		r = file_err(fs, WRITERS, strerror(errno), err);
+	else if (!S_ISREG(sb.st_mode))
+		r = file_err(fs, WRITERS, "not a regular file", err);
+	else if (sb.st_uid != geteuid())
+		r = check_owner_mode(path, &sb, 0600, err);
+	else if (fchmod(*fd, 0600) < 0) /* the umask may have taken bits */
+		r = file_err(fs, WRITERS, strerror(errno), err);
+	while (!r && flock(*fd, how) < 0)
+		if (errno != EINTR)
+			r = file_err(fs, WRITERS, strerror(errno), err);
+	if (r) {
+		close(*fd);
+		*fd = -1;
+	}
+	return r;
+}
+
+/* A store not created yet has no key to keep: nothing is held. */
+static int file_hold(void *be, struct pl_err *err)
+{
+	struct store_file *fs = be;
+	int r, dfd;
+
+	if (fs->writers >= 0)
+		return 0;
+	if ((r = open_dir(fs, 0, &dfd, err)) || dfd < 0)
+		return r;
+	r = lock_writers(fs, dfd, LOCK_SH, &fs->writers, err);
+	close(dfd);
+	return r;
+}
+
+static void file_unhold(void *be)
+{
+	struct store_file *fs = be;
+
+	if (fs->writers >= 0)
+		close(fs->writers);
+	fs->writers = -1;
+}
+
 /* --- the store's key ---------------------------------------------------------------------- */
 
 static int has_ext(const char *s, const char *ext)
@@ -895,7 +957,11 @@ static int key_opens(struct store_file *fs, int dfd, const unsigned char *key, i
 	if (!file[0])
 		return 0;
 	snprintf(what, size, "secret file %s", file);
-	return file_opens(fs, dfd, file, NULL, key, opens, err);
+	if ((r = file_opens(fs, dfd, file, NULL, key, opens, err)))
+		return r;
+	/* Deleted since it was listed (check takes no lock): nothing shows that the key opens. */
+	*opens = *opens > 0;
+	return 0;
 }
 
 static int retired_key(const char *what, struct pl_err *err)
@@ -1363,12 +1429,17 @@ static int rekey_apply(struct rekey *rk, struct pl_err *err)
 static int file_rekey(void *be, int dry_run, size_t *n, struct pl_err *err)
 {
 	struct rekey rk = {be, -1, {0}, NULL, 0, 0, 0};
-	int r;
+	int r, writers = -1;
 
-	if ((r = load_new_key(&rk, err)) || (r = open_dir(rk.fs, 0, &rk.dfd, err)) || rk.dfd < 0)
+	/* A store that does not exist yet is created under the new key, as a writer would create
+	 * it: else the first writer would give it the key being retired. */
+	if ((r = load_new_key(&rk, err)) || (r = open_dir(rk.fs, !dry_run, &rk.dfd, err)) ||
+	    rk.dfd < 0)
 		goto out;
-	/* Writers wait while the store changes keys under them, and decide theirs after. */
-	if ((r = lock_dir(rk.fs, rk.dfd, err)) || (r = rekey_collect(&rk, err)) ||
+	/* Writers that hold the key finish first; the others wait while the store changes keys
+	 * under them, and decide theirs after. */
+	if ((!dry_run && (r = lock_writers(rk.fs, rk.dfd, LOCK_EX, &writers, err))) ||
+	    (r = lock_dir(rk.fs, rk.dfd, err)) || (r = rekey_collect(&rk, err)) ||
 	    (r = rekey_precheck(&rk, n, err)) || dry_run ||
 	    (rk.todo && (r = rekey_apply(&rk, err))))
 		goto out;
@@ -1378,6 +1449,8 @@ out:
 		*n = 0;
 	if (rk.dfd >= 0)
 		close(rk.dfd);
+	if (writers >= 0)
+		close(writers);
 	free(rk.v);
 	OPENSSL_cleanse(rk.key, sizeof(rk.key));
 	return r;
@@ -1395,4 +1468,6 @@ const struct pl_store_ops pl_store_file_ops = {
     .list = file_list,
     .check = file_check,
     .rekey = file_rekey,
+    .hold = file_hold,
+    .unhold = file_unhold,
 };

@@ -336,6 +336,25 @@ mode() { stat -c %a "$1"; }
 	done
 }
 
+@test "a PARLAE_MASTER_KEY_FILE owned by another user is refused (exit 3) with a chown hint, even at 0600" {
+	put a value
+	unset PARLAE_MASTER_KEY
+	echo "$KEY_HEX" >"$BATS_TEST_TMPDIR/key"
+	chmod 600 "$BATS_TEST_TMPDIR/key"
+	chown 65534 "$BATS_TEST_TMPDIR/key"
+	for args in "get a" "put b"; do
+		PARLAE_MASTER_KEY_FILE=$BATS_TEST_TMPDIR/key run --separate-stderr store_tool $args <<<"other"
+		assert_equal "$status" 3
+		assert_equal "$output" ""
+		assert_equal "$stderr" "store-tool: PARLAE_MASTER_KEY_FILE $BATS_TEST_TMPDIR/key is owned by another user (uid 65534), not by this user (uid $(id -u)) (chown $(id -u) $BATS_TEST_TMPDIR/key)"
+	done
+	assert_equal "$(ls -A "$VAULT" | tr '\n' ' ')" ".key-check a.cur "
+	chown "$(id -u)" "$BATS_TEST_TMPDIR/key"
+	PARLAE_MASTER_KEY_FILE=$BATS_TEST_TMPDIR/key run --separate-stderr store_tool get a
+	assert_success
+	assert_equal "$output" "value"
+}
+
 @test "a put with a key that does not open the store is refused (exit 3) and writes nothing" {
 	put a value
 	before=$(ls -A --full-time "$VAULT"; cat "$VAULT"/* "$VAULT"/.key-check | sha256sum)

@@ -468,7 +468,7 @@ checkpoint line 3 FAILED: its prev is not the hash of line 2: lines were removed
 	PARLAE_AUDIT_SIGNING_KEY_FILE=$BATS_TEST_TMPDIR/open.pem run --separate-stderr parlae audit checkpoint
 	assert_equal "$status" 3
 	assert_equal "$output" ""
-	assert_equal "$stderr" "parlae: PARLAE_AUDIT_SIGNING_KEY_FILE $BATS_TEST_TMPDIR/open.pem is open to others (mode 0644) (chmod 600 $BATS_TEST_TMPDIR/open.pem)"
+	assert_equal "$stderr" "parlae: PARLAE_AUDIT_SIGNING_KEY_FILE $BATS_TEST_TMPDIR/open.pem has mode 0644: others may read the key (chmod 600 $BATS_TEST_TMPDIR/open.pem)"
 	[ ! -e "$CP" ]
 	chmod 640 "$BATS_TEST_TMPDIR/open.pem"
 	PARLAE_AUDIT_SIGNING_KEY_FILE=$BATS_TEST_TMPDIR/open.pem run --separate-stderr parlae audit checkpoint
@@ -477,7 +477,7 @@ checkpoint line 3 FAILED: its prev is not the hash of line 2: lines were removed
 	chown 65534 "$BATS_TEST_TMPDIR/open.pem"
 	PARLAE_AUDIT_SIGNING_KEY_FILE=$BATS_TEST_TMPDIR/open.pem run --separate-stderr parlae audit checkpoint
 	assert_equal "$status" 3
-	assert_regex "$stderr" "^parlae: PARLAE_AUDIT_SIGNING_KEY_FILE $BATS_TEST_TMPDIR/open.pem is owned by another user \(uid 65534\)"
+	assert_equal "$stderr" "parlae: PARLAE_AUDIT_SIGNING_KEY_FILE $BATS_TEST_TMPDIR/open.pem is owned by another user (uid 65534), not by this user (uid $(id -u)) (chown $(id -u) $BATS_TEST_TMPDIR/open.pem)"
 	[ ! -e "$CP" ]
 }
 

@@ -173,6 +173,77 @@ key_works() {
 	assert_regex "$stderr" "the key does not open the store"
 }
 
+# Nothing of Sikka's was asked for: no key granted, by refresh key or by secret key.
+no_grants() { assert_equal "$(fake_get counters | jq -c '[.grants.refresh_key, .grants.request_key]')" '[0,0]'; }
+
+@test "rotate with the key a re-key retired fails (exit 3) before Sikka is asked: the refresh keys are not spent" {
+	export PARLAE_SECRET_STORE=file:$BATS_TEST_TMPDIR/vault
+	seed retired 2 30
+	PARLAE_MASTER_KEY_NEW=$NEW_MASTER parlae secrets rotate --master-key >/dev/null 2>&1
+	fake counters/reset '{}' >/dev/null
+	run --separate-stderr parlae secrets rotate retired-1 retired-2 --json
+	assert_equal "$status" 3
+	assert_equal "$(jq -c '[.rotated, .skipped, .notDue, .failed]' <<<"$output")" '[0,0,0,2]'
+	assert_equal "$(jq -r '[.accounts[].detail] | unique[]' <<<"$output")" "the key does not open the store (its key-check record)"
+	no_grants
+	PARLAE_MASTER_KEY=$NEW_MASTER key_works retired-1
+	PARLAE_MASTER_KEY=$NEW_MASTER key_works retired-2
+	assert_equal "$(sql "SELECT string_agg(secret_version, ',') FROM pms_integrations WHERE account_id LIKE 'retired-%'")" "1,1"
+}
+
+@test "rotate during an unfinished re-key fails (exit 3) before Sikka is asked, by the batch and by a tool's refresh" {
+	export PARLAE_SECRET_STORE=file:$BATS_TEST_TMPDIR/vault
+	seed marked 2 30
+	# The re-key dies with its marker written and no secret re-encrypted: every secret still
+	# opens under the old key, which the store no longer lets anyone write with.
+	slow_rekey "$MASTER" "$NEW_MASTER" 1 60000000
+	wait_for test -e "$BATS_TEST_TMPDIR/vault/.rekey"
+	kill_rekey
+	fake counters/reset '{}' >/dev/null
+	run --separate-stderr parlae secrets rotate marked-1 --force
+	assert_equal "$status" 3
+	assert_equal "$output" "rotated 0, skipped 0 (held by another process), not due 0, failed 1"
+	assert_equal "$stderr" "parlae: marked-1: the secret store has an unfinished re-key"
+	no_grants
+	# A tool whose request key has expired refreshes through pl_rotate_account.
+	fake expire '{"office_id":"D36225"}' >/dev/null
+	sql "UPDATE pms_integrations SET config = '{\"timezone\":\"UTC\",\"hours\":{\"tue\":[[\"08:00\",\"09:00\"]]}}' WHERE account_id = 'marked-2'"
+	PARLAE_NOW=2026-11-30T15:00:00Z run --separate-stderr parlae vapi tool invoke checkAvailability --account marked-2 --args '{"date":"2026-12-01"}'
+	assert_equal "$status" 3
+	assert_equal "$(jq -c '[.results[] | [.name, .error]]' <<<"$output")" '[["checkAvailability","the secret store has an unfinished re-key"]]'
+	assert_equal "$stderr" ""
+	no_grants
+	assert_equal "$(sql "SELECT string_agg(secret_version, ',') FROM pms_integrations WHERE account_id LIKE 'marked-%'")" "1,1"
+	# Finished with both keys, the store rotates again.
+	PARLAE_MASTER_KEY_NEW=$NEW_MASTER run --separate-stderr parlae secrets rotate --master-key
+	assert_success
+	PARLAE_MASTER_KEY=$NEW_MASTER run --separate-stderr parlae secrets rotate marked-1 --force
+	assert_success
+}
+
+@test "a re-key started while a rotation waits on Sikka waits for it: the new keys are stored, then re-encrypted" {
+	export PARLAE_SECRET_STORE=file:$BATS_TEST_TMPDIR/vault
+	seed inflight 1 30
+	fake counters/reset '{}' >/dev/null
+	fake faults '{"method":"POST","path":"/v4/request_key","count":1,"delay_ms":3000}' >/dev/null
+	parlae secrets rotate inflight-1 >"$BATS_TEST_TMPDIR/rot.out" 2>"$BATS_TEST_TMPDIR/rot.err" &
+	rot=$!
+	held() { [ "$(fake_get counters | jq .faults)" = 1 ]; }
+	wait_for held
+	PARLAE_MASTER_KEY_NEW=$NEW_MASTER parlae secrets rotate --master-key >"$BATS_TEST_TMPDIR/rekey.out" 2>"$BATS_TEST_TMPDIR/rekey.err" &
+	rekey=$!
+	rc=0
+	wait "$rot" || rc=$?
+	assert_equal "$rc $(cat "$BATS_TEST_TMPDIR/rot.out" "$BATS_TEST_TMPDIR/rot.err")" "0 rotated 1, skipped 0 (held by another process), not due 0, failed 0"
+	rc=0
+	wait "$rekey" || rc=$?
+	assert_equal "$rc $(cat "$BATS_TEST_TMPDIR/rekey.out")" "0 re-encrypted 1 secret under PARLAE_MASTER_KEY_NEW"
+	assert_equal "$(fake_get counters | jq -c '[.grants.refresh_key, .grants.request_key]')" '[1,0]'
+	PARLAE_MASTER_KEY=$NEW_MASTER key_works inflight-1
+	assert_equal "$(PARLAE_MASTER_KEY=$NEW_MASTER parlae secrets list | cut -f1-3)" "parlae/pms/sikka/inflight-1	2	1"
+	assert_equal "$(sql "SELECT secret_version FROM pms_integrations WHERE account_id = 'inflight-1'")" "2"
+}
+
 @test "usage: accounts or --all, and a duration" {
 	run --separate-stderr parlae secrets rotate
 	assert_equal "$status" 2

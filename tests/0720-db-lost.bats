@@ -44,17 +44,6 @@ refuse_connections() {
 	sql_admin "ALTER DATABASE \"$(db_name)\" CONNECTION LIMIT $([ "$1" = on ] && echo 0 || echo -1)" >/dev/null
 }
 
-# wait_for COMMAND...: until it succeeds, for at most 30 s.
-wait_for() {
-	local i
-	for i in $(seq 1 600); do
-		"$@" && return 0
-		sleep 0.05
-	done
-	echo "never happened: $*" >&2
-	return 1
-}
-
 # in_background OUT COMMAND...: start it with stdout in OUT.out and stderr in OUT.err; its pid
 # in $pid. finish: wait for it, its exit status in $status, its streams in $output and $stderr.
 in_background() {
