@@ -2,10 +2,13 @@
  * parlae: the command table, the global options and dispatch. Everything a command does is
  * in lib/; this file only decides which command runs and with what set up.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -495,9 +498,9 @@ int cmd_main(struct cmd_ctx *ctx, int argc, char **argv)
 }
 
 /*
- * Ctrl-C or a TERM: stop at once with the contract's 130. Nothing is half-done by stopping:
- * PostgreSQL rolls back an open transaction and drops the session's advisory locks when the
- * connection goes, and the secret store only ever renames complete files into place.
+ * Ctrl-C, a TERM or a QUIT: stop at once with the contract's 130. Nothing is half-done by
+ * stopping: PostgreSQL rolls back an open transaction and drops the session's advisory locks when
+ * the connection goes, and the secret store only ever renames complete files into place.
  */
 static void on_interrupt(int sig)
 {
@@ -510,16 +513,44 @@ static void on_interrupt(int sig)
 	_exit(PL_EINTERRUPTED);
 }
 
+/*
+ * Before anything reads a secret: no core file and no ptrace by another user (the process holds
+ * the master key and practices' keys), and the signals that end a command end it without a dump.
+ */
+static int harden(void)
+{
+	static const int stops[] = {SIGINT, SIGTERM, SIGQUIT};
+	const struct rlimit no_core = {0, 0};
+	struct sigaction sa;
+
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		fprintf(stderr, "parlae: cannot turn core dumps off: %s\n", strerror(errno));
+		return -1;
+	}
+	if (setrlimit(RLIMIT_CORE, &no_core) < 0) {
+		fprintf(stderr, "parlae: cannot set the core size limit to 0: %s\n",
+		        strerror(errno));
+		return -1;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_interrupt;
+	for (size_t i = 0; i < sizeof(stops) / sizeof(stops[0]); i++) {
+		if (sigaction(stops[i], &sa, NULL) < 0) {
+			fprintf(stderr, "parlae: cannot handle signal %d: %s\n", stops[i],
+			        strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	struct sigaction sa;
 	struct cmd_ctx ctx;
 	int r;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_interrupt;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	if (harden() < 0)
+		return PL_EINTERNAL;
 	cmd_ctx_init(&ctx);
 	r = cmd_main(&ctx, argc, argv);
 	cmd_ctx_release(&ctx);
