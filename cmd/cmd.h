@@ -70,6 +70,15 @@ int cmd_run(struct cmd_ctx *ctx, int argc, char **argv);
  */
 int cmd_getopt(struct cmd_ctx *ctx, int argc, char **argv);
 
+/*
+ * Whether a command line (argv as cmd_main takes it) gives its command a long option for which
+ * pick(name, value) is non-zero, judged by getopt_long with the command's own options, so an
+ * abbreviation or a --name=value form counts as the full name. An option the command refuses
+ * (unknown, ambiguous: "--c" for --caller or --call-id) and a line naming no command count too:
+ * nothing tells what they hold. Prints nothing.
+ */
+int cmd_line_has_option(int argc, char **argv, int (*pick)(const char *name, const char *value));
+
 /* For commands that take no options and no arguments: 0, or PL_EUSAGE after a message. */
 int cmd_parse_none(struct cmd_ctx *ctx, int argc, char **argv);
 

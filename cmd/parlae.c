@@ -214,27 +214,45 @@ static void merge_options(const struct cmd *cmd, struct option *all, size_t nall
 }
 
 /*
+ * getopt_long, quietly, over a copy of argv (it permutes what it scans: the command must see argv
+ * as it was given) with cmd's options and the global ones. visit gets each result, with the long
+ * option matched (NULL for a short option or a problem) and its value, until it returns non-zero.
+ */
+static int walk_options(const struct cmd *cmd, int argc, char **argv,
+                        int (*visit)(int c, const struct option *o, const char *value, void *arg),
+                        void *arg)
+{
+	struct option all[64];
+	char shorts[64], **copy;
+	int c, idx = -1, r = 0;
+
+	copy = pl_xcalloc((size_t)argc + 1, sizeof(*copy));
+	memcpy(copy, argv, (size_t)argc * sizeof(*copy));
+	merge_options(cmd, all, 64, shorts, sizeof(shorts));
+	optind = 0;
+	opterr = 0;
+	while (!r && (c = getopt_long(argc, copy, shorts, all, &idx)) != -1) {
+		r = visit(c, idx >= 0 && c != '?' && c != ':' ? &all[idx] : NULL, optarg, arg);
+		idx = -1;
+	}
+	free(copy);
+	optind = 0;
+	return r;
+}
+
+static int visit_global(int c, const struct option *o, const char *value, void *arg)
+{
+	(void)o;
+	return c >= OPT_JSON || c == 'q' || c == 'v' ? apply_global(arg, c, value) : 0;
+}
+
+/*
  * Global options may stand after the command: apply them all before the command runs, so that
  * --config, --profile and --json hold for set-up too. Problems are left for cmd_getopt to report.
  */
 static int scan_globals(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	struct option all[64];
-	char shorts[64], **copy;
-	int c, r = 0;
-
-	/* getopt_long permutes what it scans: the command must see argv as it was given. */
-	copy = pl_xcalloc((size_t)argc + 1, sizeof(*copy));
-	memcpy(copy, argv, (size_t)argc * sizeof(*copy));
-	merge_options(ctx->cmd, all, 64, shorts, sizeof(shorts));
-	optind = 0;
-	opterr = 0;
-	while (!r && (c = getopt_long(argc, copy, shorts, all, NULL)) != -1)
-		if (c >= OPT_JSON || c == 'q' || c == 'v')
-			r = apply_global(ctx, c, optarg);
-	free(copy);
-	optind = 0;
-	return r;
+	return walk_options(ctx->cmd, argc, argv, visit_global, ctx);
 }
 
 int cmd_getopt(struct cmd_ctx *ctx, int argc, char **argv)
@@ -364,6 +382,32 @@ static void join_words(char *out, size_t size, char **argv, int k)
 		n += (size_t)snprintf(out + n, size - n, "%s%s", i ? " " : "", argv[i]);
 }
 
+/* How many of argv's first words may name a command. */
+static int command_words(int argc, char **argv)
+{
+	int words = 0;
+
+	while (words < argc && words < MAX_CMD_WORDS && argv[words][0] != '-')
+		words++;
+	return words;
+}
+
+/* The command argv's first words name, the longest name first; *consumed says how many. */
+static const struct cmd *find_command(int argc, char **argv, int *consumed)
+{
+	const struct cmd *cmd;
+	char name[192];
+
+	for (int k = command_words(argc, argv); k >= 1; k--) {
+		join_words(name, sizeof(name), argv, k);
+		if ((cmd = cmd_find(name))) {
+			*consumed = k;
+			return cmd;
+		}
+	}
+	return NULL;
+}
+
 /* Resolve argv to a command, the longest name first; *consumed says how many words named it. */
 static int lookup(struct cmd_ctx *ctx, int argc, char **argv, const struct cmd **out, int *consumed)
 {
@@ -371,17 +415,10 @@ static int lookup(struct cmd_ctx *ctx, int argc, char **argv, const struct cmd *
 	struct pl_buf subs = PL_BUF_INIT;
 	char name[192];
 	const char *s, *next;
-	int words = 0, k;
+	int words = command_words(argc, argv), k;
 
-	while (words < argc && words < MAX_CMD_WORDS && argv[words][0] != '-')
-		words++;
-	for (k = words; k >= 1; k--) {
-		join_words(name, sizeof(name), argv, k);
-		if ((*out = cmd_find(name))) {
-			*consumed = k;
-			return 0;
-		}
-	}
+	if ((*out = find_command(argc, argv, consumed)))
+		return 0;
 	for (k = words < MAX_CMD_WORDS ? words : MAX_CMD_WORDS - 1; k >= 1; k--) {
 		join_words(name, sizeof(name), argv, k);
 		if (!is_group(name))
@@ -452,6 +489,33 @@ int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
 	r = cmd->fn(ctx, argc, argv);
 	fflush(stdout);
 	return r;
+}
+
+static int visit_picked(int c, const struct option *o, const char *value, void *arg)
+{
+	int (*const *pick)(const char *name, const char *value) = arg;
+
+	return c == '?' || (o && (*pick)(o->name, value));
+}
+
+int cmd_line_has_option(int argc, char **argv, int (*pick)(const char *name, const char *value))
+{
+	const struct cmd *cmd;
+	int c, consumed, r = 0;
+
+	optind = 0;
+	opterr = 0;
+	while (!r && (c = getopt_long(argc, argv, "+:qvh", global_options, NULL)) != -1)
+		r = c == '?';
+	argc -= optind;
+	argv += optind;
+	optind = 0;
+	if (r || argc == 0)
+		return r;
+	/* Without a command there is no table to judge by (and nothing runs). */
+	if (!(cmd = find_command(argc, argv, &consumed)))
+		return 1;
+	return walk_options(cmd, argc - consumed + 1, argv + consumed - 1, visit_picked, &pick);
 }
 
 static void list_cmds(void)

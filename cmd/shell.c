@@ -94,27 +94,15 @@ static int split_words(const char *line, struct words *w, int partial)
 	return r;
 }
 
-/* Lines that carry a secret or patient data never reach the history file. */
-static int keep_in_history(const struct words *w)
+/*
+ * Lines that carry a secret or patient data never reach the history file: judged after option
+ * parsing (cmd_line_has_option), so "--calle", "--cod=X" or "--arg '{...}'" count as the full name.
+ */
+static int carries_secret(const char *name, const char *value)
 {
-	static const char *const never[] = {"--caller", "--code", "--url"};
-
-	for (int i = 0; i < w->n; i++) {
-		const char *s = w->v[i];
-
-		for (size_t j = 0; j < sizeof(never) / sizeof(never[0]); j++) {
-			size_t len = strlen(never[j]);
-
-			if (!strncmp(s, never[j], len) && (s[len] == '\0' || s[len] == '='))
-				return 0;
-		}
-		if (!strncmp(s, "--args=", 7) && s[7] != '@' && strcmp(s + 7, "-"))
-			return 0;
-		if (!strcmp(s, "--args") && i + 1 < w->n && w->v[i + 1][0] != '@' &&
-		    strcmp(w->v[i + 1], "-"))
-			return 0;
-	}
-	return 1;
+	if (!strcmp(name, "args"))
+		return value && value[0] != '@' && strcmp(value, "-");
+	return !strcmp(name, "caller") || !strcmp(name, "code") || !strcmp(name, "url");
 }
 
 static char *history_path(void)
@@ -206,16 +194,23 @@ static void on_sigint(int sig)
 	interrupted = 1;
 }
 
-static int run_line(struct cmd_ctx *ctx, struct words *w)
+/* A line's words as parlae's command line: argv[0] "parlae", then the words without "parlae". */
+static int line_argv(const struct words *w, char **argv)
 {
-	struct cmd_ctx saved = *ctx;
-	char *argv[MAX_WORDS + 3];
-	int argc = 0, r;
+	int argc = 0;
 
 	argv[argc++] = "parlae";
 	for (int i = (w->n && !strcmp(w->v[0], "parlae")) ? 1 : 0; i < w->n; i++)
 		argv[argc++] = w->v[i];
 	argv[argc] = NULL;
+	return argc;
+}
+
+static int run_line(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct cmd_ctx saved = *ctx;
+	int r;
+
 	if (argc > 1 && !strcmp(argv[1], "shell")) {
 		fprintf(stderr, "parlae: already in the shell\n");
 		return 0;
@@ -290,12 +285,15 @@ int cmd_shell(struct cmd_ctx *ctx, int argc, char **argv)
 			free(line);
 			break;
 		} else if (w.n) {
-			if (tty && keep_in_history(&w)) {
+			char *args[MAX_WORDS + 3];
+			int nargs = line_argv(&w, args);
+
+			if (tty && !cmd_line_has_option(nargs, args, carries_secret)) {
 				add_history(line);
 				if (hist)
 					append_history(1, hist);
 			}
-			run_line(ctx, &w);
+			run_line(ctx, nargs, args);
 		}
 		words_release(&w);
 		free(line);

@@ -53,13 +53,44 @@ pty() { "$PL_TOP/tests/helpers/pty-run" "$@"; }
 	run pty --expect 'parlae> ' --send 'account list\n' --expect 'shelly' \
 		--send 'vapi tool invoke x --caller +15551234567\n' --expect 'parlae> .*parlae> ' \
 		--send "status --code abc\n" --expect 'parlae> .*parlae> .*parlae> ' \
-		--send "x --args '{\"q\":1}'\n" --expect 'parlae> .*parlae> .*parlae> .*parlae> ' \
-		--send 'x --args @file.json\n' --expect 'parlae> .*parlae> .*parlae> .*parlae> .*parlae> ' \
+		--send "vapi tool invoke x --args '{\"q\":1}'\n" --expect 'parlae> .*parlae> .*parlae> .*parlae> ' \
+		--send 'vapi tool invoke x --args @file.json\n' --expect 'parlae> .*parlae> .*parlae> .*parlae> .*parlae> ' \
 		--send 'exit\n' -- parlae shell
 	assert_success
 	hist=$XDG_STATE_HOME/parlae/history
 	assert_equal "$(stat -c %a "$hist")" "600"
-	assert_equal "$(cat "$hist")" $'account list\nx --args @file.json'
+	assert_equal "$(cat "$hist")" $'account list\nvapi tool invoke x --args @file.json'
+}
+
+# Type each line of $@ at the prompt, waiting for the next prompt, then exit: the steps for pty.
+type_lines() {
+	local re='parlae> ' l
+	steps=(--expect "$re")
+	for l in "$@"; do
+		re+='.*parlae> '
+		steps+=(--send "$l\n" --expect "$re")
+	done
+	steps+=(--send 'exit\n')
+}
+
+@test "history: abbreviations and = forms of secret-bearing options are judged as the command parses them" {
+	type_lines 'vapi tool invoke x --calle +15551234567' \
+		'vapi tool invoke x --caller=+15551234567' \
+		'sikka callback --cod SECRET --state s' \
+		'sikka callback --co=SECRET --state s' \
+		'sikka callback --ur "https://cb.example/?code=SECRET&state=s"' \
+		"vapi tool invoke x --arg '{\"q\":1}'" \
+		"vapi tool invoke x --ar='{\"q\":1}'" \
+		'--json vapi tool invoke x --calle=+15551234567' \
+		'vapi tool invoke x --cal +15551234567' \
+		'nosuch --co SECRET' \
+		'vapi tool invoke x --arg @args.json' \
+		'vapi tool invoke x --call-i c1' \
+		'account list --js'
+	run pty "${steps[@]}" -- parlae shell
+	assert_success
+	assert_equal "$(cat "$XDG_STATE_HOME/parlae/history")" \
+		$'vapi tool invoke x --arg @args.json\nvapi tool invoke x --call-i c1\naccount list --js'
 }
 
 @test "history from an earlier session is available" {
