@@ -17,6 +17,7 @@
 #include "sikka.h"
 #include "store.h"
 #include "twilio.h"
+#include "utf8.h"
 #include "banned.h"
 
 #define DEFAULT_DURATION       30
@@ -53,7 +54,7 @@ struct ctx {
 
 static json_t *result(int success, const char *message)
 {
-	return json_pack("{s:b, s:s}", "success", success, "message", message);
+	return pl_json_x(json_pack("{s:b, s:s}", "success", success, "message", message));
 }
 
 static int bad_args(struct pl_err *err, const char *tool, const char *what)
@@ -348,8 +349,8 @@ static int next_appointment(struct ctx *c, const char *patient_id, json_t **out,
 			continue;
 		snprintf(start, sizeof(start), "%.10sT%.5s", date, time);
 		json_decref(*out);
-		*out =
-		    json_pack("{s:s, s:s?}", "start", start, "providerId", text(a, "provider_id"));
+		*out = pl_json_x(
+		    json_pack("{s:s, s:s?}", "start", start, "providerId", text(a, "provider_id")));
 		break;
 	}
 	json_decref(doc);
@@ -656,6 +657,7 @@ static int book_within_budget(struct ctx *c, const json_t *args, json_t **out, s
 	int duration = dur ? atoi(dur) : DEFAULT_DURATION, r, minute;
 	char date[11], time_s[6], wid[32] = "", desc[512];
 	json_t *body = NULL, *doc = NULL, *item = NULL;
+	struct pl_buf d = PL_BUF_INIT;
 	char *text_body;
 
 	if (!start || day_number(start) < 0 || strlen(start) < 16 ||
@@ -702,12 +704,16 @@ static int book_within_budget(struct ctx *c, const json_t *args, json_t **out, s
 			return r;
 		snprintf(practice, sizeof(practice), "1");
 	}
-	snprintf(desc, sizeof(desc), "%s%s%s", type ? type : "appointment", notes ? ": " : "",
-	         notes ? notes : "");
+	pl_buf_addf(&d, "%s%s%s", type ? type : "appointment", notes ? ": " : "",
+	            notes ? notes : "");
+	pl_utf8_copy(desc, sizeof(desc),
+	             d.buf); /* Sikka's field is short: cut between characters */
+	pl_buf_release(&d);
 	body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:s}", "patient_id", patient,
 	                 "date", date, "time", time_s, "description", desc, "provider_id", provider,
 	                 "length", dur ? dur : "30", "operatory", operatory, "practice_id",
 	                 practice, "check_spu", "true");
+	pl_json_x(body);
 	if (!dur)
 		json_object_set_new(body, "length", json_string("30"));
 	text_body = pl_json_dump(body);
@@ -865,12 +871,12 @@ static int account_for_phone(struct pl_db *db, const char *phone_id, char *accou
 		return r;
 	if (!pl_db_rows(&res)) {
 		pl_db_res_clear(&res);
-		pl_err_set(err, PL_ENOTFOUND, "no account has the Vapi phone number id '%.80s'",
-		           phone_id);
+		pl_err_set(err, PL_ENOTFOUND, "no account has the Vapi phone number id '%.*s'",
+		           pl_utf8_cut(phone_id, 80), phone_id);
 		return pl_err_hint(err,
 		                   "register it with 'parlae vapi phone add ACCOUNT --vapi-id "
-		                   "%.80s --number E164'",
-		                   phone_id);
+		                   "%.*s --number E164'",
+		                   pl_utf8_cut(phone_id, 80), phone_id);
 	}
 	snprintf(account, size, "%s", pl_db_val(&res, 0, 0));
 	pl_db_res_clear(&res);
@@ -921,9 +927,9 @@ static int audit_call(struct ctx *c, const struct pl_vapi_call *call, int code, 
 {
 	struct pl_audit_event ev = {c->account, "vapi.tool", "tool_call", call->id, NULL};
 	int r;
-	json_t *meta =
+	json_t *meta = pl_json_x(
 	    json_pack("{s:s, s:s, s:b, s:b}", "tool", pl_vapi_tool_name(call->tool), "callId",
-	              c->call_id, "operatorAccess", c->operator_access, "success", success);
+	              c->call_id, "operatorAccess", c->operator_access, "success", success));
 	char *text = pl_json_dump(meta);
 
 	ev.metadata = text;
@@ -939,7 +945,8 @@ static int run_one(struct ctx *c, const struct pl_vapi_call *call, int integrati
 	if (call->bad_args)
 		return pl_err_set(err, PL_EBADINPUT, "%s: %s", call->name, call->bad_args);
 	if (call->tool == PL_TOOL_UNKNOWN)
-		return pl_err_set(err, PL_ENOTFOUND, "unknown tool '%.80s'", call->name);
+		return pl_err_set(err, PL_ENOTFOUND, "unknown tool '%.*s'",
+		                  pl_utf8_cut(call->name, 80), call->name);
 	if (call->tool != PL_TOOL_TRANSFER_TO_HUMAN && integration_err) {
 		*err = *ierr;
 		return integration_err;
@@ -1063,5 +1070,7 @@ int pl_tools_end_call(struct pl_session *s, const struct pl_vapi_msg *m, struct 
 		return r;
 	found = pl_db_rows(&res) > 0;
 	pl_db_res_clear(&res);
-	return found ? 0 : pl_err_set(err, PL_ENOTFOUND, "no call log for call %.80s", m->call_id);
+	return found ? 0
+	             : pl_err_set(err, PL_ENOTFOUND, "no call log for call %.*s",
+	                          pl_utf8_cut(m->call_id, 80), m->call_id);
 }
