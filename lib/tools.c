@@ -400,10 +400,11 @@ static int get_patient_info(struct ctx *c, const json_t *args, json_t **out, str
 	json_object_set_new(*out, "verified", verified ? json_true() : json_false());
 	if (c->operator_access)
 		json_object_set_new(*out, "operatorAccess", json_true());
-	json_object_set_new(*out, "patient",
-	                    json_pack("{s:s?, s:s?, s:s?, s:O}", "id", text(p, "patient_id"),
-	                              "firstName", text(p, "firstname"), "lastName",
-	                              text(p, "lastname"), "nextAppointment", next));
+	json_object_set_new(
+	    *out, "patient",
+	    pl_json_x(json_pack("{s:s?, s:s?, s:s?, s:O}", "id", text(p, "patient_id"), "firstName",
+	                        text(p, "firstname"), "lastName", text(p, "lastname"),
+	                        "nextAppointment", next)));
 out:
 	json_decref(found);
 	json_decref(next);
@@ -480,8 +481,9 @@ static int computed_slots(struct ctx *c, const char *date, int duration, const c
 				continue;
 			hhmm(t, s);
 			hhmm(t + duration, e);
-			json_array_append_new(slots, json_pack("{s:s, s:s, s:s?}", "start", s,
-			                                       "end", e, "providerId", provider));
+			json_array_append_new(
+			    slots, pl_json_x(json_pack("{s:s, s:s, s:s?}", "start", s, "end", e,
+			                               "providerId", provider)));
 		}
 	}
 	free(busy);
@@ -526,8 +528,9 @@ static int native_slots(struct ctx *c, const char *date, int duration, const cha
 			continue;
 		hhmm(start, s);
 		hhmm(start + duration, e);
-		json_array_append_new(slots, json_pack("{s:s, s:s, s:s?}", "start", s, "end", e,
-		                                       "providerId", text(it, "provider_id")));
+		json_array_append_new(slots,
+		                      pl_json_x(json_pack("{s:s, s:s, s:s?}", "start", s, "end", e,
+		                                          "providerId", text(it, "provider_id"))));
 	}
 	json_decref(doc);
 	return 0;
@@ -706,14 +709,13 @@ static int book_within_budget(struct ctx *c, const json_t *args, json_t **out, s
 	}
 	pl_buf_addf(&d, "%s%s%s", type ? type : "appointment", notes ? ": " : "",
 	            notes ? notes : "");
-	pl_utf8_copy(desc, sizeof(desc),
-	             d.buf); /* Sikka's field is short: cut between characters */
+	/* Sikka's field is short: cut between characters, or jansson refuses the body. */
+	pl_utf8_copy(desc, sizeof(desc), d.buf);
 	pl_buf_release(&d);
-	body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:s}", "patient_id", patient,
-	                 "date", date, "time", time_s, "description", desc, "provider_id", provider,
-	                 "length", dur ? dur : "30", "operatory", operatory, "practice_id",
-	                 practice, "check_spu", "true");
-	pl_json_x(body);
+	body = pl_json_x(json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:s}", "patient_id",
+	                           patient, "date", date, "time", time_s, "description", desc,
+	                           "provider_id", provider, "length", dur ? dur : "30", "operatory",
+	                           operatory, "practice_id", practice, "check_spu", "true"));
 	if (!dur)
 		json_object_set_new(body, "length", json_string("30"));
 	text_body = pl_json_dump(body);
@@ -839,8 +841,8 @@ static int transfer_to_human(struct ctx *c, const json_t *args, json_t **out, st
 		return r;
 	*out = result(1, "I'm transferring you to our staff now.");
 	json_object_set_new(*out, "destination",
-	                    json_pack("{s:s, s:s, s:s}", "type", "number", "number", staff,
-	                              "message", "Transferring you now"));
+	                    pl_json_x(json_pack("{s:s, s:s, s:s}", "type", "number", "number",
+	                                        staff, "message", "Transferring you now")));
 	json_object_set_new(*out, "smsSid", json_string(sid));
 	return 0;
 }
