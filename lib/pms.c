@@ -57,7 +57,7 @@ static int minutes(const char *s, size_t n)
 
 static int hours_error(struct pl_err *err, const char *part)
 {
-	pl_err_set(err, PL_EUSAGE, "--hours: cannot read '%.60s'", part);
+	pl_err_set(err, PL_EUSAGE, "--hours: cannot read '%.*s'", pl_utf8_cut(part, 60), part);
 	return pl_err_hint(
 	    err,
 	    "write day ranges and times like 'mon-fri 08:00-12:00,13:00-17:00; sat 09:00-13:00'");
@@ -254,7 +254,8 @@ int pl_pms_setup(struct pl_session *s, const struct pl_pms_setup_req *req,
 
 	memset(res, 0, sizeof(*res));
 	if (req->provider && strcasecmp(req->provider, "sikka")) {
-		pl_err_set(err, PL_EUSAGE, "--provider: '%.32s' is not supported", req->provider);
+		pl_err_set(err, PL_EUSAGE, "--provider: '%.*s' is not supported",
+		           pl_utf8_cut(req->provider, 32), req->provider);
 		return pl_err_hint(err, "the only provider is sikka");
 	}
 	if ((r = pl_account_check_id(req->account, err)) ||

@@ -736,7 +736,7 @@ static int book_within_budget(struct ctx *c, const json_t *args, json_t **out, s
 		const char *lm = text(doc, "long_message"), *id = lm ? strstr(lm, "Id:") : NULL;
 
 		if (id)
-			snprintf(wid, sizeof(wid), "%.30s", id + 3);
+			snprintf(wid, sizeof(wid), "%.*s", pl_utf8_cut(id + 3, 30), id + 3);
 		json_decref(doc);
 		if (!*wid)
 			return pl_err_set(err, PL_EUPSTREAM,

@@ -143,3 +143,24 @@ setup() { vapi_setup; }
 	assert_json_utf8 "$stderr"
 	assert_equal "$(jq -r .error.code <<<"$stderr")" "usage"
 }
+
+@test "bookAppointment whose writeback id Sikka names in accented text keeps the confirmation number" {
+	fake faults '{"method":"POST","path":"/v4/appointment","status":200,"count":1,
+		"body":{"long_message":"Id:'"x$(rep é 20)"'"}}' >/dev/null
+	run --separate-stderr parlae vapi tool invoke bookAppointment --account happy \
+		--args '{"startTime":"2026-12-03T11:00:00","patientId":"P1"}'
+	assert_json_utf8 "$output"
+	assert_equal "$(jq -r '.results[0].result' <<<"$output" | jq -r .confirmationNumber)" "x$(rep é 14)"
+}
+
+@test "option values quoted in usage errors are cut between characters" {
+	run --separate-stderr parlae --json audit tail --since "x$(rep é 50)"
+	assert_equal "$status" 2
+	assert_equal "$output" ""
+	assert_json_utf8 "$stderr"
+	assert_equal "$(jq -r .error.message <<<"$stderr")" "--since takes ISO 8601 or a duration, not 'x$(rep é 39)'"
+	run --separate-stderr parlae --json audit tail --account $'x\xe2\x82\xac\xff'
+	assert_equal "$status" 2
+	assert_json_utf8 "$stderr"
+	assert_equal "$(jq -r .error.message <<<"$stderr")" "invalid account id 'x€�'"
+}
