@@ -79,7 +79,7 @@ setup() { vapi_setup; }
 	assert_equal "$(sql "SELECT config->>'timezone' FROM pms_integrations WHERE account_id = 'happy'")" "America/New_York"
 }
 
-@test "bookAppointment with 500 bytes of accented notes sends a body, its description cut between characters" {
+@test "bookAppointment with 501 bytes of accented notes sends a body, its description cut between characters" {
 	notes="x$(rep 'ñé' 125)" # 501 bytes: 511 falls inside a character
 	run --separate-stderr parlae vapi tool invoke bookAppointment --account happy \
 		--args '{"startTime":"2026-12-03T11:00:00","patientId":"P1","notes":"'"$notes"'"}'
