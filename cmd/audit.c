@@ -14,6 +14,7 @@
 #include "../lib/account.h"
 #include "../lib/audit.h"
 #include "../lib/buf.h"
+#include "../lib/utf8.h"
 #include "../lib/banned.h"
 
 #define DEFAULT_LINES 20
@@ -436,7 +437,8 @@ int cmd_audit_tail(struct cmd_ctx *ctx, int argc, char **argv)
 			break;
 		case OPT_ACCOUNT:
 			if (!pl_account_id_valid(optarg))
-				return cmd_usage_error(ctx, "invalid account id '%.80s'", optarg);
+				return cmd_usage_error(ctx, "invalid account id '%.*s'",
+				                       pl_utf8_cut(optarg, 80), optarg);
 			req.account = optarg;
 			break;
 		case OPT_ACTION:

@@ -7,6 +7,7 @@
 
 #include "cmd.h"
 #include "../lib/buf.h"
+#include "../lib/json.h"
 #include "../lib/banned.h"
 
 int cmd_stdout_tty(void)
@@ -27,12 +28,12 @@ static void print_error(struct cmd_ctx *ctx, int code, const char *msg, const ch
 {
 	fflush(stdout);
 	if (ctx->json) {
-		json_t *e = json_pack("{s:{s:s, s:s, s:s?}}", "error", "code", pl_err_name(code),
-		                      "message", msg, "hint", hint && *hint ? hint : NULL);
-		char *s = e ? json_dumps(e, JSON_COMPACT) : NULL;
+		json_t *e =
+		    pl_json_x(json_pack("{s:{s:s, s:s, s:s?}}", "error", "code", pl_err_name(code),
+		                        "message", msg, "hint", hint && *hint ? hint : NULL));
+		char *s = pl_json_dump(e);
 
-		if (s)
-			fprintf(stderr, "%s\n", s);
+		fprintf(stderr, "%s\n", s);
 		free(s);
 		json_decref(e);
 		return;
@@ -56,17 +57,18 @@ int cmd_fail(struct cmd_ctx *ctx, const struct pl_err *err)
 
 int cmd_usage_error(struct cmd_ctx *ctx, const char *fmt, ...)
 {
-	char msg[512], hint[300];
+	struct pl_err err = PL_ERR_INIT;
 	va_list ap;
 
+	/* Through pl_err: the text quotes what was typed, which need not be UTF-8. */
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	pl_err_vset(&err, PL_EUSAGE, fmt, ap);
 	va_end(ap);
 	if (ctx->cmd)
-		snprintf(hint, sizeof(hint), "usage: %s", ctx->cmd->usage);
+		pl_err_hint(&err, "usage: %s", ctx->cmd->usage);
 	else
-		snprintf(hint, sizeof(hint), "see 'parlae help'");
-	print_error(ctx, PL_EUSAGE, msg, hint);
+		pl_err_hint(&err, "see 'parlae help'");
+	print_error(ctx, PL_EUSAGE, err.msg, err.hint);
 	return PL_EUSAGE;
 }
 

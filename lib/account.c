@@ -5,6 +5,7 @@
 
 #include "audit.h"
 #include "buf.h"
+#include "utf8.h"
 #include "banned.h"
 
 int pl_account_id_valid(const char *id)
@@ -28,7 +29,7 @@ int pl_account_check_id(const char *id, struct pl_err *err)
 {
 	if (pl_account_id_valid(id))
 		return 0;
-	pl_err_set(err, PL_EUSAGE, "invalid account id '%.80s'", id);
+	pl_err_set(err, PL_EUSAGE, "invalid account id '%.*s'", pl_utf8_cut(id, 80), id);
 	return pl_err_hint(err,
 	                   "use 1-63 of a-z, 0-9, '_' and '-', starting with a letter or digit");
 }

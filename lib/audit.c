@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "utf8.h"
 #include "banned.h"
 
 const char *pl_audit_outcome(int code)
@@ -278,13 +279,14 @@ int pl_audit_parse_since(const char *text, time_t now, char *out, size_t size, s
 	if (!parse_duration(text, &secs))
 		t = now - (time_t)secs;
 	else if (parse_iso(text, &t, &usec) < 0) {
-		pl_err_set(err, PL_EUSAGE, "--since takes ISO 8601 or a duration, not '%.80s'",
-		           text);
+		pl_err_set(err, PL_EUSAGE, "--since takes ISO 8601 or a duration, not '%.*s'",
+		           pl_utf8_cut(text, 80), text);
 		return pl_err_hint(err, "e.g. 2026-11-24T08:00:00Z, 90s, 15m, 2h, 1d or 1h30m");
 	}
 	if (!gmtime_r(&t, &tm) || !strftime(day, sizeof(day), "%Y-%m-%d %H:%M:%S", &tm) ||
 	    snprintf(out, size, "%s.%06ld+00", day, usec) >= (int)size)
-		return pl_err_set(err, PL_EUSAGE, "--since '%.80s' is out of range", text);
+		return pl_err_set(err, PL_EUSAGE, "--since '%.*s' is out of range",
+		                  pl_utf8_cut(text, 80), text);
 	return 0;
 }
 

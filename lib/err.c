@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "utf8.h"
 #include "banned.h"
 
 static const struct pl_err_info table[] = {
@@ -26,22 +27,36 @@ static const struct pl_err_info table[] = {
     {PL_EINTERRUPTED, "interrupted", "interrupted"},
 };
 
-/* A message is one line: a newline from a lower layer (libpq, curl) ends it. */
-static void one_line(char *s)
+/*
+ * A message is one line of valid UTF-8: a newline from a lower layer (libpq, curl) ends it,
+ * bytes that are not UTF-8 become U+FFFD, and a long one is cut between characters, so that
+ * it can always go into JSON.
+ */
+__attribute__((format(printf, 3, 0))) static void set_text(char *dst, size_t size, const char *fmt,
+                                                           va_list ap)
 {
-	s[strcspn(s, "\r\n")] = '\0';
+	char raw[2048];
+
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	raw[strcspn(raw, "\r\n")] = '\0';
+	pl_utf8_copy(dst, size, raw);
+}
+
+int pl_err_vset(struct pl_err *err, int code, const char *fmt, va_list ap)
+{
+	err->code = code;
+	err->hint[0] = '\0';
+	set_text(err->msg, sizeof(err->msg), fmt, ap);
+	return code;
 }
 
 int pl_err_set(struct pl_err *err, int code, const char *fmt, ...)
 {
 	va_list ap;
 
-	err->code = code;
-	err->hint[0] = '\0';
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	pl_err_vset(err, code, fmt, ap);
 	va_end(ap);
-	one_line(err->msg);
 	return code;
 }
 
@@ -50,22 +65,23 @@ int pl_err_hint(struct pl_err *err, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(err->hint, sizeof(err->hint), fmt, ap);
+	set_text(err->hint, sizeof(err->hint), fmt, ap);
 	va_end(ap);
-	one_line(err->hint);
 	return err->code;
 }
 
 int pl_err_prefix(struct pl_err *err, const char *fmt, ...)
 {
-	char head[256], old[sizeof(err->msg)];
+	char head[256], old[sizeof(err->msg)], hint[sizeof(err->hint)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(head, sizeof(head), fmt, ap);
+	set_text(head, sizeof(head), fmt, ap);
 	va_end(ap);
 	memcpy(old, err->msg, sizeof(old));
-	snprintf(err->msg, sizeof(err->msg), "%s: %s", head, old);
+	memcpy(hint, err->hint, sizeof(hint));
+	pl_err_set(err, err->code, "%s: %s", head, old);
+	memcpy(err->hint, hint, sizeof(hint));
 	return err->code;
 }
 

@@ -6,6 +6,7 @@
 #ifndef PL_ERR_H
 #define PL_ERR_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 enum pl_code {
@@ -42,9 +43,17 @@ struct pl_err_info {
 	const char *meaning; /* one line, as in parlae(1) */
 };
 
-/* Set code and message; returns code so that `return pl_err_set(...)` reads naturally. */
+/*
+ * Set code and message; returns code so that `return pl_err_set(...)` reads naturally. The
+ * message, the hint and a prefix are kept valid UTF-8 (U+FFFD for bytes that are not) and cut
+ * between characters, whatever text from outside they quote.
+ */
 int pl_err_set(struct pl_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* pl_err_set with a va_list. */
+int pl_err_vset(struct pl_err *err, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* Set the hint (what the operator should do next); returns err->code. */
 int pl_err_hint(struct pl_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

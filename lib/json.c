@@ -1,6 +1,7 @@
 #include "json.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "banned.h"
@@ -79,7 +80,18 @@ const char *pl_json_text0(const json_t *obj, const char *key, char *buf, size_t 
 
 char *pl_json_dump(const json_t *v)
 {
-	return json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+	char *s = v ? json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) : NULL;
+
+	if (v && !s)
+		abort();
+	return s;
+}
+
+json_t *pl_json_x(json_t *v)
+{
+	if (!v)
+		abort();
+	return v;
 }
 
 static void wipe(json_t *v)

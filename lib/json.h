@@ -36,7 +36,17 @@ const char *pl_json_text0(const json_t *obj, const char *key, char *buf, size_t 
  */
 void pl_json_wipe_decref(json_t *v);
 
-/* Serialise compactly into a new string the caller frees; keys in insertion order. */
+/*
+ * Serialise compactly into a new string the caller frees; keys in insertion order. NULL only
+ * for v NULL: running out of memory aborts.
+ */
 char *pl_json_dump(const json_t *v);
+
+/*
+ * v, checked: a jansson constructor (json_pack, json_string...) returns NULL for text that is
+ * not UTF-8 or when memory runs out. Text from outside is made valid before it gets there, so
+ * NULL can only be the second, and like pl_xmalloc this aborts.
+ */
+json_t *pl_json_x(json_t *v);
 
 #endif

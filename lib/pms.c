@@ -15,6 +15,7 @@
 #include "sikka.h"
 #include "state.h"
 #include "store.h"
+#include "utf8.h"
 #include "banned.h"
 
 #define DEFAULT_HOURS "mon-fri 08:00-17:00"
@@ -56,7 +57,7 @@ static int minutes(const char *s, size_t n)
 
 static int hours_error(struct pl_err *err, const char *part)
 {
-	pl_err_set(err, PL_EUSAGE, "--hours: cannot read '%.60s'", part);
+	pl_err_set(err, PL_EUSAGE, "--hours: cannot read '%.*s'", pl_utf8_cut(part, 60), part);
 	return pl_err_hint(
 	    err,
 	    "write day ranges and times like 'mon-fri 08:00-12:00,13:00-17:00; sat 09:00-13:00'");
@@ -160,6 +161,12 @@ void pl_pms_setup_res_release(struct pl_pms_setup_res *res)
 	memset(res, 0, sizeof(*res));
 }
 
+static int unknown_timezone(const char *tz, struct pl_err *err)
+{
+	pl_err_set(err, PL_EUSAGE, "--timezone: unknown time zone '%.*s'", pl_utf8_cut(tz, 64), tz);
+	return pl_err_hint(err, "use an IANA name such as America/New_York or UTC");
+}
+
 static int check_timezone(struct pl_db *db, const char *tz, struct pl_err *err)
 {
 	const char *params[1] = {tz};
@@ -170,8 +177,7 @@ static int check_timezone(struct pl_db *db, const char *tz, struct pl_err *err)
 	                 err);
 	if (r || found)
 		return r;
-	pl_err_set(err, PL_EUSAGE, "--timezone: unknown time zone '%.64s'", tz);
-	return pl_err_hint(err, "use an IANA name such as America/New_York or UTC");
+	return unknown_timezone(tz, err);
 }
 
 /* The app credentials work if Sikka lists the practices that authorized the app. */
@@ -248,18 +254,25 @@ int pl_pms_setup(struct pl_session *s, const struct pl_pms_setup_req *req,
 
 	memset(res, 0, sizeof(*res));
 	if (req->provider && strcasecmp(req->provider, "sikka")) {
-		pl_err_set(err, PL_EUSAGE, "--provider: '%.32s' is not supported", req->provider);
+		pl_err_set(err, PL_EUSAGE, "--provider: '%.*s' is not supported",
+		           pl_utf8_cut(req->provider, 32), req->provider);
 		return pl_err_hint(err, "the only provider is sikka");
 	}
 	if ((r = pl_account_check_id(req->account, err)) ||
 	    (r = pl_pms_parse_hours(req->hours ? req->hours : DEFAULT_HOURS, &hours, err)) ||
 	    (r = pl_session_db(s, &db, err)))
 		goto out;
+	/* Bytes that are not UTF-8 name no zone, and could go neither into JSON nor to the
+	 * database. */
+	if (!pl_utf8_valid(tz, strlen(tz))) {
+		r = unknown_timezone(tz, err);
+		goto out;
+	}
 	pl_buf_addf(&rid, "%s/SIKKA", req->account);
 	ev.resource_id = rid.buf;
 	{
-		json_t *cfg =
-		    json_pack("{s:s, s:o}", "timezone", tz, "hours", json_loads(hours, 0, NULL));
+		json_t *cfg = pl_json_x(
+		    json_pack("{s:s, s:o}", "timezone", tz, "hours", json_loads(hours, 0, NULL)));
 		char *text = pl_json_dump(cfg);
 
 		pl_buf_reset(&config);
@@ -862,7 +875,8 @@ int pl_pms_callback(struct pl_session *s, const struct pl_pms_redirect *in,
 	trusted = 1;
 	/* Step 2: the practice said no. */
 	if (in->error) {
-		r = pl_err_set(err, PL_ENO, "the practice denied access: %.100s", in->error);
+		r = pl_err_set(err, PL_ENO, "the practice denied access: %.*s",
+		               pl_utf8_cut(in->error, 100), in->error);
 		goto out;
 	}
 	/* Steps 3-4. */

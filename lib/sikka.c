@@ -5,6 +5,7 @@
 
 #include "buf.h"
 #include "json.h"
+#include "utf8.h"
 #include "banned.h"
 
 #define SIKKA_MAX_DEPTH 32
@@ -82,8 +83,8 @@ int pl_sikka_check(struct pl_sikka *sk, const char *call, long status, const cha
 		    "Sikka rejected the app credentials: check SIKKA_APP_ID / SIKKA_APP_KEY (%s)",
 		    api);
 	} else if (*api) {
-		pl_err_set(err, code, "Sikka %s failed: HTTP %ld %s: %.200s", call, status, api,
-		           msg);
+		pl_err_set(err, code, "Sikka %s failed: HTTP %ld %s: %.*s", call, status, api,
+		           pl_utf8_cut(msg, 200), msg);
 	} else {
 		pl_err_set(err, code, "Sikka %s failed: HTTP %ld", call, status);
 	}

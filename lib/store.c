@@ -6,6 +6,7 @@
 
 #include "buf.h"
 #include "store_backend.h"
+#include "utf8.h"
 #include "banned.h"
 
 /* The AWS Secrets Manager limit, so that a value fits either backend. */
@@ -57,14 +58,16 @@ static int parse_spec(const char *spec, const struct pl_store_ops **ops, const c
 		return backends[i]->parse(spec, spec + n, err);
 	}
 	pl_err_set(err, PL_ECONFIG,
-	           "PARLAE_SECRET_STORE='%.200s' is not file:/ABSOLUTE/PATH or aws:REGION", spec);
+	           "PARLAE_SECRET_STORE='%.*s' is not file:/ABSOLUTE/PATH or aws:REGION",
+	           pl_utf8_cut(spec, 200), spec);
 	return pl_err_hint(err, "for example PARLAE_SECRET_STORE=file:/var/lib/parlae/vault");
 }
 
 int pl_store_not_found(const char *name, const char *version, struct pl_err *err)
 {
 	if (version)
-		pl_err_set(err, PL_ENOTFOUND, "secret %s has no version '%.40s'", name, version);
+		pl_err_set(err, PL_ENOTFOUND, "secret %s has no version '%.*s'", name,
+		           pl_utf8_cut(version, 40), version);
 	else
 		pl_err_set(err, PL_ENOTFOUND, "no secret %s in the store", name);
 	return pl_err_hint(err, "see 'parlae secrets list'");
@@ -96,7 +99,7 @@ int pl_store_check_name(const char *name, struct pl_err *err)
 		goto bad; /* a trailing slash */
 	return 0;
 bad:
-	pl_err_set(err, PL_EUSAGE, "invalid secret name '%.80s'", name);
+	pl_err_set(err, PL_EUSAGE, "invalid secret name '%.*s'", pl_utf8_cut(name, 80), name);
 	return pl_err_hint(err, "use '/'-separated segments of a-z, 0-9, '_', '.' and '-', each "
 	                        "starting with a letter or digit, at most 255 bytes");
 }

@@ -12,6 +12,7 @@
 #include "http.h"
 #include "json.h"
 #include "session.h"
+#include "utf8.h"
 #include "banned.h"
 
 /*
@@ -69,7 +70,8 @@ static int aws_parse(const char *spec, const char *region, struct pl_err *err)
 
 	if (n == 0 || n > 63 || strspn(region, "abcdefghijklmnopqrstuvwxyz0123456789-") != n) {
 		pl_err_set(err, PL_ECONFIG,
-		           "PARLAE_SECRET_STORE='%.200s': the region must be like us-east-1", spec);
+		           "PARLAE_SECRET_STORE='%.*s': the region must be like us-east-1",
+		           pl_utf8_cut(spec, 200), spec);
 		return pl_err_hint(err, "for example PARLAE_SECRET_STORE=aws:us-east-1");
 	}
 	return 0;
@@ -91,7 +93,8 @@ static int aws_open(const struct pl_config *cfg, const char *region, void **out,
 	a->cfg = cfg;
 	if (ep && strncmp(ep, "https://", 8) && strncmp(ep, "http://", 7)) {
 		pl_err_set(err, PL_ECONFIG,
-		           "AWS_ENDPOINT_URL_SECRETS_MANAGER='%.200s' is not an http(s) URL", ep);
+		           "AWS_ENDPOINT_URL_SECRETS_MANAGER='%.*s' is not an http(s) URL",
+		           pl_utf8_cut(ep, 200), ep);
 		r = pl_err_hint(err, "unset it to use https://secretsmanager.%s.amazonaws.com/",
 		                region);
 		goto fail;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "utf8.h"
 #include "banned.h"
 
 /*
@@ -84,8 +85,8 @@ static int file_parse(const char *spec, const char *location, struct pl_err *err
 {
 	if (location[0] != '/') {
 		pl_err_set(err, PL_ECONFIG,
-		           "PARLAE_SECRET_STORE='%.200s' is not file:/ABSOLUTE/PATH or aws:REGION",
-		           spec);
+		           "PARLAE_SECRET_STORE='%.*s' is not file:/ABSOLUTE/PATH or aws:REGION",
+		           pl_utf8_cut(spec, 200), spec);
 		return pl_err_hint(err,
 		                   "for example PARLAE_SECRET_STORE=file:/var/lib/parlae/vault");
 	}

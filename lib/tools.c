@@ -17,6 +17,7 @@
 #include "sikka.h"
 #include "store.h"
 #include "twilio.h"
+#include "utf8.h"
 #include "banned.h"
 
 #define DEFAULT_DURATION       30
@@ -53,7 +54,7 @@ struct ctx {
 
 static json_t *result(int success, const char *message)
 {
-	return json_pack("{s:b, s:s}", "success", success, "message", message);
+	return pl_json_x(json_pack("{s:b, s:s}", "success", success, "message", message));
 }
 
 static int bad_args(struct pl_err *err, const char *tool, const char *what)
@@ -348,8 +349,8 @@ static int next_appointment(struct ctx *c, const char *patient_id, json_t **out,
 			continue;
 		snprintf(start, sizeof(start), "%.10sT%.5s", date, time);
 		json_decref(*out);
-		*out =
-		    json_pack("{s:s, s:s?}", "start", start, "providerId", text(a, "provider_id"));
+		*out = pl_json_x(
+		    json_pack("{s:s, s:s?}", "start", start, "providerId", text(a, "provider_id")));
 		break;
 	}
 	json_decref(doc);
@@ -399,10 +400,11 @@ static int get_patient_info(struct ctx *c, const json_t *args, json_t **out, str
 	json_object_set_new(*out, "verified", verified ? json_true() : json_false());
 	if (c->operator_access)
 		json_object_set_new(*out, "operatorAccess", json_true());
-	json_object_set_new(*out, "patient",
-	                    json_pack("{s:s?, s:s?, s:s?, s:O}", "id", text(p, "patient_id"),
-	                              "firstName", text(p, "firstname"), "lastName",
-	                              text(p, "lastname"), "nextAppointment", next));
+	json_object_set_new(
+	    *out, "patient",
+	    pl_json_x(json_pack("{s:s?, s:s?, s:s?, s:O}", "id", text(p, "patient_id"), "firstName",
+	                        text(p, "firstname"), "lastName", text(p, "lastname"),
+	                        "nextAppointment", next)));
 out:
 	json_decref(found);
 	json_decref(next);
@@ -479,8 +481,9 @@ static int computed_slots(struct ctx *c, const char *date, int duration, const c
 				continue;
 			hhmm(t, s);
 			hhmm(t + duration, e);
-			json_array_append_new(slots, json_pack("{s:s, s:s, s:s?}", "start", s,
-			                                       "end", e, "providerId", provider));
+			json_array_append_new(
+			    slots, pl_json_x(json_pack("{s:s, s:s, s:s?}", "start", s, "end", e,
+			                               "providerId", provider)));
 		}
 	}
 	free(busy);
@@ -525,8 +528,9 @@ static int native_slots(struct ctx *c, const char *date, int duration, const cha
 			continue;
 		hhmm(start, s);
 		hhmm(start + duration, e);
-		json_array_append_new(slots, json_pack("{s:s, s:s, s:s?}", "start", s, "end", e,
-		                                       "providerId", text(it, "provider_id")));
+		json_array_append_new(slots,
+		                      pl_json_x(json_pack("{s:s, s:s, s:s?}", "start", s, "end", e,
+		                                          "providerId", text(it, "provider_id"))));
 	}
 	json_decref(doc);
 	return 0;
@@ -656,6 +660,7 @@ static int book_within_budget(struct ctx *c, const json_t *args, json_t **out, s
 	int duration = dur ? atoi(dur) : DEFAULT_DURATION, r, minute;
 	char date[11], time_s[6], wid[32] = "", desc[512];
 	json_t *body = NULL, *doc = NULL, *item = NULL;
+	struct pl_buf d = PL_BUF_INIT;
 	char *text_body;
 
 	if (!start || day_number(start) < 0 || strlen(start) < 16 ||
@@ -702,12 +707,15 @@ static int book_within_budget(struct ctx *c, const json_t *args, json_t **out, s
 			return r;
 		snprintf(practice, sizeof(practice), "1");
 	}
-	snprintf(desc, sizeof(desc), "%s%s%s", type ? type : "appointment", notes ? ": " : "",
-	         notes ? notes : "");
-	body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:s}", "patient_id", patient,
-	                 "date", date, "time", time_s, "description", desc, "provider_id", provider,
-	                 "length", dur ? dur : "30", "operatory", operatory, "practice_id",
-	                 practice, "check_spu", "true");
+	pl_buf_addf(&d, "%s%s%s", type ? type : "appointment", notes ? ": " : "",
+	            notes ? notes : "");
+	/* Sikka's field is short: cut between characters, or jansson refuses the body. */
+	pl_utf8_copy(desc, sizeof(desc), d.buf);
+	pl_buf_release(&d);
+	body = pl_json_x(json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:s}", "patient_id",
+	                           patient, "date", date, "time", time_s, "description", desc,
+	                           "provider_id", provider, "length", dur ? dur : "30", "operatory",
+	                           operatory, "practice_id", practice, "check_spu", "true"));
 	if (!dur)
 		json_object_set_new(body, "length", json_string("30"));
 	text_body = pl_json_dump(body);
@@ -728,7 +736,7 @@ static int book_within_budget(struct ctx *c, const json_t *args, json_t **out, s
 		const char *lm = text(doc, "long_message"), *id = lm ? strstr(lm, "Id:") : NULL;
 
 		if (id)
-			snprintf(wid, sizeof(wid), "%.30s", id + 3);
+			snprintf(wid, sizeof(wid), "%.*s", pl_utf8_cut(id + 3, 30), id + 3);
 		json_decref(doc);
 		if (!*wid)
 			return pl_err_set(err, PL_EUPSTREAM,
@@ -833,8 +841,8 @@ static int transfer_to_human(struct ctx *c, const json_t *args, json_t **out, st
 		return r;
 	*out = result(1, "I'm transferring you to our staff now.");
 	json_object_set_new(*out, "destination",
-	                    json_pack("{s:s, s:s, s:s}", "type", "number", "number", staff,
-	                              "message", "Transferring you now"));
+	                    pl_json_x(json_pack("{s:s, s:s, s:s}", "type", "number", "number",
+	                                        staff, "message", "Transferring you now")));
 	json_object_set_new(*out, "smsSid", json_string(sid));
 	return 0;
 }
@@ -865,12 +873,12 @@ static int account_for_phone(struct pl_db *db, const char *phone_id, char *accou
 		return r;
 	if (!pl_db_rows(&res)) {
 		pl_db_res_clear(&res);
-		pl_err_set(err, PL_ENOTFOUND, "no account has the Vapi phone number id '%.80s'",
-		           phone_id);
+		pl_err_set(err, PL_ENOTFOUND, "no account has the Vapi phone number id '%.*s'",
+		           pl_utf8_cut(phone_id, 80), phone_id);
 		return pl_err_hint(err,
 		                   "register it with 'parlae vapi phone add ACCOUNT --vapi-id "
-		                   "%.80s --number E164'",
-		                   phone_id);
+		                   "%.*s --number E164'",
+		                   pl_utf8_cut(phone_id, 80), phone_id);
 	}
 	snprintf(account, size, "%s", pl_db_val(&res, 0, 0));
 	pl_db_res_clear(&res);
@@ -921,9 +929,9 @@ static int audit_call(struct ctx *c, const struct pl_vapi_call *call, int code, 
 {
 	struct pl_audit_event ev = {c->account, "vapi.tool", "tool_call", call->id, NULL};
 	int r;
-	json_t *meta =
+	json_t *meta = pl_json_x(
 	    json_pack("{s:s, s:s, s:b, s:b}", "tool", pl_vapi_tool_name(call->tool), "callId",
-	              c->call_id, "operatorAccess", c->operator_access, "success", success);
+	              c->call_id, "operatorAccess", c->operator_access, "success", success));
 	char *text = pl_json_dump(meta);
 
 	ev.metadata = text;
@@ -939,7 +947,8 @@ static int run_one(struct ctx *c, const struct pl_vapi_call *call, int integrati
 	if (call->bad_args)
 		return pl_err_set(err, PL_EBADINPUT, "%s: %s", call->name, call->bad_args);
 	if (call->tool == PL_TOOL_UNKNOWN)
-		return pl_err_set(err, PL_ENOTFOUND, "unknown tool '%.80s'", call->name);
+		return pl_err_set(err, PL_ENOTFOUND, "unknown tool '%.*s'",
+		                  pl_utf8_cut(call->name, 80), call->name);
 	if (call->tool != PL_TOOL_TRANSFER_TO_HUMAN && integration_err) {
 		*err = *ierr;
 		return integration_err;
@@ -1063,5 +1072,7 @@ int pl_tools_end_call(struct pl_session *s, const struct pl_vapi_msg *m, struct 
 		return r;
 	found = pl_db_rows(&res) > 0;
 	pl_db_res_clear(&res);
-	return found ? 0 : pl_err_set(err, PL_ENOTFOUND, "no call log for call %.80s", m->call_id);
+	return found ? 0
+	             : pl_err_set(err, PL_ENOTFOUND, "no call log for call %.*s",
+	                          pl_utf8_cut(m->call_id, 80), m->call_id);
 }

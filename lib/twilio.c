@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "http.h"
 #include "json.h"
+#include "utf8.h"
 #include "banned.h"
 
 static int twilio_error(long status, const char *body, size_t len, struct pl_err *err)
@@ -27,13 +28,14 @@ static int twilio_error(long status, const char *body, size_t len, struct pl_err
 		pl_err_set(err, PL_ECONFIG, "Twilio rejected the credentials (20003)");
 		pl_err_hint(err, "check TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN");
 	} else if (code == 21211 || code == 21604 || code == 21602 || code == 21603) {
-		pl_err_set(err, PL_ECONFIG, "Twilio refused the message (%ld): %.200s", code, msg);
+		pl_err_set(err, PL_ECONFIG, "Twilio refused the message (%ld): %.*s", code,
+		           pl_utf8_cut(msg, 200), msg);
 		pl_err_hint(err, code == 21603
 		                     ? "check TWILIO_FROM_NUMBER"
 		                     : "check the staff number with 'parlae vapi phone list'");
 	} else {
-		pl_err_set(err, PL_EUPSTREAM, "Twilio failed: HTTP %ld %ld %.200s", status, code,
-		           msg);
+		pl_err_set(err, PL_EUPSTREAM, "Twilio failed: HTTP %ld %ld %.*s", status, code,
+		           pl_utf8_cut(msg, 200), msg);
 	}
 	json_decref(doc);
 	return err->code;

@@ -278,17 +278,19 @@ json_t *pl_vapi_reply(const struct pl_vapi_msg *m, const struct pl_vapi_outcome 
 	json_t *results;
 
 	if (m->legacy)
-		return json_pack("{s:s}", "result", out[0].result ? out[0].result : out[0].error);
+		return pl_json_x(
+		    json_pack("{s:s}", "result", out[0].result ? out[0].result : out[0].error));
 	results = json_array();
 	for (size_t i = 0; i < m->ncalls; i++) {
 		const struct pl_vapi_outcome *o = &out[i];
 
-		json_array_append_new(results, json_pack("{s:s, s:s, s:s}", "toolCallId",
-		                                         m->calls[i].id, "name", m->calls[i].name,
-		                                         o->result ? "result" : "error",
-		                                         o->result ? o->result : o->error));
+		json_array_append_new(
+		    results,
+		    pl_json_x(json_pack("{s:s, s:s, s:s}", "toolCallId", m->calls[i].id, "name",
+		                        m->calls[i].name, o->result ? "result" : "error",
+		                        o->result ? o->result : o->error)));
 	}
-	return json_pack("{s:o}", "results", results);
+	return pl_json_x(json_pack("{s:o}", "results", results));
 }
 
 int pl_vapi_status(const struct pl_vapi_outcome *out, size_t n)
