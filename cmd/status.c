@@ -4,8 +4,10 @@
 #include <time.h>
 
 #include "cmd.h"
+#include "../lib/json.h"
 #include "../lib/pms.h"
 #include "../lib/status.h"
+#include "../lib/utf8.h"
 #include "../lib/banned.h"
 
 #define DEFAULT_WAIT 60.0
@@ -37,8 +39,12 @@ static const char *store_error(const struct pl_store_health *h)
 
 static json_t *store_json(const struct pl_store_health *h)
 {
+	/* The location comes from PARLAE_SECRET_STORE, which may hold any bytes. */
+	char location[sizeof(h->location)];
+
+	pl_utf8_copy(location, sizeof(location), h->location);
 	return json_pack("{s:s?, s:b, s:s?, s:s?, s:o, s:b}", "backend", h->backend, "reachable",
-	                 h->reachable, "location", h->backend ? h->location : NULL, "error",
+	                 h->reachable, "location", h->backend ? location : NULL, "error",
 	                 store_error(h), "keyOpens",
 	                 h->key_opens < 0 ? json_null() : json_boolean(h->key_opens),
 	                 "rekeyUnfinished", h->rekey_unfinished);
@@ -222,7 +228,7 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 		return cmd_usage_error(ctx, "--wait needs an ACCOUNT");
 	pl_status_system(&ctx->session, &st);
 	if (ctx->json)
-		cmd_print_json(ctx, system_json(&st));
+		cmd_print_json(ctx, pl_json_x(system_json(&st)));
 	else
 		print_system(&st);
 	return check ? report_problems(&st) : 0;

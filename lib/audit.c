@@ -139,7 +139,9 @@ int pl_audit_protection(struct pl_session *s, struct pl_audit_protection *out, s
 	if (r)
 		return r;
 	if ((power = pl_db_val(&res, 0, 0)))
-		snprintf(out->reason, sizeof(out->reason), "%s: " RUN_AS_APP, power);
+		/* Role and schema names are at most 63 bytes each: the sentence fits whole. */
+		snprintf(out->reason, sizeof(out->reason), "%.*s: " RUN_AS_APP,
+		         pl_utf8_cut(power, sizeof(out->reason) - sizeof(RUN_AS_APP) - 2), power);
 	else if (strcmp(pl_db_val(&res, 0, 1), "t"))
 		snprintf(out->reason, sizeof(out->reason),
 		         "a trigger that guards it is disabled or missing: enable it as the owner, "

@@ -48,7 +48,7 @@ int pl_audit_finish(struct pl_session *s, const struct pl_audit_event *ev, int c
  */
 struct pl_audit_protection {
 	int is_protected;     /* 1 when the role cannot rewrite the log */
-	char reason[256];     /* why not, when not: a sentence naming the role */
+	char reason[512];     /* why not, when not: a sentence naming the role */
 	long long last_event; /* the chain head's seq; -1 when it cannot be read */
 };
 

@@ -7,6 +7,7 @@
 #include "account.h"
 #include "buf.h"
 #include "store.h"
+#include "utf8.h"
 #include "banned.h"
 
 static int set(const struct pl_session *s, const char *name)
@@ -71,10 +72,15 @@ static void list_problems(struct pl_status_system *out)
 {
 	size_t n = 0;
 
+	char line[1024];
+
+	/* Formatted whole, then cut between characters: the messages quoted are outside text. */
 #define PROBLEM(...)                                                                               \
 	do {                                                                                       \
-		if (n < PL_STATUS_PROBLEMS_MAX)                                                    \
-			snprintf(out->problems[n++], sizeof(out->problems[0]), __VA_ARGS__);       \
+		if (n < PL_STATUS_PROBLEMS_MAX) {                                                  \
+			snprintf(line, sizeof(line), __VA_ARGS__);                                 \
+			pl_utf8_copy(out->problems[n++], sizeof(out->problems[0]), line);          \
+		}                                                                                  \
 	} while (0)
 	if (!out->db_reachable)
 		PROBLEM("the database is unreachable: %s", out->db_err.msg);
