@@ -266,6 +266,11 @@ struct batch {
 	struct pl_rotate_summary *sum;
 	char **accounts;
 	size_t n, next, done;
+	/* Whether the store would take new keys, checked once: the batch holds the store's
+	 * writers lock from before the check to its end, so no re-key can change the answer, and
+	 * checking per account would read the whole store once per account. */
+	int store_ready;
+	struct pl_err store_err;
 };
 
 static void report(struct batch *b, const char *account, const char *outcome, const char *why)
@@ -331,8 +336,11 @@ static struct item *prepare(struct batch *b, const char *account)
 	}
 	it = pl_xcalloc(1, sizeof(*it));
 	pl_strlcpy(it->account, account, sizeof(it->account));
-	/* As pl_rotate_account: a store that would refuse the new keys fails before the refresh. */
-	if (pl_store_key_ready(b->store, &err) ||
+	/* As pl_rotate_account: a store that would refuse the new keys fails before the refresh
+	 * (store_ready is that check's code, made once for the batch). */
+	if (b->store_ready)
+		err = b->store_err;
+	if (b->store_ready ||
 	    read_row(&b->s->db, account, row_version, sizeof(row_version), &expiry, &err) ||
 	    pl_pms_keys_read(b->store, account, &it->keys, it->stored, &err) ||
 	    reconcile(b->s, account, row_version, it->stored, it->keys.token_expiry, &reconciled,
@@ -526,6 +534,7 @@ int pl_rotate_batch(struct pl_session *s, const struct pl_rotate_batch_req *req,
 	if ((r = pl_store_open(s->cfg, &b.store, err)) ||
 	    (!s->dry_run && (r = pl_store_hold(b.store, err))) || (r = candidates(&b, err)))
 		goto out;
+	b.store_ready = pl_store_key_ready(b.store, &b.store_err);
 	r = pl_http_run(&sk.http, req->concurrency, next_job, job_done, &b);
 	if (r)
 		r = pl_err_set(err, PL_EINTERNAL, "cannot start the transfers");
