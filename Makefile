@@ -18,7 +18,7 @@ CFLAGS ?= -O2 -g
 PKGS = libcurl jansson libpq openssl readline
 DEBIAN_PACKAGES = pkg-config libcurl4-openssl-dev libjansson-dev libpq-dev libssl-dev \
 	libreadline-dev bats bats-assert bats-support postgresql python3 jq bsdextrautils curl openssl man-db groff-base \
-	strace
+	strace clang-format
 
 ifeq ($(SANITIZE),1)
 BUILD = .build/san
@@ -45,25 +45,40 @@ LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/lib/migrations.o
 CMD_OBJ = $(CMD_SRC:%.c=$(BUILD)/%.o)
 DEPS_STAMP = .build/deps.stamp
 
+# Short lines ("CC lib/x.o"), as git and the kernel print them; V=1 shows the full commands.
+ifeq ($(V),1)
+Q =
+QUIET_CC =
+QUIET_AR =
+QUIET_LINK =
+QUIET_GEN =
+else
+Q = @
+QUIET_CC = @echo "  CC      $<";
+QUIET_AR = @echo "  AR      $@";
+QUIET_LINK = @echo "  LINK    $@";
+QUIET_GEN = @echo "  GEN     $@";
+endif
+
 all: $(BIN)
 
 $(BIN): $(CMD_OBJ) $(BUILD)/libparlae.a
-	$(CC) $(CFLAGS) $(SAN) -o $@ $(CMD_OBJ) $(BUILD)/libparlae.a $(PKG_LIBS)
+	$(QUIET_LINK)$(CC) $(CFLAGS) $(SAN) -o $@ $(CMD_OBJ) $(BUILD)/libparlae.a $(PKG_LIBS)
 
 $(BUILD)/libparlae.a: $(LIB_OBJ)
-	rm -f $@
-	ar rcs $@ $^
+	$(Q)rm -f $@
+	$(QUIET_AR)ar rcs $@ $^
 
 $(BUILD)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(QUIET_CC)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/lib/migrations.c: lib/gen-migrations.sh $(MIGRATIONS)
 	@mkdir -p $(dir $@)
-	sh lib/gen-migrations.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+	$(QUIET_GEN)sh lib/gen-migrations.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/lib/migrations.o: $(BUILD)/lib/migrations.c | $(DEPS_STAMP)
-	$(CC) $(ALL_CFLAGS) -Ilib -c -o $@ $<
+	$(QUIET_CC)$(CC) $(ALL_CFLAGS) -Ilib -c -o $@ $<
 
 # Install what is missing, once per clone. Not root or no apt: say what to install.
 $(DEPS_STAMP):
@@ -73,8 +88,8 @@ $(DEPS_STAMP):
 	done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "installing Debian packages:$$missing"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+			echo "installing Debian packages:$$missing (apt-get; this takes a minute or two)"; \
+			apt-get -q update && DEBIAN_FRONTEND=noninteractive apt-get -q install -y $$missing || exit 1; \
 		else \
 			echo "missing Debian packages:$$missing (install them, e.g. sudo apt-get install$$missing)"; exit 1; \
 		fi; \
@@ -84,10 +99,10 @@ $(DEPS_STAMP):
 deps: $(DEPS_STAMP)
 
 check: $(BIN)
-	PARLAE_BIN=$(abspath $(BIN)) tests/run
+	$(Q)PARLAE_BIN=$(abspath $(BIN)) tests/run
 
 demo: $(BIN)
-	PARLAE_BIN=$(abspath $(BIN)) tests/demo
+	$(Q)PARLAE_BIN=$(abspath $(BIN)) tests/demo
 
 bench: $(BIN)
 	PARLAE_BIN=$(abspath $(BIN)) tests/bench/run

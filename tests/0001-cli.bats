@@ -59,9 +59,17 @@ setup() { export HOME=$BATS_TEST_TMPDIR/home; mkdir -p "$HOME"; }
 @test "global options work after the command too" {
 	run --separate-stderr parlae version --json
 	assert_success
+	assert_equal "$stderr" ""
+	after=$output
 	run --separate-stderr parlae --json version
 	assert_success
-	assert_regex "$output" '^\{"version"'
+	assert_equal "$stderr" ""
+	assert_regex "$output" '^\{"version":"[0-9]+\.[0-9]+\.[0-9]+"'
+	assert_equal "$after" "$output"
+	# After a command that fails: its error is the JSON one.
+	PARLAE_DATABASE_URL=$(closed_db_url) run --separate-stderr parlae account list --color=never --json
+	assert_failure 7
+	assert_equal "$(jq -r .error.code <<<"$stderr")" database
 }
 
 @test "an unknown option exits 2 and shows the command's usage" {

@@ -66,6 +66,11 @@ setup() { setup_home; }
 	id=$(printf 'a%.0s' {1..63})
 	run --separate-stderr parlae account add "$id"
 	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(sql "SELECT id FROM accounts WHERE id = '$id'")" "$id"
+	run --separate-stderr parlae account add "a$id"
+	assert_failure 2
+	assert_equal "$(sql "SELECT count(*) FROM accounts WHERE length(id) > 63")" "0"
 }
 
 @test "SQL in a name is stored literally" {

@@ -48,22 +48,22 @@ recompute() {
 
 @test "audit rows cannot be updated, deleted or truncated, even by their owner" {
 	run sql_owner "UPDATE audit_events SET outcome = 'success' WHERE seq = 1"
-	assert_failure
+	assert_failure 1
 	assert_output --partial "the audit log is append-only: UPDATE on audit_events refused"
 	run sql_owner "DELETE FROM audit_events WHERE seq = 1"
-	assert_failure
+	assert_failure 1
 	assert_output --partial "DELETE on audit_events refused"
 	run sql_owner "TRUNCATE audit_events"
-	assert_failure
+	assert_failure 1
 	assert_output --partial "TRUNCATE on audit_events refused"
 }
 
 @test "the chain head cannot be moved back or removed, even by its owner" {
 	run sql_owner "UPDATE audit_chain_head SET seq = 0"
-	assert_failure
+	assert_failure 1
 	assert_output --partial "only moves forward"
 	run sql_owner "DELETE FROM audit_chain_head"
-	assert_failure
+	assert_failure 1
 }
 
 @test "an insert cannot choose its own sequence number, time or hash" {

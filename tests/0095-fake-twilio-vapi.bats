@@ -160,7 +160,7 @@ TOOL_CALLS='{"message":{"type":"tool-calls","timestamp":1794393640000,
 @test "twilio: a dropped connection, and a fault after the send loses only the answer" {
 	ctl "$FAKE_TWILIO" faults '{"close":true}' >/dev/null
 	run curl -sS -u "$AC:$TOKEN" "$FAKE_TWILIO/2010-04-01/Accounts/$AC/Messages.json" --data-urlencode To=+15551234567 --data-urlencode From=+15005550006 -d Body=hi
-	assert_failure
+	assert_failure 52
 	ctl "$FAKE_TWILIO" faults '{"status":500,"when":"after"}' >/dev/null
 	sms --data-urlencode To=+15551234567 --data-urlencode From=+15005550006 -d Body=hi
 	assert_equal "$code $(jq .code <<<"$body")" '500 20500'

@@ -505,7 +505,7 @@ stages() { # NAME: the fake's view, {version: [stages]}
 	run curl -sS --aws-sigv4 "aws:amz:us-east-1:secretsmanager" --user "$AKID:$SKEY" \
 		-H 'Content-Type: application/x-amz-json-1.1' -H 'X-Amz-Target: secretsmanager.PutSecretValue' \
 		--data-binary "{\"SecretId\":\"s1\",\"ClientRequestToken\":\"$T2\",\"SecretString\":\"v2\"}" "$FAKE_AWS/"
-	assert_failure
+	assert_failure 52
 	put s1 "$T2" v2
 	assert_equal "$code $(jq -c .VersionStages <<<"$body")" '200 ["AWSCURRENT"]'
 	assert_equal "$(stages s1)" "{\"$T1\":[\"AWSPREVIOUS\"],\"$T2\":[\"AWSCURRENT\"]}"

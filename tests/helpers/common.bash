@@ -2,6 +2,26 @@
 bats_load_library bats-support
 bats_load_library bats-assert
 
+# A command that succeeds says nothing on stderr unless the test says what it expects there:
+# `assert_success` after `run --separate-stderr` also asserts an empty stderr;
+# `assert_success --stderr REGEX` asserts that stderr matches REGEX instead. `run` forgets the
+# previous run's stderr, so a merged run is never judged by an older one.
+eval "$(declare -f run | sed '1s/^run /bats_run /')"
+run() {
+	unset stderr stderr_lines
+	bats_run "$@"
+}
+eval "$(declare -f assert_success | sed '1s/^assert_success /bats_assert_success /')"
+assert_success() {
+	bats_assert_success || return
+	[ -n "${stderr+set}" ] || return 0
+	if [ "${1:-}" = --stderr ]; then
+		[[ $stderr =~ $2 ]] || fail "stderr does not match '$2': $stderr"
+	elif [ -n "$stderr" ]; then
+		fail "the command succeeded but wrote to stderr: $stderr"
+	fi
+}
+
 # Nothing from the environment of the person running the tests leaks in.
 for v in $(env | sed -n 's/^\(PARLAE_[A-Z_]*\|SIKKA_[A-Z_]*\|VAPI_[A-Z_]*\|TWILIO_[A-Z_]*\|AWS_[A-Z_]*\|OPENAI_[A-Z_]*\|STRIPE_[A-Z_]*\|XDG_[A-Z_]*\|APP_BASE_URL\|DATABASE_URL\|NO_COLOR\)=.*/\1/p'); do
 	case $v in PARLAE_BIN) ;; *) unset "$v" ;; esac
