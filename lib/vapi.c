@@ -13,6 +13,7 @@
 #include "http.h"
 #include "json.h"
 #include "session.h"
+#include "utf8.h"
 #include "banned.h"
 
 static const struct {
@@ -347,7 +348,17 @@ int pl_vapi_direct(const char *tool, const char *args_json, size_t len, struct p
 	out->calls = pl_xcalloc(1, sizeof(*out->calls));
 	if (pl_random_hex(id + 5, 8) < 0)
 		snprintf(id + 5, sizeof(id) - 5, "direct");
-	r = add_call(out, id, tool, raw, err);
+	if (pl_utf8_valid(tool, strlen(tool))) {
+		r = add_call(out, id, tool, raw, err);
+	} else {
+		/* A name typed on the command line is echoed in the reply: made valid, U+FFFD each. */
+		size_t size = 3 * strlen(tool) + 1;
+		char *name = pl_xmalloc(size);
+
+		pl_utf8_copy(name, size, tool);
+		r = add_call(out, id, name, raw, err);
+		free(name);
+	}
 	json_decref(raw);
 	if (r)
 		pl_vapi_msg_release(out);

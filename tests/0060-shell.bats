@@ -116,7 +116,7 @@ EOF2
 account add "oops
 version
 EOF2
-	assert_success
+	assert_success --stderr 'unterminated quote'
 	assert_equal "$stderr" "parlae: unterminated quote or too many words"
 	assert_regex "$output" '^parlae [0-9.]+$'
 }

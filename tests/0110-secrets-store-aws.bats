@@ -173,7 +173,7 @@ CRED_HINT="(check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN
 	value=sk-live-aws-7c1d0e9f8a2b4c6d
 	sput parlae/pms/sikka/traced "{\"requestKey\":\"$value\"}" >/dev/null
 	run --separate-stderr parlae -vv secrets list
-	assert_success
+	assert_success --stderr 'trace: '
 	assert_regex "$stderr" "trace: http: POST $FAKE_AWS/"
 	assert_regex "$stderr" "trace: http: > X-Amz-Target: secretsmanager.ListSecrets"
 	assert_regex "$stderr" "trace: http: > X-Amz-Security-Token: \*\*\*"

@@ -210,7 +210,7 @@ result_of() { jq -r ".results[$2].result" <<<"$1"; }
 @test "an end-of-call-report closes the call's log" {
 	parlae vapi tool invoke --payload "$FIX/tool-calls-book-appointment.json" >/dev/null
 	run --separate-stderr parlae vapi tool invoke --payload "$FIX/end-of-call-report.json"
-	assert_success
+	assert_success --stderr '^closed the log of call'
 	assert_equal "$(sql "SELECT status || '|' || (ended_at IS NOT NULL) FROM vapi_call_logs WHERE call_id = '9d2c1a8e-1f1e-4c1a-9c4e-0a1b2c3d4e03'")" "ended|true"
 }
 
@@ -218,7 +218,7 @@ result_of() { jq -r ".results[$2].result" <<<"$1"; }
 	for mode in secret hmac bearer; do
 		target_fake auth "{\"mode\":\"$mode\",\"secret\":\"$VAPI_WEBHOOK_SECRET\"}" >/dev/null
 		run --separate-stderr parlae vapi tool invoke --payload "$FIX/tool-calls-check-availability.json" --target "$FAKE_TARGET/vapi/webhook" --auth $mode
-		assert_success
+		assert_success --stderr 'HTTP 200 in [0-9]+ ms'
 		assert_equal "$(jq -c '[.results[0].toolCallId, (.results[0].result | fromjson | .success)]' <<<"$output")" '["call_avail_01",true]'
 		assert_regex "$stderr" "^HTTP 200 in [0-9]+ ms$"
 	done
@@ -245,7 +245,7 @@ result_of() { jq -r ".results[$2].result" <<<"$1"; }
 
 @test "no patient data in the audit log or a -vv trace" {
 	run --separate-stderr parlae vapi tool invoke --payload "$FIX/tool-calls-get-patient-info-string-args.json" -vv
-	assert_success
+	assert_success --stderr 'trace: '
 	[[ $stderr == *"trace: http: GET"* ]]
 	refute_secrets_in "$stderr" Diaz ana@example.com 1990-04-01 "$SIKKA_APP_KEY"
 	audit=$(sql "SELECT string_agg(coalesce(metadata::text, '') || coalesce(resource_id, ''), ' ') FROM audit_events")
@@ -272,7 +272,7 @@ result_of() { jq -r ".results[$2].result" <<<"$1"; }
 @test "-vv traces mask a patient search in the URL and patient fields in answers" {
 	fake seed '{"office_id":"D36225","append":true,"patients":[{"patient_id":"P7","firstname":"Zed","lastname":"Quill","homephone":"+15553330000","address_line1":"1 Main St","email":"zq@example.com"}]}' >/dev/null
 	run --separate-stderr parlae vapi tool invoke getPatientInfo --account happy --args '{"query":"zq@example.com"}' -vv
-	assert_success
+	assert_success --stderr 'trace: '
 	[[ $stderr == *"trace: http: GET "*"/v4/patients?email=***"* ]]
 	refute_secrets_in "$stderr" zq@example.com zq%40example.com Quill 5553330000 "1 Main St"
 }

@@ -93,7 +93,7 @@ seed_practice() {
 
 @test "pms setup: the integration, and app credentials Sikka rejects as a config failure" {
 	run --separate-stderr parlae pms setup happy --timezone America/New_York
-	assert_success
+	assert_success --stderr 'next: parlae sikka oauth-url'
 	assert_equal "$(event)" "ops@coverage|$HOST|happy|pms.setup|pms_integration|happy/SIKKA|success|-"
 	assert_equal "$(meta)" '{"config": {"timezone": "America/New_York"}, "provider": "SIKKA"}'
 	SIKKA_APP_KEY=wrong-app-key-0000 run --separate-stderr parlae pms setup happy

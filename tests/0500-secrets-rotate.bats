@@ -216,7 +216,7 @@ no_grants() { assert_equal "$(fake_get counters | jq -c '[.grants.refresh_key, .
 	assert_equal "$(sql "SELECT string_agg(secret_version, ',') FROM pms_integrations WHERE account_id LIKE 'marked-%'")" "1,1"
 	# Finished with both keys, the store rotates again.
 	PARLAE_MASTER_KEY_NEW=$NEW_MASTER run --separate-stderr parlae secrets rotate --master-key
-	assert_success
+	assert_success --stderr 'now use the new key'
 	PARLAE_MASTER_KEY=$NEW_MASTER run --separate-stderr parlae secrets rotate marked-1 --force
 	assert_success
 }
@@ -283,7 +283,7 @@ no_grants() { assert_equal "$(fake_get counters | jq -c '[.grants.refresh_key, .
 		done
 	done
 	PARLAE_MASTER_KEY_NEW=$NEW_MASTER run --separate-stderr parlae secrets rotate --master-key
-	assert_success
+	assert_success --stderr 'now use the new key'
 	for f in "$BATS_FILE_TMPDIR"/vault/*.cur; do
 		PARLAE_MASTER_KEY=$NEW_MASTER store_tool get "$(basename "$f" .cur | tr '~' '/')" >/dev/null
 	done

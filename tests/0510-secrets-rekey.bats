@@ -133,7 +133,7 @@ opens_none() { opens_with "$1" 3; }
 	assert_equal "$output" "would re-encrypt 0 secrets under PARLAE_MASTER_KEY_NEW"
 	[ ! -e "$VAULT" ]
 	PARLAE_MASTER_KEY_NEW=$KEY_B run --separate-stderr parlae secrets rotate --master-key
-	assert_success
+	assert_success --stderr 'now use the new key'
 	assert_equal "$output" "re-encrypted 0 secrets under PARLAE_MASTER_KEY_NEW"
 	assert_equal "$stderr" "now use the new key as PARLAE_MASTER_KEY; the old one no longer opens the store"
 	assert_equal "$(stat -c %a "$VAULT")" "700"
@@ -208,7 +208,7 @@ opens_none() { opens_with "$1" 3; }
 
 	# The same two keys finish it.
 	PARLAE_MASTER_KEY_NEW=$KEY_B run --separate-stderr parlae secrets rotate --master-key
-	assert_success
+	assert_success --stderr 'now use the new key'
 	# Those of the five whose current file the killed run had not done yet.
 	assert_regex "$output" "^re-encrypted [2-5] secrets under PARLAE_MASTER_KEY_NEW$"
 	assert_equal "$(ls -A "$VAULT" | tr '\n' ' ')" ".key-check .writers s1.cur s1.prev s2.cur s2.prev s3.cur s3.prev s4.cur s4.prev s5.cur s5.prev "
@@ -222,7 +222,7 @@ opens_none() { opens_with "$1" 3; }
 @test "a rerun after a finished re-key changes nothing; the retired key is refused everywhere" {
 	seed 3
 	PARLAE_MASTER_KEY_NEW=$KEY_B run --separate-stderr parlae secrets rotate --master-key
-	assert_success
+	assert_success --stderr 'now use the new key'
 	before=$(snapshot)
 	# Everything opens under the new key already: nothing is rewritten.
 	PARLAE_MASTER_KEY_NEW=$KEY_B run --separate-stderr parlae secrets rotate --master-key

@@ -132,7 +132,7 @@ PY
 	assert_regex "$stderr" "certificate"
 	SIKKA_API_URL=$url PARLAE_CA_BUNDLE=$d/cert.pem run --separate-stderr parlae pms setup happy
 	kill $srv
-	assert_success
+	assert_success --stderr 'next: parlae sikka oauth-url'
 	run grep -rn 'SSL_VERIFYPEER, 0\|SSL_VERIFYHOST, 0\|INSECURE' "$PL_TOP/lib" "$PL_TOP/cmd"
 	assert_failure 1
 	assert_output ""
@@ -140,7 +140,7 @@ PY
 
 @test "-vv traces mask secrets and patient data" {
 	run --separate-stderr parlae vapi tool invoke getPatientInfo --account happy --caller +15551234567 --args '{"query":"555-123-4567"}' -vv
-	assert_success
+	assert_success --stderr 'trace: '
 	[[ $stderr == *"trace: http: > App-Key: ***"* ]]
 	[[ $stderr == *"trace: http: > Request-Key: ***"* ]]
 	refute_secrets_in "$stderr" "$SIKKA_APP_KEY" Diaz ana@example.com 1990-04-01 "$(store_key)"
