@@ -86,6 +86,30 @@ last_audit() { sql "SELECT metadata->>'$1' FROM audit_events WHERE action = 'vap
 	assert_equal "$(log_row other "status || '|' || (ended_at IS NULL)" c-replay)" "transferred|true"
 }
 
+@test "the account is the assistant's metadata.accountId when it exists, else the phone number id, else the called number" {
+	m=$(msg pn-happy-dental c-meta +15557770000 transferToHuman '{"reason":"x"}' | jq -c '.message.assistant = {metadata: {accountId: "other"}}')
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$m"
+	assert_success
+	assert_equal "$(result0 | jq -r .destination.number)" "+15550006000"
+	assert_equal "$(sql "SELECT string_agg(account_id, ',') FROM vapi_call_logs WHERE call_id = 'c-meta'")" "other"
+	# An accountId no account has: the phone number id decides.
+	m=$(msg pn-happy-dental c-meta2 +15557770000 transferToHuman '{"reason":"x"}' | jq -c '.message.call.assistant = {metadata: {accountId: "nobody"}}')
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$m"
+	assert_success
+	assert_equal "$(sql "SELECT string_agg(account_id, ',') FROM vapi_call_logs WHERE call_id = 'c-meta2'")" "happy"
+	# No phone number id: the called number, compared as E.164 digits.
+	m=$(msg "" c-num +15557770000 transferToHuman '{"reason":"x"}' | jq -c 'del(.message.call.phoneNumberId) | .message.call.phoneNumber = {number: "(555) 000-5000"}')
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$m"
+	assert_success
+	assert_equal "$(sql "SELECT string_agg(account_id, ',') FROM vapi_call_logs WHERE call_id = 'c-num'")" "other"
+	run --separate-stderr parlae vapi tool invoke --payload - <<<'{"message":{"type":"end-of-call-report","call":{"id":"c-num","phoneNumber":{"number":"+15550005000"}}}}'
+	assert_success
+	assert_equal "$(log_row other status c-num)" "transferred"
+	run --separate-stderr parlae vapi tool invoke --payload - <<<'{"message":{"type":"end-of-call-report","call":{"id":"c-num","phoneNumber":{"number":"+15550009876"}}}}'
+	assert_equal "$status" 5
+	assert_regex "$stderr" "no account has the called number"
+}
+
 # --- the caller rule ---------------------------------------------------------------------------
 
 @test "bookAppointment for a patientId whose phone is not the caller's is refused and sends Sikka nothing to book" {
