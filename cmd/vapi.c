@@ -184,7 +184,7 @@ static int run_local(struct cmd_ctx *ctx, const struct invoke *iv, struct pl_vap
 
 	if (!m->ncalls) {
 		if (!strcmp(m->type, "end-of-call-report")) {
-			if (pl_tools_end_call(&ctx->session, m, &err))
+			if (pl_tools_end_call(&ctx->session, &req, m, &err))
 				return cmd_fail(ctx, &err);
 			cmd_note(ctx, "closed the log of call %s", m->call_id);
 			return 0;

@@ -178,7 +178,7 @@ static void run_local(struct pl_session *s, const struct pl_replay_req *req, str
 		pl_vapi_outcomes_release(out, m.ncalls);
 		free(out);
 	} else if (!strcmp(m.type, "end-of-call-report")) {
-		if (pl_tools_end_call(s, &m, &err))
+		if (pl_tools_end_call(s, &treq, &m, &err))
 			fail(req, it, err.msg);
 	} else {
 		it->outcome = 2;

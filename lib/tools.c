@@ -24,6 +24,11 @@
 #define DEFAULT_WRITEBACK_WAIT 10.0 /* seconds: Vapi gives a tool 20 */
 #define REFRESH_LOCK_WAIT_MS   5000
 #define BOOKING_BUDGET         18.0 /* seconds, of Vapi's 20 */
+#define MIN_DURATION           5
+#define MAX_DURATION           480  /* minutes: a tool's duration argument */
+#define MAX_UPSTREAM_MINUTES   1440 /* an appointment's length from Sikka: at most a day */
+#define ID_MAX                 64
+#define SMS_MAX_CHARS          1600 /* Twilio's limit for one (concatenated) message */
 
 struct ctx {
 	struct pl_session *s;
@@ -31,6 +36,7 @@ struct ctx {
 	const char *account;
 	const char *caller;
 	int operator_access;
+	const char *rule; /* which access rule let this tool call see a patient, for the audit */
 	const char *call_id;
 	const char *phone_id;
 	time_t now;
@@ -60,6 +66,81 @@ static json_t *result(int success, const char *message)
 static int bad_args(struct pl_err *err, const char *tool, const char *what)
 {
 	return pl_err_set(err, PL_EBADINPUT, "%s: %s", tool, what);
+}
+
+/*
+ * The value of s when it is nothing but ASCII digits (no sign, no space) and at most max, else -1.
+ * Numbers from arguments and from upstream answers go through here: atoi read "30abc" as 30.
+ */
+static long long digits_value(const char *s, long long max)
+{
+	long long v = 0;
+
+	if (!s || !*s)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		v = v * 10 + (*s - '0');
+		if (v > max)
+			return -1;
+	}
+	return v;
+}
+
+/*
+ * A whole-number argument: a JSON integer or a string of digits, from min to max. Absent (or
+ * null, or "", as for text arguments) leaves *v at dflt. -1 for anything else: "30abc", "-5",
+ * 30.5, true, an object, or a number out of range.
+ */
+static int arg_number(const json_t *args, const char *name, long long min, long long max,
+                      long long dflt, long long *v)
+{
+	const json_t *a = pl_vapi_arg(args, name);
+	long long n;
+
+	*v = dflt;
+	if (!a || json_is_null(a) || (json_is_string(a) && !*json_string_value(a)))
+		return 0;
+	if (json_is_integer(a))
+		n = json_integer_value(a);
+	else if (json_is_string(a))
+		n = digits_value(json_string_value(a), max);
+	else
+		return -1;
+	if (n < min || n > max)
+		return -1;
+	*v = n;
+	return 0;
+}
+
+/*
+ * An id argument (patientId, providerId): a JSON integer not below zero, or a string of 1 to 64
+ * letters, digits, '.', '_' or '-'. *out is NULL when absent, else borrowed or in buf (at least
+ * ID_MAX + 1 bytes). -1 for anything else.
+ */
+static int arg_id(const json_t *args, const char *name, char *buf, size_t size, const char **out)
+{
+	const json_t *a = pl_vapi_arg(args, name);
+	const char *s;
+
+	*out = NULL;
+	if (!a || json_is_null(a) || (json_is_string(a) && !*json_string_value(a)))
+		return 0;
+	if (json_is_integer(a)) {
+		if (json_integer_value(a) < 0)
+			return -1;
+		snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(a));
+		*out = buf;
+		return 0;
+	}
+	if (!json_is_string(a) || strlen(s = json_string_value(a)) > ID_MAX)
+		return -1;
+	for (const char *p = s; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("._-", *p))
+			return -1;
+	*out = s;
+	return 0;
 }
 
 static int minutes_of(const char *hhmm)
@@ -259,7 +340,10 @@ static int patient_has_phone(const json_t *p, const char *digits)
 	return 0;
 }
 
-/* Patients matching the arguments. A phone is matched exactly (E.164) after a broad search. */
+/*
+ * Patients matching the arguments. A phone is matched exactly (E.164) after a broad search.
+ * *found is a new array on success, NULL on failure.
+ */
 static int find_patients(struct ctx *c, const char *query, const char *phone, const char *first,
                          const char *last, const char *dob, json_t **found, struct pl_err *err)
 {
@@ -269,7 +353,7 @@ static int find_patients(struct ctx *c, const char *query, const char *phone, co
 	size_t i;
 	int r;
 
-	*found = json_array();
+	*found = NULL;
 	if (phone)
 		pl_phone_digits(phone, digits, sizeof(digits));
 	else if (query)
@@ -296,6 +380,7 @@ static int find_patients(struct ctx *c, const char *query, const char *phone, co
 	pl_buf_release(&q);
 	if (r)
 		return r;
+	*found = pl_json_x(json_array());
 	json_array_foreach(items(doc), i, p)
 	{
 		const char *bd = text(p, "birthdate");
@@ -312,6 +397,65 @@ static int find_patients(struct ctx *c, const char *query, const char *phone, co
 		json_array_append(*found, p);
 	}
 	json_decref(doc);
+	return 0;
+}
+
+/* The patient with exactly this id (a new reference), or NULL when Sikka has none. */
+static int patient_by_id(struct ctx *c, const char *id, json_t **patient, struct pl_err *err)
+{
+	struct pl_buf q = PL_BUF_INIT;
+	json_t *doc = NULL, *p;
+	char *e = pl_http_escape(id);
+	size_t i;
+	int r;
+
+	*patient = NULL;
+	pl_buf_addf(&q, "patient_id=%s", e);
+	free(e);
+	r = sikka(c, "GET", "/v4/patients", q.buf, NULL, &doc, err);
+	pl_buf_release(&q);
+	if (r)
+		return r;
+	/* The filter is Sikka's: only an exact id is taken, should it ever answer more. */
+	json_array_foreach(items(doc), i, p)
+	{
+		if (text(p, "patient_id") && !strcmp(text(p, "patient_id"), id)) {
+			*patient = json_incref(p);
+			break;
+		}
+	}
+	json_decref(doc);
+	return 0;
+}
+
+/*
+ * Whose data a call may touch: a patient's record or appointments only for the patient whose
+ * phone is the caller's number, or for the operator's own direct invoke (no --caller). *ok
+ * says whether this call may act for patient_id; c->rule records which rule decided.
+ */
+static int caller_may_act_for(struct ctx *c, const char *patient_id, int *ok, struct pl_err *err)
+{
+	char caller[32] = "";
+	json_t *p = NULL;
+	int r;
+
+	*ok = 0;
+	if (c->operator_access) {
+		c->rule = "operator";
+		*ok = 1;
+		return 0;
+	}
+	c->rule = "unverified-caller";
+	pl_phone_digits(c->caller, caller, sizeof(caller));
+	if (!*caller)
+		return 0; /* nobody to compare: not verified, and Sikka is not asked */
+	if ((r = patient_by_id(c, patient_id, &p, err)))
+		return r;
+	if (p && patient_has_phone(p, caller)) {
+		c->rule = "verified-caller";
+		*ok = 1;
+	}
+	json_decref(p);
 	return 0;
 }
 
@@ -383,6 +527,9 @@ static int get_patient_info(struct ctx *c, const json_t *args, json_t **out, str
 	p = json_array_get(found, 0);
 	pl_phone_digits(c->caller, caller, sizeof(caller));
 	verified = *caller && patient_has_phone(p, caller);
+	c->rule = c->operator_access ? "operator"
+	          : verified         ? "verified-caller"
+	                             : "unverified-caller";
 	if (!verified && !c->operator_access) {
 		/* PHI minimisation: a caller who is not the patient learns only that a record
 		 * exists. */
@@ -455,14 +602,17 @@ static int computed_slots(struct ctx *c, const char *date, int duration, const c
 	busy = pl_xcalloc(json_array_size(items(doc)) + 1, sizeof(*busy));
 	json_array_foreach(items(doc), i, a)
 	{
-		const char *st = text(a, "status"), *len = text(a, "length");
+		const char *st = text(a, "status");
+		long long len = digits_value(text(a, "length"), MAX_UPSTREAM_MINUTES);
 		int start = minutes_of(text(a, "time"));
 
 		if (start < 0 ||
 		    (st && (!strcasecmp(st, "cancelled") || !strcasecmp(st, "broken"))))
 			continue;
+		/* A length missing or unreadable ("30abc", "0"): the time stays taken, for the
+		 * default length, rather than be offered as free. */
 		busy[nbusy].start = start;
-		busy[nbusy].end = start + (len ? atoi(len) : DEFAULT_DURATION);
+		busy[nbusy].end = start + (len > 0 ? (int)len : DEFAULT_DURATION);
 		snprintf(busy[nbusy].provider, sizeof(busy[nbusy].provider), "%s",
 		         provider && text(a, "provider_id") ? text(a, "provider_id") : "");
 		nbusy++;
@@ -515,14 +665,16 @@ static int native_slots(struct ctx *c, const char *date, int duration, const cha
 	{
 		const char *t = text(it, "time") ? text(it, "time") : text(it, "start_time");
 		const char *len = text(it, "length");
+		long long n = len ? digits_value(len, MAX_UPSTREAM_MINUTES) : duration;
 		int start = minutes_of(t && strlen(t) > 10 ? t + 11 : t);
 		int end = text(it, "end_time") ? minutes_of(strlen(text(it, "end_time")) > 10
 		                                                ? text(it, "end_time") + 11
 		                                                : text(it, "end_time"))
-		                               : start + (len ? atoi(len) : duration);
+		                               : start + (int)n;
 		char s[6], e[6];
 
-		if (start < 0 || end - start < duration)
+		/* A free slot whose length cannot be read ("30abc", "0") is not offered. */
+		if (start < 0 || (!text(it, "end_time") && n <= 0) || end - start < duration)
 			continue;
 		if (!strcmp(date, c->today) && start < c->now_minute)
 			continue;
@@ -538,18 +690,23 @@ static int native_slots(struct ctx *c, const char *date, int duration, const cha
 
 static int check_availability(struct ctx *c, const json_t *args, json_t **out, struct pl_err *err)
 {
-	char b1[32], b2[64], date[11], msg[160];
+	char b1[32], b2[ID_MAX + 1], date[11], msg[160];
 	const char *given = pl_vapi_arg_text(args, "date", b1, sizeof(b1));
-	const char *dur = pl_vapi_arg_text(args, "duration", b2, sizeof(b2));
-	const char *provider = pl_vapi_arg_text(args, "providerId", NULL, 0);
+	const char *provider;
 	long day = day_number(given), today = day_number(c->today);
-	int duration = dur ? atoi(dur) : DEFAULT_DURATION, r;
+	long long dur;
+	int duration, r;
 	json_t *slots;
 
 	if (day < 0 || strlen(given) != 10)
 		return bad_args(err, "checkAvailability", "date must be YYYY-MM-DD");
-	if (duration < 5 || duration > 480)
-		return bad_args(err, "checkAvailability", "duration must be 5 to 480 minutes");
+	if (arg_number(args, "duration", MIN_DURATION, MAX_DURATION, DEFAULT_DURATION, &dur))
+		return bad_args(err, "checkAvailability",
+		                "duration must be a whole number of minutes from 5 to 480");
+	if (arg_id(args, "providerId", b2, sizeof(b2), &provider))
+		return bad_args(err, "checkAvailability",
+		                "providerId must be a number or letters and digits");
+	duration = (int)dur;
 	/* A past date means the same weekday to come: callers say "Monday", the model guesses. */
 	while (day < today)
 		day += 7;
@@ -646,18 +803,18 @@ static int wait_writeback(struct ctx *c, const char *id, json_t **item, struct p
 
 static int book_within_budget(struct ctx *c, const json_t *args, json_t **out, struct pl_err *err)
 {
-	char b1[64], b2[32], b3[64], b4[64], pid_buf[64], prov_buf[64], op_buf[64], practice[64];
+	char b1[ID_MAX + 1], b3[ID_MAX + 1], b4[64], pid_buf[64], prov_buf[64], op_buf[64],
+	    practice[64], length[8];
 	const char *start = pl_vapi_arg_text(args, "startTime", NULL, 0);
-	const char *patient = pl_vapi_arg_text(args, "patientId", b1, sizeof(b1));
-	const char *dur = pl_vapi_arg_text(args, "duration", b2, sizeof(b2));
-	const char *provider = pl_vapi_arg_text(args, "providerId", b3, sizeof(b3));
+	const char *patient, *provider;
 	const char *type = pl_vapi_arg_text(args, "appointmentType", NULL, 0);
 	const char *notes = pl_vapi_arg_text(args, "notes", NULL, 0);
 	const char *first = pl_vapi_arg_text(args, "firstName", NULL, 0);
 	const char *last = pl_vapi_arg_text(args, "lastName", NULL, 0);
 	const char *phone = pl_vapi_arg_text(args, "phone", b4, sizeof(b4));
 	const char *operatory, *done, *failed, *created;
-	int duration = dur ? atoi(dur) : DEFAULT_DURATION, r, minute;
+	long long duration;
+	int r, minute, ok;
 	char date[11], time_s[6], wid[32] = "", desc[512];
 	json_t *body = NULL, *doc = NULL, *item = NULL;
 	struct pl_buf d = PL_BUF_INIT;
@@ -667,14 +824,35 @@ static int book_within_budget(struct ctx *c, const json_t *args, json_t **out, s
 	    (minute = minutes_of(start + 11)) < 0)
 		return bad_args(err, "bookAppointment",
 		                "startTime must be a local time like 2026-12-01T10:00:00");
+	if (arg_id(args, "patientId", b1, sizeof(b1), &patient))
+		return bad_args(err, "bookAppointment",
+		                "patientId must be a number or letters and digits");
+	if (arg_id(args, "providerId", b3, sizeof(b3), &provider))
+		return bad_args(err, "bookAppointment",
+		                "providerId must be a number or letters and digits");
 	if (!patient && !(first && last && phone))
 		return bad_args(err, "bookAppointment",
 		                "give patientId, or firstName, lastName and phone");
-	if (duration < 5 || duration > 480)
-		return bad_args(err, "bookAppointment", "duration must be 5 to 480 minutes");
+	if (arg_number(args, "duration", MIN_DURATION, MAX_DURATION, DEFAULT_DURATION, &duration))
+		return bad_args(err, "bookAppointment",
+		                "duration must be a whole number of minutes from 5 to 480");
 	snprintf(date, sizeof(date), "%.10s", start);
+	snprintf(length, sizeof(length), "%lld", duration);
 	hhmm(minute, time_s);
-	if (!patient) {
+	if (patient) {
+		/* Booking for a patient named by id: only that patient, or the operator. */
+		if ((r = caller_may_act_for(c, patient, &ok, err)))
+			return r;
+		if (!ok) {
+			*out = result(
+			    0, "I can only book for the patient calling from the phone number "
+			       "on file. The office staff can verify who you are and book it "
+			       "for you.");
+			json_object_set_new(*out, "status", json_string("failed"));
+			json_object_set_new(*out, "verified", json_false());
+			return 0;
+		}
+	} else {
 		json_t *found = NULL;
 
 		if ((r = find_patients(c, NULL, phone, first, last, NULL, &found, err)))
@@ -714,10 +892,8 @@ static int book_within_budget(struct ctx *c, const json_t *args, json_t **out, s
 	pl_buf_release(&d);
 	body = pl_json_x(json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:s}", "patient_id",
 	                           patient, "date", date, "time", time_s, "description", desc,
-	                           "provider_id", provider, "length", dur ? dur : "30", "operatory",
+	                           "provider_id", provider, "length", length, "operatory",
 	                           operatory, "practice_id", practice, "check_spu", "true"));
-	if (!dur)
-		json_object_set_new(body, "length", json_string("30"));
 	text_body = pl_json_dump(body);
 	json_decref(body);
 	r = sikka(c, "POST", "/v4/appointment", NULL, text_body, &doc, err);
@@ -792,15 +968,45 @@ static int book_appointment(struct ctx *c, const json_t *args, json_t **out, str
 /* --- transferToHuman ---------------------------------------------------------------------------
  */
 
+/*
+ * The length in bytes of the longest prefix of s (valid UTF-8) that Twilio counts as at most max
+ * characters. A character beyond U+FFFF counts twice (two UTF-16 units, as Twilio may count it),
+ * so that the cut is short enough whichever way it counts.
+ */
+static size_t sms_cut(const char *s, size_t max)
+{
+	size_t i = 0, units = 0;
+
+	while (s[i]) {
+		size_t n = 1, w = (unsigned char)s[i] >= 0xf0 ? 2 : 1;
+
+		while (s[i + n] && ((unsigned char)s[i + n] & 0xc0) == 0x80)
+			n++;
+		if (units + w > max)
+			break;
+		units += w;
+		i += n;
+	}
+	return i;
+}
+
+/*
+ * A caller who asks for a human is never stranded: with transfers enabled the answer is the
+ * destination whatever happens to the text to the staff, which is best effort. The call log
+ * keeps whether it went and, if not, why: Twilio's error code or that it could not be reached
+ * (never the text, which holds what the caller said).
+ */
 static int transfer_to_human(struct ctx *c, const json_t *args, json_t **out, struct pl_err *err)
 {
 	const char *reason = pl_vapi_arg_text(args, "reason", NULL, 0);
 	const char *summary = pl_vapi_arg_text(args, "summary", NULL, 0);
-	const char *params[3] = {c->account, c->phone_id, NULL};
+	const char *params[6] = {c->account, c->phone_id, NULL, NULL, NULL, NULL};
 	struct pl_db_res res = PL_DB_RES_INIT;
 	struct pl_buf body = PL_BUF_INIT;
-	char staff[40] = "", sid[64];
-	int r, enabled = 0;
+	struct pl_err serr = PL_ERR_INIT;
+	char staff[40] = "", sid[64], why[64] = "";
+	long code = 0;
+	int r, enabled = 0, sent;
 
 	if (!reason)
 		return bad_args(err, "transferToHuman", "reason is required");
@@ -825,25 +1031,41 @@ static int transfer_to_human(struct ctx *c, const json_t *args, json_t **out, st
 	pl_buf_addf(&body, "Caller %s asks for a person: %s.%s%s",
 	            c->caller ? c->caller : "(unknown)", reason, summary ? " " : "",
 	            summary ? summary : "");
-	r = pl_twilio_sms(c->s->cfg, staff, body.buf, sid, sizeof(sid), err);
-	pl_buf_release(&body);
-	if (r)
-		return r;
-	params[0] = c->call_id;
-	params[1] = reason;
-	params[2] = summary;
+	/* Twilio refuses a longer text (21617): the staff get its beginning. */
+	body.len = sms_cut(body.buf, SMS_MAX_CHARS);
+	body.buf[body.len] = '\0';
+	sent = !pl_twilio_sms(c->s->cfg, staff, body.buf, sid, sizeof(sid), &code, &serr);
+	pl_buf_wipe(&body);
+	if (!sent) {
+		if (code)
+			snprintf(why, sizeof(why), "Twilio error %ld", code);
+		else if (serr.code == PL_ECONFIG)
+			snprintf(why, sizeof(why), "SMS not configured");
+		else
+			snprintf(why, sizeof(why), "SMS service unreachable");
+	}
+	params[0] = c->account;
+	params[1] = c->call_id;
+	params[2] = reason;
+	params[3] = summary;
+	params[4] = sent ? "true" : "false";
+	params[5] = sent ? NULL : why;
 	r = pl_db_query(c->db, NULL,
-	                "UPDATE vapi_call_logs SET transfer_requested = true, transfer_reason = $2,"
-	                " transfer_summary = $3, status = 'transferred', updated_at = now()"
-	                " WHERE call_id = $1",
-	                3, params, err);
+	                "UPDATE vapi_call_logs SET transfer_requested = true, transfer_reason = $3,"
+	                " transfer_summary = $4, sms_sent = $5::boolean, sms_error = $6,"
+	                " status = 'transferred', updated_at = now()"
+	                " WHERE account_id = $1 AND call_id = $2",
+	                6, params, err);
 	if (r)
 		return r;
 	*out = result(1, "I'm transferring you to our staff now.");
 	json_object_set_new(*out, "destination",
 	                    pl_json_x(json_pack("{s:s, s:s, s:s}", "type", "number", "number",
 	                                        staff, "message", "Transferring you now")));
-	json_object_set_new(*out, "smsSid", json_string(sid));
+	json_object_set_new(*out, "smsSent", json_boolean(sent));
+	json_object_set_new(*out, "smsSid", sent ? json_string(sid) : json_null());
+	if (!sent)
+		json_object_set_new(*out, "smsError", json_string(why));
 	return 0;
 }
 
@@ -885,6 +1107,80 @@ static int account_for_phone(struct pl_db *db, const char *phone_id, char *accou
 	return 0;
 }
 
+/* The one account the called number (E.164 digits) is registered to. */
+static int account_for_number(struct pl_db *db, const char *number, char *account, size_t size,
+                              struct pl_err *err)
+{
+	struct pl_db_res res = PL_DB_RES_INIT;
+	char digits[32];
+	const char *params[1] = {digits};
+	int r, n;
+
+	pl_phone_digits(number, digits, sizeof(digits));
+	r = pl_db_query(db, &res,
+	                "SELECT DISTINCT account_id FROM vapi_phone_numbers"
+	                " WHERE regexp_replace(number, '[^0-9]', '', 'g') = $1 LIMIT 2",
+	                1, params, err);
+	if (r)
+		return r;
+	n = (int)pl_db_rows(&res);
+	if (n == 1)
+		snprintf(account, size, "%s", pl_db_val(&res, 0, 0));
+	pl_db_res_clear(&res);
+	/* A number two accounts registered says nothing about which one the call is for. */
+	if (n != 1)
+		return pl_err_set(err, PL_ENOTFOUND, "%s account has the called number %.*s",
+		                  n ? "more than one" : "no", pl_utf8_cut(number, 40), number);
+	return 0;
+}
+
+/*
+ * Which account a message is for (the contract's "Which account"): --account, else the
+ * assistant's metadata.accountId when that account exists, else the account its Vapi phone
+ * number id is registered to, else the one its called number is registered to. Every statement
+ * on a call, a number or a patient then names that account.
+ */
+static int resolve_account(struct pl_db *db, const struct pl_tools_req *req,
+                           const struct pl_vapi_msg *m, char *account, size_t size,
+                           struct pl_err *err)
+{
+	struct pl_err ignored = PL_ERR_INIT;
+	int r;
+
+	if (req && req->account) {
+		if ((r = pl_account_check_id(req->account, err)) ||
+		    (r = pl_account_require(db, req->account, err)))
+			return r;
+		snprintf(account, size, "%s", req->account);
+		return 0;
+	}
+	if (m->account_hint && pl_account_id_valid(m->account_hint)) {
+		r = pl_account_require(db, m->account_hint, &ignored);
+		if (!r) {
+			snprintf(account, size, "%s", m->account_hint);
+			return 0;
+		}
+		if (r != PL_ENOTFOUND) {
+			*err = ignored;
+			return r;
+		}
+	}
+	if (m->phone_number_id) {
+		r = account_for_phone(db, m->phone_number_id, account, size, err);
+		if (r != PL_ENOTFOUND || !m->called_number ||
+		    account_for_number(db, m->called_number, account, size, &ignored))
+			return r;
+		pl_err_clear(err);
+		return 0;
+	}
+	if (m->called_number)
+		return account_for_number(db, m->called_number, account, size, err);
+	pl_err_set(err, PL_EUSAGE,
+	           "no account: give --account ACCOUNT, or a payload whose "
+	           "message.call.phoneNumberId is registered");
+	return pl_err_hint(err, "see 'parlae vapi phone list'");
+}
+
 static int parse_now(const struct pl_tools_req *req, const struct pl_vapi_msg *m,
                      const struct pl_config *cfg, time_t *now, struct pl_err *err)
 {
@@ -915,10 +1211,11 @@ static int log_call(struct ctx *c, struct pl_err *err)
 {
 	const char *params[3] = {c->call_id, c->account, c->phone_id};
 
+	/* The same call id under another account is another row: never this one. */
 	return pl_db_query(
 	    c->db, NULL,
 	    "INSERT INTO vapi_call_logs (call_id, account_id, vapi_phone_id, tool_calls)"
-	    " VALUES ($1, $2, $3, 1) ON CONFLICT (call_id) DO UPDATE"
+	    " VALUES ($1, $2, $3, 1) ON CONFLICT (account_id, call_id) DO UPDATE"
 	    " SET tool_calls = vapi_call_logs.tool_calls + 1, updated_at = now()",
 	    3, params, err);
 }
@@ -929,9 +1226,10 @@ static int audit_call(struct ctx *c, const struct pl_vapi_call *call, int code, 
 {
 	struct pl_audit_event ev = {c->account, "vapi.tool", "tool_call", call->id, NULL};
 	int r;
-	json_t *meta = pl_json_x(
-	    json_pack("{s:s, s:s, s:b, s:b}", "tool", pl_vapi_tool_name(call->tool), "callId",
-	              c->call_id, "operatorAccess", c->operator_access, "success", success));
+	json_t *meta =
+	    pl_json_x(json_pack("{s:s, s:s, s:b, s:b, s:s?}", "tool", pl_vapi_tool_name(call->tool),
+	                        "callId", c->call_id, "operatorAccess", c->operator_access,
+	                        "success", success, "access", c->rule));
 	char *text = pl_json_dump(meta);
 
 	ev.metadata = text;
@@ -988,22 +1286,9 @@ int pl_tools_run(struct pl_session *s, const struct pl_tools_req *req, const str
 	c.operator_access = req->operator_access;
 	c.caller = req->caller ? req->caller : m->caller;
 	c.phone_id = m->phone_number_id;
-	if ((r = pl_session_db(s, &c.db, err)))
+	if ((r = pl_session_db(s, &c.db, err)) ||
+	    (r = resolve_account(c.db, req, m, account, account_size, err)))
 		return r;
-	if (req->account) {
-		if ((r = pl_account_check_id(req->account, err)) ||
-		    (r = pl_account_require(c.db, req->account, err)))
-			return r;
-		snprintf(account, account_size, "%s", req->account);
-	} else if (m->phone_number_id) {
-		if ((r = account_for_phone(c.db, m->phone_number_id, account, account_size, err)))
-			return r;
-	} else {
-		pl_err_set(err, PL_EUSAGE,
-		           "no account: give --account ACCOUNT, or a payload whose "
-		           "message.call.phoneNumberId is registered");
-		return pl_err_hint(err, "see 'parlae vapi phone list'");
-	}
 	c.account = account;
 	if ((r = parse_now(req, m, s->cfg, &c.now, err)))
 		return r;
@@ -1023,6 +1308,7 @@ int pl_tools_run(struct pl_session *s, const struct pl_tools_req *req, const str
 
 		if (!s->dry_run && !r && (r = log_call(&c, err)))
 			goto out;
+		c.rule = NULL;
 		code = run_one(&c, &m->calls[i], integration_err, &ierr, &res, &cerr);
 		if (code) {
 			out[i].code = code;
@@ -1050,29 +1336,33 @@ out:
 	return r;
 }
 
-int pl_tools_end_call(struct pl_session *s, const struct pl_vapi_msg *m, struct pl_err *err)
+int pl_tools_end_call(struct pl_session *s, const struct pl_tools_req *req,
+                      const struct pl_vapi_msg *m, struct pl_err *err)
 {
 	struct pl_db_res res = PL_DB_RES_INIT;
-	const char *params[1] = {m->call_id};
+	char account[64];
+	const char *params[2] = {account, m->call_id};
 	struct pl_db *db;
 	int r, found;
 
 	if (!m->call_id)
 		return pl_err_set(err, PL_EBADINPUT, "the end-of-call-report has no call id");
-	if ((r = pl_session_db(s, &db, err)))
+	if ((r = pl_session_db(s, &db, err)) ||
+	    (r = resolve_account(db, req, m, account, sizeof(account), err)))
 		return r;
 	if (s->dry_run)
 		return 0;
+	/* Only the call of the account the report is for: a call id is not unique across them. */
 	r = pl_db_query(db, &res,
 	                "UPDATE vapi_call_logs SET status = CASE WHEN transfer_requested"
 	                " THEN 'transferred' ELSE 'ended' END, ended_at = now(), updated_at = now()"
-	                " WHERE call_id = $1 RETURNING 1",
-	                1, params, err);
+	                " WHERE account_id = $1 AND call_id = $2 RETURNING 1",
+	                2, params, err);
 	if (r)
 		return r;
 	found = pl_db_rows(&res) > 0;
 	pl_db_res_clear(&res);
 	return found ? 0
-	             : pl_err_set(err, PL_ENOTFOUND, "no call log for call %.*s",
-	                          pl_utf8_cut(m->call_id, 80), m->call_id);
+	             : pl_err_set(err, PL_ENOTFOUND, "no call log for call %.*s of account %s",
+	                          pl_utf8_cut(m->call_id, 80), m->call_id, account);
 }

@@ -31,7 +31,12 @@ int pl_tools_run(struct pl_session *s, const struct pl_tools_req *req, const str
 
 void pl_vapi_outcomes_release(struct pl_vapi_outcome *out, size_t n);
 
-/* Close a call's log (an end-of-call-report); PL_ENOTFOUND if there was no such call. */
-int pl_tools_end_call(struct pl_session *s, const struct pl_vapi_msg *m, struct pl_err *err);
+/*
+ * Close a call's log (an end-of-call-report): the call of the account the message is for, found
+ * as pl_tools_run finds it (req may be NULL). PL_ENOTFOUND if that account has no such call, or
+ * no account can be found for the message.
+ */
+int pl_tools_end_call(struct pl_session *s, const struct pl_tools_req *req,
+                      const struct pl_vapi_msg *m, struct pl_err *err);
 
 #endif

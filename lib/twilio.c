@@ -12,7 +12,8 @@
 #include "utf8.h"
 #include "banned.h"
 
-static int twilio_error(long status, const char *body, size_t len, struct pl_err *err)
+static int twilio_error(long status, const char *body, size_t len, long *refused,
+                        struct pl_err *err)
 {
 	struct pl_err ignored = PL_ERR_INIT;
 	json_t *doc = NULL;
@@ -24,6 +25,8 @@ static int twilio_error(long status, const char *body, size_t len, struct pl_err
 		msg = json_string_value(json_object_get(doc, "message"));
 		msg = msg ? msg : "";
 	}
+	if (status < 500)
+		*refused = code ? code : status == 401 ? 20003 : 0;
 	if (code == 20003 || status == 401) {
 		pl_err_set(err, PL_ECONFIG, "Twilio rejected the credentials (20003)");
 		pl_err_hint(err, "check TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN");
@@ -42,7 +45,7 @@ static int twilio_error(long status, const char *body, size_t len, struct pl_err
 }
 
 int pl_twilio_sms(const struct pl_config *cfg, const char *to, const char *body, char *sid,
-                  size_t sid_size, struct pl_err *err)
+                  size_t sid_size, long *code, struct pl_err *err)
 {
 	const char *account = pl_config_get(cfg, "TWILIO_ACCOUNT_SID");
 	const char *token = pl_config_get(cfg, "TWILIO_AUTH_TOKEN");
@@ -54,9 +57,12 @@ int pl_twilio_sms(const struct pl_config *cfg, const char *to, const char *body,
 	struct pl_http_resp resp = {0};
 	const char *headers[3];
 	char *e_to, *e_from, *e_body, *basic;
+	long refused = 0;
 	int r;
 
 	sid[0] = '\0';
+	if (code)
+		*code = 0;
 	if (!account || !token || !from) {
 		pl_err_set(err, PL_ECONFIG, "%s is not set",
 		           !account ? "TWILIO_ACCOUNT_SID"
@@ -103,7 +109,9 @@ int pl_twilio_sms(const struct pl_config *cfg, const char *to, const char *body,
 	req.peer = "Twilio";
 	r = pl_http_send(&http, &req, &resp, err);
 	if (!r && (resp.status < 200 || resp.status >= 300))
-		r = twilio_error(resp.status, resp.body.buf, resp.body.len, err);
+		r = twilio_error(resp.status, resp.body.buf, resp.body.len, &refused, err);
+	if (code)
+		*code = refused;
 	if (!r) {
 		struct pl_err ignored = PL_ERR_INIT;
 		json_t *doc = NULL;

@@ -9,8 +9,12 @@
 #include "config.h"
 #include "err.h"
 
-/* Send body to `to`; sid (at least 64 bytes) receives the message's SID. */
+/*
+ * Send body to `to`; sid (at least 64 bytes) receives the message's SID. On failure, code (when
+ * not NULL) receives Twilio's error code when Twilio refused the message (a 4xx answer), else
+ * 0: not configured, unreachable, or Twilio's own failure (5xx).
+ */
 int pl_twilio_sms(const struct pl_config *cfg, const char *to, const char *body, char *sid,
-                  size_t sid_size, struct pl_err *err);
+                  size_t sid_size, long *code, struct pl_err *err);
 
 #endif

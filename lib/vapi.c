@@ -232,6 +232,13 @@ int pl_vapi_parse(const char *body, size_t len, struct pl_vapi_msg *out, struct 
 	out->caller = dup_text(json_object_get(json_object_get(call, "customer"), "number"));
 	if (!out->caller)
 		out->caller = dup_text(json_object_get(json_object_get(msg, "customer"), "number"));
+	out->account_hint = dup_text(json_object_get(
+	    json_object_get(json_object_get(msg, "assistant"), "metadata"), "accountId"));
+	if (!out->account_hint)
+		out->account_hint = dup_text(json_object_get(
+		    json_object_get(json_object_get(call, "assistant"), "metadata"), "accountId"));
+	out->called_number =
+	    dup_text(json_object_get(json_object_get(call, "phoneNumber"), "number"));
 	ts = json_object_get(msg, "timestamp");
 	if (json_is_integer(ts))
 		out->timestamp_ms = json_integer_value(ts);
@@ -271,6 +278,8 @@ void pl_vapi_msg_release(struct pl_vapi_msg *m)
 	free(m->call_id);
 	free(m->phone_number_id);
 	free(m->caller);
+	free(m->account_hint);
+	free(m->called_number);
 	memset(m, 0, sizeof(*m));
 }
 

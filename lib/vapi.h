@@ -36,7 +36,9 @@ struct pl_vapi_msg {
 	char type[48];
 	int legacy;                               /* function-call: the reply is {"result":"..."} */
 	char *call_id, *phone_number_id, *caller; /* NULL when absent */
-	long long timestamp_ms;                   /* 0 when absent */
+	char *account_hint;     /* the assistant's metadata.accountId (message or call), or NULL */
+	char *called_number;    /* message.call.phoneNumber.number, or NULL */
+	long long timestamp_ms; /* 0 when absent */
 	struct pl_vapi_call *calls;
 	size_t ncalls;
 };

@@ -109,16 +109,19 @@ result_of() { jq -r ".results[$2].result" <<<"$1"; }
 	r=$(result_of "$output" 0)
 	assert_equal "$(jq -c '[.success, .destination.type, .destination.number]' <<<"$r")" '[true,"number","+15550002000"]'
 	assert_regex "$(jq -r .smsSid <<<"$r")" '^SM[0-9a-f]{32}$'
+	assert_equal "$(jq -c '[.smsSent, has("smsError")]' <<<"$r")" '[true,false]'
 	assert_equal "$(twilio_get messages | jq -c '.[-1] | [.to, .from]')" '["+15550002000","+15550009999"]'
 	assert_regex "$(twilio_get messages | jq -r '.[-1].body')" 'billing question'
-	assert_equal "$(sql "SELECT transfer_requested || '|' || transfer_reason || '|' || status FROM vapi_call_logs WHERE call_id = '9d2c1a8e-1f1e-4c1a-9c4e-0a1b2c3d4e04'")" "true|billing question|transferred"
+	assert_equal "$(sql "SELECT transfer_requested || '|' || transfer_reason || '|' || status || '|' || sms_sent || '|' || coalesce(sms_error, '-') FROM vapi_call_logs WHERE account_id = 'happy' AND call_id = '9d2c1a8e-1f1e-4c1a-9c4e-0a1b2c3d4e04'")" "true|billing question|transferred|true|-"
 }
 
-@test "transferToHuman when Twilio refuses the staff number (21211) is an error naming it" {
+@test "transferToHuman when Twilio refuses the staff number (21211) still returns the destination, smsSent false" {
 	twilio_fake faults '{"status":400,"body":"{\"code\":21211,\"message\":\"The To number is not a valid phone number.\",\"status\":400}","count":1}' >/dev/null
-	run --separate-stderr parlae vapi tool invoke transferToHuman --account happy --args '{"reason":"x"}'
-	assert_equal "$status" 3
-	assert_regex "$(jq -r '.results[0].error' <<<"$output")" "Twilio refused the message \(21211\)"
+	run --separate-stderr parlae vapi tool invoke transferToHuman --account happy --call-id c-21211 --args '{"reason":"x"}'
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(result_of "$output" 0 | jq -c '[.success, .destination.number, .smsSent, .smsSid, .smsError]')" '[true,"+15550002000",false,null,"Twilio error 21211"]'
+	assert_equal "$(sql "SELECT transfer_requested || '|' || sms_sent || '|' || sms_error FROM vapi_call_logs WHERE account_id = 'happy' AND call_id = 'c-21211'")" "true|false|Twilio error 21211"
 }
 
 @test "transferToHuman without a staff number is success false" {

@@ -117,12 +117,16 @@ upstream_codes=(6 6 6 3)
 	consistent
 }
 
-@test "transferToHuman (Twilio) × upstream faults" {
+@test "transferToHuman (Twilio) × upstream faults: the destination is still returned, the text marked unsent" {
 	for i in 0 1 2 3; do
 		twilio_fake faults "{\"count\":-1,${upstream_faults[$i]}}" >/dev/null
-		cell "${upstream_codes[$i]}" parlae vapi tool invoke transferToHuman --account happy --args '{"reason":"x"}'
+		cell 0 parlae vapi tool invoke transferToHuman --account happy --call-id "fm-xfer-$i" --args '{"reason":"x"}'
+		assert_equal "$stderr" ""
+		assert_equal "$(jq -r '.results[0].result' <<<"$output" | jq -c '[.success, .destination.number, .smsSent]')" '[true,"+15550002000",false]'
 		clear_faults
 	done
+	assert_equal "$(sql "SELECT string_agg(sms_sent || ':' || sms_error, ',' ORDER BY call_id) FROM vapi_call_logs WHERE account_id = 'happy' AND call_id LIKE 'fm-xfer-%'")" \
+		"false:SMS service unreachable,false:SMS service unreachable,false:SMS service unreachable,false:Twilio error 20003"
 	consistent
 }
 

@@ -1,0 +1,268 @@
+#!/usr/bin/env bats
+# Tenant isolation and whose data a call may touch (issue 11): call logs are kept per (account,
+# call id); an end-of-call-report closes only its own account's call; bookAppointment for a
+# patientId acts only for that patient's own phone, or for the operator; numbers in arguments
+# and in Sikka's answers are read strictly; transferToHuman answers with its destination
+# whatever happens to the text to the staff. Each test began as a reproduction on the old code.
+bats_require_minimum_version 1.5.0
+load helpers/common
+load helpers/fakes
+load helpers/vapi
+
+setup_file() {
+	vapi_setup_file
+	# A second practice with its own number and staff line; no Sikka: transfers need none.
+	parlae account add other >/dev/null
+	parlae vapi phone add other --vapi-id pn-other --number +15550005000 --staff-forward +15550006000 --transfer >/dev/null
+}
+teardown_file() { vapi_teardown_file; }
+setup() {
+	vapi_setup
+	twilio_fake faults/clear '{}' >/dev/null
+	fake counters/reset '{}' >/dev/null
+}
+
+# msg PHONE_ID CALL_ID CALLER TOOL ARGS: a tool-calls payload (CALLER "" for none).
+msg() {
+	jq -nc --arg p "$1" --arg c "$2" --arg n "$3" --arg t "$4" --argjson a "$5" \
+		'{message: {type: "tool-calls",
+		  call: ({id: $c, phoneNumberId: $p} + (if $n == "" then {} else {customer: {number: $n}} end)),
+		  toolCallList: [{id: "t1", type: "function", function: {name: $t, arguments: $a}}]}}'
+}
+eocr() { jq -nc --arg p "$1" --arg c "$2" '{message: {type: "end-of-call-report", call: {id: $c, phoneNumberId: $p}}}'; }
+result0() { jq -r '.results[0].result' <<<"$output"; }
+requests() { fake_get counters | jq -r --arg k "$1" '.requests[$k] // 0'; }
+log_row() { sql "SELECT $2 FROM vapi_call_logs WHERE account_id = '$1' AND call_id = '$3'"; }
+last_audit() { sql "SELECT metadata->>'$1' FROM audit_events WHERE action = 'vapi.tool' ORDER BY seq DESC LIMIT 1"; }
+
+# --- call logs per account ---------------------------------------------------------------------
+
+@test "the same call id under two accounts is two call logs, each with its own transfer" {
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-shared +15551234567 transferToHuman '{"reason":"happy reason","summary":"happy summary"}')"
+	assert_success
+	assert_equal "$stderr" ""
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-other c-shared +15557770000 transferToHuman '{"reason":"other reason","summary":"other summary"}')"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(result0 | jq -r .destination.number)" "+15550006000"
+	assert_equal "$(sql "SELECT string_agg(account_id || '|' || vapi_phone_id || '|' || tool_calls || '|' || transfer_reason || '|' || transfer_summary, ',' ORDER BY account_id) FROM vapi_call_logs WHERE call_id = 'c-shared'")" \
+		"happy|pn-happy-dental|1|happy reason|happy summary,other|pn-other|1|other reason|other summary"
+}
+
+@test "an end-of-call-report closes only the call of the account it resolves to" {
+	parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-end +15551234567 checkAvailability '{"date":"2026-12-01"}')" >/dev/null
+	parlae vapi tool invoke --payload - <<<"$(msg pn-other c-end +15557770000 transferToHuman '{"reason":"x"}')" >/dev/null
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(eocr pn-other c-end)"
+	assert_success
+	assert_equal "$(log_row other "status || '|' || (ended_at IS NOT NULL)" c-end)" "transferred|true"
+	assert_equal "$(log_row happy "status || '|' || (ended_at IS NOT NULL)" c-end)" "in-progress|false"
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(eocr pn-happy-dental c-end)"
+	assert_success
+	assert_equal "$(log_row happy "status || '|' || (ended_at IS NOT NULL)" c-end)" "ended|true"
+}
+
+@test "an end-of-call-report for a call another account had is not found, and changes nothing" {
+	parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-only-happy +15551234567 checkAvailability '{"date":"2026-12-01"}')" >/dev/null
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(eocr pn-other c-only-happy)"
+	assert_equal "$status" 5
+	assert_equal "$output" ""
+	assert_regex "$stderr" "no call log for call c-only-happy of account other"
+	assert_equal "$(log_row happy "status || '|' || (ended_at IS NULL)" c-only-happy)" "in-progress|true"
+	# --account names the account as for tool calls.
+	run --separate-stderr parlae vapi tool invoke --payload - --account happy <<<"$(eocr pn-other c-only-happy)"
+	assert_success
+	assert_equal "$(log_row happy status c-only-happy)" "ended"
+}
+
+@test "a replayed end-of-call-report closes only its own account's call" {
+	{
+		msg pn-happy-dental c-replay +15551234567 checkAvailability '{"date":"2026-12-01"}'
+		msg pn-other c-replay +15557770000 transferToHuman '{"reason":"x"}'
+		eocr pn-happy-dental c-replay
+	} >"$BATS_TEST_TMPDIR/calls.jsonl"
+	run --separate-stderr parlae vapi replay "$BATS_TEST_TMPDIR/calls.jsonl" --json
+	assert_success
+	assert_equal "$(log_row happy status c-replay)" "ended"
+	assert_equal "$(log_row other "status || '|' || (ended_at IS NULL)" c-replay)" "transferred|true"
+}
+
+@test "the account is the assistant's metadata.accountId when it exists, else the phone number id, else the called number" {
+	m=$(msg pn-happy-dental c-meta +15557770000 transferToHuman '{"reason":"x"}' | jq -c '.message.assistant = {metadata: {accountId: "other"}}')
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$m"
+	assert_success
+	assert_equal "$(result0 | jq -r .destination.number)" "+15550006000"
+	assert_equal "$(sql "SELECT string_agg(account_id, ',') FROM vapi_call_logs WHERE call_id = 'c-meta'")" "other"
+	# An accountId no account has: the phone number id decides.
+	m=$(msg pn-happy-dental c-meta2 +15557770000 transferToHuman '{"reason":"x"}' | jq -c '.message.call.assistant = {metadata: {accountId: "nobody"}}')
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$m"
+	assert_success
+	assert_equal "$(sql "SELECT string_agg(account_id, ',') FROM vapi_call_logs WHERE call_id = 'c-meta2'")" "happy"
+	# No phone number id: the called number, compared as E.164 digits.
+	m=$(msg "" c-num +15557770000 transferToHuman '{"reason":"x"}' | jq -c 'del(.message.call.phoneNumberId) | .message.call.phoneNumber = {number: "(555) 000-5000"}')
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$m"
+	assert_success
+	assert_equal "$(sql "SELECT string_agg(account_id, ',') FROM vapi_call_logs WHERE call_id = 'c-num'")" "other"
+	run --separate-stderr parlae vapi tool invoke --payload - <<<'{"message":{"type":"end-of-call-report","call":{"id":"c-num","phoneNumber":{"number":"+15550005000"}}}}'
+	assert_success
+	assert_equal "$(log_row other status c-num)" "transferred"
+	run --separate-stderr parlae vapi tool invoke --payload - <<<'{"message":{"type":"end-of-call-report","call":{"id":"c-num","phoneNumber":{"number":"+15550009876"}}}}'
+	assert_equal "$status" 5
+	assert_regex "$stderr" "no account has the called number"
+}
+
+# --- the caller rule ---------------------------------------------------------------------------
+
+@test "bookAppointment for a patientId whose phone is not the caller's is refused and sends Sikka nothing to book" {
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-stranger +15559990000 bookAppointment '{"startTime":"2026-12-02T11:00:00","patientId":"P1"}')"
+	assert_success
+	assert_equal "$stderr" ""
+	r=$(result0)
+	assert_equal "$(jq -c '[.success, .status, .verified, has("appointmentId")]' <<<"$r")" '[false,"failed",false,false]'
+	assert_regex "$(jq -r .message <<<"$r")" "office staff can verify who you are"
+	assert_equal "$(requests 'POST /v4/appointment')" 0
+	assert_equal "$(requests 'GET /v4/providers')" 0
+	assert_equal "$(fake_get counters | jq .writebacks)" 0
+	assert_equal "$(last_audit access)|$(last_audit operatorAccess)|$(last_audit success)" "unverified-caller|false|false"
+	# The same through a direct invoke with --caller.
+	run --separate-stderr parlae vapi tool invoke bookAppointment --account happy --caller +15559990000 --args '{"startTime":"2026-12-02T11:00:00","patientId":"P1"}'
+	assert_success
+	assert_equal "$(result0 | jq -c '[.success, .status]')" '[false,"failed"]'
+	assert_equal "$(requests 'POST /v4/appointment')" 0
+}
+
+@test "bookAppointment for a patientId Sikka does not know, or from a call with no caller number, is refused" {
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-nobody +15551234567 bookAppointment '{"startTime":"2026-12-02T11:00:00","patientId":"P404"}')"
+	assert_success
+	assert_equal "$(result0 | jq -c '[.success, .status, .verified]')" '[false,"failed",false]'
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-nocaller "" bookAppointment '{"startTime":"2026-12-02T11:00:00","patientId":"P1"}')"
+	assert_success
+	assert_equal "$(result0 | jq -c '[.success, .status, .verified]')" '[false,"failed",false]'
+	assert_equal "$(requests 'POST /v4/appointment')" 0
+}
+
+@test "bookAppointment for a patientId from the patient's own phone books, audited as a verified caller" {
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-own 555-123-4567 bookAppointment '{"startTime":"2026-12-02T11:00:00","patientId":"P1"}')"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(result0 | jq -c '[.success, .status]')" '[true,"booked"]'
+	assert_equal "$(requests 'POST /v4/appointment')" 1
+	assert_equal "$(last_audit access)|$(last_audit operatorAccess)" "verified-caller|false"
+}
+
+@test "a direct bookAppointment without --caller is the operator's access, audited as such" {
+	run --separate-stderr parlae vapi tool invoke bookAppointment --account happy --args '{"startTime":"2026-12-02T11:00:00","patientId":"P1"}'
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(result0 | jq -c '[.success, .status]')" '[true,"booked"]'
+	assert_equal "$(last_audit access)|$(last_audit operatorAccess)" "operator|true"
+	# The operator is not asked to match a phone: Sikka is asked only to book.
+	assert_equal "$(requests 'GET /v4/patients')" 0
+}
+
+# --- strict numbers ----------------------------------------------------------------------------
+
+@test "a duration that is not a whole number of minutes is bad input, and nothing reaches Sikka" {
+	for d in '"30abc"' '"-5"' -5 0 '"0"' 30.5 '" 30"' '"30 "' '"1e2"' 481 '"1441"' '"99999999999999999999"' true '[30]'; do
+		run --separate-stderr parlae vapi tool invoke bookAppointment --account happy --args "{\"startTime\":\"2026-12-02T11:00:00\",\"patientId\":\"P1\",\"duration\":$d}"
+		assert_equal "$status" 65
+		assert_equal "$(jq -r '.results[0].error' <<<"$output")" "bookAppointment: duration must be a whole number of minutes from 5 to 480"
+		run --separate-stderr parlae vapi tool invoke checkAvailability --account happy --args "{\"date\":\"2026-12-01\",\"duration\":$d}"
+		assert_equal "$status" 65
+		assert_equal "$(jq -r '.results[0].error' <<<"$output")" "checkAvailability: duration must be a whole number of minutes from 5 to 480"
+	done
+	assert_equal "$(fake_get counters | jq '[.requests[]] | add // 0')" 0
+}
+
+@test "a duration as a JSON integer or a string of digits is sent to Sikka as that number" {
+	run --separate-stderr parlae vapi tool invoke bookAppointment --account happy --args '{"startTime":"2026-12-02T11:00:00","patientId":"P1","duration":"045"}'
+	assert_success
+	assert_equal "$(fake_get state | jq -r '.writebacks[-1].body.length')" "45"
+	run --separate-stderr parlae vapi tool invoke bookAppointment --account happy --args '{"startTime":"2026-12-03T11:00:00","patientId":"P1","duration":60}'
+	assert_success
+	assert_equal "$(fake_get state | jq -r '.writebacks[-1].body.length')" "60"
+}
+
+@test "a patientId or providerId that is not an id is bad input; a numeric id is taken as a JSON integer" {
+	for id in '"P1&patient_id=P2"' '"P 1"' -1 1.5 '{"id":1}' "\"$(printf 'a%.0s' {1..65})\""; do
+		run --separate-stderr parlae vapi tool invoke bookAppointment --account happy --args "{\"startTime\":\"2026-12-02T11:00:00\",\"patientId\":$id}"
+		assert_equal "$status" 65
+		assert_equal "$(jq -r '.results[0].error' <<<"$output")" "bookAppointment: patientId must be a number or letters and digits"
+		run --separate-stderr parlae vapi tool invoke checkAvailability --account happy --args "{\"date\":\"2026-12-01\",\"providerId\":$id}"
+		assert_equal "$status" 65
+		assert_equal "$(jq -r '.results[0].error' <<<"$output")" "checkAvailability: providerId must be a number or letters and digits"
+	done
+	assert_equal "$(fake_get counters | jq '[.requests[]] | add // 0')" 0
+	fake seed '{"office_id":"D36225","append":true,"patients":[{"patient_id":"1042","firstname":"Bo","lastname":"Num","cell":"+15552220000"}]}' >/dev/null
+	run --separate-stderr parlae vapi tool invoke bookAppointment --account happy --args '{"startTime":"2026-12-02T11:00:00","patientId":1042,"providerId":"DR1"}'
+	assert_success
+	assert_equal "$(fake_get state | jq -c '.writebacks[-1].body | [.patient_id, .provider_id]')" '["1042","DR1"]'
+}
+
+@test "a booked appointment whose length Sikka gives unreadable still blocks its time, for the default length" {
+	fake seed '{"office_id":"D36225","appointments":[
+		{"appointment_sr_no":"B1","patient_id":"P9","provider_id":"DR1","date":"2026-12-01","time":"09:00","length":"abc"},
+		{"appointment_sr_no":"B2","patient_id":"P9","provider_id":"DR1","date":"2026-12-01","time":"10:00","length":"-30"},
+		{"appointment_sr_no":"B3","patient_id":"P9","provider_id":"DR1","date":"2026-12-01","time":"11:00","length":"60abc"}]}' >/dev/null
+	run --separate-stderr parlae vapi tool invoke checkAvailability --account happy --args '{"date":"2026-12-01"}'
+	assert_success
+	assert_equal "$stderr" ""
+	starts=$(result0 | jq -c '[.slots[].start | select(. >= "08:30" and . < "12:00")]')
+	assert_equal "$starts" '["08:30","09:30","10:30","11:30"]'
+}
+
+# --- transferToHuman: the SMS is best effort ---------------------------------------------------
+
+@test "transferToHuman with a 1,700-character summary texts its first 1,600 characters, cut between characters" {
+	summary=$(printf 'é%.0s' {1..1700})
+	args=$(jq -nc --arg s "$summary" '{reason: "long", summary: $s}')
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-long +15551234567 transferToHuman "$args")"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(result0 | jq -c '[.success, .destination, .smsSent]')" '[true,{"type":"number","number":"+15550002000","message":"Transferring you now"},true]'
+	body=$(twilio_get messages | jq -r '.[-1].body')
+	assert_equal "$(jq -rn --arg b "$body" '$b | length')" 1600
+	assert_regex "$body" '^Caller \+15551234567 asks for a person: long\. éé'
+	assert_equal "$(log_row happy "sms_sent || '|' || coalesce(sms_error, '-')" c-long)" "true|-"
+	# A character beyond U+FFFF counts as two, as Twilio may count it: never over the limit.
+	summary=$(printf '😀%.0s' {1..1700})
+	args=$(jq -nc --arg s "$summary" '{reason: "emoji", summary: $s}')
+	run --separate-stderr parlae vapi tool invoke transferToHuman --account happy --args "$args"
+	assert_success
+	assert_equal "$(result0 | jq -r .smsSent)" "true"
+	body=$(twilio_get messages | jq -r '.[-1].body')
+	assert_regex "$body" '😀$'
+	assert_equal "$(jq -rn --arg b "$body" '$b | explode | map(if . > 65535 then 2 else 1 end) | add <= 1600')" "true"
+}
+
+@test "transferToHuman when Twilio refuses the text (21617) still returns the destination, and logs why" {
+	twilio_fake faults '{"status":400,"body":"{\"code\":21617,\"message\":\"The concatenated message body exceeds the 1600 character limit.\",\"status\":400}","count":1}' >/dev/null
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-21617 +15551234567 transferToHuman '{"reason":"Ana Diaz wants a human","summary":"tooth pain"}')"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(result0 | jq -c '[.success, .destination.type, .destination.number, .smsSent, .smsSid, .smsError]')" '[true,"number","+15550002000",false,null,"Twilio error 21617"]'
+	assert_equal "$(log_row happy "transfer_requested || '|' || status || '|' || sms_sent || '|' || sms_error" c-21617)" "true|transferred|false|Twilio error 21617"
+}
+
+@test "transferToHuman with Twilio down or unreachable still returns the destination, exit 0" {
+	twilio_fake faults '{"status":503,"count":-1}' >/dev/null
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-503 +15551234567 transferToHuman '{"reason":"x"}')"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(result0 | jq -c '[.success, .destination.number, .smsSent, .smsError]')" '[true,"+15550002000",false,"SMS service unreachable"]'
+	assert_equal "$(log_row happy "sms_sent || '|' || sms_error" c-503)" "false|SMS service unreachable"
+	twilio_fake faults/clear '{}' >/dev/null
+	TWILIO_API_URL=http://127.0.0.1:1 run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-down +15551234567 transferToHuman '{"reason":"x"}')"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(result0 | jq -c '[.success, .destination.number, .smsSent, .smsError]')" '[true,"+15550002000",false,"SMS service unreachable"]'
+	assert_equal "$(log_row happy "sms_sent || '|' || sms_error" c-down)" "false|SMS service unreachable"
+}
+
+@test "transferToHuman with Twilio not configured still returns the destination" {
+	unset TWILIO_ACCOUNT_SID
+	run --separate-stderr parlae vapi tool invoke transferToHuman --account happy --call-id c-nosms --args '{"reason":"x"}'
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(result0 | jq -c '[.success, .destination.number, .smsSent, .smsError]')" '[true,"+15550002000",false,"SMS not configured"]'
+	assert_equal "$(log_row happy "sms_sent || '|' || sms_error" c-nosms)" "false|SMS not configured"
+}
