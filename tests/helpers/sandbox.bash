@@ -138,7 +138,7 @@ sb_app_files() {
 sb_fake_pid() { # NAME
 	local pid
 	pid=$(cat "$sbdir/$1.pid" 2>/dev/null) || return 1
-	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	[[ $pid =~ ^[0-9]+$ ]] && sb_alive "$pid" || return 1
 	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "tests/fakes/$1\.py" || return 1
 	echo "$pid"
 }
@@ -176,16 +176,23 @@ sb_fake_start() { # NAME ARGS...
 	die "the fake $name did not start (log: .demo/sandbox/$name.log)"
 }
 
+# Whether PID runs (a zombie does not: where init is slow to reap, kill -0 still finds it).
+sb_alive() {
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	[[ $st != Z* ]]
+}
+
 # Stop the fake NAME if it runs; 0 if it was running.
 sb_fake_stop() { # NAME
 	local pid
 	pid=$(sb_fake_pid "$1") || { rm -f "$sbdir/$1.pid"; return 1; }
 	kill "$pid" 2>/dev/null || true
 	for _ in $(seq 1 100); do
-		kill -0 "$pid" 2>/dev/null || break
+		sb_alive "$pid" || break
 		sleep 0.05
 	done
-	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+	if sb_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
 	rm -f "$sbdir/$1.pid"
 	return 0
 }
