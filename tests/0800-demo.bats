@@ -24,13 +24,18 @@ teardown() {
 	rm -rf "$proj/.demo"
 }
 
-@test "make demo works from a clone in a 0700 directory, and again on a second run" {
+@test "make demo works from a clone in a 0700 directory, and again on a second run; it applies every migration, as parlae(1) shows" {
 	run --separate-stderr "$proj/tests/demo"
 	assert_success
 	assert_output --partial "created a new cluster"
 	assert_output --partial "connected happy-dental: Happy Teeth Dental (Dentrix, office D36225)"
 	assert_output --partial '"message": "I found your record."'
 	assert_output --partial "audit log intact:"
+	# It applies every migration of sql/, and parlae(1)'s example shows that same list.
+	want=$(cd "$PL_TOP/sql" && ls [0-9][0-9][0-9][0-9]-*.sql | sed 's/\.sql$//; s/^/applied /')
+	assert_equal "$(grep '^applied ' <<<"$output")" "$want"
+	assert_equal "$(LC_ALL=C MANWIDTH=200 man -P cat -l "$PL_TOP/man/parlae.1" |
+		sed -n 's/^ *\(applied .*\)/\1/p')" "$want"
 	if [ "$(id -u)" = 0 ]; then
 		# The server runs as nobody, which cannot enter $home: the cluster is kept elsewhere.
 		[ -L "$proj/.demo/pg" ]
