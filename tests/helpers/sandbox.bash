@@ -46,12 +46,18 @@ sb_place_pgdir() {
 	pgdir=$home
 }
 
-# The socket path must fit in sun_path (107 bytes); a deep checkout gets a short temp directory,
-# named in .demo/sandbox/sock-dir so that whoever stops the server removes it.
+# The socket path must fit in sun_path (107 bytes); a deep checkout gets a short directory in
+# /tmp, the same one each time (named after the clone, so that a restarted sandbox is where
+# .demo/env says), recorded in .demo/sandbox/sock-dir so that whoever stops the server removes it.
 sb_socket_dir() {
 	sock=$pgdir/sock
 	if [ $((${#sock} + 18)) -gt 107 ]; then
-		sock=$(mktemp -d /tmp/parlae-demo-sock.XXXXXX)
+		sock=/tmp/parlae-demo-sock.$(id -u).$(printf '%s' "$top" | sha256sum | cut -c1-12)
+		# Left by an earlier run, it is ours (or, as root, the server's user's); else not ours.
+		if [ -L "$sock" ] || { [ -e "$sock" ] && ! { [ -O "$sock" ] ||
+			{ [ "$(id -u)" = 0 ] && [ "$(stat -c %U "$sock")" = nobody ]; }; }; }; then
+			die "$sock is in the way (not a directory of ours): remove it"
+		fi
 		mkdir -p "$sbdir"
 		echo "$sock" >"$sbdir/sock-dir"
 	fi
@@ -105,7 +111,7 @@ sb_pg_stop() {
 	fi
 	if [ -s "$sbdir/sock-dir" ]; then
 		d=$(<"$sbdir/sock-dir")
-		case $d in /tmp/parlae-demo-sock.*) rm -rf "$d" ;; esac
+		case $d in /tmp/parlae-demo-sock.*) [ -L "$d" ] || rm -rf "$d" ;; esac
 		rm -f "$sbdir/sock-dir"
 	fi
 }
