@@ -24,18 +24,25 @@ teardown() {
 	rm -rf "$proj/.demo"
 }
 
-@test "make demo works from a clone in a 0700 directory, and again on a second run; it applies every migration, as parlae(1) shows" {
+@test "make demo works from a clone in a 0700 directory, and again on a second run; it applies every migration, as parlae(1) and parlae-db(1) show" {
 	run --separate-stderr "$proj/tests/demo"
 	assert_success
 	assert_output --partial "created a new cluster"
 	assert_output --partial "connected happy-dental: Happy Teeth Dental (Dentrix, office D36225)"
 	assert_output --partial '"message": "I found your record."'
 	assert_output --partial "audit log intact:"
-	# It applies every migration of sql/, and parlae(1)'s example shows that same list.
+	# It applies every migration of sql/, and the examples of parlae(1) and parlae-db(1) show
+	# that same list.
 	want=$(cd "$PL_TOP/sql" && ls [0-9][0-9][0-9][0-9]-*.sql | sed 's/\.sql$//; s/^/applied /')
 	assert_equal "$(grep '^applied ' <<<"$output")" "$want"
-	assert_equal "$(LC_ALL=C MANWIDTH=200 man -P cat -l "$PL_TOP/man/parlae.1" |
-		sed -n 's/^ *\(applied .*\)/\1/p')" "$want"
+	for page in parlae.1 parlae-db.1; do
+		shown=$(LC_ALL=C MANWIDTH=200 man -P cat -l "$PL_TOP/man/$page")
+		assert_equal "$(sed -n 's/^ *\(applied .*\)/\1/p' <<<"$shown")" "$want"
+	done
+	# parlae-db(1)'s db status and --dry-run too.
+	assert_equal "$(sed -n 's/^ *would apply /applied /p' <<<"$shown")" "$want"
+	assert_equal "$(sed -n 's/^ *\([0-9]\{4\}\) \+\([^ ]*\) \+pending .*/applied \1-\2/p' <<<"$shown")" "$want"
+	assert_regex "$shown" "schema is current \(version $(wc -l <<<"$want")\)"
 	if [ "$(id -u)" = 0 ]; then
 		# The server runs as nobody, which cannot enter $home: the cluster is kept elsewhere.
 		[ -L "$proj/.demo/pg" ]
