@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A fake Sikka ONE API v4 for parlae's tests and `make demo`.
 
-Built from ../shared/design/upstreams.md (the Sikka section), not from any client: it checks
+Built from the Sikka ONE API v4 documentation, not from any client: it checks
 what Sikka checks and answers what Sikka answers -- every JSON value a string, times without a
 zone, the error envelope with Sikka's codes and HTTP statuses.  A control API under /__fake/
 (JSON, no auth) sets it up, injects faults and reports counters; see tests/fakes/README.md.
