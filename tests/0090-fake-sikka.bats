@@ -29,6 +29,15 @@ teardown_file() { kill "$(cat "$BATS_FILE_TMPDIR/pid")"; }
 
 setup() { ctl reset '{}' >/dev/null; }
 
+# A test that started a fake of its own and failed half way does not leave it running.
+teardown() {
+	local p
+	for p in "$BATS_TEST_TMPDIR"/*/pid; do
+		[ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null
+	done
+	return 0
+}
+
 # ctl PATH [JSON]: the control API (GET without a body, POST with one).
 ctl() { curl -sSf "$FAKE_SIKKA/__fake/$1" ${2:+-H 'Content-Type: application/json' -d "$2"}; }
 
