@@ -4,6 +4,9 @@
 #   make check SANITIZE=1 the same under ASan + UBSan
 #   make fuzz FUZZ_SECONDS=60  libFuzzer harnesses of tests/fuzz/ (clang, ASan + UBSan), each that long
 #   make demo             onboard a practice against a local PostgreSQL and the bundled sandbox
+#   make sandbox          after the demo: start its PostgreSQL and sandbox in the background and
+#                         write .demo/env (`. .demo/env`, then parlae works against them)
+#   make sandbox-stop     stop them
 #   make install PREFIX=/usr/local DESTDIR=
 # Missing Debian packages are installed first (apt-get; the CI machine is root).
 
@@ -104,6 +107,12 @@ check: $(BIN)
 demo: $(BIN)
 	$(Q)PARLAE_BIN=$(abspath $(BIN)) tests/demo
 
+sandbox: $(BIN)
+	$(Q)PARLAE_BIN=$(abspath $(BIN)) tests/sandbox start
+
+sandbox-stop:
+	$(Q)tests/sandbox stop
+
 bench: $(BIN)
 	PARLAE_BIN=$(abspath $(BIN)) tests/bench/run
 
@@ -158,6 +167,6 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_BUILD)/libpar
 .PHONY: fuzz
 -include $(wildcard $(FUZZ_BUILD)/lib/*.d)
 
-.PHONY: all deps check demo bench install format clean
+.PHONY: all deps check demo sandbox sandbox-stop bench install format clean
 
 -include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d)

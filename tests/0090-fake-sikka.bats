@@ -29,6 +29,15 @@ teardown_file() { kill "$(cat "$BATS_FILE_TMPDIR/pid")"; }
 
 setup() { ctl reset '{}' >/dev/null; }
 
+# A test that started a fake of its own and failed half way does not leave it running.
+teardown() {
+	local p
+	for p in "$BATS_TEST_TMPDIR"/*/pid; do
+		[ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null
+	done
+	return 0
+}
+
 # ctl PATH [JSON]: the control API (GET without a body, POST with one).
 ctl() { curl -sSf "$FAKE_SIKKA/__fake/$1" ${2:+-H 'Content-Type: application/json' -d "$2"}; }
 
@@ -363,4 +372,49 @@ envelope() { jq -c '[.http_code, .http_code_desc, .error_code]' <<<"$1"; }
 	wait "$(cat "$dir/pid")" || rc=$?
 	assert_equal "$rc" 0
 	assert_equal "$(cat "$dir/stderr")" ""
+}
+
+@test "with --state, a restarted fake still knows its practices, keys and data (0600 file); without it, it forgets" {
+	dir=$BATS_TEST_TMPDIR/kept
+	mkdir -p "$dir"
+	start_fake "$dir" --app-id test-app --app-key test-key --state "$dir/state.json"
+	url=http://127.0.0.1:$(cat "$dir/port")
+	post() { curl -sSf -H 'Content-Type: application/json' -d "$2" "$url/__fake/$1"; }
+	post access '{"office_id":"D36225"}' >/dev/null
+	post seed '{"office_id":"D36225","patients":[{"patient_id":"P1","firstname":"Ana"}]}' >/dev/null
+	secret=$(curl -sSf "$url/__fake/state" | jq -r '.practices[0].secret_key')
+	key=$(curl -sSf -H 'Content-Type: application/json' "$url/v4/request_key" \
+		-d "{\"grant_type\":\"request_key\",\"office_id\":\"D36225\",\"secret_key\":\"$secret\",$APP}" |
+		jq -r .request_key)
+	[ -n "$key" ] && [ "$key" != null ] || fail "no request key"
+	assert_equal "$(stat -c %a "$dir/state.json")" 600
+	kill -TERM "$(cat "$dir/pid")"
+	wait "$(cat "$dir/pid")" || true
+	rm "$dir/port"
+
+	start_fake "$dir" --app-id test-app --app-key test-key --state "$dir/state.json"
+	url=http://127.0.0.1:$(cat "$dir/port")
+	call "$url/v4/patients" -H "Request-Key: $key"
+	assert_equal "$code" 200
+	assert_equal "$(jq -r '.items[0].firstname' <<<"$body")" Ana
+	assert_equal "$(curl -sSf "$url/__fake/state" | jq -r '.offices.D36225.access')" ON
+	kill -TERM "$(cat "$dir/pid")"
+	wait "$(cat "$dir/pid")" || true
+	assert_equal "$(cat "$dir/stderr")" ""
+	rm "$dir/port"
+
+	# The same without --state: the key is unknown after a restart (what the sandbox met).
+	start_fake "$dir" --app-id test-app --app-key test-key
+	call "http://127.0.0.1:$(cat "$dir/port")/v4/patients" -H "Request-Key: $key"
+	assert_equal "$code" 401
+	assert_equal "$(jq -r .error_code <<<"$body")" API2007
+	kill -TERM "$(cat "$dir/pid")"
+	wait "$(cat "$dir/pid")" || true
+}
+
+@test "--state refuses a file it did not write: exit 1, said on stderr" {
+	echo '{"other":1}' >"$BATS_TEST_TMPDIR/state.json"
+	run --separate-stderr python3 "$BATS_TEST_DIRNAME/fakes/sikka.py" --port 0 --state "$BATS_TEST_TMPDIR/state.json"
+	assert_failure 1
+	assert_equal "$stderr" "fake-sikka: $BATS_TEST_TMPDIR/state.json is not a state file of this fake"
 }

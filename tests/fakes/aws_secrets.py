@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A fake AWS Secrets Manager for parlae's tests.
 
-Built from ../shared/design/upstreams.md (the AWS Secrets Manager section) and AWS's published
+Built from the AWS Secrets Manager API reference and AWS's published
 behaviour, not from any client: the awsJson1.1 protocol (`POST /`, `Content-Type:
 application/x-amz-json-1.1`, `X-Amz-Target: secretsmanager.<Operation>`), Signature Version 4
 verified for real (the canonical request and the string to sign are rebuilt from the request and

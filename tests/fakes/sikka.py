@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A fake Sikka ONE API v4 for parlae's tests and `make demo`.
 
-Built from ../shared/design/upstreams.md (the Sikka section), not from any client: it checks
+Built from the Sikka ONE API v4 documentation, not from any client: it checks
 what Sikka checks and answers what Sikka answers -- every JSON value a string, times without a
 zone, the error envelope with Sikka's codes and HTTP statuses.  A control API under /__fake/
 (JSON, no auth) sets it up, injects faults and reports counters; see tests/fakes/README.md.
@@ -149,7 +149,7 @@ class State(fakelib.State):
     # ---- set-up ---------------------------------------------------------------------------
 
     def reset(self):
-        self.app_id, self.app_key, latency = self.initial
+        self.app_id, self.app_key, latency, self.state_file = self.initial
         self.settings = {
             "key_lifetime": 86400, "code_lifetime": 600, "latency_ms": latency,
             "wrap_lists": False, "empty_as_204": False, "reuse_active_key": False,
@@ -371,6 +371,49 @@ class State(fakelib.State):
             fail(500, "API2010", "Data not uploaded yet",
                  "The practice's data has not been uploaded yet.")
         return office
+
+    # ---- --state FILE: what survives a restart ----------------------------------------------
+
+    # Everything but the app credentials (the command line's or /__fake/app's), the latency,
+    # the faults and the counters.
+    PERSISTED = ("practices", "access", "authorize", "codes", "request_keys", "refresh_keys",
+                 "data", "spu_online", "uploaded", "writeback_cfg", "writebacks",
+                 "next_writeback", "next_id", "settings")
+
+    def save(self, strict=False):
+        """Write the persisted state to the --state file (0600, temp file + rename); called
+        with the lock held after every request.  A failure is said on stderr (raised when
+        STRICT: at start-up)."""
+        if not self.state_file:
+            return
+        snap = {k: getattr(self, k) for k in self.PERSISTED}
+        snap["access"] = {o: sorted(s) for o, s in self.access.items()}
+        snap["settings"] = {k: v for k, v in self.settings.items() if k != "latency_ms"}
+        tmp = f"{self.state_file}.tmp.{os.getpid()}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump({"version": 1, "state": snap}, f, separators=(",", ":"))
+            os.replace(tmp, self.state_file)
+        except OSError as e:
+            if strict:
+                raise
+            sys.stderr.write(f"fake-sikka: cannot save the state to {self.state_file}: {e}\n")
+
+    def load(self):
+        """Read the --state file if it exists (a missing file: start-up state)."""
+        try:
+            with open(self.state_file) as f:
+                doc = json.load(f)
+        except FileNotFoundError:
+            return
+        snap = doc.get("state") if isinstance(doc, dict) and doc.get("version") == 1 else None
+        if not isinstance(snap, dict) or set(self.PERSISTED) - set(snap):
+            raise ValueError(f"{self.state_file} is not a state file of this fake")
+        for k in self.PERSISTED:
+            setattr(self, k, snap[k])
+        self.access = {o: set(s) for o, s in snap["access"].items()}
+        self.settings = dict(snap["settings"], latency_ms=self.initial[2])
 
     # ---- control-side views ---------------------------------------------------------------
 
@@ -854,9 +897,11 @@ class Handler(fakelib.Handler):
         base = "http://" + (self.headers.get("Host") or "%s:%d" % self.server.server_address[:2])
 
         if path.startswith("/__fake/"):
-            self.send(json_reply(*fakelib.control_answer(
-                state, self.command, path, query, raw, own_control, base,
-                bad_json="the body is not JSON")))
+            answer = fakelib.control_answer(state, self.command, path, query, raw, own_control,
+                                            base, bad_json="the body is not JSON")
+            with state.lock:
+                state.save()
+            self.send(json_reply(*answer))
             return
 
         body = None
@@ -875,13 +920,17 @@ class Handler(fakelib.Handler):
             return
         try:
             with state.lock:
-                if path.startswith("/portal/") and path.lower() == "/portal/authapp.aspx" \
-                        and self.command == "GET":
-                    reply = authorize_page(state, query)
-                else:
-                    if body is ValueError:
-                        fail(400, "API1026", "Invalid parameter", "The request body is not valid JSON.")
-                    reply = api(state, self.command, path, query, self.headers, body, base)
+                try:
+                    if path.startswith("/portal/") and path.lower() == "/portal/authapp.aspx" \
+                            and self.command == "GET":
+                        reply = authorize_page(state, query)
+                    else:
+                        if body is ValueError:
+                            fail(400, "API1026", "Invalid parameter",
+                                 "The request body is not valid JSON.")
+                        reply = api(state, self.command, path, query, self.headers, body, base)
+                finally:
+                    state.save()
         except SikkaError as e:
             reply = e.reply
         except Exception:  # a bug in the fake: answer like Sikka would, and say so on stderr
@@ -916,8 +965,25 @@ def main(argv=None):
     ap.add_argument("--app-id", default=DEFAULT_APP_ID)
     ap.add_argument("--app-key", default=DEFAULT_APP_KEY)
     fakelib.latency_option(ap, "added to every Sikka request")
+    ap.add_argument("--state", metavar="FILE",
+                    help="load the state from FILE at start (if it exists) and save it there "
+                         "after every request, so that a restart forgets nothing")
     args = ap.parse_args(argv)
-    return fakelib.serve(args, Handler, State, (args.app_id, args.app_key, args.latency_ms))
+    state_file = os.path.abspath(args.state) if args.state else None
+
+    def make_state(initial):
+        state = State(initial)
+        if state_file:
+            state.load()
+            state.save(strict=True)  # a file that cannot be written fails now, not later
+        return state
+
+    try:
+        return fakelib.serve(args, Handler, make_state,
+                             (args.app_id, args.app_key, args.latency_ms, state_file))
+    except (OSError, ValueError) as e:
+        sys.stderr.write(f"fake-sikka: {e}\n")
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A fake Twilio Messages API for parlae's tests and `make demo`.
 
-Built from ../shared/design/upstreams.md (the Twilio section), not from any client: HTTP Basic
+Built from the Twilio Messages API documentation, not from any client: HTTP Basic
 auth AccountSid:AuthToken, a form-encoded body with To, From (or MessagingServiceSid) and Body,
 Twilio's error object {"code","message","more_info","status"} with Twilio's codes, and 201 with
 the message resource on success.  A control API under /__fake/ (JSON, no auth) lists the

@@ -2,7 +2,7 @@
 """A fake deployed Vapi-webhook backend: what `parlae vapi tool invoke --target` and
 `parlae vapi replay --target` send to.
 
-Built from ../shared/design/upstreams.md (Vapi server messages): it verifies each request the
+Built from Vapi's documentation of server messages: it verifies each request the
 way a backend verifying Vapi would -- `X-Vapi-Secret`, `Authorization: Bearer`, or HMAC-SHA256
 over "<x-timestamp>.<raw body>" within +-300 s -- and answers tool calls in Vapi's reply shape.
 A control API under /__fake/ (JSON, no auth) sets the mode and secret, injects faults, and shows
