@@ -53,7 +53,7 @@ last_audit() { sql "SELECT metadata->>'$1' FROM audit_events WHERE action = 'vap
 	parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-end +15551234567 checkAvailability '{"date":"2026-12-01"}')" >/dev/null
 	parlae vapi tool invoke --payload - <<<"$(msg pn-other c-end +15557770000 transferToHuman '{"reason":"x"}')" >/dev/null
 	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(eocr pn-other c-end)"
-	assert_success
+	assert_success --stderr '^closed the log of call'
 	assert_equal "$(log_row other "status || '|' || (ended_at IS NOT NULL)" c-end)" "transferred|true"
 	assert_equal "$(log_row happy "status || '|' || (ended_at IS NOT NULL)" c-end)" "in-progress|false"
 	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(eocr pn-happy-dental c-end)"
@@ -70,7 +70,7 @@ last_audit() { sql "SELECT metadata->>'$1' FROM audit_events WHERE action = 'vap
 	assert_equal "$(log_row happy "status || '|' || (ended_at IS NULL)" c-only-happy)" "in-progress|true"
 	# --account names the account as for tool calls.
 	run --separate-stderr parlae vapi tool invoke --payload - --account happy <<<"$(eocr pn-other c-only-happy)"
-	assert_success
+	assert_success --stderr '^closed the log of call'
 	assert_equal "$(log_row happy status c-only-happy)" "ended"
 }
 
@@ -103,7 +103,7 @@ last_audit() { sql "SELECT metadata->>'$1' FROM audit_events WHERE action = 'vap
 	assert_success
 	assert_equal "$(sql "SELECT string_agg(account_id, ',') FROM vapi_call_logs WHERE call_id = 'c-num'")" "other"
 	run --separate-stderr parlae vapi tool invoke --payload - <<<'{"message":{"type":"end-of-call-report","call":{"id":"c-num","phoneNumber":{"number":"+15550005000"}}}}'
-	assert_success
+	assert_success --stderr '^closed the log of call'
 	assert_equal "$(log_row other status c-num)" "transferred"
 	run --separate-stderr parlae vapi tool invoke --payload - <<<'{"message":{"type":"end-of-call-report","call":{"id":"c-num","phoneNumber":{"number":"+15550009876"}}}}'
 	assert_equal "$status" 5
