@@ -127,10 +127,10 @@ dry_run() {
 	assert_output "state is valid for pending; would exchange the code"
 	assert_equal "$stderr" ""
 	dry_run 0 parlae sikka callback --url "https://backend.example/cb?code=$CODE&state=$STATE" --dry-run
-	dry_run 0 parlae sikka callback --error access_denied --state "$STATE" --dry-run
-	assert_output "state is valid for pending; would record the practice's refusal"
 	# A state that does not verify is refused as it would be, and still nothing is recorded.
 	dry_run 4 parlae sikka callback --code "$CODE" --state "x${STATE:1}" --dry-run
+	dry_run 0 parlae sikka callback --error access_denied --state "$STATE" --dry-run
+	assert_output "state is valid for pending; would record the practice's refusal"
 }
 
 @test "vapi phone add and remove --dry-run" {
