@@ -67,8 +67,8 @@ int cmd_vapi_phone_add(struct cmd_ctx *ctx, int argc, char **argv)
 		case 't':
 		case 'T':
 			if (req.transfer >= 0 && req.transfer != (c == 't'))
-				return cmd_usage_error(ctx,
-				                       "--transfer and --no-transfer contradict each other");
+				return cmd_usage_error(
+				    ctx, "--transfer and --no-transfer contradict each other");
 			req.transfer = c == 't';
 			break;
 		case 'm':
@@ -416,9 +416,9 @@ static void on_listed(const char *source, size_t bytes, const char *what, void *
 	char *valid = valid_utf8(source);
 
 	if (ui->listed)
-		json_array_append_new(ui->listed,
-		                      pl_json_x(json_pack("{s:s, s:I, s:s}", "source", valid, "bytes",
-		                                          (json_int_t)bytes, "what", what)));
+		json_array_append_new(
+		    ui->listed, pl_json_x(json_pack("{s:s, s:I, s:s}", "source", valid, "bytes",
+		                                    (json_int_t)bytes, "what", what)));
 	else
 		printf("%s (%zu bytes): %s\n", valid, bytes, what);
 	free(valid);

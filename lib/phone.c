@@ -26,7 +26,8 @@ static int check_vapi_id(const char *id, const char *what, struct pl_err *err)
 	if (!n || n > 120 ||
 	    strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != n)
 		return pl_err_set(err, PL_EUSAGE,
-		                  "%s must be Vapi's phone number id (letters, digits, - _ .)", what);
+		                  "%s must be Vapi's phone number id (letters, digits, - _ .)",
+		                  what);
 	return 0;
 }
 
@@ -110,10 +111,11 @@ static int merge(const struct pl_phone_req *req, const struct pl_phone *old, int
 		p->transfer_enabled = old->transfer_enabled;
 	if (found && !same) {
 		if (!req->move) {
-			pl_err_set(err, PL_ECONFLICT,
-			           "the Vapi phone number id '%s' is registered to account '%s': pass "
-			           "--move to move it to '%s'",
-			           req->vapi_id, old->account, req->account);
+			pl_err_set(
+			    err, PL_ECONFLICT,
+			    "the Vapi phone number id '%s' is registered to account '%s': pass "
+			    "--move to move it to '%s'",
+			    req->vapi_id, old->account, req->account);
 			return pl_err_hint(err, "see 'parlae vapi phone list'");
 		}
 		pl_strlcpy(out->moved_from, old->account, sizeof(out->moved_from));
@@ -194,8 +196,8 @@ int pl_phone_add(struct pl_session *s, const struct pl_phone_req *req, struct pl
 		           "the Vapi phone number id '%s' was registered meanwhile", req->vapi_id);
 		pl_err_hint(err, "see 'parlae vapi phone list', then try again");
 	}
-	meta = add_metadata(req, out, found && strcmp(old.account, req->account) ? old.account
-	                                                                          : NULL);
+	meta =
+	    add_metadata(req, out, found && strcmp(old.account, req->account) ? old.account : NULL);
 	ev.metadata = meta;
 	r = pl_audit_finish(s, &ev, r, err);
 	free(meta);

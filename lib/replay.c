@@ -281,7 +281,8 @@ static void list_items(const struct pl_replay_req *req, struct items *items,
 				snprintf(what, sizeof(what), "%s: %zu tool call%s would run",
 				         m.type, m.ncalls, m.ncalls == 1 ? "" : "s");
 			else if (!strcmp(m.type, "end-of-call-report"))
-				snprintf(what, sizeof(what), "%s: would close the call's log", m.type);
+				snprintf(what, sizeof(what), "%s: would close the call's log",
+				         m.type);
 			else
 				snprintf(what, sizeof(what), "%.*s: would be skipped",
 				         pl_utf8_cut(m.type, 40), m.type);
