@@ -181,11 +181,8 @@ int pl_phone_add(struct pl_session *s, const struct pl_phone_req *req, struct pl
 			return r;
 		return merge(req, &old, found, out, err);
 	}
-	if ((r = pl_db_begin(db, err)) ||
-	    (r = read_phone(db, req->vapi_id, 1, &old, &found, err))) {
-		pl_db_rollback(db);
-		return r;
-	}
+	if ((r = pl_db_begin(db, err)) || (r = read_phone(db, req->vapi_id, 1, &old, &found, err)))
+		return pl_audit_finish(s, &ev, r, err);
 	/* A usage error attempted nothing; a refused move is recorded as refused. */
 	if ((r = merge(req, &old, found, out, err)) == PL_EUSAGE) {
 		pl_db_rollback(db);
