@@ -30,7 +30,8 @@ struct cmd {
 	const char *summary;          /* one line */
 	const char *shortopts;        /* getopt short options, "" for none */
 	const struct option *options; /* long options, {0}-terminated; NULL for none */
-	const char *args; /* what positional words complete to: "account", "command" or NULL */
+	const char *args; /* what positional words complete to: "account", "command", "phone"
+	                     (a registered Vapi phone number id) or NULL */
 };
 
 extern const struct cmd commands[];
@@ -144,6 +145,7 @@ int cmd_sikka_oauth_url(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_sikka_callback(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_vapi_phone_add(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_vapi_phone_list(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_vapi_phone_remove(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_vapi_tool_invoke(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_vapi_replay(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_secrets_rotate(struct cmd_ctx *ctx, int argc, char **argv);

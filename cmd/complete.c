@@ -2,11 +2,13 @@
  * Completion from the command table: the bash, zsh and fish scripts call
  * `parlae __complete WORD...`, and `parlae shell` calls cmd_complete in-process.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
 #include "../lib/account.h"
 #include "../lib/buf.h"
+#include "../lib/phone.h"
 #include "../lib/banned.h"
 
 static const char *const global_longs[] = {
@@ -78,22 +80,43 @@ static void offer_options(struct sink *s, const struct cmd *c)
 		offer(s, global_longs[i]);
 }
 
+static int load_config(struct cmd_ctx *ctx)
+{
+	struct pl_err err = PL_ERR_INIT;
+
+	if (!ctx->config_loaded) {
+		if (pl_config_load(&ctx->cfg, ctx->config_file, ctx->profile, &err))
+			return -1;
+		ctx->config_loaded = 1;
+	}
+	return 0;
+}
+
 /* Account ids come from the database; completion stays silent if it cannot be reached. */
 static void offer_accounts(struct cmd_ctx *ctx, struct sink *s)
 {
 	struct pl_account_list list;
 	struct pl_err err = PL_ERR_INIT;
 
-	if (!ctx->config_loaded) {
-		if (pl_config_load(&ctx->cfg, ctx->config_file, ctx->profile, &err))
-			return;
-		ctx->config_loaded = 1;
-	}
-	if (pl_account_list(&ctx->session, &list, &err))
+	if (load_config(ctx) || pl_account_list(&ctx->session, &list, &err))
 		return;
 	for (size_t i = 0; i < list.n; i++)
 		offer(s, list.v[i].id);
 	pl_account_list_release(&list);
+}
+
+/* The registered Vapi phone number ids, likewise. */
+static void offer_phones(struct cmd_ctx *ctx, struct sink *s)
+{
+	struct pl_err err = PL_ERR_INIT;
+	struct pl_phone *v;
+	size_t n;
+
+	if (load_config(ctx) || pl_phone_list(&ctx->session, NULL, &v, &n, &err))
+		return;
+	for (size_t i = 0; i < n; i++)
+		offer(s, v[i].vapi_id);
+	free(v);
 }
 
 void cmd_complete(struct cmd_ctx *ctx, int nwords, char **words, void (*emit)(const char *, void *),
@@ -126,6 +149,8 @@ void cmd_complete(struct cmd_ctx *ctx, int nwords, char **words, void (*emit)(co
 		offer_words(&s, name);
 	} else if (c->args && !strcmp(c->args, "account")) {
 		offer_accounts(ctx, &s);
+	} else if (c->args && !strcmp(c->args, "phone")) {
+		offer_phones(ctx, &s);
 	} else if (c->args && !strcmp(c->args, "command")) {
 		offer_words(&s, npos >= 2 ? pos[1] : NULL);
 	}

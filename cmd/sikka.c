@@ -75,7 +75,7 @@ int cmd_sikka_callback(struct cmd_ctx *ctx, int argc, char **argv)
 	struct pl_pms_redirect in = {0};
 	struct pl_pms_callback_res res;
 	struct pl_err err = PL_ERR_INIT;
-	int c, r;
+	int c, r, in_error;
 
 	while ((c = cmd_getopt(ctx, argc, argv)) != -1) {
 		switch (c) {
@@ -120,6 +120,7 @@ int cmd_sikka_callback(struct cmd_ctx *ctx, int argc, char **argv)
 		in.error = error ? pl_xstrdup(error) : NULL;
 	}
 	r = pl_pms_callback(&ctx->session, &in, &res, &err);
+	in_error = in.error != NULL;
 	pl_pms_redirect_release(&in);
 	if (ctx->json && res.account[0])
 		cmd_print_json(ctx, callback_json(&res, r ? err.msg : NULL));
@@ -127,6 +128,7 @@ int cmd_sikka_callback(struct cmd_ctx *ctx, int argc, char **argv)
 		printf("connected %s: %s (%s, office %s)\n", res.account, res.practice_name,
 		       res.pms_type, res.office_id);
 	else if (!r)
-		printf("state is valid for %s; would exchange the code\n", res.account);
+		printf("state is valid for %s; would %s\n", res.account,
+		       in_error ? "record the practice's refusal" : "exchange the code");
 	return r ? cmd_fail(ctx, &err) : 0;
 }

@@ -1,4 +1,4 @@
-/* parlae vapi phone add | phone list | tool invoke */
+/* parlae vapi phone add | phone list | phone remove | tool invoke | replay */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -6,9 +6,11 @@
 #include "cmd.h"
 #include "../lib/buf.h"
 #include "../lib/http.h"
+#include "../lib/json.h"
 #include "../lib/phone.h"
 #include "../lib/replay.h"
 #include "../lib/tools.h"
+#include "../lib/utf8.h"
 #include "../lib/vapi.h"
 #include "../lib/banned.h"
 
@@ -17,6 +19,8 @@ const struct option opts_vapi_phone_add[] = {
     {"number", required_argument, NULL, 'n'},
     {"staff-forward", required_argument, NULL, 's'},
     {"transfer", no_argument, NULL, 't'},
+    {"no-transfer", no_argument, NULL, 'T'},
+    {"move", no_argument, NULL, 'm'},
     {NULL, 0, NULL, 0},
 };
 
@@ -33,25 +37,42 @@ const struct option opts_vapi_tool_invoke[] = {
     {"as-of", required_argument, NULL, 'o'},   {NULL, 0, NULL, 0},
 };
 
+static json_t *phone_json(const struct pl_phone *p)
+{
+	return pl_json_x(json_pack("{s:s, s:s, s:s, s:s?, s:b}", "vapiId", p->vapi_id, "account",
+	                           p->account, "number", p->number, "staffForward",
+	                           *p->staff_forward ? p->staff_forward : NULL, "transferEnabled",
+	                           p->transfer_enabled));
+}
+
 int cmd_vapi_phone_add(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	struct pl_phone p = {0};
+	struct pl_phone_req req = {0};
+	struct pl_phone_change res;
 	struct pl_err err = PL_ERR_INIT;
 	int c;
 
+	req.transfer = -1;
 	while ((c = cmd_getopt(ctx, argc, argv)) != -1) {
 		switch (c) {
 		case 'i':
-			pl_strlcpy(p.vapi_id, optarg, sizeof(p.vapi_id));
+			req.vapi_id = optarg;
 			break;
 		case 'n':
-			pl_strlcpy(p.number, optarg, sizeof(p.number));
+			req.number = optarg;
 			break;
 		case 's':
-			pl_strlcpy(p.staff_forward, optarg, sizeof(p.staff_forward));
+			req.staff_forward = optarg;
 			break;
 		case 't':
-			p.transfer_enabled = 1;
+		case 'T':
+			if (req.transfer >= 0 && req.transfer != (c == 't'))
+				return cmd_usage_error(
+				    ctx, "--transfer and --no-transfer contradict each other");
+			req.transfer = c == 't';
+			break;
+		case 'm':
+			req.move = 1;
 			break;
 		default:
 			return PL_EUSAGE;
@@ -61,20 +82,55 @@ int cmd_vapi_phone_add(struct cmd_ctx *ctx, int argc, char **argv)
 		return cmd_usage_error(ctx, "missing ACCOUNT");
 	if (optind + 1 < argc)
 		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind + 1]);
-	if (!*p.vapi_id || !*p.number)
+	if (!req.vapi_id || !req.number)
 		return cmd_usage_error(ctx, "--vapi-id and --number are required");
-	pl_strlcpy(p.account, argv[optind], sizeof(p.account));
-	if (pl_phone_add(&ctx->session, &p, &err))
+	req.account = argv[optind];
+	if (pl_phone_add(&ctx->session, &req, &res, &err))
 		return cmd_fail(ctx, &err);
-	if (ctx->json)
-		cmd_print_json(
-		    ctx, json_pack("{s:s, s:s, s:s, s:s?, s:b, s:b}", "vapiId", p.vapi_id,
-		                   "account", p.account, "number", p.number, "staffForward",
-		                   *p.staff_forward ? p.staff_forward : NULL, "transferEnabled",
-		                   p.transfer_enabled, "dryRun", ctx->dry_run));
-	else
-		printf("%s %s → %s\n", ctx->dry_run ? "would register" : "registered", p.vapi_id,
+	if (ctx->json) {
+		json_t *doc = phone_json(&res.phone);
+
+		json_object_set_new(doc, "movedFrom",
+		                    *res.moved_from ? pl_json_x(json_string(res.moved_from))
+		                                    : json_null());
+		json_object_set_new(doc, "created", json_boolean(res.created));
+		json_object_set_new(doc, "dryRun", json_boolean(ctx->dry_run));
+		cmd_print_json(ctx, doc);
+	} else if (*res.moved_from) {
+		printf("%s %s from %s to %s\n", ctx->dry_run ? "would move" : "moved",
+		       res.phone.vapi_id, res.moved_from, res.phone.account);
+	} else {
+		printf("%s %s → %s\n",
+		       ctx->dry_run ? (res.created ? "would register" : "would update")
+		                    : (res.created ? "registered" : "updated"),
+		       res.phone.vapi_id, res.phone.account);
+	}
+	return 0;
+}
+
+int cmd_vapi_phone_remove(struct cmd_ctx *ctx, int argc, char **argv)
+{
+	struct pl_phone p;
+	struct pl_err err = PL_ERR_INIT;
+
+	if (cmd_getopt(ctx, argc, argv) != -1)
+		return PL_EUSAGE;
+	if (optind >= argc)
+		return cmd_usage_error(ctx, "missing VAPI_ID");
+	if (optind + 1 < argc)
+		return cmd_usage_error(ctx, "unexpected argument '%s'", argv[optind + 1]);
+	if (pl_phone_remove(&ctx->session, argv[optind], &p, &err))
+		return cmd_fail(ctx, &err);
+	if (ctx->json) {
+		json_t *doc = phone_json(&p);
+
+		json_object_set_new(doc, "removed", json_boolean(!ctx->dry_run));
+		json_object_set_new(doc, "dryRun", json_boolean(ctx->dry_run));
+		cmd_print_json(ctx, doc);
+	} else {
+		printf("%s %s (account %s)\n", ctx->dry_run ? "would remove" : "removed", p.vapi_id,
 		       p.account);
+	}
 	return 0;
 }
 
@@ -100,12 +156,7 @@ int cmd_vapi_phone_list(struct cmd_ctx *ctx, int argc, char **argv)
 		json_t *a = json_array();
 
 		for (size_t i = 0; i < n; i++)
-			json_array_append_new(
-			    a, json_pack("{s:s, s:s, s:s, s:s?, s:b}", "vapiId", v[i].vapi_id,
-			                 "account", v[i].account, "number", v[i].number,
-			                 "staffForward",
-			                 *v[i].staff_forward ? v[i].staff_forward : NULL,
-			                 "transferEnabled", v[i].transfer_enabled));
+			json_array_append_new(a, phone_json(&v[i]));
 		cmd_print_json(ctx, a);
 	} else {
 		cmd_table_init(&t, 5, "VAPI ID", "ACCOUNT", "NUMBER", "STAFF", "TRANSFER");
@@ -326,6 +377,7 @@ const struct option opts_vapi_replay[] = {
 struct replay_ui {
 	int bar;         /* a progress bar on stderr (a TTY) */
 	size_t failures; /* shown one per line, the first 20 */
+	json_t *listed;  /* --dry-run --json: what would be replayed */
 };
 
 static void on_progress(size_t done, size_t total, void *arg)
@@ -345,6 +397,53 @@ static void on_failure(const char *source, const char *why, void *arg)
 			fputc('\r', stderr);
 		fprintf(stderr, "parlae: %s: %s\n", source, why);
 	}
+}
+
+/* A copy of s as valid UTF-8: a path or URL from the command line may be any bytes. */
+static char *valid_utf8(const char *s)
+{
+	size_t size = strlen(s) * 3 + 1;
+	char *valid = pl_xmalloc(size);
+
+	pl_utf8_copy(valid, size, s);
+	return valid;
+}
+
+/* --dry-run: one line per message. */
+static void on_listed(const char *source, size_t bytes, const char *what, void *arg)
+{
+	struct replay_ui *ui = arg;
+	char *valid = valid_utf8(source);
+
+	if (ui->listed)
+		json_array_append_new(
+		    ui->listed, pl_json_x(json_pack("{s:s, s:I, s:s}", "source", valid, "bytes",
+		                                    (json_int_t)bytes, "what", what)));
+	else
+		printf("%s (%zu bytes): %s\n", valid, bytes, what);
+	free(valid);
+}
+
+static int replay_dry_run(struct cmd_ctx *ctx, const struct pl_replay_req *req,
+                          const struct pl_replay_summary *sum, struct replay_ui *ui)
+{
+	if (ctx->json) {
+		json_t *doc = pl_json_x(json_pack("{s:b, s:I, s:O}", "dryRun", 1, "total",
+		                                  (json_int_t)sum->total, "messages", ui->listed));
+
+		char *target = req->target ? valid_utf8(req->target) : NULL;
+
+		json_object_set_new(doc, "target",
+		                    target ? pl_json_x(json_string(target)) : json_null());
+		free(target);
+		cmd_print_json(ctx, doc);
+	} else {
+		printf("would %s %zu message%s%s%s; nothing was sent or run\n",
+		       req->target ? "send" : "replay", sum->total, sum->total == 1 ? "" : "s",
+		       req->target ? " to " : "", req->target ? req->target : "");
+	}
+	json_decref(ui->listed);
+	return 0;
 }
 
 int cmd_vapi_replay(struct cmd_ctx *ctx, int argc, char **argv)
@@ -383,9 +482,18 @@ int cmd_vapi_replay(struct cmd_ctx *ctx, int argc, char **argv)
 	ui.bar = isatty(STDERR_FILENO) && ctx->verbosity >= 0 && !ctx->json;
 	req.progress = on_progress;
 	req.failure = on_failure;
+	req.listed = on_listed;
 	req.arg = &ui;
-	if (pl_replay(&ctx->session, &req, &sum, &err))
+	if (ctx->dry_run) {
+		ui.bar = 0;
+		ui.listed = ctx->json ? pl_json_x(json_array()) : NULL;
+	}
+	if (pl_replay(&ctx->session, &req, &sum, &err)) {
+		json_decref(ui.listed);
 		return cmd_fail(ctx, &err);
+	}
+	if (ctx->dry_run)
+		return replay_dry_run(ctx, &req, &sum, &ui);
 	if (ctx->json)
 		cmd_print_json(ctx,
 		               json_pack("{s:I, s:I, s:I, s:I, s:f, s:{s:f, s:f, s:f}}", "total",

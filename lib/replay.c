@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "http.h"
 #include "tools.h"
+#include "utf8.h"
 #include "banned.h"
 
 struct item {
@@ -65,13 +66,33 @@ static int read_whole(const char *path, struct pl_buf *out, struct pl_err *err)
 	return 0;
 }
 
+static int nul_byte(const char *path, const struct pl_buf *text, struct pl_err *err)
+{
+	const char *nul = memchr(text->buf, '\0', text->len);
+	size_t line = 1;
+
+	for (const char *p = text->buf; p < nul; p++)
+		line += *p == '\n';
+	pl_err_set(err, PL_EBADINPUT, "%s:%zu: a NUL byte, which JSON text never holds", path,
+	           line);
+	return pl_err_hint(err, "a JSON Lines file holds one JSON document per line of UTF-8 text");
+}
+
 static int load_file(const char *path, struct items *l, struct pl_err *err)
 {
 	struct pl_buf text = PL_BUF_INIT;
 	int r;
 
-	if ((r = read_whole(path, &text, err)))
+	if ((r = read_whole(path, &text, err))) {
+		pl_buf_release(&text);
 		return r;
+	}
+	/* JSON text never holds a raw NUL: the rest of the file would be lost without a word. */
+	if (text.len && memchr(text.buf, '\0', text.len)) {
+		r = nul_byte(path, &text, err);
+		pl_buf_release(&text);
+		return r;
+	}
 	if (has_suffix(path, ".jsonl") || has_suffix(path, ".ndjson")) {
 		char label[4200];
 		size_t lineno = 0;
@@ -234,6 +255,44 @@ static void job_done(struct pl_http_job *job, void *arg)
 		st->req->progress(st->done, st->items->n, st->req->arg);
 }
 
+/*
+ * --dry-run: what each message is, as the replay would take it, without running or sending
+ * anything. To a target a message goes as it is, unparsed; locally it is parsed as it would be.
+ */
+static void list_items(const struct pl_replay_req *req, struct items *items,
+                       struct pl_replay_summary *sum)
+{
+	for (size_t i = 0; i < items->n; i++) {
+		struct item *it = &items->v[i];
+		struct pl_err err = PL_ERR_INIT;
+		struct pl_vapi_msg m;
+		char what[sizeof(err.msg) + 64];
+
+		sum->total++;
+		if (req->target) {
+			snprintf(what, sizeof(what), "would be sent to the target");
+		} else if (pl_vapi_parse(it->body, it->len, &m, &err)) {
+			snprintf(what, sizeof(what), "would fail: %s", err.msg);
+		} else if (!pl_utf8_valid(m.type, strlen(m.type))) {
+			snprintf(what, sizeof(what), "a message of another type: would be skipped");
+			pl_vapi_msg_release(&m);
+		} else {
+			if (m.ncalls)
+				snprintf(what, sizeof(what), "%s: %zu tool call%s would run",
+				         m.type, m.ncalls, m.ncalls == 1 ? "" : "s");
+			else if (!strcmp(m.type, "end-of-call-report"))
+				snprintf(what, sizeof(what), "%s: would close the call's log",
+				         m.type);
+			else
+				snprintf(what, sizeof(what), "%.*s: would be skipped",
+				         pl_utf8_cut(m.type, 40), m.type);
+			pl_vapi_msg_release(&m);
+		}
+		if (req->listed)
+			req->listed(it->source, it->len, what, req->arg);
+	}
+}
+
 static int by_ms(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -265,16 +324,20 @@ int pl_replay(struct pl_session *s, const struct pl_replay_req *req, struct pl_r
 	if (r)
 		goto out;
 	start = now_ms();
+	if (req->target && !pl_config_get(s->cfg, "VAPI_WEBHOOK_SECRET")) {
+		r = pl_err_set(err, PL_ECONFIG, "VAPI_WEBHOOK_SECRET is not set");
+		pl_err_hint(err, "export the secret the backend expects from Vapi");
+		goto out;
+	}
+	if (s->dry_run) {
+		list_items(req, &items, sum);
+		goto out;
+	}
 	if (req->target) {
 		struct pl_http http;
 		struct send_state st = {req, pl_config_get(s->cfg, "VAPI_WEBHOOK_SECRET"), &items,
 		                        0, 0};
 
-		if (!st.secret) {
-			r = pl_err_set(err, PL_ECONFIG, "VAPI_WEBHOOK_SECRET is not set");
-			pl_err_hint(err, "export the secret the backend expects from Vapi");
-			goto out;
-		}
 		if ((r = pl_http_init(&http, s->cfg, err)))
 			goto out;
 		r = pl_http_run(&http, req->concurrency, next_job, job_done, &st);

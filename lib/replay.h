@@ -21,6 +21,12 @@ struct pl_replay_req {
 	void *arg;
 	/* Each failure, as it happens: where it came from and why (no payload content). */
 	void (*failure)(const char *source, const char *why, void *arg);
+	/*
+	 * With s->dry_run nothing is sent, run or written: instead each message, in order, where
+	 * it came from, its size and what the replay would do with it (one line of valid UTF-8;
+	 * the message's type, never its content).
+	 */
+	void (*listed)(const char *source, size_t bytes, const char *what, void *arg);
 };
 
 struct pl_replay_summary {
@@ -29,7 +35,11 @@ struct pl_replay_summary {
 	double p50_ms, p95_ms, p99_ms;
 };
 
-/* PL_EUSAGE/PL_EBADINPUT when the inputs cannot be read; otherwise 0 and the summary. */
+/*
+ * PL_EUSAGE/PL_EBADINPUT when the inputs cannot be read (a NUL byte is bad input, named by
+ * file and line), PL_ECONFIG without VAPI_WEBHOOK_SECRET for a target; otherwise 0 and the
+ * summary (with s->dry_run, only total).
+ */
 int pl_replay(struct pl_session *s, const struct pl_replay_req *req, struct pl_replay_summary *sum,
               struct pl_err *err);
 

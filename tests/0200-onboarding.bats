@@ -281,13 +281,16 @@ stored() { ls "$BATS_FILE_TMPDIR/vault" 2>/dev/null | grep -c -- "~$1\.cur" || t
 	assert_equal "$stderr" "parlae: no account 'nosuch' (create it with 'parlae account add nosuch')"
 }
 
-@test "pms setup --dry-run tests the credentials and writes nothing" {
+@test "pms setup --dry-run checks that the credentials are set, sends nothing and writes nothing" {
 	parlae account add dry >/dev/null
 	run --separate-stderr parlae pms setup dry --dry-run --json
 	assert_success
 	assert_equal "$(jq -c '[.status, .dryRun]' <<<"$output")" '["pending",true]'
 	assert_equal "$(sql "SELECT count(*) FROM pms_integrations WHERE account_id = 'dry'")" "0"
-	assert_equal "$(fake_get counters | jq -c '.requests["GET /v4/authorized_practices"]')" "1"
+	assert_equal "$(fake_get counters | jq -c '.requests["GET /v4/authorized_practices"]')" "null"
+	SIKKA_APP_KEY= run --separate-stderr parlae pms setup dry --dry-run
+	assert_equal "$status" 3
+	assert_regex "$stderr" "SIKKA_APP_KEY"
 }
 
 @test "oauth-url needs the state secret, 32 bytes of it, a redirect URI and a set-up integration" {

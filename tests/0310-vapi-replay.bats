@@ -64,3 +64,24 @@ setup() { vapi_setup; }
 	assert_equal "$status" 2
 	assert_regex "$stderr" "cannot read .*/nope"
 }
+
+@test "a NUL byte in a JSON Lines file is bad input naming the file and line: exit 65, nothing replayed" {
+	{
+		for i in 1 2; do jq -c ".message.call.id = \"nul-$i\"" "$FIX/tool-calls-check-availability.json"; done
+		jq -c '.message.call.id = "nul-3"' "$FIX/tool-calls-check-availability.json" | tr -d '\n'
+		printf '\0\n'
+		jq -c '.message.call.id = "nul-4"' "$FIX/tool-calls-check-availability.json"
+	} >"$BATS_TEST_TMPDIR/nul.jsonl"
+	run --separate-stderr parlae vapi replay "$BATS_TEST_TMPDIR/nul.jsonl"
+	assert_equal "$status" 65
+	assert_output ""
+	assert_equal "$stderr" "parlae: $BATS_TEST_TMPDIR/nul.jsonl:3: a NUL byte, which JSON text never holds (a JSON Lines file holds one JSON document per line of UTF-8 text)"
+	assert_equal "$(sql "SELECT count(*) FROM vapi_call_logs WHERE call_id LIKE 'nul-%'")" "0"
+	# A file of one message too, and to a target: nothing is sent.
+	curl -sS -X POST "$FAKE_TARGET/__fake/counters/reset" >/dev/null
+	{ printf '{"message":\0'; cat "$FIX/tool-calls-check-availability.json"; } >"$BATS_TEST_TMPDIR/nul.json"
+	run --separate-stderr parlae vapi replay "$BATS_TEST_TMPDIR/nul.json" --target "$FAKE_TARGET/" --json
+	assert_equal "$status" 65
+	assert_equal "$(jq -r .error.message <<<"$stderr")" "$BATS_TEST_TMPDIR/nul.json:1: a NUL byte, which JSON text never holds"
+	assert_equal "$(curl -sS "$FAKE_TARGET/__fake/counters" | jq -r .requests)" "0"
+}
