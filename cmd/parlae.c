@@ -406,6 +406,15 @@ static const struct cmd *find_command(int argc, char **argv, int *consumed)
 	return NULL;
 }
 
+/* -h or --help anywhere before "--" asks for the command's usage. */
+static int wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return 1;
+	return 0;
+}
+
 /* Resolve argv to a command, the longest name first; *consumed says how many words named it. */
 static int lookup(struct cmd_ctx *ctx, int argc, char **argv, const struct cmd **out, int *consumed)
 {
@@ -421,8 +430,13 @@ static int lookup(struct cmd_ctx *ctx, int argc, char **argv, const struct cmd *
 		join_words(name, sizeof(name), argv, k);
 		if (!is_group(name))
 			continue;
-		list_group(&subs, name);
 		next = k < words ? argv[k] : NULL;
+		/* "parlae db -h": the group's subcommands, as "parlae help db" lists them. */
+		if (!next && wants_help(argc - k + 1, argv + k - 1)) {
+			cmd_print_help(ctx, name, stdout);
+			return CMD_EXIT_HELP;
+		}
+		list_group(&subs, name);
 		if (!next)
 			pl_err_set(&err, PL_EUSAGE, "'parlae %s' needs a subcommand: %s", name,
 			           subs.buf);
@@ -443,15 +457,6 @@ static int lookup(struct cmd_ctx *ctx, int argc, char **argv, const struct cmd *
 		pl_err_set(&err, PL_EUSAGE, "unknown command '%s'", argv[0]);
 	pl_err_hint(&err, "run 'parlae help' for the list of commands");
 	return cmd_fail(ctx, &err);
-}
-
-/* -h or --help anywhere before "--" asks for the command's usage. */
-static int wants_help(int argc, char **argv)
-{
-	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
-			return 1;
-	return 0;
 }
 
 static int setup(struct cmd_ctx *ctx, unsigned needs)
@@ -476,7 +481,7 @@ int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
 		if (!strcmp(argv[i], "--json"))
 			ctx->json = 1; /* so that even "unknown command" is reported as JSON */
 	if ((r = lookup(ctx, argc, argv, &cmd, &consumed)))
-		return r;
+		return r == CMD_EXIT_HELP ? 0 : r;
 	ctx->cmd = cmd;
 	argc -= consumed - 1;
 	argv += consumed - 1;

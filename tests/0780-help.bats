@@ -109,6 +109,21 @@ fake_man() {
 	assert_line "  vapi tool invoke  run a voice-agent tool call through parlae's handlers, or"
 }
 
+@test "GROUP -h lists the group's subcommands; GROUP alone is still a usage error" {
+	run --separate-stderr parlae db -h
+	assert_success
+	assert_equal "${lines[0]}" "usage:"
+	assert_equal "${lines[1]}" "  parlae db migrate"
+	assert_equal "${lines[2]}" "      apply the schema migrations compiled into parlae"
+	assert_line "'parlae db SUBCOMMAND -h' for a subcommand's options and examples."
+	run --separate-stderr parlae vapi tool --help
+	assert_success
+	assert_line --index 2 "         [--call-id ID] [--caller E164] | --payload FILE|- [--target URL [--auth"
+	run --separate-stderr parlae db
+	assert_failure 2
+	assert_equal "$stderr" "parlae: 'parlae db' needs a subcommand: migrate, status"
+}
+
 @test "status -h lists its options with their values, meanings and defaults, and examples" {
 	run --separate-stderr parlae status -h
 	assert_success
