@@ -22,6 +22,20 @@ enum cmd_needs {
 
 struct cmd_ctx;
 
+/* The help of one long option: -h and `parlae help --json` print these, man pages agree. */
+struct cmd_optdoc {
+	const char *name;    /* as in the option table, without "--" */
+	const char *arg;     /* its value ("SECONDS"), NULL for a flag */
+	const char *meaning; /* a short phrase */
+	const char *dflt;    /* the default, as the man page writes it; NULL for none */
+};
+
+/* What -h shows beyond the usage line and the summary. */
+struct cmd_doc {
+	const struct cmd_optdoc *options; /* one per long option of the command, {0}-terminated */
+	const char *examples[4];          /* one to three command lines, NULL-terminated */
+};
+
 struct cmd {
 	const char *name; /* "status", or "db migrate" for a subcommand */
 	int (*fn)(struct cmd_ctx *ctx, int argc, char **argv);
@@ -32,6 +46,7 @@ struct cmd {
 	const struct option *options; /* long options, {0}-terminated; NULL for none */
 	const char *args; /* what positional words complete to: "account", "command", "phone"
 	                     (a registered Vapi phone number id) or NULL */
+	const struct cmd_doc *doc; /* options and examples for -h; NULL for none */
 };
 
 extern const struct cmd commands[];
@@ -165,5 +180,28 @@ extern const struct option opts_vapi_phone_list[];
 extern const struct option opts_vapi_tool_invoke[];
 extern const struct option opts_vapi_replay[];
 extern const struct option opts_secrets_rotate[];
+
+/* The help of each command (cmd/doc.c). */
+extern const struct cmd_doc doc_account_add;
+extern const struct cmd_doc doc_account_list;
+extern const struct cmd_doc doc_audit_checkpoint;
+extern const struct cmd_doc doc_audit_tail;
+extern const struct cmd_doc doc_audit_verify;
+extern const struct cmd_doc doc_db_migrate;
+extern const struct cmd_doc doc_db_status;
+extern const struct cmd_doc doc_help;
+extern const struct cmd_doc doc_pms_setup;
+extern const struct cmd_doc doc_secrets_list;
+extern const struct cmd_doc doc_secrets_rotate;
+extern const struct cmd_doc doc_shell;
+extern const struct cmd_doc doc_sikka_callback;
+extern const struct cmd_doc doc_sikka_oauth_url;
+extern const struct cmd_doc doc_status;
+extern const struct cmd_doc doc_vapi_phone_add;
+extern const struct cmd_doc doc_vapi_phone_list;
+extern const struct cmd_doc doc_vapi_phone_remove;
+extern const struct cmd_doc doc_vapi_replay;
+extern const struct cmd_doc doc_vapi_tool_invoke;
+extern const struct cmd_doc doc_version;
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "cmd.h"
 #include "../lib/buf.h"
+#include "../lib/suggest.h"
 #include "../lib/trace.h"
 #include "../lib/banned.h"
 
@@ -22,72 +23,76 @@
 
 const struct cmd commands[] = {
     {"account add", cmd_account_add, NEEDS_DB, "parlae account add ACCOUNT [--name NAME]",
-     "create a practice account", "", opts_account_add, "account"},
+     "create a practice account", "", opts_account_add, "account", &doc_account_add},
     {"account list", cmd_account_list, NEEDS_DB, "parlae account list", "list practice accounts",
-     "", NULL, NULL},
+     "", NULL, NULL, &doc_account_list},
     {"audit checkpoint", cmd_audit_checkpoint, NEEDS_DB, "parlae audit checkpoint [--output FILE]",
      "verify the chain since the last checkpoint, then append a signed checkpoint of its head", "",
-     opts_audit_checkpoint, NULL},
+     opts_audit_checkpoint, NULL, &doc_audit_checkpoint},
     {"audit tail", cmd_audit_tail, NEEDS_DB,
      "parlae audit tail [-n N] [-f] [--account ACCOUNT] [--action GLOB] [--since TIME] "
      "[--cursor-file FILE]",
      "print audit events, oldest first, and follow new ones as they commit", "n:f", opts_audit_tail,
-     NULL},
+     NULL, &doc_audit_tail},
     {"audit verify", cmd_audit_verify, NEEDS_DB,
      "parlae audit verify [--checkpoints FILE --public-key FILE]",
      "check that the audit log is complete and unaltered, and holds its signed checkpoints", "",
-     opts_audit_verify, NULL},
+     opts_audit_verify, NULL, &doc_audit_verify},
     {"db migrate", cmd_db_migrate, NEEDS_DB, "parlae db migrate",
-     "apply the schema migrations compiled into parlae", "", NULL, NULL},
+     "apply the schema migrations compiled into parlae", "", NULL, NULL, &doc_db_migrate},
     {"db status", cmd_db_status, NEEDS_DB, "parlae db status",
-     "list applied and pending schema migrations", "", NULL, NULL},
+     "list applied and pending schema migrations", "", NULL, NULL, &doc_db_status},
     {"help", cmd_help, 0, "parlae help [COMMAND | exit-codes]", "show help for parlae or a command",
-     "", NULL, "command"},
+     "", NULL, "command", &doc_help},
     {"pms setup", cmd_pms_setup, NEEDS_DB,
      "parlae pms setup ACCOUNT [--provider sikka] [--timezone TZ] [--hours SPEC]",
-     "enable a practice's PMS integration through Sikka", "", opts_pms_setup, "account"},
+     "enable a practice's PMS integration through Sikka", "", opts_pms_setup, "account",
+     &doc_pms_setup},
     {"secrets list", cmd_secrets_list, NEEDS_CONFIG, "parlae secrets list",
-     "list the secret store's names, versions and dates, never values", "", NULL, NULL},
+     "list the secret store's names, versions and dates, never values", "", NULL, NULL,
+     &doc_secrets_list},
     {"secrets rotate", cmd_secrets_rotate, NEEDS_DB,
      "parlae secrets rotate [ACCOUNT... | --all] [--within DURATION] [--force] [--concurrency N] | "
      "--master-key",
      "refresh Sikka request keys before they expire, safely from many hosts; or re-key the file "
      "store",
-     "", opts_secrets_rotate, "account"},
+     "", opts_secrets_rotate, "account", &doc_secrets_rotate},
     {"shell", cmd_shell, NEEDS_CONFIG, "parlae shell",
-     "an interactive session with history and completion", "", NULL, NULL},
+     "an interactive session with history and completion", "", NULL, NULL, &doc_shell},
     {"sikka callback", cmd_sikka_callback, NEEDS_DB,
      "parlae sikka callback (--url CALLBACK_URL|- | --code CODE --state STATE | --error ERROR "
      "--state STATE)",
      "complete onboarding from the redirect the practice's browser landed on", "",
-     opts_sikka_callback, NULL},
+     opts_sikka_callback, NULL, &doc_sikka_callback},
     {"sikka oauth-url", cmd_sikka_oauth_url, NEEDS_DB,
      "parlae sikka oauth-url ACCOUNT [--redirect-uri URL] [--ttl SECONDS]",
      "print the Sikka authorize URL with a signed, single-use state", "", opts_sikka_oauth_url,
-     "account"},
+     "account", &doc_sikka_oauth_url},
     {"status", cmd_status, NEEDS_CONFIG, "parlae status [ACCOUNT] [--wait[=SECONDS]] [--check]",
      "what is configured and reachable, or one account's connection status", "", opts_status,
-     "account"},
+     "account", &doc_status},
     {"vapi phone add", cmd_vapi_phone_add, NEEDS_DB,
      "parlae vapi phone add ACCOUNT --vapi-id ID --number E164 [--staff-forward E164] "
      "[--transfer|--no-transfer] [--move]",
      "register the Vapi phone number that maps calls to an account", "", opts_vapi_phone_add,
-     "account"},
+     "account", &doc_vapi_phone_add},
     {"vapi phone list", cmd_vapi_phone_list, NEEDS_DB, "parlae vapi phone list [--account ACCOUNT]",
-     "list the registered Vapi phone numbers", "", opts_vapi_phone_list, NULL},
+     "list the registered Vapi phone numbers", "", opts_vapi_phone_list, NULL,
+     &doc_vapi_phone_list},
     {"vapi phone remove", cmd_vapi_phone_remove, NEEDS_DB, "parlae vapi phone remove VAPI_ID",
-     "remove a Vapi phone number's registration", "", NULL, "phone"},
+     "remove a Vapi phone number's registration", "", NULL, "phone", &doc_vapi_phone_remove},
     {"vapi replay", cmd_vapi_replay, NEEDS_DB,
      "parlae vapi replay FILE|DIR... [--target URL [--auth secret|hmac|bearer]] [--concurrency N]",
      "replay recorded Vapi messages locally or against a backend, with a latency summary", "",
-     opts_vapi_replay, NULL},
+     opts_vapi_replay, NULL, &doc_vapi_replay},
     {"vapi tool invoke", cmd_vapi_tool_invoke, NEEDS_DB,
      "parlae vapi tool invoke (TOOL [--account ACCOUNT] [--args JSON|@FILE|-] [--call-id ID] "
      "[--caller E164] | --payload FILE|- [--target URL [--auth secret|hmac|bearer]] [--as-of "
      "now|payload]) [--expect FILE]",
      "run a voice-agent tool call through parlae's handlers, or send it to a backend", "",
-     opts_vapi_tool_invoke, NULL},
-    {"version", cmd_version, 0, "parlae version", "print parlae's version", "", NULL, NULL},
+     opts_vapi_tool_invoke, NULL, &doc_vapi_tool_invoke},
+    {"version", cmd_version, 0, "parlae version", "print parlae's version", "", NULL, NULL,
+     &doc_version},
 };
 const size_t ncommands = sizeof(commands) / sizeof(commands[0]);
 
@@ -258,6 +263,35 @@ static int scan_globals(struct cmd_ctx *ctx, int argc, char **argv)
 	return walk_options(ctx->cmd, argc, argv, visit_global, ctx);
 }
 
+/*
+ * The usage error for what getopt_long refused, arg being the word it was reading: an unknown
+ * long option names the nearest of opts ("--jsn": did you mean '--json'?), a flag given a value
+ * says so. getopt_long sets optopt to 0 for an unknown long option, to the option's value for
+ * a flag given one, and to the character for an unknown short option.
+ */
+static int bad_option(struct cmd_ctx *ctx, const char *arg, const struct option *opts)
+{
+	const char *cands[64], *near;
+	char word[128];
+	size_t n = 0;
+	int is_long = !strncmp(arg, "--", 2);
+
+	if (is_long) {
+		pl_strlcpy(word, arg + 2, sizeof(word));
+		word[strcspn(word, "=")] = '\0';
+	}
+	for (const struct option *o = opts; is_long && o->name && n < 64; o++) {
+		if (optopt && o->val == optopt && !strcmp(o->name, word) && strchr(arg, '='))
+			return cmd_usage_error(ctx, "option '--%s' takes no value", word);
+		cands[n++] = o->name;
+	}
+	if (optopt > 0 && optopt < 128)
+		return cmd_usage_error(ctx, "unknown option '-%c'", optopt);
+	if (is_long && (near = pl_suggest(word, cands, n)))
+		return cmd_usage_error(ctx, "unknown option '%s'; did you mean '--%s'?", arg, near);
+	return cmd_usage_error(ctx, "unknown option '%s'", arg);
+}
+
 int cmd_getopt(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	struct option all[64];
@@ -268,11 +302,8 @@ int cmd_getopt(struct cmd_ctx *ctx, int argc, char **argv)
 	opterr = 0;
 	for (;;) {
 		c = getopt_long(argc, argv, shorts, all, NULL);
-		if (c == '?') {
-			if (optopt)
-				return cmd_usage_error(ctx, "unknown option '-%c'", optopt), '?';
-			return cmd_usage_error(ctx, "unknown option '%s'", option_name(argv)), '?';
-		}
+		if (c == '?')
+			return bad_option(ctx, option_name(argv), all), '?';
 		if (c == ':')
 			return cmd_usage_error(ctx, "option '%s' needs a value", option_name(argv)),
 			       '?';
@@ -312,57 +343,24 @@ static int is_group(const char *name)
 	return 0;
 }
 
-static size_t edit_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), prev[64], cur[64];
-
-	if (la > 63 || lb > 63)
-		return 99;
-	for (size_t j = 0; j <= lb; j++)
-		prev[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		cur[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-			size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
-
-			cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-		}
-		memcpy(prev, cur, (lb + 1) * sizeof(size_t));
-	}
-	return prev[lb];
-}
-
 /* The closest of the first words (group == NULL) or of a group's second words. */
 static const char *suggest(const char *word, const char *group)
 {
-	const char *best = NULL;
-	size_t best_d = 99, glen = group ? strlen(group) : 0;
-	static char pick[64];
+	static char words[sizeof(commands) / sizeof(commands[0])][64];
+	const char *cands[sizeof(commands) / sizeof(commands[0])];
+	size_t n = 0, glen = group ? strlen(group) : 0;
 
 	for (size_t i = 0; i < ncommands; i++) {
-		const char *name = commands[i].name, *sp = strchr(name, ' ');
-		char cand[64];
-		size_t d;
+		const char *name = commands[i].name;
 
-		if (group) {
-			if (strncmp(name, group, glen) || name[glen] != ' ')
-				continue;
-			pl_strlcpy(cand, name + glen + 1, sizeof(cand));
-			cand[strcspn(cand, " ")] = '\0';
-		} else {
-			size_t len = sp ? (size_t)(sp - name) : strlen(name);
-
-			snprintf(cand, sizeof(cand), "%.*s", (int)len, name);
-		}
-		d = edit_distance(word, cand);
-		if (d < best_d) {
-			best_d = d;
-			pl_strlcpy(pick, cand, sizeof(pick));
-			best = pick;
-		}
+		if (group && (strncmp(name, group, glen) || name[glen] != ' '))
+			continue;
+		pl_strlcpy(words[n], group ? name + glen + 1 : name, sizeof(words[n]));
+		words[n][strcspn(words[n], " ")] = '\0';
+		cands[n] = words[n];
+		n++;
 	}
-	return best && best_d <= 2 && best_d < strlen(word) ? best : NULL;
+	return pl_suggest(word, cands, n);
 }
 
 static void list_group(struct pl_buf *b, const char *group)
@@ -411,6 +409,15 @@ static const struct cmd *find_command(int argc, char **argv, int *consumed)
 	return NULL;
 }
 
+/* -h or --help anywhere before "--" asks for the command's usage. */
+static int wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return 1;
+	return 0;
+}
+
 /* Resolve argv to a command, the longest name first; *consumed says how many words named it. */
 static int lookup(struct cmd_ctx *ctx, int argc, char **argv, const struct cmd **out, int *consumed)
 {
@@ -426,8 +433,13 @@ static int lookup(struct cmd_ctx *ctx, int argc, char **argv, const struct cmd *
 		join_words(name, sizeof(name), argv, k);
 		if (!is_group(name))
 			continue;
-		list_group(&subs, name);
 		next = k < words ? argv[k] : NULL;
+		/* "parlae db -h": the group's subcommands, as "parlae help db" lists them. */
+		if (!next && wants_help(argc - k + 1, argv + k - 1)) {
+			cmd_print_help(ctx, name, stdout);
+			return CMD_EXIT_HELP;
+		}
+		list_group(&subs, name);
 		if (!next)
 			pl_err_set(&err, PL_EUSAGE, "'parlae %s' needs a subcommand: %s", name,
 			           subs.buf);
@@ -448,15 +460,6 @@ static int lookup(struct cmd_ctx *ctx, int argc, char **argv, const struct cmd *
 		pl_err_set(&err, PL_EUSAGE, "unknown command '%s'", argv[0]);
 	pl_err_hint(&err, "run 'parlae help' for the list of commands");
 	return cmd_fail(ctx, &err);
-}
-
-/* -h or --help anywhere before "--" asks for the command's usage. */
-static int wants_help(int argc, char **argv)
-{
-	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
-			return 1;
-	return 0;
 }
 
 static int setup(struct cmd_ctx *ctx, unsigned needs)
@@ -481,7 +484,7 @@ int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
 		if (!strcmp(argv[i], "--json"))
 			ctx->json = 1; /* so that even "unknown command" is reported as JSON */
 	if ((r = lookup(ctx, argc, argv, &cmd, &consumed)))
-		return r;
+		return r == CMD_EXIT_HELP ? 0 : r;
 	ctx->cmd = cmd;
 	argc -= consumed - 1;
 	argv += consumed - 1;
@@ -546,10 +549,9 @@ int cmd_main(struct cmd_ctx *ctx, int argc, char **argv)
 			list_cmds();
 			return 0;
 		case '?':
+			return bad_option(ctx, argv[optind - 1], global_options);
 		case ':':
-			return cmd_usage_error(
-			    ctx, c == ':' ? "option '%s' needs a value" : "unknown option '%s'",
-			    argv[optind - 1]);
+			return cmd_usage_error(ctx, "option '%s' needs a value", argv[optind - 1]);
 		default:
 			if ((c = apply_global(ctx, c, optarg)))
 				return c;

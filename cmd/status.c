@@ -174,6 +174,18 @@ static int parse_wait(const char *s, double *out)
 	return 0;
 }
 
+/* "30" or "2.5": a word after --wait that is its time, not an account ("1e3" is one). */
+static int is_seconds(const char *s)
+{
+	size_t digits = strspn(s, "0123456789");
+
+	if (!digits)
+		return 0;
+	if (s[digits] == '.')
+		return s[digits + 1] && !s[digits + 1 + strspn(s + digits + 1, "0123456789")];
+	return !s[digits];
+}
+
 static int status_account(struct cmd_ctx *ctx, const char *account, int wait, double seconds,
                           int check)
 {
@@ -202,6 +214,7 @@ static int status_account(struct cmd_ctx *ctx, const char *account, int wait, do
 int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	struct pl_status_system st;
+	const char *arg;
 	int c, check = 0, wait = 0;
 	double seconds = DEFAULT_WAIT;
 
@@ -212,9 +225,13 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv)
 			break;
 		case 'w':
 			wait = 1;
-			if (parse_wait(optarg, &seconds) < 0)
+			/* "--wait 30" means "--wait=30", when the word after it is a number. */
+			arg = optarg;
+			if (!arg && optind < argc && is_seconds(argv[optind]))
+				arg = argv[optind++];
+			if (parse_wait(arg, &seconds) < 0)
 				return cmd_usage_error(
-				    ctx, "--wait takes a number of seconds, not '%s'", optarg);
+				    ctx, "--wait takes a number of seconds, not '%s'", arg);
 			break;
 		default:
 			return PL_EUSAGE;

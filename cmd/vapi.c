@@ -1,6 +1,7 @@
 /* parlae vapi phone add | phone list | phone remove | tool invoke | replay */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -279,6 +280,14 @@ static int parse_auth(const char *s, enum pl_vapi_auth *out)
 	return 0;
 }
 
+/* Whether --args' inline text is rather the name of a file ("call.json" for "@call.json"). */
+static int names_file(const char *args)
+{
+	struct stat st;
+
+	return args[0] != '@' && strcmp(args, "-") && stat(args, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 int cmd_vapi_tool_invoke(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	struct invoke iv = {0};
@@ -354,6 +363,8 @@ int cmd_vapi_tool_invoke(struct cmd_ctx *ctx, int argc, char **argv)
 			pl_buf_adds(&input, iv.args);
 		}
 		r = pl_vapi_direct(iv.tool, iv.args ? input.buf : NULL, input.len, &m, &err);
+		if (r == PL_EBADINPUT && iv.args && names_file(iv.args))
+			pl_err_hint(&err, "to read a file, use --args @%s", iv.args);
 	}
 	if (r)
 		goto fail;

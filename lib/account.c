@@ -5,6 +5,7 @@
 
 #include "audit.h"
 #include "buf.h"
+#include "suggest.h"
 #include "utf8.h"
 #include "banned.h"
 
@@ -52,16 +53,38 @@ static int exists(struct pl_db *db, const char *id, int *found, struct pl_err *e
 	return pl_db_exists(db, "SELECT 1 FROM accounts WHERE id = $1", 1, params, found, err);
 }
 
+int pl_account_missing(struct pl_db *db, const char *id, struct pl_err *err)
+{
+	struct pl_err ignored = PL_ERR_INIT;
+	struct pl_db_res res = PL_DB_RES_INIT;
+	const char **ids, *near;
+	int n;
+
+	/* A near id is only a courtesy: if the list cannot be read, the error is still this. */
+	if (!pl_db_query(db, &res, "SELECT id FROM accounts ORDER BY id", 0, NULL, &ignored)) {
+		n = pl_db_rows(&res);
+		ids = pl_xcalloc((size_t)n + 1, sizeof(*ids));
+		for (int i = 0; i < n; i++)
+			ids[i] = pl_db_val(&res, i, 0);
+		if ((near = pl_suggest(id, ids, (size_t)n)))
+			pl_err_set(err, PL_ENOTFOUND, "no account '%s'; did you mean '%s'?", id,
+			           near);
+		free(ids);
+		pl_db_res_clear(&res);
+		if (near)
+			return err->code;
+	}
+	pl_err_set(err, PL_ENOTFOUND, "no account '%s'", id);
+	return pl_err_hint(err, "create it with 'parlae account add %s'", id);
+}
+
 int pl_account_require(struct pl_db *db, const char *id, struct pl_err *err)
 {
 	int r, found = 0;
 
 	if ((r = exists(db, id, &found, err)))
 		return r;
-	if (found)
-		return 0;
-	pl_err_set(err, PL_ENOTFOUND, "no account '%s'", id);
-	return pl_err_hint(err, "create it with 'parlae account add %s'", id);
+	return found ? 0 : pl_account_missing(db, id, err);
 }
 
 static int conflict(const char *id, struct pl_err *err)

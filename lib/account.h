@@ -27,8 +27,11 @@ int pl_account_id_valid(const char *id);
 /* PL_EUSAGE with a message when id is not a valid account id. */
 int pl_account_check_id(const char *id, struct pl_err *err);
 
-/* PL_ENOTFOUND, saying how to create it, unless the account exists. */
+/* PL_ENOTFOUND, naming the nearest account or saying how to create it, unless it exists. */
 int pl_account_require(struct pl_db *db, const char *id, struct pl_err *err);
+
+/* The PL_ENOTFOUND of an account id that is not there: "did you mean" the nearest, if any. */
+int pl_account_missing(struct pl_db *db, const char *id, struct pl_err *err);
 
 /* Create an account; PL_ECONFLICT if the id exists. Audited; with s->dry_run only checked. */
 int pl_account_add(struct pl_session *s, const char *id, const char *name, struct pl_err *err);

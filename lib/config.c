@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "suggest.h"
 #include "banned.h"
 
 #define CONFIG_MAX_BYTES (1 << 20)
@@ -213,6 +214,31 @@ static int has_password(const char *conninfo)
 	return found;
 }
 
+/* An unknown key, naming the setting it was probably meant to be. */
+static int unknown_key(const char *key, const char *origin, int lineno, struct pl_err *err)
+{
+	const char *names[sizeof(vars) / sizeof(vars[0])], *near;
+	char upper[128];
+	size_t i;
+
+	for (i = 0; key[i] && i + 1 < sizeof(upper); i++)
+		upper[i] = (char)toupper((unsigned char)key[i]);
+	upper[i] = '\0';
+	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		names[i] = vars[i].name;
+	/* "sikka_app_id" is SIKKA_APP_ID: suggest the exact name before any near one. */
+	near = find_var(upper) ? find_var(upper)->name : pl_suggest(upper, names, i);
+	if (!near)
+		return pl_err_set(err, PL_ECONFIG, "%s:%d: unknown setting '%s'", origin, lineno,
+		                  key);
+	pl_err_set(err, PL_ECONFIG, "%s:%d: unknown setting '%s'; did you mean '%s'?", origin,
+	           lineno, key, near);
+	if (pl_config_is_secret(near))
+		pl_err_hint(err, "%s is a secret: set it in the environment, not in this file",
+		            near);
+	return err->code;
+}
+
 static int parse_line(struct pl_config *cfg, char *line, const char *origin, int lineno,
                       int *in_wanted, int *saw_profile, const char *profile, struct pl_err *err)
 {
@@ -258,8 +284,7 @@ static int parse_line(struct pl_config *cfg, char *line, const char *origin, int
 	}
 	v = find_var(key);
 	if (!v)
-		return pl_err_set(err, PL_ECONFIG, "%s:%d: unknown setting '%s'", origin, lineno,
-		                  key);
+		return unknown_key(key, origin, lineno, err);
 	if (v->secret || (!strcmp(key, "PARLAE_DATABASE_URL") && has_password(value))) {
 		pl_err_set(err, PL_ECONFIG,
 		           "%s:%d: %s is a secret and may not be kept in the config file", origin,

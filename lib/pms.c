@@ -989,8 +989,7 @@ static int read_status(struct pl_db *db, const char *account, struct pl_pms_stat
 		return r;
 	if (pl_db_rows(&res) == 0) {
 		pl_db_res_clear(&res);
-		pl_err_set(err, PL_ENOTFOUND, "no account '%s'", account);
-		return pl_err_hint(err, "see 'parlae account list'");
+		return pl_account_missing(db, account, err);
 	}
 	pl_strlcpy(st->account, account, sizeof(st->account));
 	pl_strlcpy(st->status, pl_account_status_name(pl_db_val(&res, 0, 0)), sizeof(st->status));

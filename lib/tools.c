@@ -1239,14 +1239,26 @@ static int audit_call(struct ctx *c, const struct pl_vapi_call *call, int code, 
 	return r;
 }
 
+/* An unknown tool's error lists the tools, for the agent's prompt and the operator alike. */
+static int unknown_tool(const char *name, struct pl_err *err)
+{
+	struct pl_buf tools = PL_BUF_INIT;
+
+	for (int t = 0; strcmp(pl_vapi_tool_name((enum pl_vapi_tool)t), "unknown"); t++)
+		pl_buf_addf(&tools, "%s%s", t ? ", " : "", pl_vapi_tool_name((enum pl_vapi_tool)t));
+	pl_err_set(err, PL_ENOTFOUND, "unknown tool '%.*s'; the tools are %s",
+	           pl_utf8_cut(name, 80), name, tools.buf);
+	pl_buf_release(&tools);
+	return err->code;
+}
+
 static int run_one(struct ctx *c, const struct pl_vapi_call *call, int integration_err,
                    const struct pl_err *ierr, json_t **res, struct pl_err *err)
 {
 	if (call->bad_args)
 		return pl_err_set(err, PL_EBADINPUT, "%s: %s", call->name, call->bad_args);
 	if (call->tool == PL_TOOL_UNKNOWN)
-		return pl_err_set(err, PL_ENOTFOUND, "unknown tool '%.*s'",
-		                  pl_utf8_cut(call->name, 80), call->name);
+		return unknown_tool(call->name, err);
 	if (call->tool != PL_TOOL_TRANSFER_TO_HUMAN && integration_err) {
 		*err = *ierr;
 		return integration_err;

@@ -73,9 +73,9 @@ setup() { export HOME=$BATS_TEST_TMPDIR/home; mkdir -p "$HOME"; }
 }
 
 @test "an unknown option exits 2 and shows the command's usage" {
-	run --separate-stderr parlae account add --nope x
+	run --separate-stderr parlae account add --bogus x
 	assert_equal "$status" 2
-	assert_equal "$stderr" "parlae: unknown option '--nope' (usage: parlae account add ACCOUNT [--name NAME])"
+	assert_equal "$stderr" "parlae: unknown option '--bogus' (usage: parlae account add ACCOUNT [--name NAME])"
 }
 
 @test "an option missing its value exits 2" {
@@ -105,21 +105,24 @@ setup() { export HOME=$BATS_TEST_TMPDIR/home; mkdir -p "$HOME"; }
 	done
 }
 
-@test "parlae help COMMAND and COMMAND --help print the same usage" {
-	run --separate-stderr parlae help account add
+@test "parlae help COMMAND without man and COMMAND --help print the same usage" {
+	# Without man(1) on PATH, help prints what --help prints instead of the manual page.
+	run --separate-stderr env PATH="$BATS_TEST_TMPDIR" "$PL_TEST_BIN/parlae" help account add
 	assert_success
 	help=$output
-	run --separate-stderr parlae account add --help
+	run --separate-stderr env PATH="$BATS_TEST_TMPDIR" "$PL_TEST_BIN/parlae" account add --help
 	assert_success
 	assert_equal "$output" "$help"
 	assert_line --index 0 "usage: parlae account add ACCOUNT [--name NAME]"
 }
 
-@test "parlae help GROUP lists the group's commands" {
-	run --separate-stderr parlae help db
+@test "parlae help GROUP lists the group's commands when there is no man" {
+	run --separate-stderr env PATH="$BATS_TEST_TMPDIR" "$PL_TEST_BIN/parlae" help db
 	assert_success
-	assert_line --regexp '^  parlae db migrate +apply'
-	assert_line --regexp '^  parlae db status +list'
+	assert_line --index 1 '  parlae db migrate'
+	assert_line --index 2 '      apply the schema migrations compiled into parlae'
+	assert_line --index 3 '  parlae db status'
+	assert_line --index 4 '      list applied and pending schema migrations'
 }
 
 @test "parlae help of an unknown command exits 2" {

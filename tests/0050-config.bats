@@ -73,7 +73,7 @@ store_location() { parlae status --json "$@" | jq -r '.secretStore.location'; }
 	printf 'SIKA_APP_ID = typo\n' >"$cfg"
 	run --separate-stderr parlae status
 	assert_equal "$status" 3
-	assert_equal "$stderr" "parlae: $cfg:1: unknown setting 'SIKA_APP_ID'"
+	assert_equal "$stderr" "parlae: $cfg:1: unknown setting 'SIKA_APP_ID'; did you mean 'SIKKA_APP_ID'?"
 	printf 'just words\n' >"$cfg"
 	run --separate-stderr parlae status
 	assert_equal "$status" 3

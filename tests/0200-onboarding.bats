@@ -260,7 +260,7 @@ stored() { ls "$BATS_FILE_TMPDIR/vault" 2>/dev/null | grep -c -- "~$1\.cur" || t
 	assert_equal "$status" 1
 	run --separate-stderr parlae status nosuchaccount
 	assert_equal "$status" 5
-	assert_equal "$stderr" "parlae: no account 'nosuchaccount' (see 'parlae account list')"
+	assert_equal "$stderr" "parlae: no account 'nosuchaccount' (create it with 'parlae account add nosuchaccount')"
 }
 
 @test "pms setup checks its arguments" {

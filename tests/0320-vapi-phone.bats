@@ -153,12 +153,13 @@ events() { sql "SELECT count(*) FROM audit_events"; }
 }
 
 @test "help, completion and the shell know vapi phone remove" {
-	run --separate-stderr parlae help vapi phone remove
+	run --separate-stderr parlae vapi phone remove -h
 	assert_success
 	assert_line --index 0 "usage: parlae vapi phone remove VAPI_ID"
-	run --separate-stderr parlae help vapi phone
+	run --separate-stderr parlae vapi phone -h
 	assert_success
-	assert_regex "$output" "parlae vapi phone remove VAPI_ID +remove a Vapi phone number's registration"
+	assert_line "  parlae vapi phone remove VAPI_ID"
+	assert_line "      remove a Vapi phone number's registration"
 	parlae vapi phone add beta --vapi-id pn-beta --number +15550005000 >/dev/null
 	run --separate-stderr parlae __complete vapi phone remove ""
 	assert_success
