@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "encode.h"
 #include "http.h"
 #include "json.h"
 #include "session.h"
@@ -311,20 +312,17 @@ int pl_vapi_status(const struct pl_vapi_outcome *out, size_t n)
 
 void pl_vapi_sign(const char *secret, const char *ts, const char *body, size_t len, char out[65])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char mac[32];
 	unsigned int n = sizeof(mac);
 	struct pl_buf msg = PL_BUF_INIT;
 
 	pl_buf_addf(&msg, "%s.", ts);
 	pl_buf_add(&msg, body, len);
-	HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)msg.buf, msg.len,
-	     mac, &n);
-	for (unsigned i = 0; i < 32; i++) {
-		out[2 * i] = hex[mac[i] >> 4];
-		out[2 * i + 1] = hex[mac[i] & 15];
-	}
-	out[64] = '\0';
+	if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)msg.buf,
+	          msg.len, mac, &n) ||
+	    n != sizeof(mac))
+		abort(); /* HMAC-SHA256 fails only when memory does, which aborts everywhere */
+	pl_hex(mac, sizeof(mac), out);
 	pl_buf_release(&msg);
 }
 
