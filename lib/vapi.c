@@ -14,6 +14,7 @@
 #include "http.h"
 #include "json.h"
 #include "session.h"
+#include "utf8.h"
 #include "banned.h"
 
 static const struct {
@@ -152,6 +153,16 @@ static void read_args(struct pl_vapi_call *c, json_t *raw)
 	}
 }
 
+/* A copy made valid UTF-8: a direct call's name comes from argv, and goes into the reply. */
+static char *valid_dup(const char *s)
+{
+	size_t size = 3 * strlen(s) + 1; /* each invalid byte may become U+FFFD, 3 bytes */
+	char *copy = pl_xmalloc(size);
+
+	pl_utf8_copy(copy, size, s);
+	return copy;
+}
+
 static int add_call(struct pl_vapi_msg *m, const char *id, const char *name, json_t *raw_args,
                     struct pl_err *err)
 {
@@ -167,8 +178,8 @@ static int add_call(struct pl_vapi_msg *m, const char *id, const char *name, jso
 		                  PL_VAPI_MAX_CALLS);
 	c = &m->calls[m->ncalls++];
 	memset(c, 0, sizeof(*c));
-	c->id = pl_xstrdup(id ? id : "");
-	c->name = pl_xstrdup(name);
+	c->id = valid_dup(id ? id : "");
+	c->name = valid_dup(name);
 	c->tool = pl_vapi_tool_from_name(name);
 	read_args(c, raw_args);
 	return 0;

@@ -164,3 +164,11 @@ setup() { vapi_setup; }
 	assert_json_utf8 "$stderr"
 	assert_equal "$(jq -r .error.message <<<"$stderr")" "invalid account id 'x€�'"
 }
+
+@test "vapi tool invoke with a tool name that is not UTF-8 answers with the name made valid (found by fuzz_reply)" {
+	run --separate-stderr parlae vapi tool invoke $'ab\xff\xc3' --account happy --args '{}'
+	assert_equal "$status" 5
+	assert_equal "$stderr" ""
+	assert_json_utf8 "$output"
+	assert_equal "$(jq -r '.results[0] | [.name, .error] | join("|")' <<<"$output")" "ab��|unknown tool 'ab��'"
+}
