@@ -96,7 +96,7 @@ static int parse_clause(char *clause, json_t *week, struct pl_err *err)
 
 			if (!list) {
 				list = json_array();
-				json_object_set_new(week, days[d], list);
+				pl_json_set(week, days[d], list);
 			}
 			/* Ranges of a day are given in order and do not overlap. */
 			if (json_array_size(list)) {
@@ -108,7 +108,7 @@ static int parse_clause(char *clause, json_t *week, struct pl_err *err)
 			}
 			snprintf(sa, sizeof(sa), "%02d:%02d", a / 60, a % 60);
 			snprintf(sb, sizeof(sb), "%02d:%02d", b / 60, b % 60);
-			json_array_append_new(list, json_pack("[s, s]", sa, sb));
+			pl_json_append(list, json_pack("[s, s]", sa, sb));
 		}
 	}
 	return 0;
@@ -133,7 +133,8 @@ int pl_pms_parse_hours(const char *spec, char **json_out, struct pl_err *err)
 	if (!r) {
 		for (int d = 0; d < 7; d++)
 			if (json_object_get(week, days[d]))
-				json_object_set(ordered, days[d], json_object_get(week, days[d]));
+				pl_json_set(ordered, days[d],
+				            json_incref(json_object_get(week, days[d])));
 		*json_out = pl_json_dump(ordered);
 	}
 	json_decref(week);
@@ -193,9 +194,9 @@ static char *given_config(const struct pl_pms_setup_req *req, const char *hours)
 	char *text;
 
 	if (req->timezone)
-		json_object_set_new(cfg, "timezone", json_string(req->timezone));
+		pl_json_set(cfg, "timezone", json_string(req->timezone));
 	if (req->hours)
-		json_object_set_new(cfg, "hours", json_loads(hours, 0, NULL));
+		pl_json_set(cfg, "hours", json_loads(hours, 0, NULL));
 	text = pl_json_dump(cfg);
 	json_decref(cfg);
 	return text;
@@ -517,7 +518,7 @@ int pl_pms_parse_redirect(const char *url, struct pl_pms_redirect *out, struct p
 		}
 		if (field) {
 			value = query_decode(eq + 1, len - (size_t)(eq + 1 - q));
-			if (!value || *field) {
+			if (!value || *field || !pl_utf8_valid(value, strlen(value))) {
 				free(value);
 				pl_pms_redirect_release(out);
 				return pl_err_set(

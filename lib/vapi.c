@@ -296,11 +296,10 @@ json_t *pl_vapi_reply(const struct pl_vapi_msg *m, const struct pl_vapi_outcome 
 	for (size_t i = 0; i < m->ncalls; i++) {
 		const struct pl_vapi_outcome *o = &out[i];
 
-		json_array_append_new(
-		    results,
-		    pl_json_x(json_pack("{s:s, s:s, s:s}", "toolCallId", m->calls[i].id, "name",
-		                        m->calls[i].name, o->result ? "result" : "error",
-		                        o->result ? o->result : o->error)));
+		pl_json_append(results, pl_json_x(json_pack(
+		                            "{s:s, s:s, s:s}", "toolCallId", m->calls[i].id, "name",
+		                            m->calls[i].name, o->result ? "result" : "error",
+		                            o->result ? o->result : o->error)));
 	}
 	return pl_json_x(json_pack("{s:o}", "results", results));
 }
@@ -416,13 +415,13 @@ static json_t *normalise(json_t *v)
 	if (json_is_object(v)) {
 		json_t *o = json_object();
 
-		json_object_foreach(v, key, item) json_object_set_new(o, key, normalise(item));
+		json_object_foreach(v, key, item) pl_json_set(o, key, normalise(item));
 		return o;
 	}
 	if (json_is_array(v)) {
 		json_t *a = json_array();
 
-		json_array_foreach(v, i, item) json_array_append_new(a, normalise(item));
+		json_array_foreach(v, i, item) pl_json_append(a, normalise(item));
 		return a;
 	}
 	return json_incref(v);

@@ -290,9 +290,10 @@ stored() { ls "$BATS_FILE_TMPDIR/vault" 2>/dev/null | grep -c -- "~$1\.cur" || t
 		assert_regex "$stderr" "^parlae: --hours: cannot read '${bad#mon }'"
 	done
 	assert_equal "$(sql "SELECT count(*) FROM pms_integrations WHERE account_id = 'hours'")" "0"
-	run --separate-stderr parlae pms setup hours --hours "mon 8:00-12:00,13:00-24:00; sun 00:00-24:00"
+	run --separate-stderr parlae pms setup hours --hours "mon 8:00-12:00,13:00-24:00; sun 00:00-24:00" --json
 	assert_success
 	assert_equal "$stderr" ""
+	assert_equal "$(jq -c '[.success, .status]' <<<"$output")" '[true,"pending"]'
 	assert_equal "$(sql "SELECT config->'hours' FROM pms_integrations WHERE account_id = 'hours'")" \
 		'{"mon": [["08:00", "12:00"], ["13:00", "24:00"]], "sun": [["00:00", "24:00"]]}'
 }

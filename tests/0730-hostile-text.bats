@@ -172,3 +172,12 @@ setup() { vapi_setup; }
 	assert_json_utf8 "$output"
 	assert_equal "$(jq -r '.results[0] | [.name, .error] | join("|")' <<<"$output")" "ab��|unknown tool 'ab��'"
 }
+
+@test "sikka callback: a code, state, error or office_id that decodes to bytes that are not UTF-8 is bad input" {
+	for param in "code=%ff" "code=ab%C3" "error=%ed%a0%80" "office_id=%c0%af"; do
+		run --separate-stderr parlae sikka callback --url "https://backend.example/cb?state=s.t&$param"
+		assert_equal "$status" 65
+		assert_equal "$output" ""
+		assert_equal "$stderr" "parlae: the redirect URL has a malformed or repeated '${param%%=*}'"
+	done
+}
