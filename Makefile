@@ -164,6 +164,9 @@ $(FUZZ_BUILD)/libparlae.a: $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/lib/mi
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_BUILD)/libparlae.a
 	clang $(FUZZ_CFLAGS) -Wall -Wextra -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libparlae.a $(PKG_LIBS)
 
+# fuzz_err includes the commands' error printer.
+$(FUZZ_BUILD)/fuzz_err: cmd/output.c cmd/cmd.h
+
 .PHONY: fuzz
 -include $(wildcard $(FUZZ_BUILD)/lib/*.d)
 

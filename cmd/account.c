@@ -1,6 +1,7 @@
 /* parlae account add | account list */
 #include "cmd.h"
 #include "../lib/account.h"
+#include "../lib/json.h"
 #include "../lib/banned.h"
 
 const struct option opts_account_add[] = {
@@ -52,10 +53,10 @@ int cmd_account_list(struct cmd_ctx *ctx, int argc, char **argv)
 		json_t *a = json_array();
 
 		for (size_t i = 0; i < list.n; i++)
-			json_array_append_new(a, json_pack("{s:s, s:s?, s:s, s:s}", "id",
-			                                   list.v[i].id, "name", list.v[i].name,
-			                                   "status", list.v[i].status, "createdAt",
-			                                   list.v[i].created_at));
+			pl_json_append(a,
+			               json_pack("{s:s, s:s?, s:s, s:s}", "id", list.v[i].id,
+			                         "name", list.v[i].name, "status", list.v[i].status,
+			                         "createdAt", list.v[i].created_at));
 		cmd_print_json(ctx, a);
 	} else {
 		cmd_table_init(&t, 4, "ACCOUNT", "NAME", "STATUS", "CREATED");

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "../lib/json.h"
 #include "../lib/schema.h"
 #include "../lib/banned.h"
 
@@ -10,9 +11,9 @@ static json_t *entries_json(const struct pl_schema_entry *e, size_t n)
 	json_t *a = json_array();
 
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(a, json_pack("{s:i, s:s, s:s?}", "version", e[i].version,
-		                                   "name", e[i].name, "appliedAt",
-		                                   e[i].applied_at[0] ? e[i].applied_at : NULL));
+		pl_json_append(a, json_pack("{s:i, s:s, s:s?}", "version", e[i].version, "name",
+		                            e[i].name, "appliedAt",
+		                            e[i].applied_at[0] ? e[i].applied_at : NULL));
 	return a;
 }
 

@@ -385,9 +385,8 @@ static int exit_codes(struct cmd_ctx *ctx)
 		json_t *a = json_array();
 
 		for (size_t i = 0; i < n; i++)
-			json_array_append_new(a, json_pack("{s:i, s:s, s:s}", "code", t[i].code,
-			                                   "name", t[i].name, "meaning",
-			                                   t[i].meaning));
+			pl_json_append(a, json_pack("{s:i, s:s, s:s}", "code", t[i].code, "name",
+			                            t[i].name, "meaning", t[i].meaning));
 		cmd_print_json(ctx, a);
 		return 0;
 	}
@@ -433,11 +432,11 @@ static json_t *command_json(const struct cmd *c)
 	char page[128];
 
 	for (const struct option *opt = c->options; opt && opt->name; opt++)
-		json_array_append_new(opts, json_sprintf("--%s", opt->name));
-	json_object_set_new(o, "options", opts);
+		pl_json_append(opts, json_sprintf("--%s", opt->name));
+	pl_json_set(o, "options", opts);
 	add_doc_json(o, c);
 	page_name(c->name, page, sizeof(page));
-	json_object_set_new(o, "manPage", pl_json_x(json_string(page)));
+	pl_json_set(o, "manPage", pl_json_x(json_string(page)));
 	return o;
 }
 
@@ -460,7 +459,7 @@ int cmd_help(struct cmd_ctx *ctx, int argc, char **argv)
 		for (size_t i = 0; !found && i < ncommands; i++)
 			if (!name.len || (!strncmp(commands[i].name, name.buf, name.len) &&
 			                  commands[i].name[name.len] == ' '))
-				json_array_append_new(a, command_json(&commands[i]));
+				pl_json_append(a, command_json(&commands[i]));
 		if (found)
 			cmd_print_json(ctx, command_json(found));
 		else if (json_array_size(a))

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "../lib/json.h"
 #include "../lib/rotate.h"
 #include "../lib/store.h"
 #include "../lib/banned.h"
@@ -28,11 +29,10 @@ int cmd_secrets_list(struct cmd_ctx *ctx, int argc, char **argv)
 		json_t *a = json_array();
 
 		for (size_t i = 0; i < n; i++)
-			json_array_append_new(a,
-			                      json_pack("{s:s, s:s, s:s?, s:s}", "name", v[i].name,
-			                                "version", v[i].version, "previous",
-			                                v[i].previous[0] ? v[i].previous : NULL,
-			                                "updatedAt", v[i].updated_at));
+			pl_json_append(a, json_pack("{s:s, s:s, s:s?, s:s}", "name", v[i].name,
+			                            "version", v[i].version, "previous",
+			                            v[i].previous[0] ? v[i].previous : NULL,
+			                            "updatedAt", v[i].updated_at));
 		cmd_print_json(ctx, a);
 	} else {
 		cmd_table_init(&t, 4, "NAME", "VERSION", "PREVIOUS", "UPDATED");
@@ -73,9 +73,8 @@ static void rotate_outcome(const char *account, const char *outcome, const char 
 	struct rotate_ui *ui = arg;
 
 	if (ui->accounts)
-		json_array_append_new(ui->accounts,
-		                      json_pack("{s:s, s:s, s:s?}", "account", account, "outcome",
-		                                outcome, "detail", why));
+		pl_json_append(ui->accounts, json_pack("{s:s, s:s, s:s?}", "account", account,
+		                                       "outcome", outcome, "detail", why));
 	else if (!strcmp(outcome, "failed"))
 		fprintf(stderr, "%sparlae: %s: %s\n", ui->bar ? "\r" : "", account, why);
 	else if (ui->ctx->verbosity > 0)

@@ -13,6 +13,7 @@
 
 #include "checkpoint.h"
 #include "config.h"
+#include "encode.h"
 #include "banned.h"
 
 #define VERIFY_COLS                                                                                \

@@ -66,17 +66,6 @@ int pl_strlcpy(char *dst, const char *src, size_t n)
 	return 0;
 }
 
-void pl_hex(const unsigned char *data, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[data[i] >> 4];
-		out[2 * i + 1] = digits[data[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 int pl_buf_read_fd(struct pl_buf *b, int fd)
 {
 	char chunk[4096];

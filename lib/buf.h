@@ -57,9 +57,6 @@ char *pl_xstrndup(const char *s, size_t n);
 /* Copy src into dst of size n, truncating; returns -1 if it did not fit. */
 int pl_strlcpy(char *dst, const char *src, size_t n);
 
-/* n bytes as lowercase hex into out, which has room for 2n+1 (NUL-terminated). */
-void pl_hex(const unsigned char *data, size_t n, char *out);
-
 /*
  * Append what is left to read from fd until end of file. -1 with errno set on a read error,
  * or with errno EFBIG when the cap would be passed; 0 otherwise.

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "encode.h"
 #include "json.h"
 #include "banned.h"
 

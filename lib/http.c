@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "session.h"
+#include "encode.h"
 #include "trace.h"
 #include "banned.h"
 
@@ -273,17 +273,48 @@ struct retry_hint {
 	long after_ms;
 };
 
+/*
+ * A Retry-After value in milliseconds, capped: delay-seconds ("120") or an HTTP-date ("Wed, 21
+ * Oct 2026 07:28:00 GMT", or the two obsolete forms, as curl_getdate reads them), a date in
+ * the past being 0; -1 for anything else, which leaves the retry to the backoff.
+ */
+long pl_http_retry_after(const char *value, time_t now)
+{
+	size_t n = strspn(value, "0123456789");
+	time_t when;
+
+	if (n && !value[n]) {
+		long v = n > 5 ? MAX_RETRY_AFTER_MS : strtol(value, NULL, 10) * 1000;
+
+		return v > MAX_RETRY_AFTER_MS ? MAX_RETRY_AFTER_MS : v;
+	}
+	if (!*value || (when = curl_getdate(value, &now)) == -1)
+		return -1;
+	if (when <= now)
+		return 0;
+	return when - now > MAX_RETRY_AFTER_MS / 1000 ? MAX_RETRY_AFTER_MS
+	                                              : (long)(when - now) * 1000;
+}
+
 static size_t on_header(char *data, size_t size, size_t n, void *arg)
 {
 	struct retry_hint *hint = arg;
-	size_t len = size * n;
+	size_t len = size * n, vlen;
+	const char *v;
+	char value[128];
 
 	if (len > 12 && !strncasecmp(data, "Retry-After:", 12)) {
-		long v = strtol(data + 12, NULL, 10);
-
-		if (v >= 0)
-			hint->after_ms =
-			    v > MAX_RETRY_AFTER_MS / 1000 ? MAX_RETRY_AFTER_MS : v * 1000;
+		v = data + 12;
+		vlen = len - 12;
+		while (vlen && (*v == ' ' || *v == '\t'))
+			v++, vlen--;
+		while (vlen && strchr(" \t\r\n", v[vlen - 1]))
+			vlen--;
+		if (vlen < sizeof(value)) {
+			memcpy(value, v, vlen);
+			value[vlen] = '\0';
+			hint->after_ms = pl_http_retry_after(value, time(NULL));
+		}
 	}
 	return len;
 }
@@ -298,11 +329,10 @@ void pl_sleep_ms(long ms)
 
 long pl_backoff_ms(int attempt)
 {
-	unsigned char r = 0;
-	char hex[3];
+	unsigned char r;
 
-	if (pl_random_hex(hex, 1) == 0)
-		r = (unsigned char)strtol(hex, NULL, 16);
+	if (pl_random_bytes(&r, 1) < 0)
+		r = 128; /* no randomness: the pause without its jitter, rather than no retry */
 	return (long)(250.0 * (1 << attempt) * (0.5 + r / 256.0));
 }
 
@@ -314,42 +344,75 @@ static int retryable_status(long status, int idempotent)
 	return idempotent && status >= 500;
 }
 
-/* Everything a transfer needs, for one easy handle (also those of a multi batch). */
-static void setup_easy(struct pl_http *h, CURL *c, const struct pl_http_req *req,
-                       struct curl_slist *headers, struct sink *sink, struct retry_hint *hint,
-                       char *errbuf)
+/* Set one option unless an earlier one failed: the first failure is the one reported. */
+#define SETOPT(rc, c, opt, val)                                                                    \
+	do {                                                                                       \
+		if ((rc) == CURLE_OK)                                                              \
+			(rc) = curl_easy_setopt((c), (opt), (val));                                \
+	} while (0)
+
+/*
+ * Everything a transfer needs, for one easy handle (also those of a multi batch). Not
+ * CURLE_OK when libcurl refuses an option (one this build lacks, or out of memory): the
+ * request must not leave half set up, without its timeouts or its certificate checks.
+ */
+static CURLcode setup_easy(struct pl_http *h, CURL *c, const struct pl_http_req *req,
+                           struct curl_slist *headers, struct sink *sink, struct retry_hint *hint,
+                           char *errbuf)
 {
-	curl_easy_setopt(c, CURLOPT_URL, req->url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+	CURLcode rc = CURLE_OK;
+
+	SETOPT(rc, c, CURLOPT_ERRORBUFFER, errbuf);
+	SETOPT(rc, c, CURLOPT_URL, req->url);
+	SETOPT(rc, c, CURLOPT_PROTOCOLS_STR, "http,https");
+	SETOPT(rc, c, CURLOPT_NOSIGNAL, 1L);
+	SETOPT(rc, c, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
+	SETOPT(rc, c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
+	SETOPT(rc, c, CURLOPT_SSL_VERIFYPEER, 1L);
+	SETOPT(rc, c, CURLOPT_SSL_VERIFYHOST, 2L);
+	SETOPT(rc, c, CURLOPT_TCP_NODELAY, 1L);
 	if (h->ca_bundle)
-		curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_bundle);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, hint);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "parlae");
+		SETOPT(rc, c, CURLOPT_CAINFO, h->ca_bundle);
+	SETOPT(rc, c, CURLOPT_HTTPHEADER, headers);
+	SETOPT(rc, c, CURLOPT_WRITEFUNCTION, on_body);
+	SETOPT(rc, c, CURLOPT_WRITEDATA, sink);
+	SETOPT(rc, c, CURLOPT_HEADERFUNCTION, on_header);
+	SETOPT(rc, c, CURLOPT_HEADERDATA, hint);
+	SETOPT(rc, c, CURLOPT_USERAGENT, "parlae");
 	/* libcurl signs every header it sends, so callers add none with an empty value. */
 	if (req->aws_sigv4)
-		curl_easy_setopt(c, CURLOPT_AWS_SIGV4, req->aws_sigv4);
+		SETOPT(rc, c, CURLOPT_AWS_SIGV4, req->aws_sigv4);
 	if (req->user) {
-		curl_easy_setopt(c, CURLOPT_USERNAME, req->user);
-		curl_easy_setopt(c, CURLOPT_PASSWORD, req->password ? req->password : "");
+		SETOPT(rc, c, CURLOPT_USERNAME, req->user);
+		SETOPT(rc, c, CURLOPT_PASSWORD, req->password ? req->password : "");
 	}
 	if (!strcmp(req->method, "POST")) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-		                 (curl_off_t)(req->body ? req->body_len : 0));
+		SETOPT(rc, c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+		SETOPT(rc, c, CURLOPT_POSTFIELDSIZE_LARGE,
+		       (curl_off_t)(req->body ? req->body_len : 0));
 	} else if (strcmp(req->method, "GET")) {
-		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
+		SETOPT(rc, c, CURLOPT_CUSTOMREQUEST, req->method);
 	}
+	return rc;
+}
+
+static int setup_failed(const struct pl_http_req *req, CURLcode rc, struct pl_err *err)
+{
+	return pl_err_set(err, PL_EINTERNAL, "cannot set up the request to %s: libcurl: %s",
+	                  req->peer, curl_easy_strerror(rc));
+}
+
+/* A header list of the request's headers; NULL only for none (running out of memory aborts). */
+static struct curl_slist *header_list(const char *const *headers)
+{
+	struct curl_slist *list = NULL, *more;
+
+	for (const char *const *p = headers; p && *p; p++) {
+		if (!(more = curl_slist_append(list, *p)))
+			abort(); /* out of memory, as in pl_xmalloc */
+		list = more;
+	}
+	return list;
 }
 
 int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_http_resp *resp,
@@ -362,8 +425,7 @@ int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_htt
 
 	memset(resp, 0, sizeof(*resp));
 	pl_buf_init(&resp->body, h->max_body);
-	for (const char *const *p = req->headers; p && *p; p++)
-		headers = curl_slist_append(headers, *p);
+	headers = header_list(req->headers);
 	for (attempt = 0;; attempt++) {
 		struct sink sink = {&resp->body, 0};
 		struct retry_hint hint = {-1};
@@ -372,24 +434,38 @@ int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_htt
 		curl_easy_reset(c);
 		pl_buf_reset(&resp->body);
 		errbuf[0] = '\0';
-		setup_easy(h, c, req, headers, &sink, &hint, errbuf);
+		if ((rc = setup_easy(h, c, req, headers, &sink, &hint, errbuf)) != CURLE_OK) {
+			curl_slist_free_all(headers);
+			return setup_failed(req, rc, err);
+		}
 		trace_request(req, attempt);
 		rc = curl_easy_perform(c);
 		resp->attempts = attempt + 1;
-		curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &resp->seconds);
+		if (curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &resp->seconds) != CURLE_OK)
+			resp->seconds = 0;
 		if (sink.overflow) {
 			curl_slist_free_all(headers);
 			return pl_err_set(err, PL_EUPSTREAM,
 			                  "%s sent a response larger than %zu bytes", req->peer,
 			                  h->max_body);
 		}
+		if (rc == CURLE_OK && (rc = curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE,
+		                                              &resp->status)) != CURLE_OK) {
+			curl_slist_free_all(headers);
+			return pl_err_set(err, PL_EINTERNAL, "no status from libcurl for %s: %s",
+			                  req->peer, curl_easy_strerror(rc));
+		}
 		if (rc == CURLE_OK) {
-			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+			long wait;
+
 			trace_response(resp);
 			if (attempt >= h->max_retries ||
 			    !retryable_status(resp->status, req->idempotent))
 				break;
-			pl_sleep_ms(hint.after_ms >= 0 ? hint.after_ms : pl_backoff_ms(attempt));
+			wait = hint.after_ms >= 0 ? hint.after_ms : pl_backoff_ms(attempt);
+			pl_trace(1, "http: retrying in %ld ms%s", wait,
+			         hint.after_ms >= 0 ? " (Retry-After)" : "");
+			pl_sleep_ms(wait);
 			continue;
 		}
 		pl_trace(1, "http: %s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
@@ -422,13 +498,14 @@ struct slot {
 	int busy;
 };
 
-static void start_slot(struct pl_http *h, CURLM *multi, struct slot *s)
+/* 0, or -1 with job->code and job->err set when libcurl would not take the request. */
+static int start_slot(struct pl_http *h, CURLM *multi, struct slot *s)
 {
 	struct pl_http_job *job = s->job;
+	CURLcode rc;
+	CURLMcode mc;
 
-	s->headers = NULL;
-	for (const char *const *p = job->req.headers; p && *p; p++)
-		s->headers = curl_slist_append(s->headers, *p);
+	s->headers = header_list(job->req.headers);
 	memset(&job->resp, 0, sizeof(job->resp));
 	pl_buf_init(&job->resp.body, h->max_body);
 	s->sink.body = &job->resp.body;
@@ -436,10 +513,21 @@ static void start_slot(struct pl_http *h, CURLM *multi, struct slot *s)
 	s->hint.after_ms = -1;
 	s->errbuf[0] = '\0';
 	curl_easy_reset(s->easy);
-	setup_easy(h, s->easy, &job->req, s->headers, &s->sink, &s->hint, s->errbuf);
-	curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s); /* after the reset, which clears it */
+	rc = setup_easy(h, s->easy, &job->req, s->headers, &s->sink, &s->hint, s->errbuf);
+	if (rc == CURLE_OK) /* after the reset, which clears it */
+		rc = curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
+	if (rc != CURLE_OK) {
+		job->code = setup_failed(&job->req, rc, &job->err);
+		return -1;
+	}
 	trace_request(&job->req, 0);
-	curl_multi_add_handle(multi, s->easy);
+	if ((mc = curl_multi_add_handle(multi, s->easy)) != CURLM_OK) {
+		job->code = pl_err_set(&job->err, PL_EINTERNAL,
+		                       "cannot start the request to %s: libcurl: %s", job->req.peer,
+		                       curl_multi_strerror(mc));
+		return -1;
+	}
+	return 0;
 }
 
 static void finish_slot(struct pl_http *h, struct slot *s, CURLcode rc)
@@ -447,7 +535,8 @@ static void finish_slot(struct pl_http *h, struct slot *s, CURLcode rc)
 	struct pl_http_job *job = s->job;
 
 	job->resp.attempts = 1;
-	curl_easy_getinfo(s->easy, CURLINFO_TOTAL_TIME, &job->resp.seconds);
+	if (curl_easy_getinfo(s->easy, CURLINFO_TOTAL_TIME, &job->resp.seconds) != CURLE_OK)
+		job->resp.seconds = 0;
 	pl_err_clear(&job->err);
 	job->code = 0;
 	if (s->sink.overflow) {
@@ -458,21 +547,55 @@ static void finish_slot(struct pl_http *h, struct slot *s, CURLcode rc)
 		job->code = pl_err_set(&job->err, PL_EUPSTREAM, "%s %s: %s", job->req.peer,
 		                       rc == CURLE_OPERATION_TIMEDOUT ? "timed out" : "unreachable",
 		                       s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
+	} else if ((rc = curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &job->resp.status)) !=
+	           CURLE_OK) {
+		job->code = pl_err_set(&job->err, PL_EINTERNAL, "no status from libcurl for %s: %s",
+		                       job->req.peer, curl_easy_strerror(rc));
 	} else {
-		curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &job->resp.status);
 		trace_response(&job->resp);
 	}
 	curl_slist_free_all(s->headers);
 	s->headers = NULL;
 }
 
+/* Hand a job that has ended (answered, failed, or never started) to done(); the slot is free. */
+static void hand_over(struct slot *s, void (*done)(struct pl_http_job *, void *), void *arg)
+{
+	struct pl_http_job finished = *s->job;
+
+	curl_slist_free_all(s->headers);
+	s->headers = NULL;
+	s->busy = 0;
+	done(&finished, arg);
+}
+
+/*
+ * The next job into the free slot s: 1 when one is in flight there, 0 when next() has none.
+ * A job libcurl will not take ends at once, through done(), and the slot takes the next.
+ */
+static int fill_slot(struct pl_http *h, CURLM *multi, struct slot *s,
+                     int (*next)(struct pl_http_job *, void *),
+                     void (*done)(struct pl_http_job *, void *), void *arg)
+{
+	for (;;) {
+		memset(s->job, 0, sizeof(*s->job));
+		if (!next(s->job, arg))
+			return 0;
+		if (start_slot(h, multi, s) == 0) {
+			s->busy = 1;
+			return 1;
+		}
+		hand_over(s, done, arg);
+	}
+}
+
 int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_job *, void *),
                 void (*done)(struct pl_http_job *, void *), void *arg)
 {
 	CURLM *multi = curl_multi_init();
-	struct pl_http_job finished;
 	struct slot *slots;
-	int running = 0, more = 1, active = 0;
+	int running = 0, more = 1, active = 0, r = 0;
+	CURLMcode mc;
 
 	if (!multi)
 		return PL_EINTERNAL;
@@ -489,7 +612,11 @@ int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_j
 		}
 		slots[i].job = &slots[i].storage;
 	}
-	curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)concurrency);
+	if (curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)concurrency) !=
+	    CURLM_OK) {
+		r = PL_EINTERNAL;
+		goto out;
+	}
 	for (;;) {
 		CURLMsg *msg;
 		int left;
@@ -497,50 +624,73 @@ int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_j
 		for (int i = 0; i < concurrency && more; i++) {
 			if (slots[i].busy)
 				continue;
-			memset(slots[i].job, 0, sizeof(*slots[i].job));
-			if (!next(slots[i].job, arg)) {
+			if (!fill_slot(h, multi, &slots[i], next, done, arg))
 				more = 0;
-				break;
-			}
-			start_slot(h, multi, &slots[i]);
-			slots[i].busy = 1;
-			active++;
+			else
+				active++;
 		}
 		if (!active)
 			break;
-		curl_multi_perform(multi, &running);
+		if ((mc = curl_multi_perform(multi, &running)) != CURLM_OK)
+			goto broken;
 		while ((msg = curl_multi_info_read(multi, &left))) {
-			struct slot *s;
+			struct slot *s = NULL;
+			CURLcode result;
 
 			if (msg->msg != CURLMSG_DONE)
 				continue;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
-			curl_multi_remove_handle(multi, s->easy);
-			finish_slot(h, s, msg->data.result);
-			finished = *s->job;
-			s->busy = 0;
-			active--;
-			/* Refill the slot before the caller's work on the answer, so that work
-			 * overlaps the transfers still in flight instead of stalling them. */
-			if (more) {
-				memset(s->job, 0, sizeof(*s->job));
-				if (next(s->job, arg)) {
-					start_slot(h, multi, s);
-					s->busy = 1;
-					active++;
-				} else {
-					more = 0;
-				}
+			result = msg->data.result;
+			if (curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s) !=
+			        CURLE_OK ||
+			    !s) {
+				mc = CURLM_INTERNAL_ERROR;
+				goto broken;
 			}
-			done(&finished, arg);
+			if ((mc = curl_multi_remove_handle(multi, s->easy)) != CURLM_OK)
+				goto broken;
+			finish_slot(h, s, result);
+			{
+				struct pl_http_job finished = *s->job;
+
+				s->busy = 0;
+				active--;
+				/* Refill the slot before the caller's work on the answer, so that
+				 * work overlaps the transfers still in flight instead of stalling
+				 * them. */
+				if (more) {
+					if (fill_slot(h, multi, s, next, done, arg))
+						active++;
+					else
+						more = 0;
+				}
+				done(&finished, arg);
+			}
 			more = 1; /* done() may have queued more work (a retry, a fallback) */
 		}
-		if (active)
-			curl_multi_poll(multi, NULL, 0, 100, NULL);
+		if (active && (mc = curl_multi_poll(multi, NULL, 0, 100, NULL)) != CURLM_OK)
+			goto broken;
 	}
+	goto out;
+broken:
+	/* libcurl's multi handle failed (out of memory, or worse): every job still in flight
+	 * ends failed, through done(), and so does the run. */
+	for (int i = 0; i < concurrency; i++) {
+		struct slot *s = &slots[i];
+
+		if (!s->busy)
+			continue;
+		curl_multi_remove_handle(multi, s->easy); /* best effort: the handle is failing */
+		pl_err_clear(&s->job->err);
+		s->job->code = pl_err_set(&s->job->err, PL_EINTERNAL,
+		                          "the request to %s was cut off: libcurl: %s",
+		                          s->job->req.peer, curl_multi_strerror(mc));
+		hand_over(s, done, arg);
+	}
+	r = PL_EINTERNAL;
+out:
 	for (int i = 0; i < concurrency; i++)
 		curl_easy_cleanup(slots[i].easy);
 	free(slots);
 	curl_multi_cleanup(multi);
-	return 0;
+	return r;
 }

@@ -7,6 +7,7 @@
 #define PL_HTTP_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include "buf.h"
 #include "config.h"
@@ -77,6 +78,12 @@ struct pl_http_job {
  */
 int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_job *, void *),
                 void (*done)(struct pl_http_job *, void *), void *arg);
+
+/*
+ * A Retry-After header's value (trimmed) in milliseconds at most 10 s: delay-seconds or an
+ * HTTP-date (a date not after now is 0); -1 when it is neither.
+ */
+long pl_http_retry_after(const char *value, time_t now);
 
 /* Sleep ms milliseconds (resumed after a signal). */
 void pl_sleep_ms(long ms);

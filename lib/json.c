@@ -94,6 +94,18 @@ json_t *pl_json_x(json_t *v)
 	return v;
 }
 
+void pl_json_set(json_t *obj, const char *key, json_t *value)
+{
+	if (json_object_set_new(obj, key, value) != 0)
+		abort();
+}
+
+void pl_json_append(json_t *array, json_t *value)
+{
+	if (json_array_append_new(array, value) != 0)
+		abort();
+}
+
 static void wipe(json_t *v)
 {
 	const char *key;

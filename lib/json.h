@@ -49,4 +49,13 @@ char *pl_json_dump(const json_t *v);
  */
 json_t *pl_json_x(json_t *v);
 
+/*
+ * json_object_set_new and json_array_append_new, checked: value is stolen in any case. They
+ * fail for a NULL object or value, a key that is not UTF-8, or when memory runs out; with
+ * keys that are literals (or come from a parsed document) and values from checked
+ * constructors, only the last is left, and like pl_json_x this aborts.
+ */
+void pl_json_set(json_t *obj, const char *key, json_t *value);
+void pl_json_append(json_t *array, json_t *value);
+
 #endif

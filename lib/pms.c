@@ -10,6 +10,7 @@
 #include "account.h"
 #include "audit.h"
 #include "buf.h"
+#include "encode.h"
 #include "http.h"
 #include "json.h"
 #include "sikka.h"
@@ -40,19 +41,6 @@ static int day_index(const char *s, size_t n)
 		if (n == 3 && !strncmp(s, days[i], 3))
 			return i;
 	return -1;
-}
-
-/* "HH:MM" → minutes; 24:00 allowed as the end of a day. */
-static int minutes(const char *s, size_t n)
-{
-	if (n != 5 || !isdigit((unsigned char)s[0]) || !isdigit((unsigned char)s[1]) ||
-	    s[2] != ':' || !isdigit((unsigned char)s[3]) || !isdigit((unsigned char)s[4]))
-		return -1;
-	int h = (s[0] - '0') * 10 + (s[1] - '0'), m = (s[3] - '0') * 10 + (s[4] - '0');
-
-	if (h > 24 || m > 59 || (h == 24 && m))
-		return -1;
-	return h * 60 + m;
 }
 
 static int hours_error(struct pl_err *err, const char *part)
@@ -96,8 +84,10 @@ static int parse_clause(char *clause, json_t *week, struct pl_err *err)
 		dash = strchr(t, '-');
 		if (!dash)
 			return hours_error(err, t);
-		a = minutes(t, (size_t)(dash - t));
-		b = minutes(dash + 1, strlen(dash + 1));
+		*dash = '\0'; /* 24:00 ends a day; it starts none */
+		a = pl_hhmm(t, 0);
+		b = pl_hhmm(dash + 1, PL_HHMM_END);
+		*dash = '-';
 		if (a < 0 || b < 0 || b <= a)
 			return hours_error(err, t);
 		for (int d = from; d <= to; d++) {
@@ -106,19 +96,19 @@ static int parse_clause(char *clause, json_t *week, struct pl_err *err)
 
 			if (!list) {
 				list = json_array();
-				json_object_set_new(week, days[d], list);
+				pl_json_set(week, days[d], list);
 			}
 			/* Ranges of a day are given in order and do not overlap. */
 			if (json_array_size(list)) {
 				const char *last = json_string_value(json_array_get(
 				    json_array_get(list, json_array_size(list) - 1), 1));
 
-				if (minutes(last, 5) > a)
+				if (pl_hhmm(last, PL_HHMM_END) > a)
 					return hours_error(err, t);
 			}
 			snprintf(sa, sizeof(sa), "%02d:%02d", a / 60, a % 60);
 			snprintf(sb, sizeof(sb), "%02d:%02d", b / 60, b % 60);
-			json_array_append_new(list, json_pack("[s, s]", sa, sb));
+			pl_json_append(list, json_pack("[s, s]", sa, sb));
 		}
 	}
 	return 0;
@@ -143,7 +133,8 @@ int pl_pms_parse_hours(const char *spec, char **json_out, struct pl_err *err)
 	if (!r) {
 		for (int d = 0; d < 7; d++)
 			if (json_object_get(week, days[d]))
-				json_object_set(ordered, days[d], json_object_get(week, days[d]));
+				pl_json_set(ordered, days[d],
+				            json_incref(json_object_get(week, days[d])));
 		*json_out = pl_json_dump(ordered);
 	}
 	json_decref(week);
@@ -206,9 +197,9 @@ static char *given_config(const struct pl_pms_setup_req *req, const char *hours)
 	char *text;
 
 	if (req->timezone)
-		json_object_set_new(cfg, "timezone", json_string(req->timezone));
+		pl_json_set(cfg, "timezone", json_string(req->timezone));
 	if (req->hours)
-		json_object_set_new(cfg, "hours", json_loads(hours, 0, NULL));
+		pl_json_set(cfg, "hours", json_loads(hours, 0, NULL));
 	text = pl_json_dump(cfg);
 	json_decref(cfg);
 	return text;
@@ -404,7 +395,10 @@ int pl_pms_oauth_url(struct pl_session *s, const struct pl_pms_oauth_req *req,
 	}
 	st.issued_at = time(NULL);
 	st.expires_at = st.issued_at + ttl;
-	res->state = pl_state_sign(&key, &st);
+	if (!(res->state = pl_state_sign(&key, &st))) {
+		r = pl_err_set(err, PL_EINTERNAL, "cannot sign the OAuth state");
+		goto out;
+	}
 	iso_utc(st.expires_at, res->expires_at, sizeof(res->expires_at));
 	iso_utc(st.issued_at, issued, sizeof(issued));
 	{
@@ -471,14 +465,6 @@ void pl_pms_redirect_release(struct pl_pms_redirect *r)
 	}
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)tolower((unsigned char)c);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Percent-decoding as browsers encode queries ('+' is a space); NUL bytes are refused. */
 static char *query_decode(const char *s, size_t n)
 {
@@ -490,8 +476,8 @@ static char *query_decode(const char *s, size_t n)
 		if (c == '+') {
 			c = ' ';
 		} else if (c == '%') {
-			int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-			int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+			int hi = i + 2 < n ? pl_hex_digit((unsigned char)s[i + 1]) : -1;
+			int lo = i + 2 < n ? pl_hex_digit((unsigned char)s[i + 2]) : -1;
 
 			if (hi < 0 || lo < 0 || (hi | lo) == 0) {
 				pl_buf_release(&b);
@@ -535,7 +521,7 @@ int pl_pms_parse_redirect(const char *url, struct pl_pms_redirect *out, struct p
 		}
 		if (field) {
 			value = query_decode(eq + 1, len - (size_t)(eq + 1 - q));
-			if (!value || *field) {
+			if (!value || *field || !pl_utf8_valid(value, strlen(value))) {
 				free(value);
 				pl_pms_redirect_release(out);
 				return pl_err_set(
@@ -1021,14 +1007,6 @@ int pl_pms_status(struct pl_session *s, const char *account, struct pl_pms_statu
 	return read_status(db, account, st, &valid_for, err);
 }
 
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int settled(const struct pl_pms_status *st)
 {
 	return !strcmp(st->status, "connected") || !strcmp(st->status, "failed");
@@ -1037,7 +1015,7 @@ static int settled(const struct pl_pms_status *st)
 int pl_pms_wait(struct pl_session *s, const char *account, double timeout, struct pl_pms_status *st,
                 struct pl_err *err)
 {
-	double deadline = now_seconds() + timeout, valid_for, expires;
+	double deadline = pl_monotonic() + timeout, valid_for, expires;
 	struct pl_db *db;
 	int r, notified;
 
@@ -1054,9 +1032,9 @@ int pl_pms_wait(struct pl_session *s, const char *account, double timeout, struc
 			return r;
 		/* Nothing notifies when the last state expires: look again then, it reads failed.
 		 */
-		expires = valid_for >= 0 ? now_seconds() + valid_for : deadline;
+		expires = valid_for >= 0 ? pl_monotonic() + valid_for : deadline;
 		do {
-			now = now_seconds();
+			now = pl_monotonic();
 			if (now >= deadline) {
 				pl_err_set(err, PL_ETIMEOUT, "account '%s' is still %s after %g s",
 				           account, st->status, timeout);
@@ -1067,6 +1045,6 @@ int pl_pms_wait(struct pl_session *s, const char *account, double timeout, struc
 			if ((r = pl_db_wait(db, until > now ? (long)((until - now) * 1000) + 1 : 0,
 			                    &notified, err)))
 				return r;
-		} while (!notified && now_seconds() < expires);
+		} while (!notified && pl_monotonic() < expires);
 	}
 }

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "encode.h"
 #include "http.h"
 #include "tools.h"
 #include "utf8.h"
@@ -163,14 +164,6 @@ static int load_path(const char *path, struct items *l, struct pl_err *err)
 	return r;
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static void fail(const struct pl_replay_req *req, struct item *it, const char *why)
 {
 	it->outcome = 1;
@@ -184,7 +177,7 @@ static void run_local(struct pl_session *s, const struct pl_replay_req *req, str
 	struct pl_tools_req treq = {0};
 	struct pl_vapi_msg m;
 	struct pl_err err = PL_ERR_INIT;
-	double start = now_ms();
+	double start = pl_monotonic() * 1e3;
 	char account[64];
 
 	if (pl_vapi_parse(it->body, it->len, &m, &err)) {
@@ -205,7 +198,7 @@ static void run_local(struct pl_session *s, const struct pl_replay_req *req, str
 		it->outcome = 2;
 	}
 	pl_vapi_msg_release(&m);
-	it->ms = now_ms() - start;
+	it->ms = pl_monotonic() * 1e3 - start;
 }
 
 struct send_state {
@@ -323,7 +316,7 @@ int pl_replay(struct pl_session *s, const struct pl_replay_req *req, struct pl_r
 		r = load_path(req->paths[i], &items, err);
 	if (r)
 		goto out;
-	start = now_ms();
+	start = pl_monotonic() * 1e3;
 	if (req->target && !pl_config_get(s->cfg, "VAPI_WEBHOOK_SECRET")) {
 		r = pl_err_set(err, PL_ECONFIG, "VAPI_WEBHOOK_SECRET is not set");
 		pl_err_hint(err, "export the secret the backend expects from Vapi");
@@ -353,7 +346,7 @@ int pl_replay(struct pl_session *s, const struct pl_replay_req *req, struct pl_r
 				req->progress(i + 1, items.n, req->arg);
 		}
 	}
-	sum->seconds = (now_ms() - start) / 1000;
+	sum->seconds = (pl_monotonic() * 1e3 - start) / 1000;
 	lat = pl_xcalloc(items.n + 1, sizeof(*lat));
 	for (size_t i = 0; i < items.n; i++) {
 		struct item *it = &items.v[i];

@@ -1,26 +1,11 @@
 #include "session.h"
 
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "buf.h"
+#include "encode.h"
 #include "banned.h"
-
-int pl_random_hex(char *buf, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char raw[64];
-
-	if (n > sizeof(raw) || getrandom(raw, n, 0) != (ssize_t)n)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		buf[2 * i] = hex[raw[i] >> 4];
-		buf[2 * i + 1] = hex[raw[i] & 15];
-	}
-	buf[2 * n] = '\0';
-	return 0;
-}
 
 void pl_session_init(struct pl_session *s, struct pl_config *cfg)
 {

@@ -37,7 +37,4 @@ const char *pl_session_actor(const struct pl_session *s);
 
 void pl_session_release(struct pl_session *s);
 
-/* Fill buf (size >= 2n+1) with n random bytes as lowercase hex; -1 if no randomness. */
-int pl_random_hex(char *buf, size_t n);
-
 #endif

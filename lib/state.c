@@ -8,6 +8,7 @@
 
 #include "account.h"
 #include "buf.h"
+#include "encode.h"
 #include "json.h"
 #include "banned.h"
 
@@ -33,72 +34,19 @@ int pl_state_key(const struct pl_config *cfg, struct pl_secret *key, struct pl_e
 	return 0;
 }
 
-static void b64url(struct pl_buf *out, const unsigned char *data, size_t len)
-{
-	static const char tab[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/* The state's one spelling in base64: URL alphabet, no padding, unused bits zero. */
+#define B64 (PL_BASE64_URL | PL_BASE64_STRICT)
 
-	for (size_t i = 0; i < len; i += 3) {
-		unsigned v = (unsigned)data[i] << 16;
-		size_t n = len - i < 3 ? len - i : 3;
-
-		if (n > 1)
-			v |= (unsigned)data[i + 1] << 8;
-		if (n > 2)
-			v |= data[i + 2];
-		pl_buf_addch(out, tab[(v >> 18) & 63]);
-		pl_buf_addch(out, tab[(v >> 12) & 63]);
-		if (n > 1)
-			pl_buf_addch(out, tab[(v >> 6) & 63]);
-		if (n > 2)
-			pl_buf_addch(out, tab[v & 63]);
-	}
-}
-
-static int b64url_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-/* Strict: only the URL alphabet, no padding, no impossible lengths. */
-static int b64url_decode(const char *s, size_t len, struct pl_buf *out)
-{
-	unsigned v = 0;
-	int bits = 0;
-
-	if (len % 4 == 1)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		int d = b64url_value(s[i]);
-
-		if (d < 0)
-			return -1;
-		v = (v << 6) | (unsigned)d;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			pl_buf_addch(out, (char)((v >> bits) & 0xff));
-		}
-	}
-	/* Leftover bits must be zero, so each state has exactly one encoding. */
-	return bits && (v & ((1u << bits) - 1)) ? -1 : 0;
-}
-
-static void mac(const struct pl_secret *key, const char *data, size_t len, unsigned char out[32])
+/* HMAC-SHA256; -1 only if libcrypto fails (out of memory, no SHA-256). */
+static int mac(const struct pl_secret *key, const char *data, size_t len, unsigned char out[32])
 {
 	unsigned int n = 32;
 
-	HMAC(EVP_sha256(), key->data, (int)key->len, (const unsigned char *)data, len, out, &n);
+	if (!HMAC(EVP_sha256(), key->data, (int)key->len, (const unsigned char *)data, len, out,
+	          &n) ||
+	    n != 32)
+		return -1;
+	return 0;
 }
 
 char *pl_state_sign(const struct pl_secret *key, const struct pl_state *st)
@@ -108,11 +56,14 @@ char *pl_state_sign(const struct pl_secret *key, const struct pl_state *st)
 
 	pl_buf_addf(&payload, "{\"acct\":\"%s\",\"iat\":%lld,\"exp\":%lld,\"nonce\":\"%s\"}",
 	            st->account, (long long)st->issued_at, (long long)st->expires_at, st->nonce);
-	b64url(&out, (const unsigned char *)payload.buf, payload.len);
-	mac(key, out.buf, out.len, sig);
-	pl_buf_addch(&out, '.');
-	b64url(&out, sig, sizeof(sig));
+	pl_base64_encode(&out, payload.buf, payload.len, B64);
 	pl_buf_release(&payload);
+	if (mac(key, out.buf, out.len, sig) < 0) {
+		pl_buf_release(&out);
+		return NULL;
+	}
+	pl_buf_addch(&out, '.');
+	pl_base64_encode(&out, sig, sizeof(sig), B64);
 	return pl_buf_detach(&out, NULL);
 }
 
@@ -124,14 +75,15 @@ static int bad(struct pl_err *err, const char *why)
 
 static int decode_payload(const char *text, size_t len, struct pl_state *out, struct pl_err *err)
 {
-	struct pl_buf raw = PL_BUF_INIT;
+	unsigned char raw[MAX_STATE];
+	size_t raw_len;
 	struct pl_err ignored = PL_ERR_INIT;
 	json_t *doc = NULL, *iat, *exp;
 	const char *acct, *nonce;
 	int r = 0;
 
-	if (b64url_decode(text, len, &raw) < 0 ||
-	    pl_json_parse(raw.buf, raw.len, MAX_STATE, 2, "state", &doc, &ignored)) {
+	if (pl_base64_decode(text, len, B64, raw, sizeof(raw), &raw_len) < 0 ||
+	    pl_json_parse((const char *)raw, raw_len, MAX_STATE, 2, "state", &doc, &ignored)) {
 		r = bad(err, "malformed");
 		goto out;
 	}
@@ -151,15 +103,14 @@ static int decode_payload(const char *text, size_t len, struct pl_state *out, st
 	out->expires_at = (time_t)json_integer_value(exp);
 out:
 	json_decref(doc);
-	pl_buf_release(&raw);
 	return r;
 }
 
 int pl_state_verify(const struct pl_secret *key, const char *text, time_t now, struct pl_state *out,
                     struct pl_err *err)
 {
-	struct pl_buf sig = PL_BUF_INIT;
-	unsigned char want[32];
+	unsigned char want[32], sig[32];
+	size_t sig_len;
 	const char *dot;
 	size_t len = strlen(text);
 	int r;
@@ -169,13 +120,11 @@ int pl_state_verify(const struct pl_secret *key, const char *text, time_t now, s
 	if (len > MAX_STATE || !dot || strchr(dot + 1, '.'))
 		return bad(err, "malformed");
 	/* The signature is checked before anything in the payload is believed. */
-	mac(key, text, (size_t)(dot - text), want);
-	if (b64url_decode(dot + 1, strlen(dot + 1), &sig) < 0 || sig.len != sizeof(want) ||
-	    CRYPTO_memcmp(sig.buf, want, sizeof(want)) != 0) {
-		pl_buf_release(&sig);
+	if (mac(key, text, (size_t)(dot - text), want) < 0)
+		return pl_err_set(err, PL_EINTERNAL, "cannot compute the OAuth state's signature");
+	if (pl_base64_decode(dot + 1, strlen(dot + 1), B64, sig, sizeof(sig), &sig_len) < 0 ||
+	    sig_len != sizeof(want) || CRYPTO_memcmp(sig, want, sizeof(want)) != 0)
 		return bad(err, "not signed by this installation (bad signature)");
-	}
-	pl_buf_release(&sig);
 	if ((r = decode_payload(text, (size_t)(dot - text), out, err)))
 		return r;
 	if (now >= out->expires_at)

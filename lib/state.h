@@ -25,7 +25,7 @@ struct pl_state {
 /* The signing key from PARLAE_STATE_SECRET; PL_ECONFIG if unset or shorter than 32 bytes. */
 int pl_state_key(const struct pl_config *cfg, struct pl_secret *key, struct pl_err *err);
 
-/* Sign st into a new string (the caller frees it). */
+/* Sign st into a new string (the caller frees it); NULL only if libcrypto fails. */
 char *pl_state_sign(const struct pl_secret *key, const struct pl_state *st);
 
 /*

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "encode.h"
 #include "http.h"
 #include "json.h"
 #include "session.h"
@@ -349,7 +350,6 @@ static int conflict(const char *name, const char *current, const char *expected,
 static void client_token(const char *key, const char *kind, const char *name, const char *replaces,
                          const struct pl_secret *value, char out[TOKEN_LEN + 1])
 {
-	static const char hex[] = "0123456789abcdef";
 	OSSL_PARAM params[] = {
 	    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
 	    OSSL_PARAM_construct_end()};
@@ -367,11 +367,7 @@ static void client_token(const char *key, const char *kind, const char *name, co
 		abort(); /* HMAC-SHA256 does not fail */
 	EVP_MAC_CTX_free(ctx);
 	EVP_MAC_free(mac);
-	for (size_t i = 0; i < sizeof(md); i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[TOKEN_LEN] = '\0';
+	pl_hex(md, sizeof(md), out);
 }
 
 /* Whether a JSON array of labels holds label. */

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "encode.h"
 #include "utf8.h"
 #include "banned.h"
 
@@ -162,7 +163,7 @@ static int check_dir_stat(const char *dir, const struct stat *st, struct pl_err 
  * mapping cannot collide. A stem too long for a file name is "~h" and the name's SHA-256
  * instead; it too can never be another name's stem, since names start with a letter or digit.
  */
-static void name_base(const char *name, char *base, size_t size)
+static int name_base(const char *name, char *base, size_t size, struct pl_err *err)
 {
 	size_t n = strlen(name);
 	unsigned char md[32];
@@ -171,21 +172,27 @@ static void name_base(const char *name, char *base, size_t size)
 	if (n <= BASE_MAX && n < size) {
 		for (size_t i = 0; i <= n; i++)
 			base[i] = name[i] == '/' ? '~' : name[i];
-		return;
+		return 0;
 	}
-	EVP_Digest(name, n, md, &mdlen, EVP_sha256(), NULL);
-	snprintf(base, size, "~h");
-	for (unsigned int i = 0; i < mdlen && 2 + 2 * i + 2 < size; i++)
-		snprintf(base + 2 + 2 * i, 3, "%02x", md[i]);
+	if (size < 3 + 2 * sizeof(md) || !EVP_Digest(name, n, md, &mdlen, EVP_sha256(), NULL) ||
+	    mdlen != sizeof(md))
+		return pl_err_set(err, PL_EINTERNAL, "cannot hash a secret's name (SHA-256)");
+	base[0] = '~';
+	base[1] = 'h';
+	pl_hex(md, sizeof(md), base + 2);
+	return 0;
 }
 
-static void file_names(const char *name, char *cur, char *prev, size_t size)
+static int file_names(const char *name, char *cur, char *prev, size_t size, struct pl_err *err)
 {
 	char base[BASE_MAX + 1];
+	int r;
 
-	name_base(name, base, sizeof(base));
+	if ((r = name_base(name, base, sizeof(base), err)))
+		return r;
 	snprintf(cur, size, "%s.cur", base);
 	snprintf(prev, size, "%s.prev", base);
+	return 0;
 }
 
 /* Version ids are decimal counters without leading zeros: "1", "2", ... */
@@ -202,64 +209,18 @@ static int parse_version(const char *s, unsigned long long *out)
 
 /* --- the master key ------------------------------------------------------------------- */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int b64val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+' || c == '-')
-		return 62;
-	if (c == '/' || c == '_')
-		return 63;
-	return -1;
-}
-
 /* Exactly KEY_LEN bytes from 64 hex digits or base64 (padded or not); -1 otherwise. */
 static int decode_key(const char *s, size_t n, unsigned char *key)
 {
-	unsigned int acc = 0;
-	size_t bits = 0, out = 0;
-	int r = 0;
+	size_t got = 0;
 
-	if (n == 2 * KEY_LEN && strspn(s, "0123456789abcdefABCDEF") >= n) {
-		for (size_t i = 0; i < KEY_LEN; i++)
-			key[i] = (unsigned char)(hexval(s[2 * i]) << 4 | hexval(s[2 * i + 1]));
+	if (n == 2 * KEY_LEN && pl_hex_decode(s, n, key) == 0)
 		return 0;
-	}
 	while (n && s[n - 1] == '=')
 		n--;
-	for (size_t i = 0; i < n; i++) {
-		int v = b64val(s[i]);
-
-		if (v < 0 || out > KEY_LEN) {
-			r = -1;
-			break;
-		}
-		acc = (acc << 6 | (unsigned int)v) & 0xffffff;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (out < KEY_LEN)
-				key[out] = (unsigned char)(acc >> bits);
-			out++;
-		}
-	}
-	OPENSSL_cleanse(&acc, sizeof(acc));
-	return !r && out == KEY_LEN && bits < 6 ? 0 : -1;
+	return pl_base64_decode(s, n, PL_BASE64_ANY, key, KEY_LEN, &got) == 0 && got == KEY_LEN
+	           ? 0
+	           : -1;
 }
 
 /* The contents of PARLAE_MASTER_KEY_FILE (ours alone, as the store is), wiped by the caller. */
@@ -1073,7 +1034,8 @@ static int file_get(void *be, const char *name, const char *version_in, struct p
 		return r;
 	if (dfd < 0)
 		return pl_store_not_found(name, NULL, err);
-	file_names(name, files[0], files[1], sizeof(files[0]));
+	if ((r = file_names(name, files[0], files[1], sizeof(files[0]), err)))
+		goto out;
 	/* Current first: a version asked for is usually the current one. */
 	for (int i = 0; i < (version_in ? 2 : 1) && skip; i++) {
 		if ((r = open_secret(fs, dfd, files[i], &fd, &sb, err)))
@@ -1114,7 +1076,8 @@ static int file_put_if(void *be, const char *name, const struct pl_secret *value
 	if ((r = load_key(fs, err)) || (r = open_dir(fs, 1, &dfd, err)) ||
 	    (r = lock_dir(fs, dfd, err)) || (r = writer_may_write(fs, dfd, err)))
 		goto out;
-	file_names(name, cur, prev, sizeof(cur));
+	if ((r = file_names(name, cur, prev, sizeof(cur), err)))
+		goto out;
 	if ((r = file_version(fs, dfd, cur, vcur, sizeof(vcur), err)) ||
 	    (r = file_version(fs, dfd, prev, vprev, sizeof(vprev), err)))
 		goto out;
@@ -1167,7 +1130,8 @@ static int file_del(void *be, const char *name, struct pl_err *err)
 		r = rekey_unfinished(err);
 		goto out;
 	}
-	file_names(name, cur, prev, sizeof(cur));
+	if ((r = file_names(name, cur, prev, sizeof(cur), err)))
+		goto out;
 	/* Previous first: an interrupted delete leaves a whole secret, never a lone old version. */
 	if (unlinkat(dfd, prev, 0) == 0)
 		found = 1;
@@ -1209,7 +1173,8 @@ static int list_one(struct store_file *fs, int dfd, const char *file, struct pl_
 		return r;
 	if (pl_store_check_name(h.name, &ignored))
 		return 0;
-	file_names(h.name, cur, prev, sizeof(cur));
+	if ((r = file_names(h.name, cur, prev, sizeof(cur), err)))
+		return r;
 	if (strcmp(cur, file))
 		return 0;
 	if ((r = file_version(fs, dfd, prev, e->previous, sizeof(e->previous), err)))

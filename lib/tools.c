@@ -10,6 +10,7 @@
 #include "account.h"
 #include "audit.h"
 #include "buf.h"
+#include "encode.h"
 #include "http.h"
 #include "json.h"
 #include "pms.h"
@@ -143,15 +144,6 @@ static int arg_id(const json_t *args, const char *name, char *buf, size_t size, 
 	return 0;
 }
 
-static int minutes_of(const char *hhmm)
-{
-	int h, m;
-
-	if (!hhmm || sscanf(hhmm, "%2d:%2d", &h, &m) != 2 || h < 0 || h > 24 || m < 0 || m > 59)
-		return -1;
-	return h * 60 + m;
-}
-
 static void hhmm(int minutes, char out[6])
 {
 	snprintf(out, 6, "%02d:%02d", (minutes / 60) % 100, minutes % 60);
@@ -237,7 +229,7 @@ static int local_clock(struct ctx *c, struct pl_err *err)
 	if (r)
 		return r;
 	snprintf(c->today, sizeof(c->today), "%s", pl_db_val(&res, 0, 0));
-	c->now_minute = minutes_of(pl_db_val(&res, 0, 1));
+	c->now_minute = pl_hhmm(pl_db_val(&res, 0, 1), 0);
 	pl_db_res_clear(&res);
 	return 0;
 }
@@ -267,8 +259,6 @@ static int load_keys(struct ctx *c, struct pl_err *err)
  * A data call. An expired request key (400 API1025) is refreshed once, through the same
  * locked path as `secrets rotate`, and the call retried with the new key.
  */
-static double seconds_now(void);
-
 /* Within a booking's budget, each request gets only the time left and no retries. */
 static int within_budget(struct ctx *c, struct pl_err *err)
 {
@@ -278,7 +268,7 @@ static int within_budget(struct ctx *c, struct pl_err *err)
 	c->sk.http.max_retries = (int)c->retries;
 	if (!c->deadline)
 		return 0;
-	left = c->deadline - seconds_now();
+	left = c->deadline - pl_monotonic();
 	if (left < 0.5)
 		return pl_err_set(err, PL_ETIMEOUT,
 		                  "the booking ran out of time (Vapi waits 20 s)");
@@ -489,7 +479,8 @@ static int next_appointment(struct ctx *c, const char *patient_id, json_t **out,
 		if (!date || !time ||
 		    (st && (!strcasecmp(st, "cancelled") || !strcasecmp(st, "broken"))))
 			continue;
-		if (day_number(date) == day_number(c->today) && minutes_of(time) < c->now_minute)
+		if (day_number(date) == day_number(c->today) &&
+		    pl_hhmm(time, PL_HHMM_SECONDS) < c->now_minute)
 			continue;
 		snprintf(start, sizeof(start), "%.10sT%.5s", date, time);
 		json_decref(*out);
@@ -604,7 +595,7 @@ static int computed_slots(struct ctx *c, const char *date, int duration, const c
 	{
 		const char *st = text(a, "status");
 		long long len = digits_value(text(a, "length"), MAX_UPSTREAM_MINUTES);
-		int start = minutes_of(text(a, "time"));
+		int start = pl_hhmm(text(a, "time"), PL_HHMM_SECONDS);
 
 		if (start < 0 ||
 		    (st && (!strcasecmp(st, "cancelled") || !strcasecmp(st, "broken"))))
@@ -619,8 +610,9 @@ static int computed_slots(struct ctx *c, const char *date, int duration, const c
 	}
 	json_array_foreach(ranges, i, range)
 	{
-		int from = minutes_of(json_string_value(json_array_get(range, 0)));
-		int to = minutes_of(json_string_value(json_array_get(range, 1)));
+		int from = pl_hhmm(json_string_value(json_array_get(range, 0)), PL_HHMM_SECONDS);
+		int to = pl_hhmm(json_string_value(json_array_get(range, 1)),
+		                 PL_HHMM_END | PL_HHMM_SECONDS);
 
 		for (int t = from; t >= 0 && t + duration <= to; t += duration) {
 			char s[6], e[6];
@@ -666,10 +658,11 @@ static int native_slots(struct ctx *c, const char *date, int duration, const cha
 		const char *t = text(it, "time") ? text(it, "time") : text(it, "start_time");
 		const char *len = text(it, "length");
 		long long n = len ? digits_value(len, MAX_UPSTREAM_MINUTES) : duration;
-		int start = minutes_of(t && strlen(t) > 10 ? t + 11 : t);
-		int end = text(it, "end_time") ? minutes_of(strlen(text(it, "end_time")) > 10
-		                                                ? text(it, "end_time") + 11
-		                                                : text(it, "end_time"))
+		int start = pl_hhmm(t && strlen(t) > 10 ? t + 11 : t, PL_HHMM_SECONDS);
+		int end = text(it, "end_time") ? pl_hhmm(strlen(text(it, "end_time")) > 10
+		                                             ? text(it, "end_time") + 11
+		                                             : text(it, "end_time"),
+		                                         PL_HHMM_END | PL_HHMM_SECONDS)
 		                               : start + (int)n;
 		char s[6], e[6];
 
@@ -733,14 +726,6 @@ static int check_availability(struct ctx *c, const json_t *args, json_t **out, s
 /* --- bookAppointment ----------------------------------------------------------------------------
  */
 
-static double seconds_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void sleep_s(double s)
 {
 	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
@@ -774,7 +759,7 @@ static int wait_writeback(struct ctx *c, const char *id, json_t **item, struct p
 
 	if (!(bound > 0) || bound > DEFAULT_WRITEBACK_WAIT)
 		bound = DEFAULT_WRITEBACK_WAIT;
-	deadline = seconds_now() + bound;
+	deadline = pl_monotonic() + bound;
 	{
 		char *e = pl_http_escape(id);
 
@@ -792,7 +777,7 @@ static int wait_writeback(struct ctx *c, const char *id, json_t **item, struct p
 		*item = json_incref(json_array_get(items(doc), 0));
 		json_decref(doc);
 		done = text(*item, "is_completed");
-		if ((done && !strcasecmp(done, "true")) || seconds_now() + pause > deadline)
+		if ((done && !strcasecmp(done, "true")) || pl_monotonic() + pause > deadline)
 			break;
 		sleep_s(pause);
 		pause = pause < 1 ? pause * 2 : 1;
@@ -821,7 +806,7 @@ static int book_within_budget(struct ctx *c, const json_t *args, json_t **out, s
 	char *text_body;
 
 	if (!start || day_number(start) < 0 || strlen(start) < 16 ||
-	    (minute = minutes_of(start + 11)) < 0)
+	    (minute = pl_hhmm(start + 11, PL_HHMM_SECONDS)) < 0)
 		return bad_args(err, "bookAppointment",
 		                "startTime must be a local time like 2026-12-01T10:00:00");
 	if (arg_id(args, "patientId", b1, sizeof(b1), &patient))
@@ -955,7 +940,7 @@ static int book_appointment(struct ctx *c, const json_t *args, json_t **out, str
 {
 	int r;
 
-	c->deadline = seconds_now() + BOOKING_BUDGET;
+	c->deadline = pl_monotonic() + BOOKING_BUDGET;
 	r = book_within_budget(c, args, out, err);
 	c->deadline = 0;
 	if (c->keys_loaded) {
@@ -1307,7 +1292,9 @@ int pl_tools_run(struct pl_session *s, const struct pl_tools_req *req, const str
 	if (req->call_id || m->call_id) {
 		c.call_id = req->call_id ? req->call_id : m->call_id;
 	} else {
-		pl_random_hex(call_id, 16);
+		if (pl_random_hex(call_id, 16) < 0)
+			return pl_err_set(err, PL_EINTERNAL,
+			                  "no randomness available for a call id");
 		c.call_id = call_id;
 	}
 	integration_err = load_integration(&c, &ierr);

@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "encode.h"
 #include "http.h"
 #include "json.h"
 #include "session.h"
@@ -152,6 +153,16 @@ static void read_args(struct pl_vapi_call *c, json_t *raw)
 	}
 }
 
+/* A copy made valid UTF-8: a direct call's name comes from argv, and goes into the reply. */
+static char *valid_dup(const char *s)
+{
+	size_t size = 3 * strlen(s) + 1; /* each invalid byte may become U+FFFD, 3 bytes */
+	char *copy = pl_xmalloc(size);
+
+	pl_utf8_copy(copy, size, s);
+	return copy;
+}
+
 static int add_call(struct pl_vapi_msg *m, const char *id, const char *name, json_t *raw_args,
                     struct pl_err *err)
 {
@@ -167,8 +178,8 @@ static int add_call(struct pl_vapi_msg *m, const char *id, const char *name, jso
 		                  PL_VAPI_MAX_CALLS);
 	c = &m->calls[m->ncalls++];
 	memset(c, 0, sizeof(*c));
-	c->id = pl_xstrdup(id ? id : "");
-	c->name = pl_xstrdup(name);
+	c->id = valid_dup(id ? id : "");
+	c->name = valid_dup(name);
 	c->tool = pl_vapi_tool_from_name(name);
 	read_args(c, raw_args);
 	return 0;
@@ -294,11 +305,10 @@ json_t *pl_vapi_reply(const struct pl_vapi_msg *m, const struct pl_vapi_outcome 
 	for (size_t i = 0; i < m->ncalls; i++) {
 		const struct pl_vapi_outcome *o = &out[i];
 
-		json_array_append_new(
-		    results,
-		    pl_json_x(json_pack("{s:s, s:s, s:s}", "toolCallId", m->calls[i].id, "name",
-		                        m->calls[i].name, o->result ? "result" : "error",
-		                        o->result ? o->result : o->error)));
+		pl_json_append(results, pl_json_x(json_pack(
+		                            "{s:s, s:s, s:s}", "toolCallId", m->calls[i].id, "name",
+		                            m->calls[i].name, o->result ? "result" : "error",
+		                            o->result ? o->result : o->error)));
 	}
 	return pl_json_x(json_pack("{s:o}", "results", results));
 }
@@ -321,20 +331,17 @@ int pl_vapi_status(const struct pl_vapi_outcome *out, size_t n)
 
 void pl_vapi_sign(const char *secret, const char *ts, const char *body, size_t len, char out[65])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char mac[32];
 	unsigned int n = sizeof(mac);
 	struct pl_buf msg = PL_BUF_INIT;
 
 	pl_buf_addf(&msg, "%s.", ts);
 	pl_buf_add(&msg, body, len);
-	HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)msg.buf, msg.len,
-	     mac, &n);
-	for (unsigned i = 0; i < 32; i++) {
-		out[2 * i] = hex[mac[i] >> 4];
-		out[2 * i + 1] = hex[mac[i] & 15];
-	}
-	out[64] = '\0';
+	if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)msg.buf,
+	          msg.len, mac, &n) ||
+	    n != sizeof(mac))
+		abort(); /* HMAC-SHA256 fails only when memory does, which aborts everywhere */
+	pl_hex(mac, sizeof(mac), out);
 	pl_buf_release(&msg);
 }
 
@@ -357,17 +364,7 @@ int pl_vapi_direct(const char *tool, const char *args_json, size_t len, struct p
 	out->calls = pl_xcalloc(1, sizeof(*out->calls));
 	if (pl_random_hex(id + 5, 8) < 0)
 		snprintf(id + 5, sizeof(id) - 5, "direct");
-	if (pl_utf8_valid(tool, strlen(tool))) {
-		r = add_call(out, id, tool, raw, err);
-	} else {
-		/* A name typed on the command line is echoed in the reply: made valid, U+FFFD each. */
-		size_t size = 3 * strlen(tool) + 1;
-		char *name = pl_xmalloc(size);
-
-		pl_utf8_copy(name, size, tool);
-		r = add_call(out, id, name, raw, err);
-		free(name);
-	}
+	r = add_call(out, id, tool, raw, err);
 	json_decref(raw);
 	if (r)
 		pl_vapi_msg_release(out);
@@ -427,13 +424,13 @@ static json_t *normalise(json_t *v)
 	if (json_is_object(v)) {
 		json_t *o = json_object();
 
-		json_object_foreach(v, key, item) json_object_set_new(o, key, normalise(item));
+		json_object_foreach(v, key, item) pl_json_set(o, key, normalise(item));
 		return o;
 	}
 	if (json_is_array(v)) {
 		json_t *a = json_array();
 
-		json_array_foreach(v, i, item) json_array_append_new(a, normalise(item));
+		json_array_foreach(v, i, item) pl_json_append(a, normalise(item));
 		return a;
 	}
 	return json_incref(v);

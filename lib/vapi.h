@@ -107,7 +107,8 @@ int pl_vapi_post(const struct pl_config *cfg, const char *url, enum pl_vapi_auth
 int pl_vapi_compare(const char *expected, size_t elen, const char *actual, size_t alen,
                     struct pl_buf *diff, struct pl_err *err);
 
-/* Lowercase hex HMAC-SHA256 of "<ts>.<body>" (65 bytes with the NUL). */
+/* Lowercase hex HMAC-SHA256 of "<ts>.<body>" (65 bytes with the NUL); libcrypto failing
+ * (out of memory) aborts, as pl_xmalloc does. */
 void pl_vapi_sign(const char *secret, const char *ts, const char *body, size_t len, char out[65]);
 
 /* E.164 digits of a phone number ("555-123-4567" → "15551234567"); "" when not a number. */

@@ -313,6 +313,18 @@ envelope() { jq -c '[.http_code, .http_code_desc, .error_code]' <<<"$1"; }
 	assert_equal "$code" 200
 }
 
+@test "a fault's Retry-After can be an HTTP-date, that many seconds after the answer" {
+	ctl faults '{"path":"/v4/*","status":503,"retry_after":{"date":120}}' >/dev/null
+	practices
+	assert_equal "$code" 503
+	date=$(sed -n 's/^Retry-After: \(.*\)$/\1/p' <<<"$headers")
+	assert_regex "$date" '^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT$'
+	delta=$(($(date -u -d "$date" +%s) - $(date -u +%s)))
+	[ "$delta" -ge 118 ] && [ "$delta" -le 120 ]
+	run curl -sS -X POST -H 'Content-Type: application/json' --data '{"retry_after":{"when":1}}' "$FAKE_SIKKA/__fake/faults"
+	assert_regex "$output" 'retry_after is seconds'
+}
+
 @test "a fault can delay the answer or drop the connection" {
 	ctl faults '[{"path":"/v4/authorized_practices","delay_ms":300},{"path":"/v4/authorized_practices","close":true}]' >/dev/null
 	run curl -sS -o /dev/null -w '%{http_code} %{time_total}' -H 'App-Id: test-app' -H 'App-Key: test-key' "$FAKE_SIKKA/v4/authorized_practices"

@@ -281,6 +281,23 @@ stored() { ls "$BATS_FILE_TMPDIR/vault" 2>/dev/null | grep -c -- "~$1\.cur" || t
 	assert_equal "$stderr" "parlae: no account 'nosuch' (create it with 'parlae account add nosuch')"
 }
 
+@test "pms setup --hours: 24:00 only ends a day, 24:30 never; H:MM is read as HH:MM" {
+	parlae account add hours >/dev/null
+	for bad in "mon 08:00-24:30" "mon 24:00-24:00" "mon 24:30-23:00" "mon 08:00-17:60" "mon 08:00-17:00:00" "mon 08:0-17:00"; do
+		run --separate-stderr parlae pms setup hours --hours "$bad"
+		assert_equal "$status" 2
+		assert_equal "$output" ""
+		assert_regex "$stderr" "^parlae: --hours: cannot read '${bad#mon }'"
+	done
+	assert_equal "$(sql "SELECT count(*) FROM pms_integrations WHERE account_id = 'hours'")" "0"
+	run --separate-stderr parlae pms setup hours --hours "mon 8:00-12:00,13:00-24:00; sun 00:00-24:00" --json
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(jq -c '[.success, .status]' <<<"$output")" '[true,"pending"]'
+	assert_equal "$(sql "SELECT config->'hours' FROM pms_integrations WHERE account_id = 'hours'")" \
+		'{"mon": [["08:00", "12:00"], ["13:00", "24:00"]], "sun": [["00:00", "24:00"]]}'
+}
+
 @test "pms setup --dry-run checks that the credentials are set, sends nothing and writes nothing" {
 	parlae account add dry >/dev/null
 	run --separate-stderr parlae pms setup dry --dry-run --json

@@ -39,6 +39,20 @@ result_of() { jq -r ".results[$2].result" <<<"$1"; }
 	assert_equal "$(result_of "$output" 0 | jq -c '[.slots[0].start, (.slots | length)]')" '["10:00",14]'
 }
 
+@test "checkAvailability: office hours may end at 24:00, never at 24:30" {
+	saved=$(sql_owner "SELECT config::text FROM pms_integrations WHERE account_id = 'happy'")
+	sql_owner "UPDATE pms_integrations SET config = jsonb_set(config, '{hours}', '{\"tue\":[[\"22:00\",\"24:00\"]]}') WHERE account_id = 'happy'"
+	run --separate-stderr parlae vapi tool invoke checkAvailability --account happy --args '{"date":"2026-12-01"}'
+	ends=$(result_of "$output" 0 | jq -c '[.slots[].end]')
+	sql_owner "UPDATE pms_integrations SET config = jsonb_set(config, '{hours}', '{\"tue\":[[\"22:00\",\"24:30\"]]}') WHERE account_id = 'happy'"
+	run --separate-stderr parlae vapi tool invoke checkAvailability --account happy --args '{"date":"2026-12-01"}'
+	sql_owner "UPDATE pms_integrations SET config = '$saved' WHERE account_id = 'happy'"
+	assert_equal "$ends" '["22:30","23:00","23:30","24:00"]'
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(result_of "$output" 0 | jq -c '[.success, .slots]')" '[false,[]]'
+}
+
 @test "checkAvailability with no opening is success false, not an error" {
 	run --separate-stderr parlae vapi tool invoke checkAvailability --account happy --args '{"date":"2026-12-05"}'
 	assert_success

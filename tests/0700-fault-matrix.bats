@@ -211,3 +211,25 @@ upstream_codes=(6 6 6 3)
 	assert_success
 	consistent
 }
+
+@test "Retry-After as an HTTP-date is waited for like the seconds form; a date in the past is no wait" {
+	parlae account add fm-retry >/dev/null
+	fake counters/reset '{}' >/dev/null
+	fake faults '{"path":"/v4/authorized_practices","status":503,"retry_after":{"date":3}}' >/dev/null
+	start=$(date +%s%N)
+	run --separate-stderr parlae -vv pms setup fm-retry --dry-run
+	elapsed_ms=$((($(date +%s%N) - start) / 1000000))
+	assert_equal "$status" 0
+	assert_equal "$(fake_get counters | jq '.requests["GET /v4/authorized_practices"]')" 2
+	# The date has whole seconds: 3 s from the answer is a wait of 2 to 3 s, never the 0 it was.
+	wait=$(sed -n 's/^.*http: retrying in \([0-9]*\) ms (Retry-After)$/\1/p' <<<"$stderr")
+	[ "$wait" -ge 2000 ] && [ "$wait" -le 3000 ] || { echo "waited '$wait' ms: $stderr" >&2; false; }
+	[ "$elapsed_ms" -ge 2000 ] || { echo "the command took $elapsed_ms ms" >&2; false; }
+
+	fake counters/reset '{}' >/dev/null
+	fake faults '{"path":"/v4/authorized_practices","status":503,"retry_after":{"date":-60}}' >/dev/null
+	run --separate-stderr parlae -vv pms setup fm-retry --dry-run
+	assert_equal "$status" 0
+	assert_equal "$(fake_get counters | jq '.requests["GET /v4/authorized_practices"]')" 2
+	assert_equal "$(grep -c 'http: retrying in 0 ms (Retry-After)$' <<<"$stderr")" 1
+}

@@ -167,3 +167,20 @@ setup() { vapi_setup; }
 	assert_json_utf8 "$stderr"
 	assert_equal "$(jq -r .error.message <<<"$stderr")" "invalid account id 'x€�'"
 }
+
+@test "vapi tool invoke with a tool name that is not UTF-8 answers with the name made valid (found by fuzz_reply)" {
+	run --separate-stderr parlae vapi tool invoke $'ab\xff\xc3' --account happy --args '{}'
+	assert_equal "$status" 5
+	assert_equal "$stderr" ""
+	assert_json_utf8 "$output"
+	assert_equal "$(jq -r '.results[0] | [.name, .error] | join("|")' <<<"$output")" "ab��|unknown tool 'ab��'"
+}
+
+@test "sikka callback: a code, state, error or office_id that decodes to bytes that are not UTF-8 is bad input" {
+	for param in "code=%ff" "code=ab%C3" "error=%ed%a0%80" "office_id=%c0%af"; do
+		run --separate-stderr parlae sikka callback --url "https://backend.example/cb?state=s.t&$param"
+		assert_equal "$status" 65
+		assert_equal "$output" ""
+		assert_equal "$stderr" "parlae: the redirect URL has a malformed or repeated '${param%%=*}'"
+	done
+}

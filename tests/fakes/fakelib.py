@@ -7,6 +7,7 @@ Python 3 standard library only.
 """
 
 import argparse
+import email.utils
 import json
 import os
 import signal
@@ -88,11 +89,24 @@ def pause(latency_ms, fault):
         time.sleep(delay / 1000.0)
 
 
+def retry_after_seconds(ra):
+    """A fault's retry_after as seconds: N, or {"date": N}."""
+    return ra["date"] if isinstance(ra, dict) else ra
+
+
+def retry_after_value(ra):
+    """The Retry-After header of retry_after: N as delay-seconds, {"date": N} as the HTTP-date
+    (IMF-fixdate) N seconds after the answer leaves."""
+    if isinstance(ra, dict):
+        return email.utils.formatdate(time.time() + ra["date"], usegmt=True)
+    return str(ra)
+
+
 def fault_headers(f):
     """The fault's headers as strings, and Retry-After when it has retry_after."""
     headers = {str(k): str(v) for k, v in f["headers"].items()}
     if f.get("retry_after") is not None:
-        headers["Retry-After"] = str(f["retry_after"])
+        headers["Retry-After"] = retry_after_value(f["retry_after"])
     return headers
 
 
@@ -154,6 +168,9 @@ class State:
             raise ControlError("when is 'before' or 'after'")
         if fault["close"] not in (False, True, "close", "reset"):
             raise ControlError("close is true, \"close\" or \"reset\"")
+        ra = fault.get("retry_after")
+        if isinstance(ra, dict) and (set(ra) != {"date"} or not isinstance(ra["date"], (int, float))):
+            raise ControlError("retry_after is seconds or {\"date\": seconds from now}")
         if fault["body"] is not None and not isinstance(fault["body"], str):
             fault["body"] = compact(fault["body"], self.FAULT_BODY_ASCII)
         self.next_fault += 1

@@ -476,7 +476,8 @@ def fault_reply(f):
     if f["status"] == 429:
         headers.setdefault("X-Rate-Limit-Limit", "1000")
         headers.setdefault("X-Rate-Limit-Remaining", "0")
-        headers.setdefault("X-Rate-Limit-Reset", str(f["retry_after"] or 60))
+        headers.setdefault("X-Rate-Limit-Reset",
+                           str(fakelib.retry_after_seconds(f["retry_after"]) or 60))
     return fakelib.fault_answer(f, headers, fault_error)
 
 

@@ -171,7 +171,7 @@ def fault_reply(f):
     status = f["status"] or 200
     headers = [(str(k), str(v)) for k, v in f["headers"].items()]
     if f["retry_after"] is not None:
-        headers.append(("Retry-After", str(f["retry_after"])))
+        headers.append(("Retry-After", fakelib.retry_after_value(f["retry_after"])))
     if f["content_type"]:
         headers.append(("Content-Type", f["content_type"]))
     if f["body"] is not None:
