@@ -326,9 +326,10 @@ static int read_cursor(const char *path, long long *seq, struct pl_err *err)
 	return 0;
 }
 
+/* The cursor file could not be written: a local file, the contract's io. */
 static int cursor_io_error(const char *what, const char *path, struct pl_err *err)
 {
-	return pl_err_set(err, PL_ECONFIG, "cannot %s the cursor file %s: %s", what, path,
+	return pl_err_set(err, PL_EIO, "cannot %s the cursor file %s: %s", what, path,
 	                  strerror(errno));
 }
 
