@@ -292,10 +292,12 @@ int cmd_stdout_tty(void)
 int cmd_use_color(const struct cmd_ctx *ctx, FILE *f)
 {
 	const char *no = getenv("NO_COLOR"), *term = getenv("TERM");
+	/* The filtered streams have no descriptor of their own (fileno is -1): ask about theirs. */
+	int fd = f == stdout ? STDOUT_FILENO : f == stderr ? STDERR_FILENO : fileno(f);
 
 	if (ctx->color >= 0)
 		return ctx->color;
-	return isatty(fileno(f)) && !(no && *no) && !(term && !strcmp(term, "dumb"));
+	return isatty(fd) && !(no && *no) && !(term && !strcmp(term, "dumb"));
 }
 
 static void print_error(struct cmd_ctx *ctx, int code, const char *msg, const char *hint)
