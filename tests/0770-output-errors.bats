@@ -33,13 +33,17 @@ setup() {
 # The command line given, run with stdout on /dev/full: sets status and stderr.
 into_full() { run --separate-stderr bash -c '"$@" >/dev/full' _ "$@"; }
 
-# With a file size limit of 0 bytes, as on a full file system: writes fail with EFBIG (SIGXFSZ
-# ignored, so that the write fails instead of the signal ending the process).
-no_space() { run --separate-stderr bash -c 'trap "" XFSZ; ulimit -f 0; exec "$@"' _ "$@"; }
+# With a file size limit of 0 bytes, as on a full file system: writes to files fail with EFBIG
+# (SIGXFSZ ignored, so that the write fails instead of the signal ending the process). stdout
+# goes to OUT; stderr through a pipe, which the limit does not touch. no_space OUT CMD...
+no_space() {
+	run --separate-stderr bash -c 'set -o pipefail; out=$1; shift
+		(trap "" XFSZ; ulimit -f 0; exec "$@" >"$out") 2>&1 | cat >&2' _ "$@"
+}
 
 @test "every listed command into /dev/full exits 74 with one line on stderr" {
-	for cmd in "account list" "audit tail" "audit tail --json" "status" "status --json" \
-		"sikka oauth-url out" "help" "--version" "db status"; do
+	for cmd in "account list" "audit tail" "audit tail -n 3" "status" "status -q" \
+		"sikka oauth-url out -q" "help" "--version" "db status"; do
 		# shellcheck disable=SC2086 # the words of the command
 		into_full parlae $cmd
 		assert_equal "$cmd: $status" "$cmd: 74"
@@ -50,13 +54,22 @@ no_space() { run --separate-stderr bash -c 'trap "" XFSZ; ulimit -f 0; exec "$@"
 @test "--json: an output error is one JSON error object on stderr" {
 	into_full parlae account list --json
 	assert_equal "$status" 74
-	assert_equal "$(jq -c .error <<<"$stderr")" \
-		'{"code":"io","message":"cannot write to standard output: No space left on device"}'
+	assert_equal "$(jq -c '.error | [.code, .message]' <<<"$stderr")" \
+		'["io","cannot write to standard output: No space left on device"]'
 	assert_equal "$(wc -l <<<"$stderr")" 1
+	for cmd in "audit tail" "status" "sikka oauth-url out"; do
+		# shellcheck disable=SC2086 # the words of the command
+		into_full parlae $cmd --json
+		assert_equal "$cmd: $status" "$cmd: 74"
+		assert_equal "$cmd: $(jq -r .error.code <<<"$stderr")" "$cmd: io"
+	done
 }
 
 @test "audit tail --json into a file on a full file system exits 74, not 70" {
-	run --separate-stderr bash -c 'trap "" XFSZ; ulimit -f 0; exec parlae audit tail --json -n 5 >"$1"' _ "$BATS_TEST_TMPDIR/out"
+	no_space "$BATS_TEST_TMPDIR/out" parlae audit tail --json -n 5
+	assert_equal "$status" 74
+	assert_equal "$(jq -c '.error | [.code, .message]' <<<"$stderr")" '["io","cannot write to standard output: File too large"]'
+	no_space "$BATS_TEST_TMPDIR/out" parlae audit tail -n 5
 	assert_equal "$status" 74
 	assert_equal "$stderr" "parlae: cannot write to standard output: File too large"
 }
@@ -94,7 +107,7 @@ no_space() { run --separate-stderr bash -c 'trap "" XFSZ; ulimit -f 0; exec "$@"
 }
 
 @test "audit checkpoint --output on a full file system exits 74 and leaves no partial line" {
-	no_space parlae audit checkpoint --output "$BATS_TEST_TMPDIR/cp.jsonl"
+	no_space /dev/null parlae audit checkpoint --output "$BATS_TEST_TMPDIR/cp.jsonl"
 	assert_equal "$status" 74
 	assert_regex "$stderr" "^parlae: cannot write to the checkpoint file $BATS_TEST_TMPDIR/cp.jsonl: File too large$"
 	assert_equal "$(wc -c <"$BATS_TEST_TMPDIR/cp.jsonl")" 0
@@ -103,7 +116,7 @@ no_space() { run --separate-stderr bash -c 'trap "" XFSZ; ulimit -f 0; exec "$@"
 
 @test "audit tail --cursor-file on a full file system exits 74 and keeps the old cursor" {
 	echo 1 >"$BATS_TEST_TMPDIR/cursor"
-	run --separate-stderr bash -c 'trap "" XFSZ; ulimit -f 0; exec parlae audit tail --cursor-file "$1" >/dev/null' _ "$BATS_TEST_TMPDIR/cursor"
+	no_space /dev/null parlae audit tail --cursor-file "$BATS_TEST_TMPDIR/cursor"
 	assert_equal "$status" 74
 	assert_regex "$stderr" "^parlae: cannot write the cursor file $BATS_TEST_TMPDIR/cursor: File too large$"
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/cursor")" 1
