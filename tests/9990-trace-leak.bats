@@ -26,6 +26,7 @@ check() { run --separate-stderr "$PL_TOP/tests/helpers/trace-check" "$@"; }
 		trace[1]: http: < {"results":"{\"firstname\":\"Ana\",\"cell\":\"(555) 123-4567\"}"}
 		trace[1]: http: > To=%2B15557654321&Body=Caller+asks
 		trace[1]: sql: connect 'host=/tmp user=parlae password = sekrit-db-pass-44'
+		trace[1]: http: < {"request_key":"9f86d081884c7d659a2feaa0c55ad015","sid":"SM9f86d081884c7d659a2feaa0c55ad015"}
 	EOF
 	check "$BATS_TEST_TMPDIR/planted"
 	assert_equal "$status" 1
@@ -35,7 +36,9 @@ check() { run --separate-stderr "$PL_TOP/tests/helpers/trace-check" "$@"; }
 	assert_line "trace-check: line 4 of the trace holds a patient phone"
 	assert_line "trace-check: line 5 of the trace holds a caller phone"
 	assert_line "trace-check: line 6 of the trace holds a database password"
-	refute_secrets_in "$output" sekrit-app-key-0f9e8d7c Ana 4567 sekrit-db-pass-44 7654321
+	assert_line "trace-check: line 7 of the trace holds a key-like token (32 hex digits)"
+	assert_equal "$(grep -c 'line 7 ' <<<"$output")" 1
+	refute_secrets_in "$output" sekrit-app-key-0f9e8d7c Ana 4567 sekrit-db-pass-44 7654321 9f86d081
 }
 
 @test "the trace check fails a trace that holds no HTTP or no SQL: a run that traced nothing cannot pass" {
