@@ -111,9 +111,9 @@ void cmd_progress(const char *label, size_t done, size_t total);
  * prints: nothing from outside drives the terminal. Kept as they are: newline and tab, and on
  * stderr carriage return (progress bars). cmd_escape does the same to a string.
  */
-#define CMD_KEEP_NL 1u
+#define CMD_KEEP_NL  1u
 #define CMD_KEEP_TAB 2u
-#define CMD_KEEP_CR 4u
+#define CMD_KEEP_CR  4u
 void cmd_output_init(void);
 struct pl_buf;
 void cmd_escape(struct pl_buf *b, const char *s, size_t len, unsigned keep);

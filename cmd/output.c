@@ -25,16 +25,17 @@
  */
 struct filter {
 	int fd;
-	unsigned keep;       /* CMD_KEEP_* controls passed as they are */
-	int raw;             /* cmd_color is writing: no escaping */
-	int error;           /* errno of the first failed write, else 0 */
+	unsigned keep;          /* CMD_KEEP_* controls passed as they are */
+	int raw;                /* cmd_color is writing: no escaping */
+	int error;              /* errno of the first failed write, else 0 */
 	unsigned char carry[4]; /* the start of a character the next write completes */
 	size_t ncarry;
 };
 
 static struct filter out_filter = {STDOUT_FILENO, CMD_KEEP_NL | CMD_KEEP_TAB, 0, 0, {0}, 0};
-static struct filter err_filter = {STDERR_FILENO, CMD_KEEP_NL | CMD_KEEP_TAB | CMD_KEEP_CR, 0, 0,
-                                   {0}, 0};
+static struct filter err_filter = {
+    STDERR_FILENO, CMD_KEEP_NL | CMD_KEEP_TAB | CMD_KEEP_CR, 0, 0, {0}, 0};
+
 /* The bytes of a character that starts with lead, or 0 if no character starts so. */
 static size_t lead_len(unsigned char lead)
 {
@@ -49,17 +50,14 @@ static size_t lead_len(unsigned char lead)
 	return 0;
 }
 
-static void add_escape(struct pl_buf *b, const char *form, unsigned c)
+/* form then the byte's two hex digits: "\x1b", "\u009b". */
+static void add_escape(struct pl_buf *b, const char *form, unsigned char c)
 {
-	static const char hex[] = "0123456789abcdef";
-	char e[6];
-	size_t n = 0;
+	char hex[3];
 
-	for (; *form; form++)
-		e[n++] = *form;
-	e[n++] = hex[(c >> 4) & 15];
-	e[n++] = hex[c & 15];
-	pl_buf_add(b, e, n);
+	pl_hex(&c, 1, hex);
+	pl_buf_adds(b, form);
+	pl_buf_add(b, hex, 2);
 }
 
 /*
@@ -79,7 +77,8 @@ static size_t escape_text(struct pl_buf *b, const unsigned char *s, size_t len, 
 		size_t n = lead_len(c);
 
 		if (c < 0x20) {
-			if ((c == '\n' && (keep & CMD_KEEP_NL)) || (c == '\t' && (keep & CMD_KEEP_TAB)) ||
+			if ((c == '\n' && (keep & CMD_KEEP_NL)) ||
+			    (c == '\t' && (keep & CMD_KEEP_TAB)) ||
 			    (c == '\r' && (keep & CMD_KEEP_CR)))
 				pl_buf_addch(b, (char)c);
 			else

@@ -98,9 +98,10 @@ char *pl_http_escape(const char *s)
 /* Fields whose values never reach a trace: credentials and patient data. */
 /* Fields whose values never reach a trace: credentials and patient data, by exact name... */
 static const char *const masked_fields[] = {
-    "secret_key", "app_key", "code",   "key",   "password",    "token",      "SecretString",
-    "Body",       "To",      "search", "query", "number",      "summary",    "reason",
-    "patient",    "cell",    "dob",    "notes", "patientInfo", "middlename", "description", NULL,
+    "secret_key",   "app_key",    "code",        "key",    "password", "token",
+    "SecretString", "Body",       "To",          "search", "query",    "number",
+    "summary",      "reason",     "patient",     "cell",   "dob",      "notes",
+    "patientInfo",  "middlename", "description", NULL,
 };
 
 /* ...and by any name that contains one of these (homephone, address_line1, preferred_name). */

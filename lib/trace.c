@@ -97,7 +97,8 @@ static void mask_kv(struct pl_buf *b, const char *s, int depth)
 		} else if (klen == 6 && !strncmp(k, "dbname", 6) && depth < 2) {
 			/* A dbname can itself be a URI or a connection string. */
 			int quoted = *v == '\'' && end - v >= 2 && end[-1] == '\'';
-			char *inner = pl_xstrndup(v + quoted, (size_t)(end - v) - 2 * (size_t)quoted);
+			char *inner =
+			    pl_xstrndup(v + quoted, (size_t)(end - v) - 2 * (size_t)quoted);
 
 			if (quoted)
 				pl_buf_addch(b, '\'');
