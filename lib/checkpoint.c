@@ -327,10 +327,13 @@ static int file_error(const char *what, const char *path, struct pl_err *err)
 	                  strerror(errno));
 }
 
-/* Writing it failed (disk full, read-only file system): the contract's io. */
+/* Writing it failed: io (a full disk, a read-only file system), or a configuration error
+ * when the place named does not exist. */
 static int write_error(const char *what, const char *path, struct pl_err *err)
 {
-	return pl_err_set(err, PL_EIO, "cannot %s the checkpoint file %s: %s", what, path,
+	int code = errno == ENOENT || errno == ENOTDIR ? PL_ECONFIG : PL_EIO;
+
+	return pl_err_set(err, code, "cannot %s the checkpoint file %s: %s", what, path,
 	                  strerror(errno));
 }
 
