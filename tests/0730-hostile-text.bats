@@ -216,3 +216,14 @@ deny_with() { # ACCOUNT ERROR
 	assert_line --partial 'Evil\x1b[2J\u009bName'
 	sql "UPDATE accounts SET name = NULL WHERE id = 'happy'" >/dev/null
 }
+
+@test "a -vv trace of an answer longer than 1,500 bytes is cut between characters" {
+	fake faults '{"method":"GET","path":"/v4/patients","status":500,"count":-1,
+		"body":{"error_code":"API9999","short_message":"'"$(rep é 1000)"'"}}' >/dev/null
+	run --separate-stderr parlae vapi tool invoke getPatientInfo --account happy --args '{"query":"x"}' -vv
+	assert_equal "$status" 6
+	python3 -c 'import sys; sys.stdin.buffer.read().decode("utf-8", "strict")' <<<"$stderr"
+	line=$(grep -F 'trace: http: < {"error_code":"API9999"' <<<"$stderr" | head -n 1)
+	[[ $line == *"ééé" ]]
+	[[ $line != *'\x'* ]]
+}
