@@ -138,15 +138,15 @@ static void mask_uri(struct pl_buf *b, const char *s)
 
 		pl_buf_add(b, s, klen);
 		s += klen;
-		if (*s != '=')
-			continue;
-		vlen = strcspn(s + 1, "&");
-		pl_buf_addch(b, '=');
-		if (secret_keyword(s - klen, klen))
-			pl_buf_adds(b, "***");
-		else
-			pl_buf_add(b, s + 1, vlen);
-		s += 1 + vlen;
+		if (*s == '=') {
+			vlen = strcspn(s + 1, "&");
+			pl_buf_addch(b, '=');
+			if (secret_keyword(s - klen, klen))
+				pl_buf_adds(b, "***");
+			else
+				pl_buf_add(b, s + 1, vlen);
+			s += 1 + vlen;
+		}
 		if (*s == '&')
 			pl_buf_addch(b, *s++);
 	}

@@ -74,6 +74,7 @@ secret_values() { env | sed -n 's/^[A-Z_]*=\(sekrit-.*\)$/\1/p'; }
 		postgresql://parlae:sekrit-db-pass-44@localhost:1/x?host=$s|postgresql://parlae:***@localhost:1/x?host=$s
 		postgresql://parlae@localhost:1/x?password=sekrit-db-pass-44&host=$s|postgresql://parlae@localhost:1/x?password=***&host=$s
 		postgres://localhost:1/x?host=$s&password=sekrit-db-pass-44|postgres://localhost:1/x?host=$s&password=***
+		postgres://localhost:1/x?host=$s&sslmode&password=sekrit-db-pass-44|postgres://localhost:1/x?host=$s&sslmode&password=***
 	EOF
 }
 

@@ -218,8 +218,9 @@ deny_with() { # ACCOUNT ERROR
 }
 
 @test "a -vv trace of an answer longer than 1,500 bytes is cut between characters" {
-	fake faults '{"method":"GET","path":"/v4/patients","status":500,"count":-1,
-		"body":{"error_code":"API9999","short_message":"'"$(rep é 1000)"'"}}' >/dev/null
+	# The body as a string, so that the fake sends the é as UTF-8, not as \u00e9.
+	body='{"error_code":"API9999","short_message":"'"$(rep é 1000)"'"}'
+	fake faults "$(jq -nc --arg b "$body" '{method:"GET",path:"/v4/patients",status:500,count:-1,body:$b}')" >/dev/null
 	run --separate-stderr parlae vapi tool invoke getPatientInfo --account happy --args '{"query":"x"}' -vv
 	assert_equal "$status" 6
 	python3 -c 'import sys; sys.stdin.buffer.read().decode("utf-8", "strict")' <<<"$stderr"
