@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,6 +15,7 @@
 #include "../lib/account.h"
 #include "../lib/audit.h"
 #include "../lib/buf.h"
+#include "../lib/json.h"
 #include "../lib/utf8.h"
 #include "../lib/banned.h"
 
@@ -120,103 +122,33 @@ struct out {
 	struct pl_buf line;
 };
 
-static void json_str(struct pl_buf *b, const char *s)
+/* A text column: its value, or null. */
+static json_t *text_json(const char *s)
 {
-	static const char hex[] = "0123456789abcdef";
-	const char *run, *p;
-
-	if (!s) {
-		pl_buf_add(b, "null", 4);
-		return;
-	}
-	pl_buf_addch(b, '"');
-	for (run = p = s; *p; p++) {
-		unsigned char c = (unsigned char)*p;
-
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		pl_buf_add(b, run, (size_t)(p - run));
-		run = p + 1;
-		switch (c) {
-		case '"':
-			pl_buf_add(b, "\\\"", 2);
-			break;
-		case '\\':
-			pl_buf_add(b, "\\\\", 2);
-			break;
-		case '\n':
-			pl_buf_add(b, "\\n", 2);
-			break;
-		case '\t':
-			pl_buf_add(b, "\\t", 2);
-			break;
-		case '\r':
-			pl_buf_add(b, "\\r", 2);
-			break;
-		default: {
-			char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-
-			pl_buf_add(b, u, sizeof(u));
-		}
-		}
-	}
-	pl_buf_add(b, run, (size_t)(p - run));
-	pl_buf_addch(b, '"');
+	return s ? pl_json_x(json_string(s)) : json_null();
 }
 
-/* jsonb renders '{"a": 1, "b": [2, 3]}': the same JSON without the spaces between tokens. */
-static void json_compact(struct pl_buf *b, const char *s)
-{
-	const char *run = s, *p;
-	int in_string = 0;
-
-	if (!s) {
-		pl_buf_add(b, "null", 4);
-		return;
-	}
-	for (p = s; *p; p++) {
-		if (in_string) {
-			if (*p == '\\' && p[1])
-				p++;
-			else if (*p == '"')
-				in_string = 0;
-		} else if (*p == '"') {
-			in_string = 1;
-		} else if (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') {
-			pl_buf_add(b, run, (size_t)(p - run));
-			run = p + 1;
-		}
-	}
-	pl_buf_add(b, run, (size_t)(p - run));
-}
-
+/*
+ * One event as one compact line, keys in the contract's order. metadata is jsonb's text: it
+ * goes in as the JSON it is (jsonb's key order kept), or as null if it cannot be read.
+ */
 static void json_line(struct pl_buf *b, const struct pl_audit_row *ev)
 {
-	pl_buf_add(b, "{\"seq\":", 7);
-	pl_buf_adds(b, ev->seq_text);
-	pl_buf_adds(b, ",\"occurredAt\":");
-	json_str(b, ev->occurred_at);
-	pl_buf_adds(b, ",\"actor\":");
-	json_str(b, ev->actor);
-	pl_buf_adds(b, ",\"host\":");
-	json_str(b, ev->host);
-	pl_buf_adds(b, ",\"account\":");
-	json_str(b, ev->account_id);
-	pl_buf_adds(b, ",\"action\":");
-	json_str(b, ev->action);
-	pl_buf_adds(b, ",\"resourceType\":");
-	json_str(b, ev->resource_type);
-	pl_buf_adds(b, ",\"resourceId\":");
-	json_str(b, ev->resource_id);
-	pl_buf_adds(b, ",\"outcome\":");
-	json_str(b, ev->outcome);
-	pl_buf_adds(b, ",\"errorCode\":");
-	json_str(b, ev->error_code);
-	pl_buf_adds(b, ",\"metadata\":");
-	json_compact(b, ev->metadata);
-	pl_buf_adds(b, ",\"hash\":");
-	json_str(b, ev->hash);
-	pl_buf_add(b, "}\n", 2);
+	json_t *meta = ev->metadata ? json_loads(ev->metadata, JSON_DECODE_ANY, NULL) : NULL;
+	json_t *doc = pl_json_x(json_pack(
+	    "{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "seq",
+	    (json_int_t)strtoll(ev->seq_text, NULL, 10), "occurredAt", text_json(ev->occurred_at),
+	    "actor", text_json(ev->actor), "host", text_json(ev->host), "account",
+	    text_json(ev->account_id), "action", text_json(ev->action), "resourceType",
+	    text_json(ev->resource_type), "resourceId", text_json(ev->resource_id), "outcome",
+	    text_json(ev->outcome), "errorCode", text_json(ev->error_code), "metadata",
+	    meta ? meta : json_null(), "hash", text_json(ev->hash)));
+	char *text = pl_json_dump(doc);
+
+	pl_buf_adds(b, text);
+	pl_buf_addch(b, '\n');
+	free(text);
+	json_decref(doc);
 }
 
 /* A field of a tab-separated line: "-" for NULL; tabs and other controls become '?'. */
@@ -294,7 +226,7 @@ static void tty_header(struct out *o)
 
 	pl_buf_reset(b);
 	if (o->color)
-		pl_buf_adds(b, "\033[1m");
+		cmd_color(stdout, "\033[1m");
 	cell(b, "SEQ", 7, 1);
 	pl_buf_adds(b, "  ");
 	cell(b, "TIME", 19, 0);
@@ -307,10 +239,18 @@ static void tty_header(struct out *o)
 	pl_buf_adds(b, "  ");
 	cell(b, "RESOURCE", 28, 0);
 	pl_buf_adds(b, "  OUTCOME");
-	if (o->color)
-		pl_buf_adds(b, "\033[m");
-	pl_buf_addch(b, '\n');
 	fwrite(b->buf, 1, b->len, stdout);
+	if (o->color)
+		cmd_color(stdout, "\033[m");
+	fputc('\n', stdout);
+}
+
+/* What the line holds so far, then a colour of parlae's own, past the output filter. */
+static void put_color(struct pl_buf *b, const char *sgr)
+{
+	fwrite(b->buf, 1, b->len, stdout);
+	pl_buf_reset(b);
+	cmd_color(stdout, sgr);
 }
 
 static void tty_line(struct out *o, const struct pl_audit_row *ev)
@@ -343,14 +283,14 @@ static void tty_line(struct out *o, const struct pl_audit_row *ev)
 	} else {
 		/* Failures stand out: in capitals, and in colour where colour is on. */
 		if (o->color)
-			pl_buf_adds(b, denied ? "\033[1;33m" : "\033[1;31m");
+			put_color(b, denied ? "\033[1;33m" : "\033[1;31m");
 		pl_buf_adds(b, denied ? "DENIED" : "FAILURE");
 		if (ev->error_code) {
 			pl_buf_addch(b, ' ');
 			cell(b, ev->error_code, strlen(ev->error_code), 0);
 		}
 		if (o->color)
-			pl_buf_adds(b, "\033[m");
+			put_color(b, "\033[m");
 	}
 	pl_buf_addch(b, '\n');
 }
@@ -370,13 +310,13 @@ static int emit(const struct pl_audit_row *ev, void *arg)
 	/* A follower's reader sees each event as it commits. */
 	if (o->follow)
 		fflush(stdout);
-	return ferror(stdout) ? PL_EPARTIAL : 0;
+	return ferror(stdout) ? PL_EIO : 0;
 }
 
 static int flush_out(void *arg)
 {
 	(void)arg;
-	return fflush(stdout) || ferror(stdout) ? PL_EPARTIAL : 0;
+	return fflush(stdout) || ferror(stdout) ? PL_EIO : 0;
 }
 
 static void notice(const char *msg, void *arg)
@@ -488,6 +428,9 @@ int cmd_audit_tail(struct cmd_ctx *ctx, int argc, char **argv)
 	r = pl_audit_tail(&ctx->session, &req, &err);
 	release_stop(&in);
 	pl_buf_release(&o.line);
+	/* Events that could not be written: one message about stdout (none for a closed pipe). */
+	if (r == PL_EIO && ferror(stdout))
+		return cmd_output_error(ctx);
 	return r ? cmd_fail(ctx, &err) : 0;
 }
 
@@ -532,10 +475,24 @@ static json_t *verify_json(const struct pl_audit_verify_result *res)
 	                 "problem", first ? first->reason : NULL, "head", head);
 }
 
+/* "audit log BROKEN" and the like, in red where colour is on. */
+static void alarm_word(int color, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void alarm_word(int color, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (color)
+		cmd_color(stdout, "\033[1;31m");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	if (color)
+		cmd_color(stdout, "\033[m");
+}
+
 static void print_verify(struct cmd_ctx *ctx, const struct pl_audit_verify_result *res)
 {
 	int color = cmd_use_color(ctx, stdout);
-	const char *on = color ? "\033[1;31m" : "", *off = color ? "\033[m" : "";
 
 	if (res->intact) {
 		printf("audit log intact: %lld event%s, chain head at event %lld (%s)\n",
@@ -547,22 +504,27 @@ static void print_verify(struct cmd_ctx *ctx, const struct pl_audit_verify_resul
 		return;
 	}
 	for (size_t i = 0; i < res->nbreaks; i++) {
-		printf("%saudit log BROKEN%s", on, off);
+		alarm_word(color, "audit log BROKEN");
 		if (res->breaks[i].seq != PL_AUDIT_NO_SEQ)
 			printf(" at event %lld", res->breaks[i].seq);
 		printf(": %s\n", res->breaks[i].reason);
 	}
-	if (res->more_breaks)
-		printf("%saudit log BROKEN%s: %lld more broken ranges not shown\n", on, off,
-		       res->more_breaks);
-	for (size_t i = 0; i < res->nfailed; i++)
-		printf("%scheckpoint line %ld FAILED%s: %s\n", on, res->failed[i].line, off,
-		       res->failed[i].reason);
-	if (res->more_failed)
-		printf("%scheckpoints FAILED%s: %lld more lines not shown\n", on, off,
-		       res->more_failed);
-	if (*res->checkpoints_problem)
-		printf("%scheckpoints FAILED%s: %s\n", on, off, res->checkpoints_problem);
+	if (res->more_breaks) {
+		alarm_word(color, "audit log BROKEN");
+		printf(": %lld more broken ranges not shown\n", res->more_breaks);
+	}
+	for (size_t i = 0; i < res->nfailed; i++) {
+		alarm_word(color, "checkpoint line %ld FAILED", res->failed[i].line);
+		printf(": %s\n", res->failed[i].reason);
+	}
+	if (res->more_failed) {
+		alarm_word(color, "checkpoints FAILED");
+		printf(": %lld more lines not shown\n", res->more_failed);
+	}
+	if (*res->checkpoints_problem) {
+		alarm_word(color, "checkpoints FAILED");
+		printf(": %s\n", res->checkpoints_problem);
+	}
 }
 
 /* The file options of verify and checkpoint; each command's table admits only its own. */

@@ -121,6 +121,38 @@ int cmd_parse_number(const char *s, long min, long max, long *out);
 /* Draw a progress bar on stderr ("\rLABEL [####   ] done/total"); a newline when done. */
 void cmd_progress(const char *label, size_t done, size_t total);
 
+/*
+ * The output layer. cmd_output_init replaces stdout and stderr by streams that show control
+ * characters and bytes that are not UTF-8 as text ("\x1b", "\u009b", "\xff"), whoever
+ * prints: nothing from outside drives the terminal. Kept as they are: newline and tab, and on
+ * stderr carriage return (progress bars). cmd_escape does the same to a string.
+ */
+#define CMD_KEEP_NL  1u
+#define CMD_KEEP_TAB 2u
+#define CMD_KEEP_CR  4u
+void cmd_output_init(void);
+struct pl_buf;
+void cmd_escape(struct pl_buf *b, const char *s, size_t len, unsigned keep);
+
+/* Write parlae's own escape sequence (a colour) to stdout or stderr, past the filter. */
+void cmd_color(FILE *f, const char *sgr);
+
+/* stdout as the descriptor is, unfiltered: for readline, which draws with escape sequences. */
+FILE *cmd_raw_stdout(void);
+
+/* The exit status of a reader that closed the pipe, as a SIGPIPE would have it. */
+#define CMD_EXIT_PIPE 141
+
+/*
+ * Output errors are errors. cmd_flush_stdout: 0, or after a failed write to stdout the
+ * message "cannot write to standard output" and PL_EIO (a closed pipe ends the process
+ * quietly, as SIGPIPE would). cmd_output_error: the same without flushing. cmd_finish_output,
+ * at exit: r, or PL_EIO when r is 0 and stdout could not be written.
+ */
+int cmd_flush_stdout(struct cmd_ctx *ctx);
+int cmd_output_error(struct cmd_ctx *ctx);
+int cmd_finish_output(struct cmd_ctx *ctx, int r);
+
 /* Whether stdout is a terminal; whether colour is on for a stream. */
 int cmd_stdout_tty(void);
 int cmd_use_color(const struct cmd_ctx *ctx, FILE *f);

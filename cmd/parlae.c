@@ -3,6 +3,7 @@
  * in lib/; this file only decides which command runs and with what set up.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -138,16 +139,50 @@ void cmd_ctx_release(struct cmd_ctx *ctx)
 	pl_config_release(&ctx->cfg);
 }
 
-static void trace_to_stderr(int level, const char *line, void *arg)
+/* PARLAE_TRACE=/abs/file: the -vv trace is also appended there, whatever -v says (as GIT_TRACE). */
+static int trace_fd = -1;
+
+static void trace_open(void)
 {
-	(void)level;
-	(void)arg;
-	fprintf(stderr, "trace: %s\n", line);
+	const char *path = getenv("PARLAE_TRACE");
+
+	if (!path || !*path)
+		return;
+	if (*path != '/') {
+		fprintf(stderr, "parlae: PARLAE_TRACE must be an absolute path; not tracing\n");
+		return;
+	}
+	trace_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+	if (trace_fd < 0)
+		fprintf(stderr, "parlae: cannot open PARLAE_TRACE %s: %s; not tracing\n", path,
+		        strerror(errno));
+}
+
+/* One line, its control characters shown as text; to the file in one write, so that lines
+ * of processes tracing to one file do not mix. */
+static void trace_line(int level, const char *line, void *arg)
+{
+	const struct cmd_ctx *ctx = arg;
+	struct pl_buf b = PL_BUF_INIT;
+	size_t head;
+
+	pl_buf_addf(&b, "trace[%ld]: ", (long)getpid());
+	head = b.len;
+	cmd_escape(&b, line, strlen(line), 0);
+	pl_buf_addch(&b, '\n');
+	if (ctx->verbosity >= 2 && level <= ctx->verbosity)
+		fprintf(stderr, "trace: %s", b.buf + head);
+	if (trace_fd >= 0 && write(trace_fd, b.buf, b.len) != (ssize_t)b.len) {
+		/* A trace that cannot be written is not a reason to fail the command. */
+	}
+	pl_buf_release(&b);
 }
 
 void cmd_apply_settings(struct cmd_ctx *ctx)
 {
-	pl_trace_set(ctx->verbosity >= 2 ? trace_to_stderr : NULL, NULL, ctx->verbosity);
+	int on = ctx->verbosity >= 2 || trace_fd >= 0;
+
+	pl_trace_set(on ? trace_line : NULL, ctx, trace_fd >= 0 ? 2 : ctx->verbosity);
 	ctx->session.dry_run = ctx->dry_run;
 }
 
@@ -620,8 +655,12 @@ int main(int argc, char **argv)
 
 	if (harden() < 0)
 		return PL_EINTERNAL;
+	cmd_output_init();
+	trace_open();
 	cmd_ctx_init(&ctx);
+	cmd_apply_settings(&ctx);
 	r = cmd_main(&ctx, argc, argv);
+	r = cmd_finish_output(&ctx, r);
 	cmd_ctx_release(&ctx);
 	return r;
 }

@@ -266,6 +266,7 @@ int cmd_shell(struct cmd_ctx *ctx, int argc, char **argv)
 	if (hist && open_history(hist) == 0)
 		read_history(hist);
 	rl_readline_name = "parlae";
+	rl_outstream = cmd_raw_stdout();
 	rl_attempted_completion_function = attempt_completion;
 	rl_catch_signals = 0;
 	sa.sa_handler = on_sigint;

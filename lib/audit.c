@@ -326,9 +326,13 @@ static int read_cursor(const char *path, long long *seq, struct pl_err *err)
 	return 0;
 }
 
+/* The cursor file could not be written: io (a full disk, a read-only file system), or a
+ * configuration error when the place named does not exist. */
 static int cursor_io_error(const char *what, const char *path, struct pl_err *err)
 {
-	return pl_err_set(err, PL_ECONFIG, "cannot %s the cursor file %s: %s", what, path,
+	int code = errno == ENOENT || errno == ENOTDIR ? PL_ECONFIG : PL_EIO;
+
+	return pl_err_set(err, code, "cannot %s the cursor file %s: %s", what, path,
 	                  strerror(errno));
 }
 

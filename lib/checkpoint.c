@@ -328,6 +328,16 @@ static int file_error(const char *what, const char *path, struct pl_err *err)
 	                  strerror(errno));
 }
 
+/* Writing it failed: io (a full disk, a read-only file system), or a configuration error
+ * when the place named does not exist. */
+static int write_error(const char *what, const char *path, struct pl_err *err)
+{
+	int code = errno == ENOENT || errno == ENOTDIR ? PL_ECONFIG : PL_EIO;
+
+	return pl_err_set(err, code, "cannot %s the checkpoint file %s: %s", what, path,
+	                  strerror(errno));
+}
+
 /*
  * The file the signer appends to is the signer's own and no one else may write to it: whoever
  * could would choose which history the next checkpoint vouches for.
@@ -380,7 +390,9 @@ int pl_checkpoint_file_open(const char *path, int flags, int *fd, struct pl_err 
 		return pl_err_hint(err, "name the file itself: a link could be pointed elsewhere");
 	}
 	if (*fd < 0)
-		return errno == ENOENT ? 0 : file_error("open", path, err);
+		return errno == ENOENT ? 0
+		       : append        ? write_error("open", path, err)
+		                       : file_error("open", path, err);
 	if ((r = lock_file(*fd, path, flags, err))) {
 		close(*fd);
 		*fd = -1;
@@ -445,11 +457,11 @@ static int create_file(const char *path, int *fd, struct pl_err *err)
 		return pl_err_hint(err, "run the command again");
 	}
 	if (*fd < 0)
-		return file_error("create", path, err);
+		return write_error("create", path, err);
 	if ((r = lock_file(*fd, path, PL_CHECKPOINT_OWN | PL_CHECKPOINT_APPEND, err)))
 		return r;
 	if (pl_fsync_parent(path) < 0)
-		return file_error("sync the directory of", path, err);
+		return write_error("sync the directory of", path, err);
 	return 0;
 }
 
@@ -468,12 +480,12 @@ int pl_checkpoint_file_append(const char *path, int *fd, const char *line, size_
 		saved = n < 0 ? errno : ENOSPC;
 		/* Under the lock nobody else appended: take the partial line back. */
 		if (n > 0 && ftruncate(*fd, sb.st_size) < 0)
-			return file_error("cut back an incomplete line of", path, err);
+			return write_error("cut back an incomplete line of", path, err);
 		errno = saved;
-		return file_error("write to", path, err);
+		return write_error("write to", path, err);
 	}
 	if (fsync(*fd) < 0)
-		return file_error("sync", path, err);
+		return write_error("sync", path, err);
 	return 0;
 }
 

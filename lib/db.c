@@ -62,16 +62,22 @@ void pl_db_close(struct pl_db *db)
 	db->in_tx = 0;
 }
 
+/*
+ * The statement and, of its parameters, only how many and how long: a parameter can be a
+ * transfer's reason, a caller's number or a key, and no list of names would catch them all.
+ */
 static void trace_query(const char *sql, int n, const char *const *params)
 {
 	struct pl_buf b = PL_BUF_INIT;
 
 	pl_buf_addf(&b, "sql: %s", sql);
+	if (n)
+		pl_buf_addf(&b, " -- %d parameter%s:", n, n == 1 ? "" : "s");
 	for (int i = 0; i < n; i++) {
 		if (!params[i])
-			pl_buf_addf(&b, " $%d=NULL", i + 1);
+			pl_buf_addf(&b, " $%d NULL", i + 1);
 		else
-			pl_buf_addf(&b, " $%d='%.64s'", i + 1, params[i]);
+			pl_buf_addf(&b, " $%d %zu bytes", i + 1, strlen(params[i]));
 	}
 	for (char *p = b.buf; *p; p++)
 		if (*p == '\n' || *p == '\t')

@@ -24,6 +24,7 @@ static const struct pl_err_info table[] = {
     {PL_ECONFLICT, "conflict", "already exists"},
     {PL_EBADINPUT, "bad_input", "bad input data: malformed JSON, wrong shape, oversized input"},
     {PL_EINTERNAL, "internal", "a bug in parlae (never expected)"},
+    {PL_EIO, "io", "output or a local file could not be written: disk full, read-only file system"},
     {PL_EINTERRUPTED, "interrupted", "interrupted"},
 };
 

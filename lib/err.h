@@ -23,6 +23,7 @@ enum pl_code {
 	PL_ECONFLICT = 10,
 	PL_EBADINPUT = 65,
 	PL_EINTERNAL = 70,
+	PL_EIO = 74,
 	PL_EINTERRUPTED = 130,
 };
 

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <curl/curl.h>
+#include <jansson.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "encode.h"
 #include "trace.h"
+#include "utf8.h"
 #include "banned.h"
 
 #define DEFAULT_MAX_BODY   ((size_t)4 << 20)
@@ -96,9 +98,10 @@ char *pl_http_escape(const char *s)
 /* Fields whose values never reach a trace: credentials and patient data. */
 /* Fields whose values never reach a trace: credentials and patient data, by exact name... */
 static const char *const masked_fields[] = {
-    "secret_key", "app_key", "code",   "key",   "password",    "token",      "SecretString",
-    "Body",       "To",      "search", "query", "number",      "summary",    "reason",
-    "patient",    "cell",    "dob",    "notes", "patientInfo", "middlename", NULL,
+    "secret_key",   "app_key",    "code",        "key",    "password", "token",
+    "SecretString", "Body",       "To",          "search", "query",    "number",
+    "summary",      "reason",     "patient",     "cell",   "dob",      "notes",
+    "patientInfo",  "middlename", "description", NULL,
 };
 
 /* ...and by any name that contains one of these (homephone, address_line1, preferred_name). */
@@ -155,34 +158,75 @@ static void mask_query(struct pl_buf *b, const char *t, size_t len)
 	}
 }
 
+/* How deep JSON inside JSON strings is unwrapped; deeper, such a string is masked whole. */
+#define MASK_MAX_DEPTH 4
+
+static void mask_json(struct pl_buf *b, const char *t, size_t len, int depth);
+
+/* Whether the JSON string text (escaped, without its quotes) begins an object or an array. */
+static int holds_json(const char *t, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && (t[i] == ' ' || (t[i] == '\\' && i + 1 < len && strchr("nrt", t[i + 1]))))
+		i += t[i] == ' ' ? 1 : 2;
+	return i < len && (t[i] == '{' || t[i] == '[');
+}
+
+/*
+ * A string that holds JSON ("arguments":"{\"query\":\"Ana Diaz\"}", a tool's result): its
+ * value is masked as JSON of its own and written back as a string. q is its opening quote.
+ */
+static void mask_inner(struct pl_buf *b, const char *q, size_t qlen, int depth)
+{
+	json_t *v = depth < MASK_MAX_DEPTH ? json_loadb(q, qlen, JSON_DECODE_ANY, NULL) : NULL;
+	json_t *masked_str = NULL;
+	struct pl_buf inner = PL_BUF_INIT;
+	char *text = NULL;
+
+	if (v && json_is_string(v)) {
+		mask_json(&inner, json_string_value(v), json_string_length(v), depth + 1);
+		masked_str = json_stringn_nocheck(inner.buf, inner.len);
+		text = masked_str ? json_dumps(masked_str, JSON_ENCODE_ANY) : NULL;
+	}
+	pl_buf_adds(b, text ? text : "\"***\"");
+	free(text);
+	json_decref(masked_str);
+	json_decref(v);
+	pl_buf_release(&inner);
+}
+
 /*
  * A scanner, not a parser: a string value whose key (JSON "key": or form key=) names a
  * masked field becomes "***", and so does such a field in a query inside any string (an
- * "href" that carries a key). It never fails on malformed text; objects under a masked key
- * are left to their own fields' names.
+ * "href" that carries a key); a string that holds JSON is masked as JSON itself. It never
+ * fails on malformed text; objects under a masked key are left to their own fields' names.
  */
-char *pl_http_mask(const char *t, size_t len)
+static void mask_json(struct pl_buf *b, const char *t, size_t len, int depth)
 {
-	struct pl_buf b = PL_BUF_INIT;
 	size_t i = 0;
 
 	if (len && t[0] != '{' && t[0] != '[') {
-		mask_query(&b, t, len);
-		return pl_buf_detach(&b, NULL);
+		mask_query(b, t, len);
+		return;
 	}
 	while (i < len) {
 		size_t start, end, k;
 
 		if (t[i] != '"') {
-			pl_buf_addch(&b, t[i++]);
+			pl_buf_addch(b, t[i++]);
 			continue;
 		}
 		start = i + 1;
 		end = string_end(t, len, start);
-		pl_buf_addch(&b, '"');
-		mask_query(&b, t + start, end - start);
-		if (end < len)
-			pl_buf_addch(&b, '"');
+		if (end < len && holds_json(t + start, end - start)) {
+			mask_inner(b, t + i, end + 1 - i, depth);
+		} else {
+			pl_buf_addch(b, '"');
+			mask_query(b, t + start, end - start);
+			if (end < len)
+				pl_buf_addch(b, '"');
+		}
 		i = end + 1;
 		for (k = i; k < len && t[k] == ' '; k++)
 			;
@@ -191,11 +235,18 @@ char *pl_http_mask(const char *t, size_t len)
 		for (k++; k < len && t[k] == ' '; k++)
 			;
 		if (k < len && t[k] == '"') {
-			pl_buf_add(&b, t + i, k - i);
-			pl_buf_adds(&b, "\"***\"");
+			pl_buf_add(b, t + i, k - i);
+			pl_buf_adds(b, "\"***\"");
 			i = string_end(t, len, k + 1) + 1;
 		}
 	}
+}
+
+char *pl_http_mask(const char *t, size_t len)
+{
+	struct pl_buf b = PL_BUF_INIT;
+
+	mask_json(&b, t, len, 0);
 	return pl_buf_detach(&b, NULL);
 }
 
@@ -248,7 +299,7 @@ static void trace_response(const struct pl_http_resp *resp)
 	if (pl_trace_on(2) && resp->body.len) {
 		char *m = pl_http_mask(resp->body.buf, resp->body.len);
 
-		pl_trace(2, "http: < %.1500s", m);
+		pl_trace(2, "http: < %.*s", pl_utf8_cut(m, 1500), m);
 		free(m);
 	}
 }

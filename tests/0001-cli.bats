@@ -135,7 +135,7 @@ setup() { export HOME=$BATS_TEST_TMPDIR/home; mkdir -p "$HOME"; }
 	run --separate-stderr parlae help exit-codes --json
 	assert_success
 	assert_equal "$(jq -c '[.[] | [.code, .name]]' <<<"$output")" \
-		'[[0,"ok"],[1,"no"],[2,"usage"],[3,"config"],[4,"security"],[5,"not_found"],[6,"upstream"],[7,"database"],[8,"timeout"],[9,"partial"],[10,"conflict"],[65,"bad_input"],[70,"internal"],[130,"interrupted"]]'
+		'[[0,"ok"],[1,"no"],[2,"usage"],[3,"config"],[4,"security"],[5,"not_found"],[6,"upstream"],[7,"database"],[8,"timeout"],[9,"partial"],[10,"conflict"],[65,"bad_input"],[70,"internal"],[74,"io"],[130,"interrupted"]]'
 }
 
 @test "--version reads no config file and opens no database" {

@@ -60,6 +60,24 @@ secret_values() { env | sed -n 's/^[A-Z_]*=\(sekrit-.*\)$/\1/p'; }
 	assert_output --partial "trace: sql: connect 'postgresql://parlae:***@localhost:1/x"
 }
 
+@test "every libpq form of a password in PARLAE_DATABASE_URL is masked in -vv traces" {
+	s=$PL_PG_SOCK tab=$'\t'
+	while IFS='|' read -r url want; do
+		PARLAE_DATABASE_URL=$url run --separate-stderr parlae status -vv
+		refute_secrets_in "$stderr$output" sekrit-db pass-44 sekrit-ssl
+		assert_equal "$(grep -F "trace: sql: connect " <<<"$stderr" | head -n 1)" "trace: sql: connect '$want'"
+	done <<-EOF
+		host=$s port=1 user=parlae password = sekrit-db-pass-44 dbname=x|host=$s port=1 user=parlae password = *** dbname=x
+		host=$s port=1 user=parlae${tab}password=sekrit-db-pass-44 dbname=x|host=$s port=1 user=parlae\x09password=*** dbname=x
+		host=$s port=1 password='sekrit-db\' pass-44' dbname=x|host=$s port=1 password=*** dbname=x
+		host=$s port=1 sslpassword=sekrit-ssl dbname='password=sekrit-db-pass-44'|host=$s port=1 sslpassword=*** dbname='password=***'
+		postgresql://parlae:sekrit-db-pass-44@localhost:1/x?host=$s|postgresql://parlae:***@localhost:1/x?host=$s
+		postgresql://parlae@localhost:1/x?password=sekrit-db-pass-44&host=$s|postgresql://parlae@localhost:1/x?password=***&host=$s
+		postgres://localhost:1/x?host=$s&password=sekrit-db-pass-44|postgres://localhost:1/x?host=$s&password=***
+		postgres://localhost:1/x?host=$s&sslmode&password=sekrit-db-pass-44|postgres://localhost:1/x?host=$s&sslmode&password=***
+	EOF
+}
+
 @test "status with the database down reports it and still exits 0" {
 	PARLAE_DATABASE_URL=$(closed_db_url) run --separate-stderr parlae status --json
 	assert_success

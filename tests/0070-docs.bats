@@ -85,7 +85,7 @@ usage_of() { parlae help "$1" --json | jq -r .usage; }
 	expected=$(awk '{ print $1, $2 }' <<<"$output")
 	actual=$(render parlae.1 | section "EXIT STATUS" | awk '$1 ~ /^[0-9]+$/ { print $1, $2 }')
 	assert_equal "$actual" "$expected"
-	assert_equal "$(wc -l <<<"$actual")" 14
+	assert_equal "$(wc -l <<<"$actual")" 15
 }
 
 @test "every page renders without warnings from man or groff" {

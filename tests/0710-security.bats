@@ -147,3 +147,26 @@ PY
 }
 
 store_key() { fake_get state | jq -r '.offices.D36225.request_keys[-1].request_key'; }
+
+@test "-vv never shows SQL parameters, only their count and lengths" {
+	run --separate-stderr parlae vapi tool invoke --payload "$BATS_TEST_DIRNAME/fixtures/vapi/tool-calls-transfer-to-human.json" -vv
+	assert_success
+	refute_secrets_in "$stderr" "insurance claim" "billing question" 7654321 "$SIKKA_APP_KEY"
+	# The call log's insert: its statement, then "-- N parameters: $1 9 bytes ...".
+	assert_regex "$stderr" $'trace: sql: INSERT INTO vapi_call_logs[^\n]* -- [0-9]+ parameters: \\$1 [0-9]+ bytes'
+	# "billing question" is 16 bytes, the summary 49: their lengths are there, the text is not.
+	assert_regex "$stderr" $'trace: sql: [^\n]* 16 bytes[^\n]* 49 bytes'
+}
+
+@test "-vv masks JSON inside JSON strings: a tool call's arguments and a target's reply" {
+	reply='{"results":[{"toolCallId":"call_pat_01","result":"{\"patient\":{\"firstname\":\"Ana\",\"lastname\":\"Diaz\",\"birthdate\":\"1990-04-01\",\"cell\":\"+15551234567\"}}"}]}'
+	target_fake faults "$(jq -nc --arg b "$reply" '{"method":"POST","path":"/vapi/webhook","count":1,"body":$b}')" >/dev/null
+	run --separate-stderr parlae vapi tool invoke --payload "$BATS_TEST_DIRNAME/fixtures/vapi/tool-calls-get-patient-info-string-args.json" \
+		--target "$FAKE_TARGET/vapi/webhook" -vv
+	curl -sS -X POST "$FAKE_TARGET/__fake/faults/clear" >/dev/null
+	assert_success
+	assert_equal "$(jq -r '.results[0].result' <<<"$output" | jq -r .patient.lastname)" Diaz
+	refute_secrets_in "$stderr" Ana Diaz 1990-04-01 1234567 123-4567 "$VAPI_WEBHOOK_SECRET"
+	[[ $stderr == *'"arguments":"{\"query\":\"***\"}"'* ]]
+	[[ $stderr == *'\"firstname\":\"***\",\"lastname\":\"***\",\"birthdate\":\"***\",\"cell\":\"***\"'* ]]
+}

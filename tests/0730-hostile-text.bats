@@ -184,3 +184,67 @@ setup() { vapi_setup; }
 		assert_equal "$stderr" "parlae: the redirect URL has a malformed or repeated '${param%%=*}'"
 	done
 }
+
+# --- control characters: shown as text, never sent to the terminal (cli.md, after Exit codes) --
+
+# A practice whose Sikka redirect came back with ERROR (URL-encoded) as its error: the callback's
+# exit status, stdout and stderr are left in status, output and stderr.
+deny_with() { # ACCOUNT ERROR
+	parlae account add "$1" >/dev/null
+	parlae pms setup "$1" --timezone UTC >/dev/null
+	local state
+	state=$(parlae sikka oauth-url "$1" --json | jq -r .state)
+	run --separate-stderr parlae sikka callback --url "https://backend.example/pms/sikka/oauth/callback?error=$2&state=$state"
+}
+
+@test "an escape sequence in a redirect's error reaches stderr as text, and status shows it as text too" {
+	deny_with esc1 'access_denied%1b%5b2J%1b%5d0;owned%07%c2%9b31m%7f'
+	assert_equal "$status" 1
+	assert_equal "$stderr" 'parlae: the practice denied access: access_denied\x1b[2J\x1b]0;owned\x07\u009b31m\u007f'
+	run --separate-stderr parlae status esc1
+	assert_success
+	assert_equal "$stderr" ""
+	assert_line 'error         the practice denied access: access_denied\x1b[2J\x1b]0;owned\x07\u009b31m\u007f'
+	# No byte of a control character on either stream: C0 but newline and tab, DEL, C1.
+	run bash -c 'parlae status esc1 2>&1 | LC_ALL=C grep -c -P "[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]"'
+	assert_equal "$output" 0
+}
+
+@test "--json keeps such text valid JSON: C0 escaped by jansson, DEL and C1 as JSON escapes" {
+	deny_with esc2 'x%1b%5b2J%c2%9b%7f'
+	run --separate-stderr parlae status esc2 --json
+	assert_success
+	assert_json_utf8 "$output"
+	assert_equal "$(jq -r .error <<<"$output")" "the practice denied access: x$(printf '\033[2J\302\233\177')"
+	[[ $output == *'x\u001B[2J\u009b\u007f"'* ]]
+	run bash -c 'parlae status esc2 --json | LC_ALL=C grep -c -P "[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]"'
+	assert_equal "$output" 0
+}
+
+@test "a C1 control in an argument quoted by a usage error is shown as text; invalid bytes as U+FFFD" {
+	run --separate-stderr parlae audit tail --account "$(printf 'b\xff\xc3\xa9\xc2\x9b\x1b')"
+	assert_equal "$status" 2
+	assert_equal "$output" ""
+	assert_equal "$stderr" "parlae: invalid account id 'b$(printf '\xef\xbf\xbd\xc3\xa9')\\u009b\\x1b' (usage: $(parlae help audit tail | sed -n 's/^usage: //p'))"
+}
+
+@test "a table cell from the database with an escape sequence is shown as text" {
+	sql "UPDATE accounts SET name = E'Evil\\x1b[2J\\u009bName' WHERE id = 'happy'" >/dev/null
+	run --separate-stderr parlae account list
+	assert_success
+	assert_equal "$stderr" ""
+	assert_line --partial 'Evil\x1b[2J\u009bName'
+	sql "UPDATE accounts SET name = NULL WHERE id = 'happy'" >/dev/null
+}
+
+@test "a -vv trace of an answer longer than 1,500 bytes is cut between characters" {
+	# The body as a string, so that the fake sends the é as UTF-8, not as \u00e9.
+	body='{"error_code":"API9999","short_message":"'"$(rep é 1000)"'"}'
+	fake faults "$(jq -nc --arg b "$body" '{method:"GET",path:"/v4/patients",status:500,count:-1,body:$b}')" >/dev/null
+	run --separate-stderr parlae vapi tool invoke getPatientInfo --account happy --args '{"query":"x"}' -vv
+	assert_equal "$status" 6
+	python3 -c 'import sys; sys.stdin.buffer.read().decode("utf-8", "strict")' <<<"$stderr"
+	line=$(grep -F 'trace: http: < {"error_code":"API9999"' <<<"$stderr" | head -n 1)
+	[[ $line == *"ééé" ]]
+	[[ $line != *'\x'* ]]
+}

@@ -27,6 +27,8 @@ for v in $(env | sed -n 's/^\(PARLAE_[A-Z_]*\|SIKKA_[A-Z_]*\|VAPI_[A-Z_]*\|TWILI
 	case $v in PARLAE_BIN) ;; *) unset "$v" ;; esac
 done
 export PATH=$PL_TEST_BIN:$PATH
+# tests/run traces every command of the run at -vv into one file (tests/helpers/trace-check).
+[ -z "${PL_TRACE_FILE:-}" ] || export PARLAE_TRACE=$PL_TRACE_FILE
 
 # One database per suite: audit rows cannot be deleted, so suites never share one. It starts
 # empty, and PARLAE_DATABASE_URL connects as its owner, the role that migrates.
