@@ -9,6 +9,7 @@
 
 #include "cmd.h"
 #include "../lib/buf.h"
+#include "../lib/encode.h"
 #include "../lib/json.h"
 #include "../lib/utf8.h"
 #include "../lib/banned.h"
