@@ -385,6 +385,9 @@ int cmd_audit_tail(struct cmd_ctx *ctx, int argc, char **argv)
 			if (!*optarg)
 				return cmd_usage_error(
 				    ctx, "--action needs a pattern such as 'sikka.*'");
+			if (!pl_utf8_valid(optarg, strlen(optarg)))
+				return cmd_usage_error(ctx, "--action '%s' is not UTF-8 text",
+				                       optarg);
 			req.action = optarg;
 			break;
 		case OPT_SINCE:

@@ -100,7 +100,11 @@ int pl_account_add(struct pl_session *s, const char *id, const char *name, struc
 	struct pl_db *db;
 	int r, found = 0;
 
-	if ((r = pl_account_check_id(id, err)) || (r = pl_session_db(s, &db, err)))
+	if ((r = pl_account_check_id(id, err)))
+		return r;
+	if (name && !pl_utf8_valid(name, strlen(name)))
+		return pl_err_set(err, PL_EUSAGE, "--name '%s' is not UTF-8 text", name);
+	if ((r = pl_session_db(s, &db, err)))
 		return r;
 	if (s->dry_run) {
 		if (!(r = exists(db, id, &found, err)) && found)

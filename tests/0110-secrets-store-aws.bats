@@ -182,7 +182,7 @@ CRED_HINT="(check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN
 	seed traced 1 30
 	old=$(store_tool get parlae/pms/sikka/traced-1)
 	run --separate-stderr parlae -vv secrets rotate traced-1
-	assert_success
+	assert_success --stderr 'trace: '
 	new=$(store_tool get parlae/pms/sikka/traced-1)
 	assert_regex "$stderr" 'trace: http: > \{"SecretId":"parlae/pms/sikka/traced-1","ClientRequestToken":"[0-9a-f]{64}","SecretString":"\*\*\*","VersionStages":\["AWSPENDING"\]\}'
 	assert_regex "$stderr" '"SecretString":"\*\*\*"'

@@ -226,7 +226,7 @@ opens_none() { opens_with "$1" 3; }
 	before=$(snapshot)
 	# Everything opens under the new key already: nothing is rewritten.
 	PARLAE_MASTER_KEY_NEW=$KEY_B run --separate-stderr parlae secrets rotate --master-key
-	assert_success
+	assert_success --stderr 'now use the new key'
 	assert_equal "$output" "re-encrypted 0 secrets under PARLAE_MASTER_KEY_NEW"
 	assert_equal "$(snapshot)" "$before"
 	run --separate-stderr store_tool put s1 <<<"x"

@@ -217,7 +217,7 @@ upstream_codes=(6 6 6 3)
 	fake counters/reset '{}' >/dev/null
 	fake faults '{"path":"/v4/authorized_practices","status":503,"retry_after":{"date":3}}' >/dev/null
 	start=$(date +%s%N)
-	run --separate-stderr parlae -vv pms setup fm-retry --dry-run
+	run --separate-stderr parlae -vv pms setup fm-retry
 	elapsed_ms=$((($(date +%s%N) - start) / 1000000))
 	assert_equal "$status" 0
 	assert_equal "$(fake_get counters | jq '.requests["GET /v4/authorized_practices"]')" 2
@@ -228,7 +228,7 @@ upstream_codes=(6 6 6 3)
 
 	fake counters/reset '{}' >/dev/null
 	fake faults '{"path":"/v4/authorized_practices","status":503,"retry_after":{"date":-60}}' >/dev/null
-	run --separate-stderr parlae -vv pms setup fm-retry --dry-run
+	run --separate-stderr parlae -vv pms setup fm-retry
 	assert_equal "$status" 0
 	assert_equal "$(fake_get counters | jq '.requests["GET /v4/authorized_practices"]')" 2
 	assert_equal "$(grep -c 'http: retrying in 0 ms (Retry-After)$' <<<"$stderr")" 1

@@ -225,7 +225,7 @@ deny_with() { # ACCOUNT ERROR
 	run --separate-stderr parlae audit tail --account "$(printf 'b\xff\xc3\xa9\xc2\x9b\x1b')"
 	assert_equal "$status" 2
 	assert_equal "$output" ""
-	assert_equal "$stderr" "parlae: invalid account id 'b$(printf '\xef\xbf\xbd\xc3\xa9')\\u009b\\x1b' (usage: $(parlae help audit tail | sed -n 's/^usage: //p'))"
+	assert_equal "$stderr" "parlae: invalid account id 'b$(printf '\xef\xbf\xbd\xc3\xa9')\\u009b\\x1b' (usage: $(parlae help --json | jq -r '.commands[] | select(.name == "audit tail") | .usage'))"
 }
 
 @test "a table cell from the database with an escape sequence is shown as text" {

@@ -30,27 +30,53 @@ values() {
 	)
 }
 
-# Judge the last run: a contract code, valid UTF-8 out and err, no raw control character in
-# stderr but the line ends, and with --json, JSON documents.
-judge() {
-	local json=$1 what=$2
-	case $status in
-	0 | 1 | 2 | 3 | 4 | 5 | 6 | 9 | 10 | 65) ;;
-	*) fail "$what: exit $status: $stderr" ;;
-	esac
-	python3 -c 'import sys; sys.stdin.buffer.read().decode("utf-8", "strict")' <<<"$output" ||
-		fail "$what: stdout is not UTF-8"
-	python3 -c 'import sys; sys.stdin.buffer.read().decode("utf-8", "strict")' <<<"$stderr" ||
-		fail "$what: stderr is not UTF-8"
-	python3 -c '
-import re, sys
-t = sys.stdin.buffer.read().decode("utf-8")
-if re.search("[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]", t):
-    sys.exit(1)' <<<"$stderr" || fail "$what: a raw control character reached stderr: $(od -c <<<"$stderr" | head -5)"
-	if [ "$json" = 1 ]; then
-		[ -z "$output" ] || jq -e . >/dev/null <<<"$output" || fail "$what: stdout is not JSON"
-		[ -z "$stderr" ] || jq -e . >/dev/null <<<"$stderr" || fail "$what: stderr is not JSON: $stderr"
-	fi
+# Each run is kept (status, stdout, stderr, whether --json) in $BATS_TEST_TMPDIR/runs, and
+# judged all at once when the test ends (one python3, not four per run): a contract code, valid
+# UTF-8 out and err, no raw control character in stderr but the line ends, and with --json,
+# JSON documents.
+keep() {
+	local json=$1 what=$2 d
+	d=$BATS_TEST_TMPDIR/runs/$((++runs))
+	mkdir -p "$d"
+	printf '%s' "$status" >"$d/status"
+	printf '%s' "$output" >"$d/out"
+	printf '%s' "$stderr" >"$d/err"
+	printf '%s' "$json" >"$d/json"
+	printf '%s' "$what" >"$d/what"
+}
+
+judge_all() {
+	[ "${runs:-0}" -gt 0 ] || fail "nothing was run"
+	python3 - "$BATS_TEST_TMPDIR/runs" <<-'PY' || fail "$(cat "$BATS_TEST_TMPDIR/verdict")"
+	import json, os, re, sys
+	top = sys.argv[1]
+	bad = []
+	ctl = re.compile("[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
+	for n in sorted(os.listdir(top), key=int):
+	    d = os.path.join(top, n)
+	    rd = lambda f: open(os.path.join(d, f), "rb").read()
+	    what = rd("what").decode("utf-8", "replace")
+	    code = int(rd("status"))
+	    if code not in (0, 1, 2, 3, 4, 5, 6, 9, 10, 65):
+	        bad.append(f"{what}: exit {code}: {rd('err')[:300]!r}")
+	        continue
+	    try:
+	        out, err = rd("out").decode("utf-8"), rd("err").decode("utf-8")
+	    except UnicodeDecodeError as e:
+	        bad.append(f"{what}: output is not UTF-8: {e}")
+	        continue
+	    if ctl.search(err):
+	        bad.append(f"{what}: a raw control character reached stderr: {err[:300]!r}")
+	    if rd("json") == b"1":
+	        for name, text in (("stdout", out), ("stderr", err)):
+	            try:
+	                text and json.loads(text)
+	            except ValueError:
+	                bad.append(f"{what}: {name} is not JSON: {text[:300]!r}")
+	open(os.path.join(os.path.dirname(top), "verdict"), "w").write("\n".join(bad))
+	print(f"{n} runs judged, {len(bad)} bad", file=sys.stderr)
+	sys.exit(1 if bad else 0)
+	PY
 }
 
 # hostile CMD ARGS...: run the command with each value in place of every "@V@" word, plain and
@@ -66,7 +92,7 @@ hostile() {
 			done
 			[ $json = 1 ] && args+=(--json)
 			run --separate-stderr parlae "${args[@]}"
-			judge $json "parlae $1 $2 ($(printf '%.12q' "$v"))"
+			keep $json "parlae $1 $2 ($(printf '%.12q' "$v"))"
 		done
 	done
 }
@@ -82,7 +108,7 @@ hostile_json_args() {
 			j=$(jq -cn --arg v "$v" "{\"$key\": \$v}" 2>/dev/null) || j=$(printf '{"%s":"%s"}' "$key" "$v")
 			run --separate-stderr parlae vapi tool invoke "$tool" --account happy --args "$j" "$@" \
 				$([ $json = 1 ] && echo --json)
-			judge $json "vapi tool invoke $tool $key ($(printf '%.12q' "$v"))"
+			keep $json "vapi tool invoke $tool $key ($(printf '%.12q' "$v"))"
 		done
 	done
 }
@@ -91,13 +117,20 @@ hostile_json_args() {
 	hostile account add @V@
 	hostile account add hostile-name --name @V@
 	assert_equal "$(sql "SELECT count(*) FROM accounts WHERE id NOT IN ('happy', 'hostile-name')")" 0
+	# A name that is not UTF-8 is refused before the database sees it (it was exit 7).
+	run --separate-stderr parlae account add bad-name --name $'ab\xff'
+	assert_failure 2
+	assert_equal "$stderr" "parlae: --name 'ab�' is not UTF-8 text"
+	assert_equal "$(sql "SELECT count(*) FROM accounts WHERE id = 'bad-name'")" 0
+	judge_all
 }
 
 @test "pms setup: hostile accounts, time zones and hours" {
 	hostile pms setup @V@
 	hostile pms setup happy --timezone @V@
 	hostile pms setup happy --hours @V@
-	assert_equal "$(sql "SELECT timezone FROM pms_integrations WHERE account_id = 'happy'")" America/New_York
+	assert_equal "$(sql "SELECT config->>'timezone' FROM pms_integrations WHERE account_id = 'happy'")" America/New_York
+	judge_all
 }
 
 @test "sikka oauth-url and callback: hostile accounts, redirect URIs, codes, states and errors" {
@@ -108,6 +141,7 @@ hostile_json_args() {
 	hostile sikka callback --url "https://backend.example/cb?code=@V@&state=@V@"
 	hostile sikka callback --url "https://backend.example/cb?error=@V@&state=x"
 	hostile sikka callback --url @V@
+	judge_all
 }
 
 @test "status, secrets rotate and audit tail: hostile accounts, actions and times" {
@@ -116,12 +150,14 @@ hostile_json_args() {
 	hostile audit tail --account @V@ -n 1
 	hostile audit tail --action @V@ -n 1
 	hostile audit tail --since @V@ -n 1
+	judge_all
 }
 
 @test "vapi phone add: hostile ids and numbers" {
 	hostile vapi phone add happy --vapi-id @V@ --number +15550009999
 	hostile vapi phone add happy --vapi-id pn-hostile --number @V@
 	hostile vapi phone add happy --vapi-id pn-hostile --number +15550009999 --staff-forward @V@
+	judge_all
 }
 
 @test "vapi tool invoke: hostile tool names, call ids, callers and arguments" {
@@ -134,16 +170,24 @@ hostile_json_args() {
 	hostile_json_args checkAvailability date
 	hostile_json_args bookAppointment startTime
 	hostile_json_args transferToHuman reason
+	judge_all
 }
 
 @test "a NUL inside a payload, an argument document or a redirect on stdin is bad input" {
 	printf '{"message":{"type":"tool-calls","toolCallList":[]}}\0{}' >"$BATS_TEST_TMPDIR/p.json"
 	run --separate-stderr parlae vapi tool invoke --payload - <"$BATS_TEST_TMPDIR/p.json"
 	assert_failure 65
-	judge 0 "payload with NUL"
+	keep 0 "payload with NUL"
 	run --separate-stderr parlae vapi tool invoke --payload "$BATS_TEST_TMPDIR/p.json" --json
 	assert_failure 65
-	judge 1 "payload file with NUL"
-	printf '{"query":"Ana\0Diaz"}' | { run --separate-stderr parlae vapi tool invoke getPatientInfo --account happy --args -; assert_failure 65; judge 0 "args with NUL"; }
-	printf 'https://backend.example/cb?code=a\0b&state=x' | { run --separate-stderr parlae sikka callback --url -; assert_failure 65; judge 0 "url with NUL"; }
+	keep 1 "payload file with NUL"
+	printf '{"query":"Ana\0Diaz"}' >"$BATS_TEST_TMPDIR/args"
+	run --separate-stderr parlae vapi tool invoke getPatientInfo --account happy --args - <"$BATS_TEST_TMPDIR/args"
+	assert_failure 65
+	keep 0 "args with NUL"
+	printf 'https://backend.example/cb?code=a\0b&state=x' >"$BATS_TEST_TMPDIR/url"
+	run --separate-stderr parlae sikka callback --url - <"$BATS_TEST_TMPDIR/url"
+	assert_failure 65
+	keep 0 "url with NUL"
+	judge_all
 }

@@ -57,7 +57,7 @@ last_audit() { sql "SELECT metadata->>'$1' FROM audit_events WHERE action = 'vap
 	assert_equal "$(log_row other "status || '|' || (ended_at IS NOT NULL)" c-end)" "transferred|true"
 	assert_equal "$(log_row happy "status || '|' || (ended_at IS NOT NULL)" c-end)" "in-progress|false"
 	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(eocr pn-happy-dental c-end)"
-	assert_success
+	assert_success --stderr '^closed the log of call'
 	assert_equal "$(log_row happy "status || '|' || (ended_at IS NOT NULL)" c-end)" "ended|true"
 }
 

@@ -72,7 +72,7 @@ check() { run --separate-stderr "$PL_TOP/tests/helpers/trace-check" "$@"; }
 
 @test "a relative PARLAE_TRACE is refused with a warning and the command runs" {
 	PARLAE_TRACE=trace.txt run --separate-stderr parlae account list
-	assert_success
+	assert_success --stderr 'must be an absolute path'
 	assert_equal "$stderr" "parlae: PARLAE_TRACE must be an absolute path; not tracing"
 	[ ! -e trace.txt ]
 }
