@@ -305,9 +305,10 @@ int cmd_vapi_tool_invoke(struct cmd_ctx *ctx, int argc, char **argv)
 			iv.args = optarg;
 			break;
 		case 'c':
-			if (!*optarg || strlen(optarg) > 128 || !pl_utf8_valid(optarg, strlen(optarg)))
-				return cmd_usage_error(ctx, "--call-id '%s' is not 1-128 bytes of UTF-8 text",
-				                       optarg);
+			if (!*optarg || strlen(optarg) > 128 ||
+			    !pl_utf8_valid(optarg, strlen(optarg)))
+				return cmd_usage_error(
+				    ctx, "--call-id '%s' is not 1-128 bytes of UTF-8 text", optarg);
 			iv.call_id = optarg;
 			break;
 		case 'C':
