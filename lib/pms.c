@@ -967,7 +967,8 @@ static int read_status(struct pl_db *db, const char *account, struct pl_pms_stat
 	    " to_char(p.token_expiry AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
 	    " to_char(p.last_sync_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
 	    " (SELECT extract(epoch FROM max(o.expires_at) - now()) FROM oauth_states o"
-	    " WHERE o.account_id = p.account_id AND o.provider = p.provider)"
+	    " WHERE o.account_id = p.account_id AND o.provider = p.provider),"
+	    " p.account_id IS NOT NULL"
 	    " FROM accounts a LEFT JOIN pms_integrations p"
 	    " ON p.account_id = a.id AND p.provider = 'SIKKA' WHERE a.id = $1",
 	    1, params, err);
@@ -990,6 +991,8 @@ static int read_status(struct pl_db *db, const char *account, struct pl_pms_stat
 	pl_strlcpy(st->last_sync_at, v ? v : "", sizeof(st->last_sync_at));
 	v = pl_db_val(&res, 0, 7);
 	*valid_for = v && !strcmp(st->status, "connecting") ? strtod(v, NULL) : -1;
+	v = pl_db_val(&res, 0, 8);
+	st->set_up = v && !strcmp(v, "t");
 	pl_db_res_clear(&res);
 	return 0;
 }
@@ -1030,6 +1033,11 @@ int pl_pms_wait(struct pl_session *s, const char *account, double timeout, struc
 
 		if ((r = read_status(db, account, st, &valid_for, err)) || settled(st))
 			return r;
+		if (!st->set_up) {
+			pl_err_set(err, PL_ENOTFOUND, "account '%s' has no integration to wait for",
+			           account);
+			return pl_err_hint(err, "run 'parlae pms setup %s' first", account);
+		}
 		/* Nothing notifies when the last state expires: look again then, it reads failed.
 		 */
 		expires = valid_for >= 0 ? pl_monotonic() + valid_for : deadline;

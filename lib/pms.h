@@ -101,6 +101,7 @@ struct pl_pms_status {
 	char provider[16];
 	char *practice_name, *pms_type, *office_id, *last_error; /* owned, NULL if none */
 	char token_expiry[32], last_sync_at[32];                 /* "" if none */
+	int set_up; /* whether the account has an integration row (pms setup was run) */
 };
 
 /* The connection status of one account; PL_ENOTFOUND if it does not exist. */
@@ -109,7 +110,8 @@ int pl_pms_status(struct pl_session *s, const char *account, struct pl_pms_statu
 
 /*
  * Wait until the account is connected or failed: LISTEN first, then read, then wake on each
- * notification and read again. PL_ETIMEOUT after timeout seconds (st holds the last state).
+ * notification and read again. PL_ETIMEOUT after timeout seconds (st holds the last state);
+ * PL_ENOTFOUND at once for an account with no integration, which nothing could settle.
  */
 int pl_pms_wait(struct pl_session *s, const char *account, double timeout, struct pl_pms_status *st,
                 struct pl_err *err);

@@ -254,6 +254,20 @@ stored() { ls "$BATS_FILE_TMPDIR/vault" 2>/dev/null | grep -c -- "~$1\.cur" || t
 	assert_equal "$status" 1
 }
 
+@test "status --wait on an account with no integration fails at once: exit 5, run pms setup" {
+	parlae account add never-set-up >/dev/null
+	start=$(date +%s)
+	run --separate-stderr parlae status never-set-up --wait=30
+	assert_equal "$status" 5
+	assert_equal "$output" ""
+	assert_equal "$stderr" "parlae: account 'never-set-up' has no integration to wait for (run 'parlae pms setup never-set-up' first)"
+	[ $(($(date +%s) - start)) -lt 10 ]
+	# Once set up, the same wait waits (and here runs out: nobody authorizes it).
+	parlae pms setup never-set-up --timezone UTC >/dev/null 2>&1
+	run --separate-stderr parlae status never-set-up --wait=0.2
+	assert_equal "$status" 8
+}
+
 @test "status --check on an account exits 1 unless connected; an unknown account is 5" {
 	new_account checkme
 	run --separate-stderr parlae status checkme --check
