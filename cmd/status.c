@@ -112,9 +112,15 @@ static void print_system(const struct pl_status_system *st)
 			printf("; checkpoints: %s", st->checkpoint_err.msg);
 		putchar('\n');
 	}
-	printf("accounts      %ld connected, %ld connecting, %ld pending, %ld failed\n",
-	       st->accounts.connected, st->accounts.connecting, st->accounts.pending,
-	       st->accounts.failed);
+	/* Counts read from nowhere would be a claim: none are shown without the database. */
+	if (st->db_reachable && st->schema_version > 0)
+		printf("accounts      %ld connected, %ld connecting, %ld pending, %ld failed\n",
+		       st->accounts.connected, st->accounts.connecting, st->accounts.pending,
+		       st->accounts.failed);
+	else
+		printf("accounts      unknown (%s)\n", st->db_reachable
+		                                           ? "the schema is not migrated"
+		                                           : "the database is unreachable");
 }
 
 /* --check: each failing item on stderr (even with -q: it is the answer), exit 1 if any. */

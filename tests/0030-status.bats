@@ -83,6 +83,11 @@ secret_values() { env | sed -n 's/^[A-Z_]*=\(sekrit-.*\)$/\1/p'; }
 	assert_success
 	assert_equal "$(jq -c '.database | [.reachable, .schemaVersion]' <<<"$output")" '[false,0]'
 	assert_regex "$(jq -r '.database.error' <<<"$output")" '^cannot connect to the database'
+	# On a terminal's report, no account counts are claimed without the database.
+	PARLAE_DATABASE_URL=$(closed_db_url) run --separate-stderr parlae status
+	assert_success
+	assert_line 'accounts      unknown (the database is unreachable)'
+	refute_line --partial '0 connected'
 }
 
 @test "status --check is healthy when the database, schema, store and Sikka are fine" {
