@@ -5,7 +5,10 @@
 
 #include <readline/readline.h>
 
+#include <jansson.h>
+
 #include "cmd.h"
+#include "../lib/buf.h"
 #include "../lib/pms.h"
 #include "../lib/banned.h"
 
@@ -26,6 +29,57 @@ static char *ask(const char *prompt)
 		line = NULL;
 	}
 	return line;
+}
+
+/* One day's ranges as "08:00-12:00,13:00-17:00" into b; "" for a day with none. */
+static void day_ranges(json_t *hours, const char *day, struct pl_buf *b)
+{
+	json_t *r;
+	size_t i;
+
+	json_array_foreach(json_object_get(hours, day), i, r)
+	    pl_buf_addf(b, "%s%s-%s", i ? "," : "", json_string_value(json_array_get(r, 0)),
+	                json_string_value(json_array_get(r, 1)));
+}
+
+/*
+ * What was recorded, on stderr: "time zone America/New_York; hours mon-fri 08:00-17:00" with
+ * consecutive days of the same hours joined, so the operator sees the defaults that applied.
+ */
+static void note_recorded(struct cmd_ctx *ctx, const char *config_json)
+{
+	static const char *const days[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+	json_t *config = json_loads(config_json, 0, NULL), *hours;
+	struct pl_buf out = PL_BUF_INIT, cur = PL_BUF_INIT, next = PL_BUF_INIT;
+	int first = -1;
+
+	if (!config)
+		return;
+	hours = json_object_get(config, "hours");
+	for (int d = 0; d <= 7; d++) {
+		pl_buf_reset(&next);
+		if (d < 7)
+			day_ranges(hours, days[d], &next);
+		if (first >= 0 && (d == 7 || strcmp(cur.buf, next.buf))) {
+			if (cur.len)
+				pl_buf_addf(&out, "%s%s%s%s %s", out.len ? "; " : "", days[first],
+				            d - 1 > first ? "-" : "",
+				            d - 1 > first ? days[d - 1] : "", cur.buf);
+			first = -1;
+		}
+		if (first < 0) {
+			first = d;
+			pl_buf_reset(&cur);
+			pl_buf_adds(&cur, next.buf);
+		}
+	}
+	cmd_note(ctx, "%s time zone %s; hours %s", ctx->dry_run ? "would record" : "recorded",
+	         json_string_value(json_object_get(config, "timezone")),
+	         out.len ? out.buf : "none");
+	pl_buf_release(&out);
+	pl_buf_release(&cur);
+	pl_buf_release(&next);
+	json_decref(config);
 }
 
 int cmd_pms_setup(struct cmd_ctx *ctx, int argc, char **argv)
@@ -80,7 +134,11 @@ int cmd_pms_setup(struct cmd_ctx *ctx, int argc, char **argv)
 	} else {
 		printf("%s Sikka for %s (status %s)\n", ctx->dry_run ? "would enable" : "enabled",
 		       req.account, res.status);
-		cmd_note(ctx, "next: parlae sikka oauth-url %s", req.account);
+		note_recorded(ctx, res.config_json);
+		if (!req.timezone && isatty(STDERR_FILENO))
+			cmd_note(ctx, "warning: no --timezone: the office hours are taken as UTC");
+		if (strcmp(res.status, "connected"))
+			cmd_note(ctx, "next: parlae sikka oauth-url %s", req.account);
 	}
 	pl_pms_setup_res_release(&res);
 out:

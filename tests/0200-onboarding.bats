@@ -254,6 +254,24 @@ stored() { ls "$BATS_FILE_TMPDIR/vault" 2>/dev/null | grep -c -- "~$1\.cur" || t
 	assert_equal "$status" 1
 }
 
+@test "pms setup says what it recorded, the defaults included, and the next step only until connected" {
+	parlae account add recorded >/dev/null
+	run --separate-stderr parlae pms setup recorded
+	assert_success --stderr 'recorded'
+	assert_output "enabled Sikka for recorded (status pending)"
+	assert_equal "$stderr" "recorded time zone UTC; hours mon-fri 08:00-17:00
+next: parlae sikka oauth-url recorded"
+	run --separate-stderr parlae pms setup recorded --timezone America/New_York --hours "mon-fri 08:00-12:00,13:00-17:00; sat 09:00-13:00; sun 10:00-11:00"
+	assert_success --stderr 'recorded'
+	assert_equal "$(head -1 <<<"$stderr")" "recorded time zone America/New_York; hours mon-fri 08:00-12:00,13:00-17:00; sat 09:00-13:00; sun 10:00-11:00"
+	# A connected account: no "next" step.
+	parlae sikka callback --url "$(redirect_for recorded)" >/dev/null
+	assert_equal "$(row recorded)" "ACTIVE|-"
+	run --separate-stderr parlae pms setup recorded --timezone America/New_York
+	assert_success --stderr 'recorded'
+	refute_regex "$stderr" "next:"
+}
+
 @test "status --wait on an account with no integration fails at once: exit 5, run pms setup" {
 	parlae account add never-set-up >/dev/null
 	start=$(date +%s)

@@ -111,7 +111,8 @@ dry_run() {
 @test "pms setup --dry-run asks nothing of Sikka" {
 	dry_run 0 parlae pms setup pending --timezone Europe/Paris --hours 'mon-fri 09:00-17:00' --dry-run
 	assert_regex "$output" "^would enable Sikka for pending"
-	assert_equal "$stderr" "next: parlae sikka oauth-url pending"
+	assert_equal "$stderr" "would record time zone Europe/Paris; hours mon-fri 09:00-17:00
+next: parlae sikka oauth-url pending"
 	dry_run 0 parlae --json --dry-run pms setup happy
 	assert_equal "$(jq -c '[.success, .provider, .dryRun]' <<<"$output")" '[true,"SIKKA",true]'
 }
