@@ -13,10 +13,12 @@ setup_file() { vapi_setup_file; }
 teardown_file() { vapi_teardown_file; }
 setup() { vapi_setup; }
 
-rep() { local s="" i; for ((i = 0; i < $2; i++)); do s+=$1; done; printf '%s' "$s"; }
+# N copies of a string, without a loop (a loop of += is quadratic in bash).
+rep() { local s; printf -v s "%$2s" ""; printf '%s' "${s// /$1}"; }
 
 # The hostile values, one per array element.
 values() {
+	[ "${#hostile[@]}" -eq 0 ] || return 0
 	hostile=(
 		$'\xff\xfe'
 		$'caf\xc3'
@@ -79,13 +81,13 @@ judge_all() {
 	PY
 }
 
-# hostile CMD ARGS...: run the command with each value in place of every "@V@" word, plain and
-# with --json.
+# hostile CMD ARGS...: run the command with each value in place of every "@V@" word, plain or
+# with --json in turn (each value meets both modes across the commands of a test).
 hostile() {
 	local v a json args
 	values
 	for v in "${hostile[@]}"; do
-		for json in 0 1; do
+		for json in $((flip = 1 - ${flip:-0})); do
 			args=()
 			for a in "$@"; do
 				if [ "$a" = @V@ ]; then args+=("$v"); else args+=("${a//@V@/$v}"); fi
@@ -103,7 +105,7 @@ hostile_json_args() {
 	shift 2
 	values
 	for v in "${hostile[@]}"; do
-		for json in 0 1; do
+		for json in $((flip = 1 - ${flip:-0})); do
 			local j
 			j=$(jq -cn --arg v "$v" "{\"$key\": \$v}" 2>/dev/null) || j=$(printf '{"%s":"%s"}' "$key" "$v")
 			run --separate-stderr parlae vapi tool invoke "$tool" --account happy --args "$j" "$@" \
