@@ -49,6 +49,9 @@ struct cmd {
 	const struct cmd_doc *doc; /* options and examples for -h; NULL for none */
 };
 
+/* Whether name is the first word of some two-word command ("db"). */
+int cmd_is_group(const char *name);
+
 extern const struct cmd commands[];
 extern const size_t ncommands;
 

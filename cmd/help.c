@@ -324,17 +324,6 @@ static void print_command(const struct cmd *c, FILE *out)
 		fprintf(out, "The manual: 'parlae help %s'.\n", c->name);
 }
 
-/* Whether name is the first word of some two-word command ("db"). */
-static int is_group(const char *name)
-{
-	size_t n = strlen(name);
-
-	for (size_t i = 0; i < ncommands; i++)
-		if (!strncmp(commands[i].name, name, n) && commands[i].name[n] == ' ')
-			return 1;
-	return 0;
-}
-
 /* The subcommands of a group, each usage with its summary under it; -1 if name is none. */
 static int print_group(const char *name, FILE *out)
 {
@@ -469,7 +458,7 @@ int cmd_help(struct cmd_ctx *ctx, int argc, char **argv)
 		json_decref(a);
 	} else if (!name.len) {
 		cmd_print_help(ctx, NULL, stdout);
-	} else if (!cmd_find(name.buf) && !is_group(name.buf)) {
+	} else if (!cmd_find(name.buf) && !cmd_is_group(name.buf)) {
 		r = cmd_usage_error(ctx, "no command '%s'", name.buf);
 	} else if (open_page(name.buf) < 0) {
 		cmd_print_help(ctx, name.buf, stdout);

@@ -368,7 +368,7 @@ const struct cmd *cmd_find(const char *name)
 }
 
 /* Whether name is the first word of some two-word command ("db"). */
-static int is_group(const char *name)
+int cmd_is_group(const char *name)
 {
 	size_t n = strlen(name);
 
@@ -466,7 +466,7 @@ static int lookup(struct cmd_ctx *ctx, int argc, char **argv, const struct cmd *
 		return 0;
 	for (k = words < MAX_CMD_WORDS ? words : MAX_CMD_WORDS - 1; k >= 1; k--) {
 		join_words(name, sizeof(name), argv, k);
-		if (!is_group(name))
+		if (!cmd_is_group(name))
 			continue;
 		next = k < words ? argv[k] : NULL;
 		/* "parlae db -h": the group's subcommands, as "parlae help db" lists them. */
