@@ -21,7 +21,7 @@ CFLAGS ?= -O2 -g
 PKGS = libcurl jansson libpq openssl readline
 DEBIAN_PACKAGES = pkg-config libcurl4-openssl-dev libjansson-dev libpq-dev libssl-dev \
 	libreadline-dev bats bats-assert bats-support postgresql python3 jq bsdextrautils curl openssl man-db groff-base \
-	strace clang-format
+	strace clang-format parallel
 
 ifeq ($(SANITIZE),1)
 BUILD = .build/san
