@@ -303,7 +303,7 @@ int pl_tool_find_patients(struct pl_tool_ctx *c, const char *query, const char *
 			continue;
 		if (dob && bd && strncmp(bd, dob, 10))
 			continue;
-		json_array_append(*found, p);
+		pl_json_append(*found, json_incref(p));
 	}
 	json_decref(doc);
 	return 0;
