@@ -198,5 +198,7 @@ void pl_tool_hhmm(int minutes, char out[6]);
 /* The handlers, one per file. */
 pl_tool_fn pl_tool_get_patient_info, pl_tool_check_availability, pl_tool_book_appointment,
     pl_tool_transfer_to_human;
+/* tool_appointments.c */
+pl_tool_fn pl_tool_get_appointments, pl_tool_reschedule_appointment, pl_tool_cancel_appointment;
 
 #endif

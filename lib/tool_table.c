@@ -74,6 +74,38 @@ static const struct pl_tool_arg transfer_to_human_args[] = {
     END_OF_SCHEMA,
 };
 
+#define APPOINTMENT_ID                                                                             \
+	{                                                                                          \
+		"appointmentId", PL_ARG_ID, 1, 0, 0, 0, NULL,                                      \
+		    "appointmentId is required: a number or letters and digits"                    \
+	}
+
+static const struct pl_tool_arg get_appointments_args[] = {
+    {"patientId", PL_ARG_PATIENT_ID, 0, 0, 0, 0, NULL,
+     "patientId must be a number or letters and digits"},
+    {"from", PL_ARG_DATE, 0, 0, 0, 0, NULL, "from must be YYYY-MM-DD"},
+    {"to", PL_ARG_DATE, 0, 0, 0, 0, NULL, "to must be YYYY-MM-DD"},
+    END_OF_SCHEMA,
+};
+
+static const struct pl_tool_arg reschedule_appointment_args[] = {
+    APPOINTMENT_ID,
+    {"startTime", PL_ARG_DATETIME, 1, 0, 0, 0, NULL,
+     "startTime must be a local time like 2026-12-01T10:00:00"},
+    DURATION(PL_TOOL_DURATION_DFL),
+    END_OF_SCHEMA,
+};
+
+static const struct pl_tool_arg cancel_appointment_args[] = {
+    APPOINTMENT_ID,
+    TEXT("reason"),
+    END_OF_SCHEMA,
+};
+
+#define CHANGE_REFUSAL                                                                             \
+	"I can only change appointments for the patient calling from the phone number on file. "   \
+	"The office staff can verify who you are and help you."
+
 static const char *const get_patient_info_aliases[] = {"lookupPatient", NULL};
 
 const struct pl_tool pl_tools[] = {
@@ -86,6 +118,14 @@ const struct pl_tool pl_tools[] = {
      pl_tool_book_appointment},
     {"transferToHuman", NULL, transfer_to_human_args, PL_TOOL_NO_PMS, NULL,
      pl_tool_transfer_to_human},
+    {"getAppointments", NULL, get_appointments_args, PL_TOOL_TOUCHES_PATIENT,
+     "I can only share appointments with the patient calling from the phone number on file. The "
+     "office staff can verify who you are and help you.",
+     pl_tool_get_appointments},
+    {"rescheduleAppointment", NULL, reschedule_appointment_args,
+     PL_TOOL_TOUCHES_PATIENT | PL_TOOL_WRITEBACK, CHANGE_REFUSAL, pl_tool_reschedule_appointment},
+    {"cancelAppointment", NULL, cancel_appointment_args,
+     PL_TOOL_TOUCHES_PATIENT | PL_TOOL_WRITEBACK, CHANGE_REFUSAL, pl_tool_cancel_appointment},
     {NULL, NULL, NULL, 0, NULL, NULL},
 };
 
