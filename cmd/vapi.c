@@ -10,9 +10,9 @@
 #include "../lib/json.h"
 #include "../lib/phone.h"
 #include "../lib/replay.h"
-#include "../lib/tools.h"
 #include "../lib/utf8.h"
 #include "../lib/vapi.h"
+#include "../lib/vapi_handle.h"
 #include "../lib/banned.h"
 
 const struct option opts_vapi_phone_add[] = {
@@ -223,47 +223,35 @@ static int send_to_target(struct cmd_ctx *ctx, const struct invoke *iv, const st
 	return r;
 }
 
+/* Locally: the library's one handler answers; this prints its reply and says what it did. */
 static int run_local(struct cmd_ctx *ctx, const struct invoke *iv, struct pl_vapi_msg *m)
 {
-	struct pl_tools_req req = {iv->account, iv->caller, !iv->payload && !iv->caller,
-	                           iv->call_id, iv->as_of_payload};
-	struct pl_vapi_outcome *out;
+	struct pl_vapi_ctx vc = {iv->account, iv->caller, !iv->payload && !iv->caller, iv->call_id,
+	                         iv->as_of_payload};
+	struct pl_vapi_answer ans;
 	struct pl_err err = PL_ERR_INIT;
-	char account[64];
-	json_t *reply;
-	char *text;
 	int r;
 
-	if (!m->ncalls) {
-		if (!strcmp(m->type, "end-of-call-report")) {
-			if (pl_tools_end_call(&ctx->session, &req, m, &err))
-				return cmd_fail(ctx, &err);
-			cmd_note(ctx, "closed the log of call %s", m->call_id);
-			return 0;
-		}
-		cmd_note(ctx, "skipped a '%s' message: it carries no tool call", m->type);
-		return 0;
+	r = pl_vapi_handle_msg(&ctx->session, &vc, m, &ans, &err);
+	if (!ans.body) {
+		if (r)
+			r = cmd_fail(ctx, &err);
+		else if (ans.kind == PL_VAPI_ENDED)
+			cmd_note(ctx, "closed the log of call %s", ans.msg.call_id);
+		else
+			cmd_note(ctx, "skipped a '%s' message: it carries no tool call",
+			         ans.msg.type);
+		pl_vapi_answer_release(&ans);
+		return r;
 	}
-	out = pl_xcalloc(m->ncalls, sizeof(*out));
-	if ((r = pl_tools_run(&ctx->session, &req, m, out, account, sizeof(account), &err)) &&
-	    !out[m->ncalls - 1].result && !out[m->ncalls - 1].error) {
-		pl_vapi_outcomes_release(out, m->ncalls);
-		free(out);
-		return cmd_fail(ctx, &err);
-	}
-	reply = pl_vapi_reply(m, out);
-	text = json_dumps(reply, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	puts(text);
-	r = r ? cmd_fail(ctx, &err) : pl_vapi_status(out, m->ncalls);
+	puts(ans.body);
+	r = r ? cmd_fail(ctx, &err) : ans.status;
 	if (iv->expect) {
-		int e = check_expect(ctx, iv->expect, text, strlen(text));
+		int e = check_expect(ctx, iv->expect, ans.body, ans.len);
 
 		r = e ? e : r;
 	}
-	free(text);
-	json_decref(reply);
-	pl_vapi_outcomes_release(out, m->ncalls);
-	free(out);
+	pl_vapi_answer_release(&ans);
 	return r;
 }
 

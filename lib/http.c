@@ -437,13 +437,14 @@ static CURLcode setup_easy(struct pl_http *h, CURL *c, const struct pl_http_req 
 		SETOPT(rc, c, CURLOPT_USERNAME, req->user);
 		SETOPT(rc, c, CURLOPT_PASSWORD, req->password ? req->password : "");
 	}
-	if (!strcmp(req->method, "POST")) {
+	/* A body goes with any method (Sikka's PUT and PATCH writebacks have one). */
+	if (!strcmp(req->method, "POST") || req->body) {
 		SETOPT(rc, c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
 		SETOPT(rc, c, CURLOPT_POSTFIELDSIZE_LARGE,
 		       (curl_off_t)(req->body ? req->body_len : 0));
-	} else if (strcmp(req->method, "GET")) {
-		SETOPT(rc, c, CURLOPT_CUSTOMREQUEST, req->method);
 	}
+	if (strcmp(req->method, "GET") && strcmp(req->method, "POST"))
+		SETOPT(rc, c, CURLOPT_CUSTOMREQUEST, req->method);
 	return rc;
 }
 

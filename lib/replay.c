@@ -11,8 +11,8 @@
 #include "buf.h"
 #include "encode.h"
 #include "http.h"
-#include "tools.h"
 #include "utf8.h"
+#include "vapi_handle.h"
 #include "banned.h"
 
 struct item {
@@ -171,33 +171,21 @@ static void fail(const struct pl_replay_req *req, struct item *it, const char *w
 		req->failure(it->source, why, req->arg);
 }
 
-/* Locally: tool calls through the handlers, an end-of-call-report closes its log. */
+/* Locally: through the one message handler, as `vapi tool invoke` and `vapi listen` do. */
 static void run_local(struct pl_session *s, const struct pl_replay_req *req, struct item *it)
 {
-	struct pl_tools_req treq = {0};
-	struct pl_vapi_msg m;
+	struct pl_vapi_ctx ctx = {0};
+	struct pl_vapi_answer ans;
 	struct pl_err err = PL_ERR_INIT;
 	double start = pl_monotonic() * 1e3;
-	char account[64];
 
-	if (pl_vapi_parse(it->body, it->len, &m, &err)) {
+	if (pl_vapi_handle(s, &ctx, it->body, it->len, &ans, &err))
 		fail(req, it, err.msg);
-	} else if (m.ncalls) {
-		struct pl_vapi_outcome *out = pl_xcalloc(m.ncalls, sizeof(*out));
-
-		if (pl_tools_run(s, &treq, &m, out, account, sizeof(account), &err))
-			fail(req, it, err.msg);
-		else if (pl_vapi_status(out, m.ncalls))
-			fail(req, it, "a tool call ended in an error");
-		pl_vapi_outcomes_release(out, m.ncalls);
-		free(out);
-	} else if (!strcmp(m.type, "end-of-call-report")) {
-		if (pl_tools_end_call(s, &treq, &m, &err))
-			fail(req, it, err.msg);
-	} else {
+	else if (ans.kind == PL_VAPI_SKIPPED)
 		it->outcome = 2;
-	}
-	pl_vapi_msg_release(&m);
+	else if (ans.status)
+		fail(req, it, "a tool call ended in an error");
+	pl_vapi_answer_release(&ans);
 	it->ms = pl_monotonic() * 1e3 - start;
 }
 

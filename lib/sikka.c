@@ -360,8 +360,8 @@ int pl_sikka_data(struct pl_sikka *sk, const char *method, const char *path, con
 	*doc = NULL;
 	pl_buf_adds(&header, "Request-Key: ");
 	pl_buf_add(&header, request_key->data, request_key->len);
-	/* A POST creates a writeback: sending it twice could book twice. */
-	r = call(sk, method, path, query, body, header.buf, strcmp(method, "POST") != 0, &raw, err);
+	/* A write (POST, PUT, PATCH) creates a writeback: sending it twice could book twice. */
+	r = call(sk, method, path, query, body, header.buf, !strcmp(method, "GET"), &raw, err);
 	pl_buf_wipe(&header);
 	if (r)
 		return r;

@@ -17,20 +17,6 @@
 #include "utf8.h"
 #include "banned.h"
 
-static const struct {
-	const char *folded; /* lowercase, no '-' or '_' */
-	enum pl_vapi_tool tool;
-} tool_names[] = {
-    {"getpatientinfo", PL_TOOL_GET_PATIENT_INFO},
-    {"lookuppatient", PL_TOOL_GET_PATIENT_INFO},
-    {"checkavailability", PL_TOOL_CHECK_AVAILABILITY},
-    {"bookappointment", PL_TOOL_BOOK_APPOINTMENT},
-    {"transfertohuman", PL_TOOL_TRANSFER_TO_HUMAN},
-};
-
-static const char *const canonical[] = {"getPatientInfo", "checkAvailability", "bookAppointment",
-                                        "transferToHuman"};
-
 /* "get-patient-info", "get_patient_info" and "getPatientInfo" all fold to "getpatientinfo". */
 static void fold(const char *in, char *out, size_t size)
 {
@@ -40,23 +26,6 @@ static void fold(const char *in, char *out, size_t size)
 		if (*in != '-' && *in != '_')
 			out[n++] = (char)tolower((unsigned char)*in);
 	out[n] = '\0';
-}
-
-enum pl_vapi_tool pl_vapi_tool_from_name(const char *name)
-{
-	char f[64];
-
-	fold(name, f, sizeof(f));
-	for (size_t i = 0; i < sizeof(tool_names) / sizeof(tool_names[0]); i++)
-		if (!strcmp(f, tool_names[i].folded))
-			return tool_names[i].tool;
-	return PL_TOOL_UNKNOWN;
-}
-
-const char *pl_vapi_tool_name(enum pl_vapi_tool t)
-{
-	return t >= 0 && (size_t)t < sizeof(canonical) / sizeof(canonical[0]) ? canonical[t]
-	                                                                      : "unknown";
 }
 
 json_t *pl_vapi_arg(const json_t *args, const char *name)
@@ -180,7 +149,6 @@ static int add_call(struct pl_vapi_msg *m, const char *id, const char *name, jso
 	memset(c, 0, sizeof(*c));
 	c->id = valid_dup(id ? id : "");
 	c->name = valid_dup(name);
-	c->tool = pl_vapi_tool_from_name(name);
 	read_args(c, raw_args);
 	return 0;
 }

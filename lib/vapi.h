@@ -16,18 +16,9 @@
 #define PL_VAPI_MAX_DEPTH 32
 #define PL_VAPI_MAX_CALLS 64
 
-enum pl_vapi_tool {
-	PL_TOOL_UNKNOWN = -1,
-	PL_TOOL_GET_PATIENT_INFO,
-	PL_TOOL_CHECK_AVAILABILITY,
-	PL_TOOL_BOOK_APPOINTMENT,
-	PL_TOOL_TRANSFER_TO_HUMAN,
-};
-
 struct pl_vapi_call {
-	char *id;   /* toolCallId; "" for the legacy shape */
-	char *name; /* as received: echoed in the reply */
-	enum pl_vapi_tool tool;
+	char *id;       /* toolCallId; "" for the legacy shape */
+	char *name;     /* as received: echoed in the reply; the tool is found by pl_tool_find */
 	json_t *args;   /* an object (new reference); a JSON-string argument is parsed */
 	char *bad_args; /* why the arguments could not be read, or NULL */
 };
@@ -50,10 +41,6 @@ struct pl_vapi_msg {
  */
 int pl_vapi_parse(const char *body, size_t len, struct pl_vapi_msg *out, struct pl_err *err);
 void pl_vapi_msg_release(struct pl_vapi_msg *m);
-
-/* Tool by name: camelCase, kebab-case or snake_case, and the alias lookupPatient. */
-enum pl_vapi_tool pl_vapi_tool_from_name(const char *name);
-const char *pl_vapi_tool_name(enum pl_vapi_tool t);
 
 /* An argument by its camelCase name, matching kebab-case and snake_case keys. Borrowed. */
 json_t *pl_vapi_arg(const json_t *args, const char *name);

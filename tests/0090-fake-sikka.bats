@@ -430,3 +430,238 @@ envelope() { jq -c '[.http_code, .http_code_desc, .error_code]' <<<"$1"; }
 	assert_failure 1
 	assert_equal "$stderr" "fake-sikka: $BATS_TEST_TMPDIR/state.json is not a state file of this fake"
 }
+
+# ---- the other writebacks (issue 13): reschedule, cancel, new patient -----------------------
+
+# seed_two: patients P1 and P2, provider DR1, appointments A1 (P1) and A9 (P2) on 2026-12-01.
+seed_two() {
+	ctl seed '{"office_id":"D36225",
+		"patients":[{"patient_id":"P1","firstname":"Ana","lastname":"Diaz","cell":"+15551234567"},
+		            {"patient_id":"P2","firstname":"Bob","lastname":"Lee"}],
+		"providers":[{"provider_id":"DR1"},{"provider_id":"DR2"}],
+		"appointments":[{"appointment_sr_no":"A1","patient_id":"P1","provider_id":"DR1","date":"2026-12-01","time":"09:00","length":"30","description":"Cleaning"},
+		                {"appointment_sr_no":"A9","patient_id":"P2","provider_id":"DR1","date":"2026-12-01","time":"10:00","length":"30"}]}' >/dev/null
+}
+# poll ID: one writeback_status poll; prints [is_completed, has_error, result, created_id].
+poll() {
+	data "writeback_status?id=$1"
+	jq -c '.items[0] | [.is_completed, .has_error, .result, .created_id]' <<<"$body"
+}
+# appt ID: the appointment as /v4/appointments lists it: [date, time, length, provider, status].
+appt() {
+	data "appointments?appointment_sr_no=$1"
+	jq -c '.items[0] | [.date, .time, .length, .provider_id, .status]' <<<"$body"
+}
+PUT_A1='{"patient_id":"P1","date":"2026-12-02","time":"11:00","description":"Cleaning","provider_id":"DR2","length":"45","operatory":"OP1","practice_id":"1"}'
+CANCEL='{"op":"replace","path":"/appointment_status","value":"broken","practice_id":"1"}'
+NEW_PATIENT='{"firstname":"Sam","lastname":"Okafor","cell":"+15553217654","email":"sam@example.com","birthdate":"1985-07-19","practice_id":"1"}'
+
+@test "a reschedule is a PUT writeback: 200 API0007, pending, then the appointment moved" {
+	connect
+	seed_two
+	data appointments/A1 -X PUT -d "$PUT_A1"
+	assert_equal "$code" 200
+	assert_equal "$(jq -c '[.http_code, .http_code_desc, .error_code, .long_message]' <<<"$body")" '["200","OK","API0007","Id:275495"]'
+	all_strings "$body"
+	assert_equal "$(poll 275495)" '["False","False","",""]'
+	assert_equal "$(appt A1)" '["2026-12-01T00:00:00","09:00","30","DR1","Scheduled"]'
+	assert_equal "$(poll 275495)" '["True","False","Success",""]'
+	all_strings "$body"
+	data 'writeback_status?id=275495' # poll ran in a subshell: read the answer again
+	assert_equal "$(jq -c '.items[0] | [.api_name, .method]' <<<"$body")" '["appointments","PUT"]'
+	assert_equal "$(appt A1)" '["2026-12-02T00:00:00","11:00","45","DR2","Scheduled"]'
+	assert_equal "$(ctl counters | jq -c '[.writebacks, .requests["PUT /v4/appointments/A1"]]')" '[1,1]'
+}
+
+@test "a reschedule onto another appointment of the provider fails at completion; onto its own time it does not" {
+	connect
+	seed_two
+	ctl writeback '{"pending_polls":0}' >/dev/null
+	data appointments/A1 -X PUT -d '{"patient_id":"P1","date":"2026-12-01","time":"09:45","provider_id":"DR1","length":"30","practice_id":"1"}'
+	assert_equal "$code" 200
+	assert_equal "$(poll 275495)" '["True","True","Slot not available: overlaps appointment A9.",""]'
+	assert_equal "$(appt A1)" '["2026-12-01T00:00:00","09:00","30","DR1","Scheduled"]'
+
+	data appointments/A1 -X PUT -d '{"patient_id":"P1","date":"2026-12-01","time":"09:15","provider_id":"DR1","length":"30","practice_id":"1"}'
+	assert_equal "$(poll 275496)" '["True","False","Success",""]'
+	assert_equal "$(appt A1)" '["2026-12-01T00:00:00","09:15","30","DR1","Scheduled"]'
+}
+
+@test "a cancel is a PATCH writeback: 200 API0007, then the appointment is broken; cancelling it again fails" {
+	connect
+	seed_two
+	data appointments/A1 -X PATCH -d "$CANCEL"
+	assert_equal "$code" 200
+	assert_equal "$(jq -c '[.http_code, .error_code, .long_message]' <<<"$body")" '["200","API0007","Id:275495"]'
+	assert_equal "$(poll 275495)" '["False","False","",""]'
+	assert_equal "$(appt A1 | jq -r '.[4]')" Scheduled
+	assert_equal "$(poll 275495)" '["True","False","Success",""]'
+	data 'writeback_status?id=275495' # poll ran in a subshell: read the answer again
+	assert_equal "$(jq -c '.items[0] | [.api_name, .method]' <<<"$body")" '["appointments","PATCH"]'
+	# Still listed, as broken; the other appointment is untouched.
+	data 'appointments?patient_id=P1'
+	assert_equal "$(jq -c '[.items[] | [.appointment_sr_no, .status]]' <<<"$body")" '[["A1","Broken"]]'
+	assert_equal "$(appt A9 | jq -r '.[4]')" Scheduled
+
+	data appointments/A1 -X PATCH -d "$CANCEL"
+	assert_equal "$code" 200
+	poll 275496 >/dev/null
+	assert_equal "$(poll 275496)" '["True","True","Appointment A1 is broken.",""]'
+	# A broken appointment cannot be moved either.
+	ctl writeback '{"pending_polls":0}' >/dev/null
+	data appointments/A1 -X PUT -d "$PUT_A1"
+	assert_equal "$(poll 275497)" '["True","True","Appointment A1 is broken.",""]'
+}
+
+@test "a new patient is a POST /v4/patient writeback: 201 API2016, then the patient exists" {
+	connect
+	seed_two
+	data patient -d "$NEW_PATIENT"
+	assert_equal "$code" 201
+	assert_equal "$(jq -c '[.http_code, .http_code_desc, .error_code, .long_message]' <<<"$body")" '["201","Created","API2016","Id:275495"]'
+	assert_equal "$(poll 275495)" '["False","False","",""]'
+	data 'patients?cell=5553217654'
+	assert_equal "$(jq -r .total_count <<<"$body")" 0
+	result=$(poll 275495)
+	created=$(jq -r '.[3]' <<<"$result")
+	assert_regex "$created" '^[0-9]+$'
+	assert_equal "$result" "[\"True\",\"False\",\"Success\",\"$created\"]"
+	data 'writeback_status?id=275495' # poll ran in a subshell: read the answer again
+	assert_equal "$(jq -c '.items[0] | [.api_name, .method]' <<<"$body")" '["patient","POST"]'
+	data "patients?patient_id=$created"
+	assert_equal "$(jq -c '.items[0] | [.firstname, .lastname, .cell, .email, .birthdate, .practice_id, .status]' <<<"$body")" \
+		'["Sam","Okafor","+15553217654","sam@example.com","1985-07-19T00:00:00","1","Active"]'
+	all_strings "$body"
+}
+
+@test "the new writebacks check the request key, the practice, the appointment and the body" {
+	connect
+	seed_two
+	# Another office's key: its appointments are not this office's.
+	ctl practices '[{"office_id":"D36225"},{"office_id":"D2"}]' >/dev/null
+	ctl access '{"office_id":"D2"}' >/dev/null
+	other=$(ctl issue '{"office_id":"D2"}' | jq -r .request_key)
+	call "$FAKE_SIKKA/v4/appointments/A1" -X PATCH -H "Request-Key: $other" -d "$CANCEL"
+	assert_equal "$code" 404
+	assert_equal "$(envelope "$body")" '["404","NotFound","API2009"]'
+
+	call "$FAKE_SIKKA/v4/appointments/A1" -X PATCH -d "$CANCEL"
+	assert_equal "$code" 400
+	assert_equal "$(jq -r .error_code <<<"$body")" API1004
+	call "$FAKE_SIKKA/v4/patient" -H 'Request-Key: 0123456789abcdef0123456789abcdef' -d "$NEW_PATIENT"
+	assert_equal "$code" 401
+	assert_equal "$(jq -r .error_code <<<"$body")" API2007
+
+	data appointments/A404 -X PATCH -d "$CANCEL"
+	assert_equal "$code" 404
+	assert_equal "$(envelope "$body")" '["404","NotFound","API2009"]'
+	assert_equal "$(jq -r .long_message <<<"$body")" 'Appointment A404 was not found.'
+	all_strings "$body"
+	data appointments/A404 -X PUT -d "$PUT_A1"
+	assert_equal "$code" 404
+
+	# check: METHOD PATH BODY STATUS CODE
+	check() {
+		data "$2" -X "$1" -d "$3"
+		assert_equal "$code $(jq -r .error_code <<<"$body")" "$4 $5"
+	}
+	check PATCH appointments/A1 '{"op":"replace","path":"/appointment_status","value":"broken"}' 400 API1020
+	check PATCH appointments/A1 '{"op":"replace","path":"/appointment_status","value":"broken","practice_id":"7"}' 400 API1026
+	check PATCH appointments/A1 '{"op":"replace","path":"/appointment_status","value":"broken","practice_id":"1"' 400 API1026
+	check PATCH appointments/A1 "[$CANCEL]" 400 API1026
+	check PATCH appointments/A1 '{"op":"add","path":"/appointment_status","value":"broken","practice_id":"1"}' 400 API1026
+	check PATCH appointments/A1 '{"op":"replace","path":"/date","value":"2026-12-09","practice_id":"1"}' 400 API1026
+	check PATCH appointments/A1 '{"op":"replace","path":"/appointment_status","value":"scheduled","practice_id":"1"}' 400 API1026
+	check PATCH appointments/A1 '{"path":"/appointment_status","value":"broken","practice_id":"1"}' 400 API1020
+	check PUT appointments/A1 '{"patient_id":"P1","time":"11:00","provider_id":"DR1","length":"30","practice_id":"1"}' 400 API1020
+	check PUT appointments/A1 '{"patient_id":"P1","date":"12/02/2026","time":"11:00","provider_id":"DR1","length":"30","practice_id":"1"}' 400 API1026
+	check PUT appointments/A1 '{"patient_id":"P1","date":"2026-12-02","time":"11am","provider_id":"DR1","length":"30","practice_id":"1"}' 400 API1026
+	check PUT appointments/A1 '{"patient_id":"P1","date":"2026-12-02","time":"11:00","provider_id":"DR1","length":"30abc","practice_id":"1"}' 400 API1026
+	check PUT appointments/A1 '{"patient_id":"P2","date":"2026-12-02","time":"11:00","provider_id":"DR1","length":"30","practice_id":"1"}' 400 API1026
+	check PUT appointments/A1 'not json' 400 API1026
+	check POST patient '{"firstname":"Sam","practice_id":"1"}' 400 API1020
+	check POST patient '{"firstname":"Sam","lastname":"Okafor"}' 400 API1020
+	check POST patient '{"firstname":"Sam","lastname":"Okafor","birthdate":"07/19/1985","practice_id":"1"}' 400 API1026
+	check POST patient '"Sam Okafor"' 400 API1026
+	check GET appointments/A1 '' 405 API1026
+	check DELETE appointments/A1 '' 405 API1026
+	check PUT patient "$NEW_PATIENT" 405 API1026
+	# Nothing was queued, nothing changed.
+	assert_equal "$(ctl counters | jq .writebacks)" 0
+	assert_equal "$(appt A1)" '["2026-12-01T00:00:00","09:00","30","DR1","Scheduled"]'
+}
+
+@test "the new writebacks can stay pending or fail, like a booking, and change nothing then" {
+	connect
+	seed_two
+	ctl writeback '{"pending_polls":-1}' >/dev/null
+	data appointments/A1 -X PUT -d "$PUT_A1"
+	data appointments/A9 -X PATCH -d "$CANCEL"
+	data patient -d "$NEW_PATIENT"
+	for id in 275495 275496 275497; do
+		for i in 1 2 3; do
+			assert_equal "$(poll $id)" '["False","False","",""]'
+		done
+	done
+	assert_equal "$(ctl state | jq -c '[.writebacks[] | [.id, .polls, .is_completed]]')" \
+		'[["275495",3,false],["275496",3,false],["275497",3,false]]'
+
+	ctl writeback '{"pending_polls":1,"fail":true,"result":"The PMS record is locked."}' >/dev/null
+	data appointments/A1 -X PUT -d "$PUT_A1"
+	data appointments/A9 -X PATCH -d "$CANCEL"
+	data patient -d "$NEW_PATIENT"
+	for id in 275498 275499 275500; do
+		poll $id >/dev/null
+		assert_equal "$(poll $id)" '["True","True","The PMS record is locked.",""]'
+	done
+	assert_equal "$(appt A1)" '["2026-12-01T00:00:00","09:00","30","DR1","Scheduled"]'
+	assert_equal "$(appt A9 | jq -r '.[4]')" Scheduled
+	data 'patients?lastname=okafor'
+	assert_equal "$(jq -r .total_count <<<"$body")" 0
+
+	# An offline SPU keeps them pending, or refuses them at once with check_spu.
+	ctl writeback '{"pending_polls":0,"fail":false}' >/dev/null
+	ctl spu '{"office_id":"D36225","online":false}' >/dev/null
+	data appointments/A9 -X PATCH -d "$CANCEL"
+	assert_equal "$(poll 275501)" '["False","False","",""]'
+	data appointments/A9 -X PATCH -d '{"op":"replace","path":"/appointment_status","value":"broken","practice_id":"1","check_spu":"true"}'
+	assert_equal "$code" 412
+	assert_equal "$(envelope "$body")" '["412","PreconditionFailed","API2017"]'
+	ctl spu '{"office_id":"D36225","online":true}' >/dev/null
+	assert_equal "$(poll 275501)" '["True","False","Success",""]'
+}
+
+@test "the new writebacks take the fault mechanism's 5xx and latency" {
+	connect
+	seed_two
+	ctl faults '[{"method":"PATCH","path":"/v4/appointments/*","status":503},{"method":"PUT","path":"/v4/appointments/A1","status":500},{"method":"POST","path":"/v4/patient","status":502}]' >/dev/null
+	data appointments/A1 -X PATCH -d "$CANCEL"
+	assert_equal "$code $(envelope "$body")" '503 ["503","ServiceUnavailable","API2002"]'
+	data appointments/A1 -X PUT -d "$PUT_A1"
+	assert_equal "$code $(envelope "$body")" '500 ["500","InternalServerError","API2001"]'
+	data patient -d "$NEW_PATIENT"
+	assert_equal "$code $(envelope "$body")" '502 ["502","BadGateway","API2001"]'
+	assert_equal "$(ctl counters | jq -c '[.faults, .writebacks]')" '[3,0]'
+
+	ctl latency '{"ms":300}' >/dev/null
+	run curl -sS -o /dev/null -w '%{http_code} %{time_total}' -X PATCH -H "Request-Key: $KEY" -d "$CANCEL" "$FAKE_SIKKA/v4/appointments/A1"
+	read -r c t <<<"$output"
+	assert_equal "$c" 200
+	awk -v t="$t" 'BEGIN { exit !(t >= 0.3) }'
+	assert_equal "$(ctl counters | jq .writebacks)" 1
+}
+
+@test "appointments are listed for one patient: patient_id filters, with the date range" {
+	connect
+	ctl seed '{"office_id":"D36225","appointments":[
+		{"appointment_sr_no":"A1","patient_id":"P1","provider_id":"DR1","date":"2026-12-01","time":"09:00"},
+		{"appointment_sr_no":"A2","patient_id":"P1","provider_id":"DR1","date":"2026-12-20","time":"08:00"},
+		{"appointment_sr_no":"A3","patient_id":"P2","provider_id":"DR1","date":"2026-12-10","time":"10:00"},
+		{"appointment_sr_no":"A4","patient_id":"P10","provider_id":"DR1","date":"2026-12-11","time":"10:00"}]}' >/dev/null
+	data 'appointments?patient_id=P1'
+	assert_equal "$(jq -c '[.total_count, [.items[].appointment_sr_no]]' <<<"$body")" '["2",["A1","A2"]]'
+	data 'appointments?patient_id=P1&startdate=2026-12-05&enddate=2027-03-05'
+	assert_equal "$(jq -c '[.items[].appointment_sr_no]' <<<"$body")" '["A2"]'
+	data 'appointments?patient_id=P3'
+	assert_equal "$(jq -c '[.total_count, .items]' <<<"$body")" '["0",[]]'
+}

@@ -592,6 +592,8 @@ def complete_writeback(state, wb):
         wb["has_error"], wb["result"] = True, wb["fail_result"] or \
             "Writeback failed: the practice management system rejected the appointment."
         return
+    if (wb["api_name"], wb["method"]) != ("appointment", "POST"):
+        return complete_other_writeback(state, wb)
     if not any(p.get("patient_id") == body["patient_id"] for p in d["patients"]):
         wb["has_error"], wb["result"] = True, f"Patient {body['patient_id']} not found."
         return
@@ -620,6 +622,161 @@ def complete_writeback(state, wb):
     })
     d["appointments"].append(appt)
     wb["has_error"], wb["result"], wb["created_id"] = False, "Success", appt["appointment_sr_no"]
+
+
+# ---- the other writebacks: reschedule, cancel, new patient (issue 13) ----------------------
+# PUT /v4/appointments/{appointment_sr_no} (the booking's fields) and PATCH with
+# {"op":"replace","path":"/appointment_status","value":"broken","practice_id"} answer 200
+# API0007; POST /v4/patient answers 201 API2016.  All three are queued as writebacks that
+# /v4/writeback_status polls like a booking, under the same /__fake/writeback settings.
+
+APPT_ID_PATH = re.compile(r"/v4/appointments/([^/]+)")
+PATIENT_FIELDS = ("firstname", "lastname", "cell", "email", "birthdate", "practice_id")
+CLOSED = ("cancelled", "canceled", "broken", "deleted")
+
+
+def flat_body(body):
+    """A JSON object's scalar fields as Sikka reads them: strings."""
+    if not isinstance(body, dict):
+        fail(400, "API1026", "Invalid parameter", "The request body must be a JSON object.")
+    return {k: str(v) if not isinstance(v, bool) else stringify(v) for k, v in body.items()
+            if v is not None and not isinstance(v, (dict, list))}
+
+
+def checked_practice(state, office, b):
+    if not b.get("practice_id"):
+        fail(400, "API1020", "Parameter missing", "practice_id required.")
+    if not practice_for(state, office, b["practice_id"]):
+        fail(400, "API1026", "Invalid parameter", f"practice_id {b['practice_id']} is not valid.")
+    if truthy(b.get("check_spu", "false")) and not state.spu_online.get(office, True):
+        fail(412, "API2017", "SPU offline",
+             "The practice's SPU is offline; the writeback cannot be delivered now.")
+
+
+def queue_writeback(state, office, api_name, method, body, target=""):
+    cfg = state.writeback_cfg
+    wid = str(state.next_writeback)
+    state.next_writeback += 1
+    state.counters["writebacks"] += 1
+    state.writebacks[wid] = {
+        "id": wid, "office_id": office, "api_name": api_name, "method": method,
+        "request_time": sikka_time(time.time()), "completed_time": "", "is_completed": False,
+        "has_error": False, "result": "", "created_id": "", "polls": 0, "body": body,
+        "target": target, "pending": int(cfg["pending_polls"]), "fail": bool(cfg["fail"]),
+        "fail_result": cfg["result"], "reject_overlap": bool(cfg["reject_overlap"]),
+    }
+    return wid
+
+
+def accepted(status, code, wid, base):
+    return sikka_reply(status, {
+        "http_code": status, "http_code_desc": STATUS_DESC[status], "error_code": code,
+        "short_message": "Writeback request accepted", "long_message": f"Id:{wid}",
+        "more_information": f"Poll {base}/v4/writeback_status?id={wid}"})
+
+
+def find_appointment(state, office, sr_no, practice_id):
+    for a in state.office_data(office)["appointments"]:
+        if a.get("appointment_sr_no") == sr_no and a.get("practice_id", "1") == practice_id:
+            return a
+    fail(404, "API2009", "Not found", f"Appointment {sr_no} was not found.")
+
+
+def writeback_routes(state, method, path, query, headers, body, base):
+    """The reschedule, cancel and new-patient writebacks; None for any other path."""
+    m = APPT_ID_PATH.fullmatch(path)
+    if not m and path != "/v4/patient":
+        return None
+    if method not in (("POST",) if path == "/v4/patient" else ("PUT", "PATCH")):
+        fail(405, "API1026", "Method not allowed", f"{method} is not allowed on {path}.")
+    office = state.check_request_key(headers.get("Request-Key"))
+    b = flat_body(body)
+    if path == "/v4/patient":
+        missing = [k for k in ("firstname", "lastname", "practice_id") if not b.get(k)]
+        if missing:
+            fail(400, "API1020", "Parameter missing", ", ".join(missing) + " required.")
+        if b.get("birthdate") and not valid_date(b["birthdate"]):
+            fail(400, "API1026", "Invalid parameter", "birthdate must be yyyy-mm-dd.")
+        checked_practice(state, office, b)
+        return accepted(201, "API2016", queue_writeback(state, office, "patient", "POST", b), base)
+    sr_no = m.group(1)
+    if method == "PATCH":
+        if not body.get("op") or not body.get("path") or "value" not in body:
+            fail(400, "API1020", "Parameter missing", "op, path and value required.")
+        if b.get("op") != "replace" or b.get("path") != "/appointment_status":
+            fail(400, "API1026", "Invalid parameter",
+                 "Only op replace of /appointment_status is supported.")
+        if str(b.get("value", "")).lower() != "broken":
+            fail(400, "API1026", "Invalid parameter", "appointment_status can only be set to broken.")
+        checked_practice(state, office, b)
+        find_appointment(state, office, sr_no, b["practice_id"])
+        wid = queue_writeback(state, office, "appointments", "PATCH", b, sr_no)
+        return accepted(200, "API0007", wid, base)
+    missing = [k for k in ("patient_id", "date", "time", "provider_id", "length", "practice_id")
+               if not b.get(k)]
+    if missing:
+        fail(400, "API1020", "Parameter missing", ", ".join(missing) + " required.")
+    if not valid_date(b["date"]):
+        fail(400, "API1026", "Invalid parameter", "date must be yyyy-mm-dd.")
+    if minutes(b["time"]) is None or not re.fullmatch(r"\d{2}:\d{2}", b["time"]):
+        fail(400, "API1026", "Invalid parameter", "time must be HH:mm.")
+    if not re.fullmatch(r"\d+", b["length"]) or int(b["length"]) == 0:
+        fail(400, "API1026", "Invalid parameter", "length must be a number of minutes.")
+    checked_practice(state, office, b)
+    a = find_appointment(state, office, sr_no, b["practice_id"])
+    if a.get("patient_id") != b["patient_id"]:
+        fail(400, "API1026", "Invalid parameter",
+             f"patient_id {b['patient_id']} is not the patient of appointment {sr_no}.")
+    wid = queue_writeback(state, office, "appointments", "PUT", b, sr_no)
+    return accepted(200, "API0007", wid, base)
+
+
+def complete_other_writeback(state, wb):
+    """Completes a reschedule, cancel or new patient (complete_writeback has done the common
+    part: is_completed, completed_time, the configured failure)."""
+    d = state.office_data(wb["office_id"])
+    body = wb["body"]
+    if wb["api_name"] == "patient":
+        p = {k: body.get(k, "") for k in PATIENT_FIELDS}
+        p.update({"patient_id": state.new_id(), "status": "Active",
+                  "birthdate": day_time(p["birthdate"]) if p["birthdate"] else ""})
+        d["patients"].append(stringify(p))
+        wb["has_error"], wb["result"], wb["created_id"] = False, "Success", p["patient_id"]
+        return
+    a = next((x for x in d["appointments"] if x.get("appointment_sr_no") == wb["target"]), None)
+    if a is None:
+        wb["has_error"], wb["result"] = True, f"Appointment {wb['target']} not found."
+        return
+    if str(a.get("status", "")).lower() in CLOSED:
+        wb["has_error"] = True
+        wb["result"] = f"Appointment {wb['target']} is {a['status'].lower()}."
+        return
+    if wb["method"] == "PATCH":
+        a["status"] = "Broken"
+        wb["has_error"], wb["result"] = False, "Success"
+        return
+    if d["providers"] and not any(p.get("provider_id") == body["provider_id"]
+                                  for p in d["providers"]):
+        wb["has_error"], wb["result"] = True, f"Provider {body['provider_id']} not found."
+        return
+    new = {"date": day_time(body["date"]), "time": body["time"], "length": body["length"]}
+    if wb["reject_overlap"]:
+        for o in d["appointments"]:
+            if o is a or o.get("date", "")[:10] != body["date"] or \
+               str(o.get("status", "")).lower() in CLOSED:
+                continue
+            same = o.get("provider_id") == body["provider_id"] or \
+                (body.get("operatory") and o.get("operatory") == body.get("operatory"))
+            if same and overlaps(o, new):
+                wb["has_error"] = True
+                wb["result"] = f"Slot not available: overlaps appointment {o.get('appointment_sr_no')}."
+                return
+    a.update(stringify({"date": new["date"], "time": body["time"], "length": body["length"],
+                        "provider_id": body["provider_id"]}))
+    for k in ("operatory", "description"):
+        if k in body:
+            a[k] = body[k]
+    wb["has_error"], wb["result"] = False, "Success"
 
 
 def writeback_item(wb):
@@ -653,6 +810,9 @@ def api(state, method, path, query, headers, body, base):
                                  "long_message": f"Access {access.upper()} for office {office} practice {pid}.",
                                  "more_information": ""})
 
+    mine = writeback_routes(state, method, path, query, headers, body, base)
+    if mine is not None:
+        return mine
     data_paths = ("/v4/patients", "/v4/appointments", "/v4/providers", "/v4/operatories",
                   "/v4/practices", "/v4/appointments_available_slots", "/v4/appointment",
                   "/v4/writeback_status")

@@ -1,5 +1,5 @@
 /*
- * The tool reply builder: what pl_tools_run makes of a call's outcome (the result document
+ * The tool reply builder: what pl_vapi_handle makes of a call's outcome (the result document
  * dumped with pl_json_dump, or the message of the pl_err that kept it from running) and the
  * reply pl_vapi_reply builds from it, in both shapes ({"results":[...]} and the legacy
  * {"result":...}). The input is hostile text in up to three fields split by 0x1f: the tool's
@@ -93,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	m.legacy = 0;
 	free(out[0].result);
 
-	/* An error, as pl_tools_run keeps the message of what failed. */
+	/* An error, as pl_vapi_handle keeps the message of what failed. */
 	memset(out, 0, sizeof(out));
 	pl_err_set(&err, PL_EUPSTREAM, "%s: Sikka answered '%s' (%.*s)", m.calls[0].name, why,
 	           pl_utf8_cut(quoted, 200), quoted);

@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "fuzz.h"
+#include "tool.h"
 #include "vapi.h"
 
 static const char *const arg_names[] = {"date", "duration", "time", "query", "firstName",
@@ -22,7 +23,7 @@ static void read_message(const struct pl_vapi_msg *m)
 	for (size_t i = 0; i < m->ncalls; i++) {
 		for (size_t k = 0; arg_names[k]; k++)
 			(void)pl_vapi_arg_text(m->calls[i].args, arg_names[k], buf, sizeof(buf));
-		(void)pl_vapi_tool_name(m->calls[i].tool);
+		(void)pl_tool_find(m->calls[i].name);
 		/* Half the calls "fail", so both reply shapes are built. */
 		if (i % 2)
 			out[i].error = "failed";

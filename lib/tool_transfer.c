@@ -1,0 +1,84 @@
+/*
+ * transferToHuman: texts the staff number (best effort) and returns the destination, so a
+ * caller who asks for a human is never stranded.
+ */
+#include "tool.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "db.h"
+#include "json.h"
+#include "twilio.h"
+#include "banned.h"
+
+#define SMS_MAX_CHARS 1600 /* Twilio's limit for one (concatenated) message */
+
+/*
+ * A caller who asks for a human is never stranded: with transfers enabled the answer is the
+ * destination whatever happens to the text to the staff, which is best effort. The call log
+ * keeps whether it went and, if not, why: Twilio's error code or that it could not be reached
+ * (never the text, which holds what the caller said).
+ */
+int pl_tool_transfer_to_human(struct pl_tool_ctx *c, const struct pl_tool_args *a, json_t **out,
+                              struct pl_err *err)
+{
+	const char *reason = pl_tool_text(a, "reason"), *summary = pl_tool_text(a, "summary");
+	const char *params[6];
+	struct pl_buf body = PL_BUF_INIT;
+	struct pl_err serr = PL_ERR_INIT;
+	char staff[40], sid[64], why[64] = "";
+	long code = 0;
+	int r, enabled, sent;
+
+	if ((r = pl_tool_staff(c, staff, sizeof(staff), &enabled, err)))
+		return r;
+	if (!*staff || !enabled) {
+		*out = pl_tool_result(
+		    0, !*staff ? "No staff number is set up for transfers at this practice."
+		               : "Transfers are not enabled for this practice's number.");
+		return 0;
+	}
+	pl_buf_addf(&body, "Caller %s asks for a person: %s.%s%s",
+	            c->caller ? c->caller : "(unknown)", reason, summary ? " " : "",
+	            summary ? summary : "");
+	/* Twilio refuses a longer text (21617): the staff get its beginning. */
+	body.len = pl_tool_sms_cut(body.buf, SMS_MAX_CHARS);
+	body.buf[body.len] = '\0';
+	sent = !pl_twilio_sms(c->s->cfg, staff, body.buf, sid, sizeof(sid), &code, &serr);
+	pl_buf_wipe(&body);
+	if (!sent) {
+		if (code)
+			snprintf(why, sizeof(why), "Twilio error %ld", code);
+		else if (serr.code == PL_ECONFIG)
+			snprintf(why, sizeof(why), "SMS not configured");
+		else
+			snprintf(why, sizeof(why), "SMS service unreachable");
+	}
+	params[0] = c->account;
+	params[1] = c->call_id;
+	params[2] = reason;
+	params[3] = summary;
+	params[4] = sent ? "true" : "false";
+	params[5] = sent ? NULL : why;
+	r = pl_db_query(c->db, NULL,
+	                "UPDATE vapi_call_logs SET transfer_requested = true, transfer_reason = $3,"
+	                " transfer_summary = $4, sms_sent = $5::boolean, sms_error = $6,"
+	                " status = 'transferred', updated_at = now()"
+	                " WHERE account_id = $1 AND call_id = $2",
+	                6, params, err);
+	if (r)
+		return r;
+	*out = pl_tool_result(1, "I'm transferring you to our staff now.");
+	pl_json_set(*out, "destination",
+	            pl_json_x(json_pack("{s:s, s:o, s:s}", "type", "number", "number",
+	                                pl_tool_string(staff), "message", "Transferring you now")));
+	pl_json_set(*out, "smsSent", json_boolean(sent));
+	pl_json_set(*out, "smsSid", sent ? pl_tool_string(sid) : json_null());
+	if (!sent)
+		pl_json_set(*out, "smsError", pl_json_x(json_string(why)));
+	return 0;
+}

@@ -1,0 +1,317 @@
+/*
+ * The one Vapi message handler. A server message comes in with its request's context; out
+ * comes the exact reply (tool calls → {"results":[...]}, the legacy function-call →
+ * {"result":...}), an end-of-call-report closes the call's log, anything else is skipped.
+ *
+ * Each tool call goes through the same steps, in this order: arguments that are not JSON, an
+ * unknown tool, the practice's integration, --dry-run, the schema (pl_tool_parse_args), the
+ * caller rule for a tool that touches a patient, the handler, then the log and audit event.
+ * The caller rule lives here and only here: a patientId argument is checked before the handler
+ * runs, and a result that carries a patient's record is refused unless the rule let it through.
+ */
+#include "vapi_handle.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buf.h"
+#include "config.h"
+#include "encode.h"
+#include "json.h"
+#include "tool.h"
+#include "utf8.h"
+#include "banned.h"
+
+#define BOOKING_BUDGET 18.0 /* seconds, of Vapi's 20: a writeback keeps 2 s in hand */
+
+void pl_vapi_outcomes_release(struct pl_vapi_outcome *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(out[i].result);
+		free(out[i].error);
+	}
+	memset(out, 0, n * sizeof(*out));
+}
+
+void pl_vapi_answer_release(struct pl_vapi_answer *ans)
+{
+	if (ans->out) {
+		pl_vapi_outcomes_release(ans->out, ans->msg.ncalls);
+		free(ans->out);
+	}
+	free(ans->body);
+	pl_vapi_msg_release(&ans->msg);
+	memset(ans, 0, sizeof(*ans));
+}
+
+static int parse_now(const struct pl_vapi_ctx *ctx, const struct pl_vapi_msg *m,
+                     const struct pl_config *cfg, time_t *now, struct pl_err *err)
+{
+	const char *env = pl_config_get(cfg, "PARLAE_NOW");
+	struct tm tm = {0};
+	const char *end;
+
+	*now = time(NULL);
+	if (ctx->as_of_payload) {
+		if (!m->timestamp_ms)
+			return pl_err_set(err, PL_EBADINPUT,
+			                  "--as-of payload: the payload has no timestamp");
+		*now = (time_t)(m->timestamp_ms / 1000);
+		return 0;
+	}
+	if (!env)
+		return 0;
+	end = strptime(env, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!end || (*end && strcmp(end, "Z") && strcmp(end, "+00:00"))) {
+		pl_err_set(err, PL_ECONFIG, "PARLAE_NOW must be an ISO 8601 UTC time");
+		return pl_err_hint(err, "for example PARLAE_NOW=2026-12-01T14:00:00Z");
+	}
+	*now = timegm(&tm);
+	return 0;
+}
+
+/* An unknown tool's error lists the tools, for the agent's prompt and the operator alike. */
+static int unknown_tool(const char *name, struct pl_err *err)
+{
+	struct pl_buf tools = PL_BUF_INIT;
+
+	for (const struct pl_tool *t = pl_tools; t->name; t++)
+		pl_buf_addf(&tools, "%s%s", t == pl_tools ? "" : ", ", t->name);
+	pl_err_set(err, PL_ENOTFOUND, "unknown tool '%.*s'; the tools are %s",
+	           pl_utf8_cut(name, 80), name, tools.buf);
+	pl_buf_release(&tools);
+	return err->code;
+}
+
+/* The patient a call names by id (the schema's PL_ARG_PATIENT_ID), or NULL. */
+static const char *patient_named(const struct pl_tool *t, const struct pl_tool_args *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (t->args[i].type == PL_ARG_PATIENT_ID && a->v[i].text)
+			return a->v[i].text;
+	return NULL;
+}
+
+/* What the agent hears when the caller rule refuses: nothing was read or changed. */
+static json_t *refused(const struct pl_tool *t)
+{
+	json_t *res = pl_tool_result(0, t->refusal ? t->refusal
+	                                           : "I can only help the patient calling from the "
+	                                             "phone number on file. The office staff can "
+	                                             "verify who you are and help you.");
+
+	if (t->flags & PL_TOOL_WRITEBACK)
+		pl_json_set(res, "status", pl_json_x(json_string("failed")));
+	pl_json_set(res, "verified", json_false());
+	return res;
+}
+
+/* The caller rule, then the handler; a patient's record leaves only if the rule allowed it. */
+static int run_tool(struct pl_tool_ctx *c, const struct pl_tool *t, const struct pl_tool_args *a,
+                    json_t **res, struct pl_err *err)
+{
+	const char *patient = patient_named(t, a);
+	int r, ok;
+
+	if ((t->flags & PL_TOOL_TOUCHES_PATIENT) && patient) {
+		if ((r = pl_tool_caller_may_act_for(c, patient, &ok, err)))
+			return r;
+		if (!ok) {
+			*res = refused(t);
+			return 0;
+		}
+	}
+	if ((r = t->run(c, a, res, err)))
+		return r;
+	if (json_object_get(*res, "patient") &&
+	    (!(t->flags & PL_TOOL_TOUCHES_PATIENT) || !c->rule ||
+	     (strcmp(c->rule, "operator") && strcmp(c->rule, "verified-caller")))) {
+		json_decref(*res);
+		*res = NULL;
+		return pl_err_set(err, PL_EINTERNAL,
+		                  "%s returned a patient's record the caller rule did not allow",
+		                  t->name);
+	}
+	return 0;
+}
+
+static int run_one(struct pl_tool_ctx *c, const struct pl_vapi_call *call, int integration_err,
+                   const struct pl_err *ierr, const struct pl_tool **tp, json_t **res,
+                   struct pl_err *err)
+{
+	const struct pl_tool *t;
+	struct pl_tool_args a;
+	int r;
+
+	*tp = NULL;
+	if (call->bad_args)
+		return pl_err_set(err, PL_EBADINPUT, "%s: %s", call->name, call->bad_args);
+	if (!(*tp = t = pl_tool_find(call->name)))
+		return unknown_tool(call->name, err);
+	if (!(t->flags & PL_TOOL_NO_PMS) && integration_err) {
+		*err = *ierr;
+		return integration_err;
+	}
+	if (c->s->dry_run) {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg), "would run %s", t->name);
+		*res = pl_tool_result(1, msg);
+		pl_json_set(*res, "dryRun", json_true());
+		return 0;
+	}
+	if ((r = pl_tool_parse_args(t, call->args, &a, err)))
+		return r;
+	/*
+	 * A writeback, lookups and polling included, stays inside Vapi's 20 s tool timeout: an
+	 * agent that gave up would ask again and book twice.
+	 */
+	if (t->flags & PL_TOOL_WRITEBACK)
+		c->deadline = pl_monotonic() + BOOKING_BUDGET;
+	r = run_tool(c, t, &a, res, err);
+	if (c->deadline)
+		pl_tool_end_budget(c);
+	return r;
+}
+
+/*
+ * Run every call of m into out[]. Non-zero when nothing could run (unknown account, database
+ * down, ...) or when the calls ran but could not be recorded: out[] is then filled and the
+ * reply still stands.
+ */
+static int run_calls(struct pl_session *s, const struct pl_vapi_ctx *ctx,
+                     const struct pl_vapi_msg *m, struct pl_vapi_outcome *out, char *account,
+                     size_t account_size, struct pl_err *err)
+{
+	struct pl_err ierr = PL_ERR_INIT;
+	char call_id[40];
+	struct pl_tool_ctx c = {0};
+	int r, integration_err;
+
+	c.s = s;
+	c.operator_access = ctx->operator_access;
+	c.caller = ctx->caller ? ctx->caller : m->caller;
+	c.phone_id = m->phone_number_id;
+	if ((r = pl_session_db(s, &c.db, err)) ||
+	    (r = pl_vapi_account(c.db, ctx->account, m, account, account_size, err)))
+		return r;
+	c.account = account;
+	if ((r = parse_now(ctx, m, s->cfg, &c.now, err)))
+		return r;
+	if (ctx->call_id || m->call_id) {
+		c.call_id = ctx->call_id ? ctx->call_id : m->call_id;
+	} else {
+		if (pl_random_hex(call_id, 16) < 0)
+			return pl_err_set(err, PL_EINTERNAL,
+			                  "no randomness available for a call id");
+		c.call_id = call_id;
+	}
+	integration_err = pl_tool_load_integration(&c, &ierr);
+	if (!integration_err && (r = pl_tool_local_clock(&c, err)))
+		goto out;
+	for (size_t i = 0; i < m->ncalls; i++) {
+		struct pl_err cerr = PL_ERR_INIT;
+		const struct pl_tool *t;
+		json_t *res = NULL;
+		int code;
+
+		if (!s->dry_run && !r &&
+		    (r = pl_vapi_log_call(c.db, c.account, c.call_id, c.phone_id, err)))
+			goto out;
+		c.rule = NULL;
+		code = run_one(&c, &m->calls[i], integration_err, &ierr, &t, &res, &cerr);
+		if (code) {
+			out[i].code = code;
+			out[i].error = pl_xstrdup(cerr.msg);
+		} else {
+			out[i].result = pl_json_dump(res);
+		}
+		/* A call that ran but could not be recorded still answers the agent; the run fails.
+		 */
+		if (!s->dry_run && !r) {
+			struct pl_vapi_audit ev = {
+			    c.account,
+			    c.call_id,
+			    m->calls[i].id,
+			    t ? t->name : "unknown",
+			    c.rule,
+			    c.operator_access,
+			    !code && json_is_true(json_object_get(res, "success")),
+			    code};
+
+			if ((r = pl_vapi_audit_call(s, &ev, err)))
+				pl_err_prefix(err,
+				              "the tool calls ran, but their audit events could "
+				              "not be written");
+		}
+		json_decref(res);
+	}
+out:
+	pl_tool_ctx_release(&c);
+	return r;
+}
+
+static int end_call(struct pl_session *s, const struct pl_vapi_ctx *ctx, struct pl_vapi_answer *ans,
+                    struct pl_err *err)
+{
+	struct pl_db *db;
+	int r;
+
+	if (!ans->msg.call_id)
+		return pl_err_set(err, PL_EBADINPUT, "the end-of-call-report has no call id");
+	if ((r = pl_session_db(s, &db, err)) ||
+	    (r = pl_vapi_account(db, ctx->account, &ans->msg, ans->account, sizeof(ans->account),
+	                         err)))
+		return r;
+	if (s->dry_run)
+		return 0;
+	return pl_vapi_end_call(s, ans->account, ans->msg.call_id, err);
+}
+
+int pl_vapi_handle_msg(struct pl_session *s, const struct pl_vapi_ctx *ctx, struct pl_vapi_msg *m,
+                       struct pl_vapi_answer *ans, struct pl_err *err)
+{
+	struct pl_vapi_outcome *last;
+	json_t *reply;
+	int r;
+
+	memset(ans, 0, sizeof(*ans));
+	ans->msg = *m;
+	memset(m, 0, sizeof(*m));
+	m = &ans->msg;
+	if (!m->ncalls) {
+		if (!strcmp(m->type, "end-of-call-report")) {
+			ans->kind = PL_VAPI_ENDED;
+			return end_call(s, ctx, ans, err);
+		}
+		ans->kind = PL_VAPI_SKIPPED;
+		return 0;
+	}
+	ans->kind = PL_VAPI_CALLS;
+	ans->out = pl_xcalloc(m->ncalls, sizeof(*ans->out));
+	r = run_calls(s, ctx, m, ans->out, ans->account, sizeof(ans->account), err);
+	last = &ans->out[m->ncalls - 1];
+	if (r && !last->result && !last->error)
+		return r; /* nothing ran: no reply */
+	reply = pl_vapi_reply(m, ans->out);
+	ans->body = pl_json_dump(reply);
+	ans->len = strlen(ans->body);
+	json_decref(reply);
+	ans->status = pl_vapi_status(ans->out, m->ncalls);
+	return r;
+}
+
+int pl_vapi_handle(struct pl_session *s, const struct pl_vapi_ctx *ctx, const char *body,
+                   size_t len, struct pl_vapi_answer *ans, struct pl_err *err)
+{
+	struct pl_vapi_msg m;
+	int r;
+
+	memset(ans, 0, sizeof(*ans));
+	if ((r = pl_vapi_parse(body, len, &m, err)))
+		return r;
+	return pl_vapi_handle_msg(s, ctx, &m, ans, err);
+}
