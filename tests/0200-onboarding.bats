@@ -419,3 +419,23 @@ next: parlae sikka oauth-url recorded"
 	assert_equal "$(sql "SELECT status || '|' || office_id FROM pms_integrations WHERE account_id = 'reauth'")" "ACTIVE|D1"
 	assert_equal "$(store_tool get parlae/pms/sikka/reauth)" "$before"
 }
+
+@test "callback --url - on a terminal prompts and reads one line; piped, no prompt" {
+	new_account prompted
+	landed=$(redirect_for prompted)
+	# Typed after the prompt, then Enter, and the input left open: the line is enough.
+	mkfifo "$BATS_TEST_TMPDIR/in"
+	exec 4<>"$BATS_TEST_TMPDIR/in"
+	(sleep 0.5; printf '%s\n' "$landed" >&4) 3>&- &
+	rc=0
+	timeout 20 script -qfec "NO_COLOR=1 parlae sikka callback --url -" /dev/null <"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/tty" 2>&1 || rc=$?
+	exec 4>&-
+	assert_equal "$rc" 0
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/tty")" "Paste the URL your browser was redirected to: $landed"$'\r\nconnected prompted: Happy Teeth Dental (Dentrix, office D36225)\r'
+	# From a pipe: the line alone, nothing on stderr.
+	new_account piped
+	landed=$(redirect_for piped)
+	run --separate-stderr parlae sikka callback --url - <<<"$landed"
+	assert_success
+	assert_equal "$output" "connected piped: Happy Teeth Dental (Dentrix, office D36225)"
+}
