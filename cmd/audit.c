@@ -434,6 +434,9 @@ int cmd_audit_tail(struct cmd_ctx *ctx, int argc, char **argv)
 	/* Events that could not be written: one message about stdout (none for a closed pipe). */
 	if (r == PL_EIO && ferror(stdout))
 		return cmd_output_error(ctx);
+	/* Ctrl-C (or TERM) is how a follow ends, as with tail -f: 130 says so, nothing more. */
+	if (r == PL_EINTERRUPTED && req.follow)
+		return r;
 	return r ? cmd_fail(ctx, &err) : 0;
 }
 

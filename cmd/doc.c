@@ -112,7 +112,8 @@ const struct cmd_doc doc_shell = {
 };
 
 static const struct cmd_optdoc opts_doc_sikka_callback[] = {
-    {"url", "CALLBACK_URL|-", "the redirect the practice's browser landed on; - reads it", NULL},
+    {"url", "CALLBACK_URL|-",
+     "the redirect the practice's browser landed on; - reads it (prompting on a terminal)", NULL},
     {"code", "CODE", "the redirect's code, with --state", NULL},
     {"state", "STATE", "the redirect's state", NULL},
     {"error", "ERROR", "the redirect's error (the practice said no), with --state", NULL},

@@ -1,6 +1,8 @@
 /* parlae sikka oauth-url | sikka callback */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "../lib/buf.h"
@@ -60,6 +62,32 @@ int cmd_sikka_oauth_url(struct cmd_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+#define MAX_URL 16384
+
+/*
+ * --url - on a terminal: a prompt, and the line typed or pasted (Enter ends it, as a paste of
+ * the address bar does not). Piped, the whole input as before, without a prompt.
+ */
+static int read_redirect(struct pl_buf *out, struct pl_err *err)
+{
+	int c;
+
+	if (!isatty(STDIN_FILENO) || !isatty(STDERR_FILENO))
+		return cmd_read_input("-", MAX_URL, out, err);
+	fputs("Paste the URL your browser was redirected to: ", stderr);
+	fflush(stderr);
+	pl_buf_init(out, MAX_URL);
+	while ((c = getchar()) != EOF && c != '\n')
+		if (pl_buf_addch(out, (char)c) < 0)
+			return pl_err_set(err, PL_EBADINPUT, "the URL is longer than %d KiB",
+			                  MAX_URL >> 10);
+	if (c == EOF && ferror(stdin))
+		return pl_err_set(err, PL_EUSAGE, "cannot read the URL: %s", strerror(errno));
+	if (c == EOF)
+		fputc('\n', stderr); /* Ctrl-D ended the line the prompt is on */
+	return 0;
+}
+
 static json_t *callback_json(const struct pl_pms_callback_res *res, const char *error)
 {
 	return json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?}", "account", res->account, "status",
@@ -105,8 +133,10 @@ int cmd_sikka_callback(struct cmd_ctx *ctx, int argc, char **argv)
 
 		/* --url -: the redirect from stdin, so the code stays out of argv and history. */
 		if (!strcmp(url, "-")) {
-			if (cmd_read_input("-", 16384, &stdin_url, &err))
+			if (read_redirect(&stdin_url, &err)) {
+				pl_buf_wipe(&stdin_url);
 				return cmd_fail(ctx, &err);
+			}
 			stdin_url.buf[strcspn(stdin_url.buf, "\r\n")] = '\0';
 			url = stdin_url.buf;
 		}

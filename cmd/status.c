@@ -1,9 +1,12 @@
 /* parlae status [ACCOUNT] [--wait[=SECONDS]] [--check] */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cmd.h"
+#include "../lib/encode.h"
 #include "../lib/json.h"
 #include "../lib/pms.h"
 #include "../lib/status.h"
@@ -192,6 +195,92 @@ static int is_seconds(const char *s)
 	return !s[digits];
 }
 
+/* --- a wait on a terminal: one status line on stderr, rewritten each second ------------------ */
+
+#define CLEAR_LINE "\r\033[K"
+
+static volatile sig_atomic_t line_shown;
+
+/* Ctrl-C during the wait: the status line goes, and one short line says why parlae stopped. */
+static void on_wait_stop(int sig)
+{
+	static const char msg[] = "parlae: interrupted\n";
+	ssize_t n = 0;
+
+	(void)sig;
+	if (line_shown)
+		n = write(STDERR_FILENO, CLEAR_LINE, sizeof(CLEAR_LINE) - 1);
+	n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	(void)n;
+	_exit(PL_EINTERRUPTED);
+}
+
+/* A wait sent to the background (`status --wait &`, as parlae-sikka(1) shows) keeps quiet. */
+static int in_foreground(void)
+{
+	return tcgetpgrp(STDERR_FILENO) == getpgrp();
+}
+
+static void show_line(const char *account, double elapsed, double seconds)
+{
+	if (!in_foreground())
+		return;
+	fprintf(stderr, "\rwaiting for %s to connect\u2026 %.0fs (timeout %gs)", account, elapsed,
+	        seconds);
+	fflush(stderr);
+	line_shown = 1;
+}
+
+static void clear_line(void)
+{
+	if (line_shown && in_foreground())
+		cmd_color(stderr, CLEAR_LINE);
+	line_shown = 0;
+}
+
+/*
+ * pl_pms_wait in slices that end on the second, the line redrawn between them. Nothing is
+ * missed between two slices: the session keeps listening, and each slice reads the status
+ * before it waits.
+ */
+static int wait_on_tty(struct cmd_ctx *ctx, const char *account, double seconds,
+                       struct pl_pms_status *st, struct pl_err *err)
+{
+	static const int stops[] = {SIGINT, SIGTERM};
+	struct sigaction sa, old[2];
+	double start = pl_monotonic(), elapsed = 0;
+	char hint[sizeof(err->hint)];
+	int r;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_wait_stop;
+	for (size_t i = 0; i < 2; i++)
+		sigaction(stops[i], &sa, &old[i]);
+	for (;;) {
+		double slice = (double)(long)elapsed + 1 - elapsed;
+
+		show_line(account, (double)(long)elapsed, seconds);
+		if (slice > seconds - elapsed)
+			slice = seconds - elapsed;
+		r = pl_pms_wait(&ctx->session, account, slice, st, err);
+		elapsed = pl_monotonic() - start;
+		if (r != PL_ETIMEOUT || elapsed >= seconds)
+			break;
+		pl_pms_status_release(st);
+	}
+	clear_line();
+	for (size_t i = 0; i < 2; i++)
+		sigaction(stops[i], &old[i], NULL);
+	/* The last slice's message counts its own time: the wait's is the whole of it. */
+	if (r == PL_ETIMEOUT) {
+		pl_strlcpy(hint, err->hint, sizeof(hint));
+		pl_err_set(err, PL_ETIMEOUT, "account '%s' is still %s after %g s", account,
+		           st->status, seconds);
+		pl_err_hint(err, "%s", hint);
+	}
+	return r;
+}
+
 static int status_account(struct cmd_ctx *ctx, const char *account, int wait, double seconds,
                           int check)
 {
@@ -199,8 +288,12 @@ static int status_account(struct cmd_ctx *ctx, const char *account, int wait, do
 	struct pl_err err = PL_ERR_INIT;
 	int r;
 
-	r = wait ? pl_pms_wait(&ctx->session, account, seconds, &st, &err)
-	         : pl_pms_status(&ctx->session, account, &st, &err);
+	if (wait && ctx->verbosity >= 0 && isatty(STDERR_FILENO))
+		r = wait_on_tty(ctx, account, seconds, &st, &err);
+	else if (wait)
+		r = pl_pms_wait(&ctx->session, account, seconds, &st, &err);
+	else
+		r = pl_pms_status(&ctx->session, account, &st, &err);
 	if (r && r != PL_ETIMEOUT) {
 		pl_pms_status_release(&st);
 		return cmd_fail(ctx, &err);

@@ -90,6 +90,26 @@ int pl_buf_read_fd(struct pl_buf *b, int fd)
 	return r;
 }
 
+size_t pl_path_dirlen(const char *dir)
+{
+	size_t n = strlen(dir);
+
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	return n;
+}
+
+int pl_path_join(struct pl_buf *b, const char *dir, const char *name)
+{
+	size_t n = pl_path_dirlen(dir);
+
+	if (pl_buf_add(b, dir, n) < 0)
+		return -1;
+	if ((n == 0 || dir[n - 1] != '/') && pl_buf_addch(b, '/') < 0)
+		return -1;
+	return pl_buf_adds(b, name);
+}
+
 int pl_fsync_parent(const char *path)
 {
 	struct pl_buf dir = PL_BUF_INIT;

@@ -63,6 +63,13 @@ int pl_strlcpy(char *dst, const char *src, size_t n);
  */
 int pl_buf_read_fd(struct pl_buf *b, int fd);
 
+/* The length of dir without its trailing slashes ("/" keeps its one), for joining a name to
+ * it with one slash: "replay/" and "replay" both give "replay/x.json". */
+size_t pl_path_dirlen(const char *dir);
+
+/* Append dir, one slash and name (see pl_path_dirlen); as pl_buf_add. */
+int pl_path_join(struct pl_buf *b, const char *dir, const char *name);
+
 /* fsync the directory that holds path, so that a file created or renamed there stays; -1
  * with errno on failure (a file system that cannot sync directories counts as success). */
 int pl_fsync_parent(const char *path);

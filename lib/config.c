@@ -155,11 +155,11 @@ static char *xdg_dir(const char *env, const char *fallback)
 	struct pl_buf b = PL_BUF_INIT;
 
 	if (s && *s == '/')
-		return pl_xstrdup(s);
+		return pl_xstrndup(s, pl_path_dirlen(s));
 	home = getenv("HOME");
 	if (!home || !*home)
 		return NULL;
-	pl_buf_addf(&b, "%s/%s", home, fallback);
+	pl_path_join(&b, home, fallback);
 	return pl_buf_detach(&b, NULL);
 }
 
@@ -175,7 +175,8 @@ static void compute_defaults(struct pl_config *cfg)
 	         "https://api.sikkasoft.com/portal/authapp.aspx");
 	list_put(&cfg->defaults, "TWILIO_API_URL", "https://api.twilio.com");
 	if (data) {
-		pl_buf_addf(&b, "file:%s/parlae/vault", data);
+		pl_buf_adds(&b, "file:");
+		pl_path_join(&b, data, "parlae/vault");
 		list_put(&cfg->defaults, "PARLAE_SECRET_STORE", b.buf);
 		pl_buf_reset(&b);
 		free(data);
@@ -365,7 +366,7 @@ int pl_config_load(struct pl_config *cfg, const char *file, const char *profile,
 
 		explicit = 0;
 		if (dir) {
-			pl_buf_addf(&b, "%s/parlae/config", dir);
+			pl_path_join(&b, dir, "parlae/config");
 			fallback = pl_buf_detach(&b, NULL);
 			free(dir);
 		}

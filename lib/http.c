@@ -448,6 +448,31 @@ static CURLcode setup_easy(struct pl_http *h, CURL *c, const struct pl_http_req 
 	return rc;
 }
 
+/*
+ * No answer: the rows of the exit-code mapping that are not an upstream's answer (an answer
+ * is the upstream's module's to judge: Sikka's table is in sikka.c). A deadline that ran out
+ * is a timeout (8), naming the setting; anything else is unreachable (6). attempts: 0 when
+ * not counted.
+ */
+static int transport_error(const struct pl_http *h, const char *peer, CURLcode rc,
+                           const char *errbuf, int attempts, struct pl_err *err)
+{
+	const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+	char tries[32] = "";
+
+	if (attempts)
+		snprintf(tries, sizeof(tries), " (%d attempt%s)", attempts,
+		         attempts > 1 ? "s" : "");
+	if (rc == CURLE_OPERATION_TIMEDOUT) {
+		pl_err_set(err, PL_ETIMEOUT, "%s timed out: %s%s", peer, why, tries);
+		return pl_err_hint(
+		    err, "no answer within %g s: retry later, or raise PARLAE_HTTP_TIMEOUT",
+		    (double)h->timeout_ms / 1000);
+	}
+	pl_err_set(err, PL_EUPSTREAM, "%s unreachable: %s%s", peer, why, tries);
+	return pl_err_hint(err, "check the network and the URL of %s, then retry", peer);
+}
+
 static int setup_failed(const struct pl_http_req *req, CURLcode rc, struct pl_err *err)
 {
 	return pl_err_set(err, PL_EINTERNAL, "cannot set up the request to %s: libcurl: %s",
@@ -526,14 +551,8 @@ int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_htt
 		pl_sleep_ms(pl_backoff_ms(attempt));
 	}
 	curl_slist_free_all(headers);
-	if (rc != CURLE_OK) {
-		pl_err_set(err, PL_EUPSTREAM, "%s %s: %s (%d attempt%s)", req->peer,
-		           rc == CURLE_OPERATION_TIMEDOUT ? "timed out" : "unreachable",
-		           errbuf[0] ? errbuf : curl_easy_strerror(rc), attempt + 1,
-		           attempt ? "s" : "");
-		return pl_err_hint(err, "check the network and the URL of %s, then retry",
-		                   req->peer);
-	}
+	if (rc != CURLE_OK)
+		return transport_error(h, req->peer, rc, errbuf, attempt + 1, err);
 	return 0;
 }
 
@@ -596,9 +615,7 @@ static void finish_slot(struct pl_http *h, struct slot *s, CURLcode rc)
 		    pl_err_set(&job->err, PL_EUPSTREAM, "%s sent a response larger than %zu bytes",
 		               job->req.peer, h->max_body);
 	} else if (rc != CURLE_OK) {
-		job->code = pl_err_set(&job->err, PL_EUPSTREAM, "%s %s: %s", job->req.peer,
-		                       rc == CURLE_OPERATION_TIMEDOUT ? "timed out" : "unreachable",
-		                       s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
+		job->code = transport_error(h, job->req.peer, rc, s->errbuf, 0, &job->err);
 	} else if ((rc = curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &job->resp.status)) !=
 	           CURLE_OK) {
 		job->code = pl_err_set(&job->err, PL_EINTERNAL, "no status from libcurl for %s: %s",

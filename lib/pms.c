@@ -175,7 +175,7 @@ static int check_timezone(struct pl_db *db, const char *tz, struct pl_err *err)
  * The app credentials work if Sikka lists the practices that authorized the app. A dry run
  * only checks that they are set: it sends nothing anywhere.
  */
-static int test_app_credentials(struct pl_session *s, struct pl_err *err)
+static int test_app_credentials(struct pl_session *s, const char *account, struct pl_err *err)
 {
 	struct pl_sikka sk;
 	struct pl_sikka_practice *p = NULL;
@@ -184,6 +184,7 @@ static int test_app_credentials(struct pl_session *s, struct pl_err *err)
 
 	if ((r = pl_sikka_init(&sk, s->cfg, err)))
 		return r;
+	sk.account = account;
 	r = s->dry_run ? 0 : pl_sikka_authorized_practices(&sk, &p, &n, err);
 	pl_sikka_practices_free(p, n);
 	pl_sikka_release(&sk);
@@ -279,7 +280,7 @@ int pl_pms_setup(struct pl_session *s, const struct pl_pms_setup_req *req,
 	ev.metadata = meta.buf;
 	pl_strlcpy(res->provider, "SIKKA", sizeof(res->provider));
 	if ((r = pl_account_require(db, req->account, err)) || (r = check_timezone(db, tz, err)) ||
-	    (r = test_app_credentials(s, err)))
+	    (r = test_app_credentials(s, req->account, err)))
 		goto done;
 	if (s->dry_run) {
 		res->features_json = pl_xstrdup(default_features);
@@ -591,8 +592,8 @@ struct keys {
 };
 
 /* Steps 3 and 4: code → office → practice → access on → request key. */
-static int fetch_keys(struct pl_session *s, const struct pl_pms_redirect *in, struct keys *k,
-                      struct pl_err *err)
+static int fetch_keys(struct pl_session *s, const char *account, const struct pl_pms_redirect *in,
+                      struct keys *k, struct pl_err *err)
 {
 	struct pl_sikka sk;
 	struct pl_sikka_key exchanged = {0};
@@ -603,6 +604,7 @@ static int fetch_keys(struct pl_session *s, const struct pl_pms_redirect *in, st
 
 	if ((r = pl_sikka_init(&sk, s->cfg, err)))
 		return r;
+	sk.account = account;
 	pl_secret_set(&code, in->code, strlen(in->code));
 	r = pl_sikka_request_key(&sk, PL_SIKKA_AUTHORIZATION_CODE, NULL, &code, &exchanged, err);
 	if (r)
@@ -870,7 +872,7 @@ int pl_pms_callback(struct pl_session *s, const struct pl_pms_redirect *in,
 		goto out;
 	}
 	/* Steps 3-4. */
-	if ((r = fetch_keys(s, in, &k, err)))
+	if ((r = fetch_keys(s, st.account, in, &k, err)))
 		goto out;
 	pl_strlcpy(res->office_id, k.practice.office_id, sizeof(res->office_id));
 	pl_strlcpy(res->practice_name, k.practice.practice_name, sizeof(res->practice_name));

@@ -143,7 +143,7 @@ static int load_path(const char *path, struct items *l, struct pl_err *err)
 		    !(has_suffix(e->d_name, ".json") || has_suffix(e->d_name, ".jsonl") ||
 		      has_suffix(e->d_name, ".ndjson")))
 			continue;
-		pl_buf_addf(&full, "%s/%s", path, e->d_name);
+		pl_path_join(&full, path, e->d_name);
 		if (stat(full.buf, &st) == 0 && S_ISREG(st.st_mode)) {
 			if (n == alloc) {
 				alloc = alloc ? alloc * 2 : 32;

@@ -70,7 +70,7 @@ static int refresh(struct pl_sikka *sk, const struct pl_pms_keys *k, struct pl_s
 	*fallback = 0;
 	if (k->refresh_key.len) {
 		r = pl_sikka_request_key(sk, PL_SIKKA_REFRESH_KEY, NULL, &k->refresh_key, out, err);
-		if (!r || r == PL_EUPSTREAM || r == PL_ECONFIG)
+		if (!r || !pl_sikka_refused_practice(sk))
 			return r;
 	}
 	*fallback = 1;
@@ -186,6 +186,7 @@ int pl_rotate_account(struct pl_session *s, struct pl_store *store, struct pl_si
 	int r, got = 0, reconciled;
 
 	memset(res, 0, sizeof(*res));
+	sk->account = req->account;
 	if ((r = pl_session_db(s, &db, err)))
 		return r;
 	while (!(r = try_lock(db, req->account, &got, err)) && !got && waited < req->wait_ms) {
@@ -441,6 +442,7 @@ static void job_done(struct pl_http_job *job, void *arg)
 	json_t *doc = NULL;
 	int r = job->code;
 
+	b->sk->account = it->account;
 	if (r)
 		err = job->err;
 	else
@@ -452,7 +454,7 @@ static void job_done(struct pl_http_job *job, void *arg)
 	pl_http_resp_release(&job->resp);
 	/* A refresh key Sikka rejects (not merely a failure to answer): the secret key gets a new
 	 * one, through the multi handle like every other request, the lock still held. */
-	if (r && !it->fallback && r != PL_EUPSTREAM && r != PL_ECONFIG) {
+	if (r && !job->code && !it->fallback && pl_sikka_refused_practice(b->sk)) {
 		it->fallback = 1;
 		b->fallbacks =
 		    pl_xrealloc(b->fallbacks, (b->nfallbacks + 1) * sizeof(*b->fallbacks));
@@ -560,7 +562,8 @@ int pl_rotate_status(const struct pl_rotate_summary *sum)
 	if (sum->rotated + sum->skipped + sum->not_due)
 		return PL_EPARTIAL;
 	return sum->fail_code == PL_ECONFIG || sum->fail_code == PL_ENOTFOUND ||
-	               sum->fail_code == PL_EDATABASE
+	               sum->fail_code == PL_EDATABASE || sum->fail_code == PL_ETIMEOUT ||
+	               sum->fail_code == PL_EBADINPUT
 	           ? sum->fail_code
 	           : PL_EUPSTREAM;
 }

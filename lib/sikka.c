@@ -42,27 +42,68 @@ void pl_sikka_release(struct pl_sikka *sk)
 	memset(sk, 0, sizeof(*sk));
 }
 
-/* Sikka error code → exit code: whose fault, and what the operator can do. */
-static int map_code(const char *api, long status)
+/*
+ * What an error answer from Sikka means, in ONE table: its exit code and what the message
+ * tells the operator to do. parlae(1) shows it as "Sikka's answers" and
+ * tests/0790-exit-codes.bats drives each row through the commands that talk to Sikka. The
+ * rows that are not answers (unreachable: 6, no answer within PARLAE_HTTP_TIMEOUT: 8) are
+ * the http module's, for every upstream alike. A row matches Sikka's error_code when it
+ * names one, else the HTTP status; the first match wins.
+ */
+enum sikka_remedy {
+	REMEDY_NONE,
+	REMEDY_APP,       /* the app's credentials: SIKKA_APP_ID / SIKKA_APP_KEY */
+	REMEDY_AUTHORIZE, /* the practice's authorization: sikka oauth-url again */
+	REMEDY_ROTATE,    /* the practice's request key: secrets rotate --force */
+	REMEDY_EITHER,    /* a 401 or 403 without a known code: either of the first two */
+};
+
+static const struct sikka_error {
+	const char *api; /* Sikka's error_code, or NULL for any */
+	long lo, hi;     /* the HTTP statuses of a row without api */
+	int code;
+	enum sikka_remedy remedy;
+	const char *hint; /* for a row without a remedy: what to do */
+} sikka_errors[] = {
+    {"API2003", 0, 0, PL_ECONFIG, REMEDY_APP, NULL},
+    {"API2007", 0, 0, PL_ECONFIG, REMEDY_AUTHORIZE, NULL},
+    {"API1004", 0, 0, PL_ECONFIG, REMEDY_ROTATE, NULL},
+    {"API1025", 0, 0, PL_ECONFIG, REMEDY_ROTATE, NULL},
+    {"API1020", 0, 0, PL_EBADINPUT, REMEDY_NONE, NULL},
+    {"API1026", 0, 0, PL_EBADINPUT, REMEDY_NONE, NULL},
+    {"API2017", 0, 0, PL_EUPSTREAM, REMEDY_NONE,
+     "the practice's Sikka SPU is offline: ask the office to start it"},
+    {"API2010", 0, 0, PL_EUPSTREAM, REMEDY_NONE,
+     "the practice's data has not reached Sikka yet: retry later"},
+    {NULL, 401, 401, PL_ECONFIG, REMEDY_EITHER, NULL},
+    {NULL, 403, 403, PL_ECONFIG, REMEDY_EITHER, NULL},
+    {NULL, 404, 404, PL_ENOTFOUND, REMEDY_NONE, NULL},
+    {NULL, 429, 429, PL_EUPSTREAM, REMEDY_NONE, "Sikka is limiting parlae's requests: retry later"},
+    {NULL, 0, 999, PL_EUPSTREAM, REMEDY_NONE, NULL},
+};
+
+static const struct sikka_error *sikka_error(const char *api, long status)
 {
-	if (!strcmp(api, "API2003"))
-		return PL_ECONFIG;
-	if (!strcmp(api, "API2007"))
-		return PL_ENOTFOUND;
-	if (!strcmp(api, "API1020") || !strcmp(api, "API1026"))
-		return PL_EBADINPUT;
-	(void)status;
-	return PL_EUPSTREAM;
+	size_t i, n = sizeof(sikka_errors) / sizeof(sikka_errors[0]);
+
+	for (i = 0; i < n - 1; i++)
+		if (sikka_errors[i].api
+		        ? !strcmp(api, sikka_errors[i].api)
+		        : status >= sikka_errors[i].lo && status <= sikka_errors[i].hi)
+			break;
+	return &sikka_errors[i];
 }
 
 int pl_sikka_check(struct pl_sikka *sk, const char *call, long status, const char *body, size_t len,
                    struct pl_err *err)
 {
 	struct pl_err perr = PL_ERR_INIT;
+	const struct sikka_error *e;
+	const char *account = sk->account ? sk->account : "ACCOUNT";
 	json_t *doc = NULL, *env;
 	char b1[32], b2[32];
 	const char *api = "", *msg = "";
-	int code;
+	int cut;
 
 	sk->last_status = status;
 	sk->last_code[0] = '\0';
@@ -76,22 +117,54 @@ int pl_sikka_check(struct pl_sikka *sk, const char *call, long status, const cha
 			msg = pl_json_text0(env, "long_message", b2, sizeof(b2));
 	}
 	pl_strlcpy(sk->last_code, api, sizeof(sk->last_code));
-	code = map_code(api, status);
-	if (code == PL_ECONFIG) {
+	e = sikka_error(api, status);
+	cut = pl_utf8_cut(msg, 200);
+	/* The remedy is in the message itself: a batch (secrets rotate) shows only messages. */
+	switch (e->remedy) {
+	case REMEDY_APP:
 		pl_err_set(
-		    err, code,
+		    err, e->code,
 		    "Sikka rejected the app credentials: check SIKKA_APP_ID / SIKKA_APP_KEY (%s)",
 		    api);
-	} else if (*api) {
-		pl_err_set(err, code, "Sikka %s failed: HTTP %ld %s: %.*s", call, status, api,
-		           pl_utf8_cut(msg, 200), msg);
-	} else {
-		pl_err_set(err, code, "Sikka %s failed: HTTP %ld", call, status);
+		break;
+	case REMEDY_AUTHORIZE:
+		pl_err_set(
+		    err, e->code,
+		    "Sikka refused the practice's authorization: run 'parlae sikka oauth-url "
+		    "%s' again (%s: %.*s)",
+		    account, api, cut, msg);
+		break;
+	case REMEDY_ROTATE:
+		pl_err_set(
+		    err, e->code,
+		    "Sikka refused the practice's request key: run 'parlae secrets rotate %s "
+		    "--force' (%s: %.*s)",
+		    account, api, cut, msg);
+		break;
+	case REMEDY_EITHER:
+		pl_err_set(
+		    err, e->code,
+		    "Sikka refused %s (HTTP %ld%s%s): check SIKKA_APP_ID / SIKKA_APP_KEY, or run "
+		    "'parlae sikka oauth-url %s' again",
+		    call, status, *api ? " " : "", api, account);
+		break;
+	case REMEDY_NONE:
+		if (*api)
+			pl_err_set(err, e->code, "Sikka %s failed: HTTP %ld %s: %.*s", call, status,
+			           api, cut, msg);
+		else
+			pl_err_set(err, e->code, "Sikka %s failed: HTTP %ld", call, status);
+		if (e->hint)
+			pl_err_hint(err, "%s", e->hint);
+		break;
 	}
-	if (code == PL_EUPSTREAM && !strcmp(api, "API2017"))
-		pl_err_hint(err, "the practice's Sikka SPU is offline: ask the office to start it");
 	json_decref(doc);
-	return code;
+	return e->code;
+}
+
+int pl_sikka_refused_practice(const struct pl_sikka *sk)
+{
+	return !strcmp(sk->last_code, "API2007");
 }
 
 void pl_sikka_call_init(struct pl_sikka *sk, struct pl_sikka_call *c, const char *method,
@@ -159,6 +232,8 @@ static int call(struct pl_sikka *sk, const char *method, const char *path, const
 	int r;
 
 	*doc = NULL;
+	sk->last_status = 0;
+	sk->last_code[0] = '\0'; /* an answer that never comes leaves no code behind */
 	pl_sikka_call_init(sk, &c, method, path, query, body, extra_header, idempotent);
 	r = pl_http_send(&sk->http, &c.req, &resp, err);
 	if (!r)

@@ -1,7 +1,8 @@
 /*
  * The Sikka ONE API v4 client. Sikka sends every value as a string and reports errors in an
- * envelope with an API code; this module turns both into C values and pl_err codes
- * (API2003 → PL_ECONFIG naming SIKKA_APP_ID / SIKKA_APP_KEY). Keys travel as pl_secret.
+ * envelope with an API code; this module turns both into C values and pl_err codes, from one
+ * table in sikka.c (a rejected credential is PL_ECONFIG naming the variable or the step to
+ * redo, not found PL_ENOTFOUND, anything else PL_EUPSTREAM). Keys travel as pl_secret.
  */
 #ifndef PL_SIKKA_H
 #define PL_SIKKA_H
@@ -18,6 +19,7 @@ struct pl_sikka {
 	struct pl_http http;
 	char *base;                   /* SIKKA_API_URL, no trailing slash */
 	const char *app_id, *app_key; /* from the environment, not owned */
+	const char *account;          /* the calls' account, named in remedies; NULL: "ACCOUNT" */
 	char last_code[16];           /* API code of the last error envelope, "" if none */
 	long last_status;             /* HTTP status of the last response */
 };
@@ -65,7 +67,7 @@ void pl_sikka_key_release(struct pl_sikka_key *k);
 /*
  * A data call with the practice's request key (GET with a query, or POST with a JSON body).
  * *doc receives the answer's envelope (a new reference; NULL for an empty answer). An expired
- * key is PL_EUPSTREAM with sk->last_code "API1025": callers refresh and retry once.
+ * key is PL_ECONFIG with sk->last_code "API1025": callers refresh and retry once.
  */
 int pl_sikka_data(struct pl_sikka *sk, const char *method, const char *path, const char *query,
                   const char *body, const struct pl_secret *request_key, json_t **doc,
@@ -73,6 +75,13 @@ int pl_sikka_data(struct pl_sikka *sk, const char *method, const char *path, con
 
 /* Whether the last error was Sikka's "request key expired". */
 int pl_sikka_key_expired(const struct pl_sikka *sk);
+
+/*
+ * Whether the last error was Sikka refusing a practice's credential (a code, a secret, refresh
+ * or request key: API2007) rather than failing: a rejected refresh key is worth a try with the
+ * secret key. An answer that never came leaves the last code as it was: ask only after one.
+ */
+int pl_sikka_refused_practice(const struct pl_sikka *sk);
 
 /* A prepared request (for many in flight through pl_http_run); it owns what req points at. */
 struct pl_sikka_call {

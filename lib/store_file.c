@@ -376,7 +376,9 @@ static int file_open(const struct pl_config *cfg, const char *location, void **o
 	*out = NULL;
 	fs->cfg = cfg;
 	fs->writers = -1;
+	/* file:/var/lib/vault/ is file:/var/lib/vault: its files are named with one slash. */
 	pl_strlcpy(fs->dir, location, sizeof(fs->dir));
+	fs->dir[pl_path_dirlen(fs->dir)] = '\0';
 	/* A store open to other users is refused before anything is read from it. */
 	if ((r = open_dir(fs, 0, &dfd, err))) {
 		free(fs);

@@ -225,3 +225,74 @@ store_json() { parlae status --json | jq -c '.secretStore | del(.location)'; }
 	assert_regex "${stderr_lines[0]}" "^parlae: status --check: the database is unreachable: cannot connect to the database: "
 	assert_equal "${stderr_lines[1]}${stderr_lines[2]}" "parlae: status --check: the secret store does not open with the master key: PARLAE_MASTER_KEY is not set: it is needed to read or write the secret storeparlae: status --check: SIKKA_APP_ID and SIKKA_APP_KEY are not both set"
 }
+
+# --- status ACCOUNT --wait: the status line on a terminal ---------------------------------------
+
+# An account whose integration is set up and waits for the practice (INACTIVE reads "pending").
+pending_account() { # ID
+	parlae account add "$1" >/dev/null
+	sql "INSERT INTO pms_integrations (account_id, provider, status) VALUES ('$1', 'SIKKA', 'INACTIVE')" >/dev/null
+}
+
+# Run ARGS... under a pseudo-terminal (util-linux script): everything parlae wrote, as the
+# terminal got it (the tty turns \n into \r\n), in $BATS_TEST_TMPDIR/tty; its exit status in rc.
+# The command's pid goes to $BATS_TEST_TMPDIR/pid, for a Ctrl-C.
+on_tty() {
+	local cmd="echo \$\$ >'$BATS_TEST_TMPDIR/pid'; exec env --default-signal=INT NO_COLOR=1"
+	for a in "$@"; do cmd+=" $(printf '%q' "$a")"; done
+	rc=0
+	script -qfec "$cmd" /dev/null </dev/null >"$BATS_TEST_TMPDIR/tty" 2>&1 || rc=$?
+}
+
+@test "status --wait on a terminal: one line on stderr with the elapsed time, rewritten each second, then cleared" {
+	pending_account waits
+	on_tty parlae status waits --wait=2.5
+	assert_equal "$rc" 8
+	want=$(printf '\rwaiting for waits to connect\xe2\x80\xa6 %ds (timeout 2.5s)' 0 1 2)
+	want+=$'\r\e[K'
+	want+=$'account       waits\r\nstatus        pending\r\n'
+	want+=$'parlae: account \'waits\' is still pending after 2.5 s (finish the authorization in the browser, or wait longer with --wait=SECONDS)\r\n'
+	assert_equal "$(od -c "$BATS_TEST_TMPDIR/tty")" "$(printf '%s' "$want" | od -c)"
+}
+
+@test "status --wait piped or with -q: no status line, the output as before" {
+	pending_account quiet
+	run --separate-stderr parlae status quiet --wait=1.2
+	assert_equal "$status" 8
+	assert_equal "$output" $'account       quiet\nstatus        pending'
+	assert_equal "$stderr" "parlae: account 'quiet' is still pending after 1.2 s (finish the authorization in the browser, or wait longer with --wait=SECONDS)"
+	on_tty parlae -q status quiet --wait=1.2
+	assert_equal "$rc" 8
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/tty")" $'account       quiet\r\nstatus        pending\r\nparlae: account \'quiet\' is still pending after 1.2 s (finish the authorization in the browser, or wait longer with --wait=SECONDS)\r'
+}
+
+@test "status --wait on a terminal ends as soon as the account connects, the line cleared" {
+	pending_account connects
+	(sleep 1.5; sql "UPDATE pms_integrations SET status = 'ACTIVE', secret_ref = 'parlae/pms/sikka/connects' WHERE account_id = 'connects'" >/dev/null) 3>&- &
+	start=$(date +%s%N)
+	on_tty parlae status connects --wait=30
+	wait
+	assert_equal "$rc" 0
+	[ $((($(date +%s%N) - start) / 1000000)) -lt 10000 ]
+	assert_regex "$(cat "$BATS_TEST_TMPDIR/tty")" $'^\rwaiting for connects to connect\xe2\x80\xa6 0s \\(timeout 30s\\)\r(.*1s \\(timeout 30s\\)\r)?\e\\[Kaccount       connects\r\nstatus        connected\r$'
+}
+
+@test "Ctrl-C during status --wait: exit 130 and one short line, on a terminal after clearing the status" {
+	pending_account stopped
+	on_tty parlae status stopped --wait=30 &
+	for _ in $(seq 1 100); do grep -q 'waiting' "$BATS_TEST_TMPDIR/tty" 2>/dev/null && break; sleep 0.05; done
+	kill -INT "$(cat "$BATS_TEST_TMPDIR/pid")"
+	wait
+	assert_equal "$(tail -c 25 "$BATS_TEST_TMPDIR/tty" | od -c)" "$(printf '\r\e[Kparlae: interrupted\r\n' | od -c)"
+	grep -q "^$(printf '\r')waiting for stopped to connect" "$BATS_TEST_TMPDIR/tty"
+	# Piped: the line alone.
+	env --default-signal=INT parlae status stopped --wait=30 >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" 3>&- &
+	pid=$!
+	sleep 1
+	kill -INT $pid
+	rc=0
+	wait $pid || rc=$?
+	assert_equal "$rc" 130
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/err")" "parlae: interrupted"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/out")" ""
+}

@@ -144,7 +144,7 @@ stored() { ls "$BATS_FILE_TMPDIR/vault" 2>/dev/null | grep -c -- "~$1\.cur" || t
 	assert_equal "$(sql "SELECT outcome || '|' || error_code FROM audit_events WHERE account_id = 'wrongkey' AND action = 'pms.setup'")" "failure|config"
 }
 
-@test "Sikka failing at each step of the callback: exit 6, integration ERROR, no secret stored; a retry succeeds" {
+@test "Sikka failing at each step of the callback: exit 6 (8 without an answer), integration ERROR, no secret stored; a retry succeeds" {
 	new_account flaky
 	for fault in '{"method":"POST","path":"/v4/request_key","status":500,"count":1}' \
 		'{"method":"GET","path":"/v4/authorized_practices","status":500,"count":3}' \
@@ -154,7 +154,7 @@ stored() { ls "$BATS_FILE_TMPDIR/vault" 2>/dev/null | grep -c -- "~$1\.cur" || t
 		landed=$(redirect_for flaky)
 		fake faults "$fault" >/dev/null
 		run --separate-stderr parlae sikka callback --url "$landed"
-		assert_equal "$status" 6
+		if [[ $fault == *delay_ms* ]]; then assert_equal "$status" 8; else assert_equal "$status" 6; fi
 		assert_regex "$stderr" "^parlae: Sikka "
 		assert_equal "$(row flaky | cut -d'|' -f1)" "ERROR"
 		assert_equal "$(stored flaky)" "0"
@@ -418,4 +418,24 @@ next: parlae sikka oauth-url recorded"
 	assert_equal "$status" 7
 	assert_equal "$(sql "SELECT status || '|' || office_id FROM pms_integrations WHERE account_id = 'reauth'")" "ACTIVE|D1"
 	assert_equal "$(store_tool get parlae/pms/sikka/reauth)" "$before"
+}
+
+@test "callback --url - on a terminal prompts and reads one line; piped, no prompt" {
+	new_account prompted
+	landed=$(redirect_for prompted)
+	# Typed after the prompt, then Enter, and the input left open: the line is enough.
+	mkfifo "$BATS_TEST_TMPDIR/in"
+	exec 4<>"$BATS_TEST_TMPDIR/in"
+	(sleep 0.5; printf '%s\n' "$landed" >&4) 3>&- &
+	rc=0
+	timeout 20 script -qfec "NO_COLOR=1 parlae sikka callback --url -" /dev/null <"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/tty" 2>&1 || rc=$?
+	exec 4>&-
+	assert_equal "$rc" 0
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/tty")" "Paste the URL your browser was redirected to: $landed"$'\r\nconnected prompted: Happy Teeth Dental (Dentrix, office D36225)\r'
+	# From a pipe: the line alone, nothing on stderr.
+	new_account piped
+	landed=$(redirect_for piped)
+	run --separate-stderr parlae sikka callback --url - <<<"$landed"
+	assert_success
+	assert_equal "$output" "connected piped: Happy Teeth Dental (Dentrix, office D36225)"
 }

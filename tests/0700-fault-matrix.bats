@@ -70,7 +70,7 @@ sikka_fault() { fake faults "{\"method\":\"*\",\"path\":\"$1\",\"count\":-1,$2}"
 clear_faults() { fake faults/clear '{}' >/dev/null; twilio_fake faults/clear '{}' >/dev/null; curl -sS -X POST "$FAKE_TARGET/__fake/faults/clear" >/dev/null; }
 
 upstream_faults=('"status":500' '"delay_ms":2500' '"status":200,"body":"{not json"' '"status":401')
-upstream_codes=(6 6 6 3)
+upstream_codes=(6 8 6 3)
 
 @test "pms setup × upstream 5xx, timeout, malformed body, 401" {
 	for i in 0 1 2 3; do
@@ -106,7 +106,7 @@ upstream_codes=(6 6 6 3)
 	consistent
 }
 
-@test "secrets rotate × upstream faults: exit 6 (3 for rejected credentials), nothing lost" {
+@test "secrets rotate × upstream faults: exit 6 (8 for a timeout, 3 for rejected credentials), nothing lost" {
 	before=$(sql "SELECT secret_version FROM pms_integrations WHERE account_id = 'happy'")
 	for i in 0 1 2 3; do
 		sikka_fault /v4/request_key "${upstream_faults[$i]}"
