@@ -160,6 +160,7 @@ static int load_keys(struct pl_tool_ctx *c, struct pl_err *err)
 		return r;
 	if (!c->sk.base && (r = pl_sikka_init(&c->sk, c->s->cfg, err)))
 		return r;
+	c->sk.account = c->account; /* named in the remedy of a refusal */
 	pl_pms_keys_release(&c->keys);
 	if ((r = pl_pms_keys_read(c->store, c->account, &c->keys, c->version, err)))
 		return r;

@@ -21,8 +21,8 @@ setup() {
 	fake access '{"office_id":"D36225","access":"ON"}' >/dev/null
 }
 
-# The tools' Sikka client is not told its account (lib/tools.c): remedies say ACCOUNT there.
-TOOL_ACCOUNT=ACCOUNT
+# A tool call's remedy names its account too.
+TOOL_ACCOUNT=happy
 
 # A fault on every request to PATH until cleared.
 sikka_fault() { fake faults "{\"method\":\"*\",\"path\":\"$1\",\"count\":-1,$2}" >/dev/null; }
