@@ -371,12 +371,9 @@ out:
 }
 
 const struct option opts_vapi_replay[] = {
-    {"target", required_argument, NULL, 'T'},
-    {"auth", required_argument, NULL, 'u'},
-    {"concurrency", required_argument, NULL, 'c'},
-    {"expect-dir", required_argument, NULL, 'E'},
-    {"update-expected", no_argument, NULL, 'U'},
-    {NULL, 0, NULL, 0},
+    {"target", required_argument, NULL, 'T'},      {"auth", required_argument, NULL, 'u'},
+    {"concurrency", required_argument, NULL, 'c'}, {"expect-dir", required_argument, NULL, 'E'},
+    {"update-expected", no_argument, NULL, 'U'},   {NULL, 0, NULL, 0},
 };
 
 struct replay_ui {
@@ -519,18 +516,18 @@ int cmd_vapi_replay(struct cmd_ctx *ctx, int argc, char **argv)
 	if (ctx->dry_run)
 		return replay_dry_run(ctx, &req, &sum, &ui);
 	if (ctx->json) {
-		json_t *doc =
-		    json_pack("{s:I, s:I, s:I, s:I, s:f, s:{s:f, s:f, s:f}}", "total",
-		              (json_int_t)sum.total, "ok", (json_int_t)sum.ok, "failed",
-		              (json_int_t)sum.failed, "skipped", (json_int_t)sum.skipped, "seconds",
-		              sum.seconds, "latencyMs", "p50", sum.p50_ms, "p95", sum.p95_ms, "p99",
-		              sum.p99_ms);
+		json_t *doc = json_pack("{s:I, s:I, s:I, s:I, s:f, s:{s:f, s:f, s:f}}", "total",
+		                        (json_int_t)sum.total, "ok", (json_int_t)sum.ok, "failed",
+		                        (json_int_t)sum.failed, "skipped", (json_int_t)sum.skipped,
+		                        "seconds", sum.seconds, "latencyMs", "p50", sum.p50_ms,
+		                        "p95", sum.p95_ms, "p99", sum.p99_ms);
 
 		if (req.expect_dir)
-			pl_json_set(doc, "expected",
-			            pl_json_x(json_pack("{s:I, s:I, s:I}", "same", (json_int_t)sum.same,
-			                                "differ", (json_int_t)sum.differ, "written",
-			                                (json_int_t)sum.written)));
+			pl_json_set(
+			    doc, "expected",
+			    pl_json_x(json_pack("{s:I, s:I, s:I}", "same", (json_int_t)sum.same,
+			                        "differ", (json_int_t)sum.differ, "written",
+			                        (json_int_t)sum.written)));
 		cmd_print_json(ctx, doc);
 	} else {
 		printf("replayed %zu message%s in %.2f s: %zu ok, %zu failed, %zu skipped; "

@@ -115,14 +115,14 @@ static const char *const name_keys[] = {
     "preferredname", "nickname",   "givenname",  "familyname",    "surname",
     "customername",  "callername", "guarantor",  "guarantorname", NULL};
 static const char *const phone_keys[] = {
-    "phone",     "phonenumber", "cell",         "cellphone",      "mobile",        "homephone",
-    "workphone", "callernumber", "callbacknumber", "contactnumber", "number",     NULL};
+    "phone",     "phonenumber",  "cell",           "cellphone",     "mobile", "homephone",
+    "workphone", "callernumber", "callbacknumber", "contactnumber", "number", NULL};
 static const char *const email_keys[] = {"email", "emailaddress", NULL};
-static const char *const safe_keys[] = {
-    "type",    "role",   "status",             "endedreason", "timezone", "appointmenttype",
-    "urgency", "method", "confirmationnumber", "object",      NULL};
-static const char *const when_keys[] = {"date", "time", "start", "end", "slots", "timestamp",
-                                        NULL};
+static const char *const safe_keys[] = {"type",        "role",     "status",
+                                        "endedreason", "timezone", "appointmenttype",
+                                        "urgency",     "method",   "confirmationnumber",
+                                        "object",      NULL};
+static const char *const when_keys[] = {"date", "time", "start", "end", "slots", "timestamp", NULL};
 static const char *const tool_parents[] = {"function", "functioncall", "tool", "results", NULL};
 
 /* toolCallId, orgId, patient_id, call-id, ID: an identifier, not a person. */
@@ -246,8 +246,8 @@ static uint64_t mac_u64(const struct pl_corpus *c, const char *kind, const char 
 	return x;
 }
 
-static void mac_hex(const struct pl_corpus *c, const char *kind, const char *v, size_t n,
-                    char *out, size_t hexlen)
+static void mac_hex(const struct pl_corpus *c, const char *kind, const char *v, size_t n, char *out,
+                    size_t hexlen)
 {
 	unsigned char h[32];
 	char hex[65];
@@ -398,8 +398,8 @@ static json_t *by_shape(const struct pl_corpus *c, const char *s, const char *ke
 	return pseudo_text(c, s);
 }
 
-static json_t *string(const struct pl_corpus *c, const char *s, const char *key,
-                      const char *parent, int depth)
+static json_t *string(const struct pl_corpus *c, const char *s, const char *key, const char *parent,
+                      int depth)
 {
 	char e164[32];
 
@@ -443,8 +443,8 @@ static json_t *number(const struct pl_corpus *c, json_t *v, const char *key, con
 	if (k == K_KEEP || k == K_WHEN || (n < 1000000 && n > -1000000))
 		return json_incref(v);
 	snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, n);
-	return k == K_PHONE ? string(c, text, key, parent, depth) : by_shape(c, text, key, parent,
-	                                                                     depth);
+	return k == K_PHONE ? string(c, text, key, parent, depth)
+	                    : by_shape(c, text, key, parent, depth);
 }
 
 /* A new reference: v redacted. key is v's key (an array's for its items), parent the key of
@@ -460,12 +460,12 @@ static json_t *walk(const struct pl_corpus *c, json_t *v, const char *key, const
 	case JSON_OBJECT:
 		out = json_object();
 		json_object_foreach(v, k, item)
-			pl_json_set(out, k, walk(c, item, k, key, depth + 1));
+		    pl_json_set(out, k, walk(c, item, k, key, depth + 1));
 		return pl_json_x(out);
 	case JSON_ARRAY:
 		out = json_array();
-		json_array_foreach(v, i, item) pl_json_append(out, walk(c, item, key, parent,
-		                                                        depth + 1));
+		json_array_foreach(v, i, item)
+		    pl_json_append(out, walk(c, item, key, parent, depth + 1));
 		return pl_json_x(out);
 	case JSON_STRING:
 		return string(c, json_string_value(v), key, parent, depth);
@@ -486,8 +486,9 @@ int pl_corpus_redact(struct pl_corpus *c, const char *in, size_t len, struct pl_
 	/* jansson's message quotes the text near the fault: a body's PHI. */
 	if ((r = pl_json_parse(in, len, PL_VAPI_MAX_BODY, MAX_DEPTH, "the body", &doc, err))) {
 		pl_err_clear(err);
-		return pl_err_set(err, r, "the body is not a JSON document of at most 1 MiB and "
-		                          "%d levels",
+		return pl_err_set(err, r,
+		                  "the body is not a JSON document of at most 1 MiB and "
+		                  "%d levels",
 		                  MAX_DEPTH);
 	}
 	red = walk(c, doc, NULL, NULL, 0);
@@ -508,8 +509,7 @@ static int io_error(struct pl_err *err, const char *what, const char *path)
 
 /* A new file holding data, 0600, created beside path and linked to it: -EEXIST when path
  * is there already (and replace is 0), else 0 or the error. */
-static int put_file(const char *path, const char *data, size_t len, int replace,
-                    struct pl_err *err)
+static int put_file(const char *path, const char *data, size_t len, int replace, struct pl_err *err)
 {
 	struct pl_buf tmp = PL_BUF_INIT;
 	int fd, r = 0;
@@ -635,9 +635,10 @@ static int open_dir(const char *dir, struct pl_err *err)
 		return pl_err_hint(err, "record into a directory of your own");
 	}
 	if (st.st_mode & 077) {
-		pl_err_set(err, PL_ECONFIG,
-		           "the corpus directory %s has mode %04o: others may read what is recorded",
-		           dir, (unsigned)(st.st_mode & 07777));
+		pl_err_set(
+		    err, PL_ECONFIG,
+		    "the corpus directory %s has mode %04o: others may read what is recorded", dir,
+		    (unsigned)(st.st_mode & 07777));
 		return pl_err_hint(err, "chmod 700 %s", dir);
 	}
 	return 0;
@@ -660,8 +661,8 @@ int pl_corpus_open(const char *dir, int redact, struct pl_corpus **out, struct p
 	 * compares responses redacted or raw accordingly. */
 	if (redact) {
 		if (lstat(raw.buf, &st) == 0) {
-			r = pl_err_set(err, PL_EUSAGE, "%s holds a corpus recorded without redaction",
-			               dir);
+			r = pl_err_set(err, PL_EUSAGE,
+			               "%s holds a corpus recorded without redaction", dir);
 			pl_err_hint(err, "record a redacted corpus into another directory");
 			goto out;
 		}

@@ -101,8 +101,8 @@ int pl_expect_set_ignore(struct pl_expect *x, const char *text, size_t len, stru
 		while (n && (p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
 			n--;
 		if (n && p[0] != '#') {
-			if (x->nptr == MAX_POINTERS || memchr(p, '\0', n) ||
-			    !pl_utf8_valid(p, n) || parse_pointer(p, n, &ptr) < 0) {
+			if (x->nptr == MAX_POINTERS || memchr(p, '\0', n) || !pl_utf8_valid(p, n) ||
+			    parse_pointer(p, n, &ptr) < 0) {
 				for (size_t j = 0; j < ptr.n; j++)
 					free(ptr.tok[j]);
 				free(ptr.tok);

@@ -306,8 +306,8 @@ static char *expect_name(const char *source)
 	return pl_buf_detach(&b, NULL);
 }
 
-static int check_expected(const struct pl_replay_req *req, struct pl_expect *x,
-                          struct items *items, struct pl_replay_summary *sum, struct pl_err *err)
+static int check_expected(const struct pl_replay_req *req, struct pl_expect *x, struct items *items,
+                          struct pl_replay_summary *sum, struct pl_err *err)
 {
 	for (size_t i = 0; i < items->n; i++) {
 		struct item *it = &items->v[i];
