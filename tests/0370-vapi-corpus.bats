@@ -52,9 +52,14 @@ phi_of() {
 		 .message.artifact.transcript?, .message.analysis.summary?]
 		| map(select(. != null))
 		| [.[] | if type == "object" then (to_entries[]
-			| select(.key | test("^(date|startTime|duration|appointmentType|.*Id|type)$") | not)
+			| select(.key | test("^(date|startTime|duration|appointmentType|urgency|.*Id|type|.*(Time|Date))$") | not)
 			| .value) else . end]
 		| .[] | select(type == "string" and length >= 4)' "$1" 2>/dev/null || true
+}
+
+# A fixture under a call id of its own (a tool runs a limited number of times per call).
+copy_fix() { # FIXTURE DEST CALL_ID
+	jq -c --arg id "$3" '.message.call.id = $id' "$1" >"$2"
 }
 
 # Record one exchange: the handler's answer to the fixture, through the corpus writer.
@@ -186,7 +191,8 @@ record() { # DIR FIXTURE [--no-redact]
 
 @test "a recorded corpus replays green against itself, then red with exit 1 naming the field when the fake's data change" {
 	local dir=$BATS_TEST_TMPDIR/day
-	record "$dir" "$FIX/tool-calls-check-availability.json"
+	copy_fix "$FIX/tool-calls-check-availability.json" "$BATS_TEST_TMPDIR/avail.json" corpus-gate
+	record "$dir" "$BATS_TEST_TMPDIR/avail.json"
 	run --separate-stderr parlae vapi replay "$dir" --expect-dir "$dir"
 	assert_success
 	assert_line --index 1 "expected responses: 1 same, 0 differ"
@@ -195,7 +201,7 @@ record() { # DIR FIXTURE [--no-redact]
 	run --separate-stderr parlae vapi replay "$dir" --expect-dir "$dir" --json
 	assert_equal "$status" 1
 	assert_equal "$(jq -c '[.ok, .failed, .expected.same, .expected.differ]' <<<"$output")" '[1,0,0,1]'
-	name=$(basename "$(ls "$dir"/*Z-*-1.json)" .json)
+	name=$(basename "$(ls "$dir"/*Z-corpus-gate-1.json)" .json)
 	# The spoken message (redacted: it is text) and the slots, each named.
 	assert_regex "$stderr" "^parlae: $name differs from its expected response:"$'\n'"$name: \.results\[0\]\.result\.message"$'\n'"- \"text-[0-9a-f]{12}\""$'\n'"\+ \"text-[0-9a-f]{12}\""$'\n'"$name: \.results\[0\]\.result\.slots"$'\n'"- \[.*\{\"start\":\"10:00\".*"$'\n'"\+ \[.*"
 	assert_equal "${#stderr_lines[@]}" 7
@@ -214,7 +220,8 @@ record() { # DIR FIXTURE [--no-redact]
 @test "--update-expected writes each response 0600; a plain directory keeps them raw, a redacted corpus redacted" {
 	local msgs=$BATS_TEST_TMPDIR/msgs exp=$BATS_TEST_TMPDIR/exp red=$BATS_TEST_TMPDIR/red
 	mkdir "$msgs"
-	cp "$FIX/tool-calls-two-calls.json" "$FIX/function-call-legacy.json" "$msgs/"
+	copy_fix "$FIX/tool-calls-two-calls.json" "$msgs/tool-calls-two-calls.json" corpus-upd-1
+	copy_fix "$FIX/function-call-legacy.json" "$msgs/function-call-legacy.json" corpus-upd-2
 	echo "not a message" >"$msgs/README"
 	run --separate-stderr parlae vapi replay "$msgs" --expect-dir "$exp" --update-expected
 	assert_success
@@ -233,7 +240,9 @@ record() { # DIR FIXTURE [--no-redact]
 	assert_line --index 1 "expected responses: 1 same, 1 differ"
 	assert_regex "$stderr" "tool-calls-two-calls: \.results\[0\]\.result\.patient\.lastName"$'\n'"- \"Name-[0-9a-f]{6}\""$'\n'"\+ \"Name-[0-9a-f]{6}\""
 	[[ $stderr != *Diaz* ]]
-	# Into a redacted corpus the responses are written redacted.
+	# Into a redacted corpus the responses are written redacted (the same messages under
+	# other call ids).
+	for f in "$msgs"/*.json; do copy_fix "$f" "$f.new" "corpus-red-$(basename "$f")" && mv "$f.new" "$f"; done
 	"$CT" redact "$red" <<<'{}' >/dev/null
 	run --separate-stderr parlae vapi replay "$msgs" --expect-dir "$red" --update-expected
 	assert_success
