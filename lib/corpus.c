@@ -726,7 +726,7 @@ static void safe_id(const char *id, char *out, size_t size)
 	for (; id && *id && n + 1 < size && n < 64; id++)
 		out[n++] = isalnum((unsigned char)*id) || strchr("._-", *id) ? *id : '_';
 	out[n] = '\0';
-	if (!n || out[0] == '.')
+	if (!n)
 		snprintf(out, size, "nocall");
 }
 
@@ -769,7 +769,7 @@ int pl_corpus_write(struct pl_corpus *c, const char *call_id, const char *reques
 		n = ++c->seq;
 		pthread_mutex_unlock(&c->lock);
 		pl_buf_reset(&path);
-		pl_buf_addf(&path, "%s/%s-%s-%lu.json", c->dir, stamp, id, n);
+		pl_buf_addf(&path, "%s/%s-%s-%06lu.json", c->dir, stamp, id, n);
 		r = put_file(path.buf, req.buf, req.len, 0, err);
 	}
 	if (r)

@@ -164,15 +164,18 @@ record() { # DIR FIXTURE [--no-redact]
 	record "$dir" "$FIX/tool-calls-check-availability.json"
 	echo '{}' >"$BATS_TEST_TMPDIR/empty.json"
 	"$CT" write "$dir" - "$FIX/end-of-call-report.json" "$BATS_TEST_TMPDIR/empty.json"
-	"$CT" write "$dir" '../../x y' "$FIX/end-of-call-report.json" "$BATS_TEST_TMPDIR/empty.json"
+	"$CT" write "$dir" '../a/b c' "$FIX/end-of-call-report.json" "$BATS_TEST_TMPDIR/empty.json"
 	assert_equal "$(stat -c %a "$dir")" "700"
 	assert_equal "$(stat -c '%a %s' "$dir/.key")" "600 32"
 	run ls "$dir"
 	assert_equal "${#lines[@]}" 6
 	for f in "${lines[@]}"; do
-		[[ $f =~ ^[0-9]{8}T[0-9]{6}Z-(9d2c1a8e-1f1e-4c1a-9c4e-0a1b2c3d4e01|nocall|\.\._\.\._x_y)-[0-9]+(\.response)?\.json$ ]] || fail "unexpected name $f"
+		[[ $f =~ ^[0-9]{8}T[0-9]{6}Z-(9d2c1a8e-1f1e-4c1a-9c4e-0a1b2c3d4e01|nocall|\.\._a_b_c)-[0-9]{6}(\.response)?\.json$ ]] || fail "unexpected name $f"
 		assert_equal "$(stat -c %a "$dir/$f")" "600"
 	done
+	# Only letters, digits, '.', '_' and '-' of a call id go into a name; none is nocall.
+	assert_equal "$(ls "$dir" | grep -c -- 'Z-\.\._a_b_c-[0-9]*\.json$')" "1"
+	assert_equal "$(ls "$dir" | grep -c -- 'Z-nocall-[0-9]*\.json$')" "1"
 	# No temporary file is left behind.
 	assert_equal "$(find "$dir" -name '*.tmp.*' | wc -l)" "0"
 	# A directory others may read is refused, and so is recording raw into a redacted corpus.
@@ -201,7 +204,7 @@ record() { # DIR FIXTURE [--no-redact]
 	run --separate-stderr parlae vapi replay "$dir" --expect-dir "$dir" --json
 	assert_equal "$status" 1
 	assert_equal "$(jq -c '[.ok, .failed, .expected.same, .expected.differ]' <<<"$output")" '[1,0,0,1]'
-	name=$(basename "$(ls "$dir"/*Z-corpus-gate-1.json)" .json)
+	name=$(basename "$(ls "$dir"/*Z-corpus-gate-000001.json)" .json)
 	# The spoken message (redacted: it is text) and the slots, each named.
 	assert_regex "$stderr" "^parlae: $name differs from its expected response:"$'\n'"$name: \.results\[0\]\.result\.message"$'\n'"- \"text-[0-9a-f]{12}\""$'\n'"\+ \"text-[0-9a-f]{12}\""$'\n'"$name: \.results\[0\]\.result\.slots"$'\n'"- \[.*\{\"start\":\"10:00\".*"$'\n'"\+ \[.*"
 	assert_equal "${#stderr_lines[@]}" 7
