@@ -52,7 +52,8 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -76,6 +77,7 @@ struct pl_corpus {
 	int redact;
 	int keyed; /* the key is DIR/.key (else a random one of this process) */
 	unsigned char key[KEY_LEN];
+	EVP_MAC_CTX *mac; /* HMAC-SHA256 keyed once, duplicated for each value */
 	pthread_mutex_t lock;
 	unsigned long seq;
 };
@@ -224,15 +226,30 @@ static int is_pseudonym(const char *s)
 static void mac(const struct pl_corpus *c, const char *kind, const char *v, size_t n,
                 unsigned char out[32])
 {
-	struct pl_buf b = PL_BUF_INIT;
-	unsigned int len = 32;
+	/* A copy per value: c->mac itself is only read, so threads may share the corpus. */
+	EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(c->mac);
+	size_t len = 0;
 
-	pl_buf_adds(&b, kind);
-	pl_buf_addch(&b, '\0');
-	pl_buf_add(&b, v, n);
-	if (!HMAC(EVP_sha256(), c->key, KEY_LEN, (const unsigned char *)b.buf, b.len, out, &len))
+	if (!ctx || !EVP_MAC_update(ctx, (const unsigned char *)kind, strlen(kind) + 1) ||
+	    !EVP_MAC_update(ctx, (const unsigned char *)v, n) ||
+	    !EVP_MAC_final(ctx, out, &len, 32) || len != 32)
 		abort(); /* libcrypto out of memory, as pl_xmalloc */
-	pl_buf_release(&b);
+	EVP_MAC_CTX_free(ctx);
+}
+
+/* Fetching HMAC and SHA-256 costs more than hashing a value: done once per corpus. */
+static int init_mac(struct pl_corpus *c, struct pl_err *err)
+{
+	OSSL_PARAM params[] = {
+	    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+	    OSSL_PARAM_construct_end()};
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+
+	c->mac = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	EVP_MAC_free(mac);
+	if (!c->mac || !EVP_MAC_init(c->mac, c->key, KEY_LEN, params))
+		return pl_err_set(err, PL_EINTERNAL, "libcrypto has no HMAC-SHA256");
+	return 0;
 }
 
 static uint64_t mac_u64(const struct pl_corpus *c, const char *kind, const char *v, size_t n)
@@ -679,6 +696,8 @@ int pl_corpus_open(const char *dir, int redact, struct pl_corpus **out, struct p
 		if (r == -EEXIST)
 			r = 0;
 	}
+	if (!r)
+		r = init_mac(c, err);
 out:
 	pl_buf_release(&key);
 	pl_buf_release(&raw);
@@ -704,6 +723,8 @@ int pl_corpus_load(const char *dir, struct pl_corpus **out, struct pl_err *err)
 		        ? pl_err_set(err, PL_EINTERNAL, "no randomness for a comparison key")
 		        : 0;
 	}
+	if (!r)
+		r = init_mac(c, err);
 	pl_buf_release(&key);
 	if (r) {
 		pl_corpus_close(c);
@@ -790,6 +811,7 @@ void pl_corpus_close(struct pl_corpus *c)
 	if (!c)
 		return;
 	OPENSSL_cleanse(c->key, sizeof(c->key));
+	EVP_MAC_CTX_free(c->mac);
 	pthread_mutex_destroy(&c->lock);
 	free(c->dir);
 	free(c);

@@ -21,7 +21,7 @@ build_corpus_tool() {
 	esac
 	# shellcheck disable=SC2046,SC2086
 	cc -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror $san -I"$top/lib" \
-		-o "$BATS_FILE_TMPDIR/corpus_tool" "$top/tests/helpers/corpus_tool.c" "$lib" \
+		-o "$BATS_FILE_TMPDIR/corpus_tool" "$top/tests/helpers/corpus_tool.c" "$lib" -lpthread \
 		$(pkg-config --libs libcurl jansson libpq openssl readline)
 }
 
@@ -190,6 +190,21 @@ record() { # DIR FIXTURE [--no-redact]
 	run --separate-stderr "$CT" write "$dir" - "$FIX/end-of-call-report.json" "$BATS_TEST_TMPDIR/empty.json"
 	assert_equal "$status" 3
 	assert_regex "$stderr" "the corpus key .*/.key has mode 0644"
+}
+
+@test "eight threads writing to one corpus at once lose no exchange and leave no temporary file" {
+	local dir=$BATS_TEST_TMPDIR/busy
+	echo '{"results":[]}' >"$BATS_TEST_TMPDIR/resp.json"
+	run --separate-stderr "$CT" threads "$dir" 8 50 "$FIX/tool-calls-two-calls.json" "$BATS_TEST_TMPDIR/resp.json"
+	assert_success
+	assert_equal "$(find "$dir" -name '*Z-call-threads-*.json' ! -name '*.response.json' | wc -l)" "400"
+	assert_equal "$(find "$dir" -name '*Z-call-threads-*.response.json' | wc -l)" "400"
+	assert_equal "$(find "$dir" -type f ! -name '*.json' ! -name .key | wc -l)" "0"
+	# Each request has its response, and every file is one whole JSON document.
+	for f in "$dir"/*.json; do
+		case $f in *.response.json) ;; *) [ -f "${f%.json}.response.json" ] || fail "no response for $f" ;; esac
+	done
+	assert_equal "$(cat "$dir"/*.json | jq -c . | wc -l)" "800"
 }
 
 @test "a recorded corpus replays green against itself, then red with exit 1 naming the field when the fake's data change" {
