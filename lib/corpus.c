@@ -8,7 +8,7 @@
  *
  * Kept as they are (not PHI, and a replay needs them):
  *   - ids: "id" and keys ending in "Id"/"_id"/"-id"/"ID" (toolCallId, orgId, assistantId,
- *     phoneNumberId, accountId, patientId, providerId, appointmentId, smsSid is NOT an id
+ *     phoneNumberId, accountId, patientId, providerId, appointmentId; smsSid does not end so
  *     and goes as text). A PMS's patient id is kept on purpose: a replay books for "the same"
  *     patient; it names a row in the practice's system, not a person.
  *   - type, role, status, endedReason, timezone, appointmentType, urgency,
