@@ -176,6 +176,13 @@ void pl_tool_writeback_wait(struct pl_tool_ctx *c, const char *id, enum pl_write
 /* The staff number for transfers (the call's own number first), "" if none; *enabled. */
 int pl_tool_staff(struct pl_tool_ctx *c, char *staff, size_t size, int *enabled,
                   struct pl_err *err);
+struct pl_buf;
+/*
+ * Text the staff number (best effort): text cut to one SMS, sent, then wiped. 1 when it went
+ * (sid set); 0 when not, why ("Twilio error N", "SMS not configured", ...) never the text.
+ */
+int pl_tool_text_staff(struct pl_tool_ctx *c, const char *staff, struct pl_buf *text, char *sid,
+                       size_t sid_size, char *why, size_t why_size);
 /* Bytes of s's longest prefix Twilio counts as at most max characters (one SMS). */
 size_t pl_tool_sms_cut(const char *s, size_t max);
 /* A JSON string of s made valid UTF-8 (text from upstream), a new reference. */
@@ -200,5 +207,7 @@ pl_tool_fn pl_tool_get_patient_info, pl_tool_check_availability, pl_tool_book_ap
     pl_tool_transfer_to_human;
 /* tool_appointments.c */
 pl_tool_fn pl_tool_get_appointments, pl_tool_reschedule_appointment, pl_tool_cancel_appointment;
+/* New patients and messages for the staff (issue 13). */
+pl_tool_fn pl_tool_create_patient, pl_tool_take_message;
 
 #endif

@@ -106,6 +106,22 @@ static const struct pl_tool_arg cancel_appointment_args[] = {
 	"I can only change appointments for the patient calling from the phone number on file. "   \
 	"The office staff can verify who you are and help you."
 
+static const struct pl_tool_arg create_patient_args[] = {
+    {"firstName", PL_ARG_TEXT, 1, 0, 0, 0, NULL, NULL},
+    {"lastName", PL_ARG_TEXT, 1, 0, 0, 0, NULL, NULL},
+    {"phone", PL_ARG_PHONE, 1, 0, 0, 0, NULL, NULL},
+    TEXT("email"),
+    {"dateOfBirth", PL_ARG_DATE, 0, 0, 0, 0, NULL, "dateOfBirth must be YYYY-MM-DD"},
+    END_OF_SCHEMA,
+};
+
+static const struct pl_tool_arg take_message_args[] = {
+    {"message", PL_ARG_TEXT, 1, 0, 0, 0, NULL, NULL},
+    PHONE("callbackNumber"),
+    {"urgency", PL_ARG_ENUM, 0, 0, 0, 0, "normal|urgent", "urgency must be normal or urgent"},
+    END_OF_SCHEMA,
+};
+
 static const char *const get_patient_info_aliases[] = {"lookupPatient", NULL};
 
 const struct pl_tool pl_tools[] = {
@@ -126,6 +142,9 @@ const struct pl_tool pl_tools[] = {
      PL_TOOL_TOUCHES_PATIENT | PL_TOOL_WRITEBACK, CHANGE_REFUSAL, pl_tool_reschedule_appointment},
     {"cancelAppointment", NULL, cancel_appointment_args,
      PL_TOOL_TOUCHES_PATIENT | PL_TOOL_WRITEBACK, CHANGE_REFUSAL, pl_tool_cancel_appointment},
+    {"createPatient", NULL, create_patient_args, PL_TOOL_TOUCHES_PATIENT | PL_TOOL_WRITEBACK, NULL,
+     pl_tool_create_patient},
+    {"takeMessage", NULL, take_message_args, PL_TOOL_NO_PMS, NULL, pl_tool_take_message},
     {NULL, NULL, NULL, 0, NULL, NULL},
 };
 

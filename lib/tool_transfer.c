@@ -18,6 +18,36 @@
 #define SMS_MAX_CHARS 1600 /* Twilio's limit for one (concatenated) message */
 
 /*
+ * Text the staff (best effort), for every tool that does: the text is cut between characters to
+ * one (concatenated) SMS, sent through Twilio, then wiped, since it holds what the caller said.
+ * 1 when it went (sid set), else 0 and why: Twilio's error code, or that SMS is not configured
+ * or the service could not be reached (never the text).
+ */
+int pl_tool_text_staff(struct pl_tool_ctx *c, const char *staff, struct pl_buf *text, char *sid,
+                       size_t sid_size, char *why, size_t why_size)
+{
+	struct pl_err serr = PL_ERR_INIT;
+	long code = 0;
+	int sent;
+
+	/* Twilio refuses a longer text (21617): the staff get its beginning. */
+	text->len = pl_tool_sms_cut(text->buf, SMS_MAX_CHARS);
+	text->buf[text->len] = '\0';
+	sent = !pl_twilio_sms(c->s->cfg, staff, text->buf, sid, sid_size, &code, &serr);
+	pl_buf_wipe(text);
+	*why = '\0';
+	if (sent)
+		return 1;
+	if (code)
+		snprintf(why, why_size, "Twilio error %ld", code);
+	else if (serr.code == PL_ECONFIG)
+		snprintf(why, why_size, "SMS not configured");
+	else
+		snprintf(why, why_size, "SMS service unreachable");
+	return 0;
+}
+
+/*
  * A caller who asks for a human is never stranded: with transfers enabled the answer is the
  * destination whatever happens to the text to the staff, which is best effort. The call log
  * keeps whether it went and, if not, why: Twilio's error code or that it could not be reached
@@ -29,9 +59,7 @@ int pl_tool_transfer_to_human(struct pl_tool_ctx *c, const struct pl_tool_args *
 	const char *reason = pl_tool_text(a, "reason"), *summary = pl_tool_text(a, "summary");
 	const char *params[6];
 	struct pl_buf body = PL_BUF_INIT;
-	struct pl_err serr = PL_ERR_INIT;
-	char staff[40], sid[64], why[64] = "";
-	long code = 0;
+	char staff[40], sid[64], why[64];
 	int r, enabled, sent;
 
 	if ((r = pl_tool_staff(c, staff, sizeof(staff), &enabled, err)))
@@ -45,19 +73,7 @@ int pl_tool_transfer_to_human(struct pl_tool_ctx *c, const struct pl_tool_args *
 	pl_buf_addf(&body, "Caller %s asks for a person: %s.%s%s",
 	            c->caller ? c->caller : "(unknown)", reason, summary ? " " : "",
 	            summary ? summary : "");
-	/* Twilio refuses a longer text (21617): the staff get its beginning. */
-	body.len = pl_tool_sms_cut(body.buf, SMS_MAX_CHARS);
-	body.buf[body.len] = '\0';
-	sent = !pl_twilio_sms(c->s->cfg, staff, body.buf, sid, sizeof(sid), &code, &serr);
-	pl_buf_wipe(&body);
-	if (!sent) {
-		if (code)
-			snprintf(why, sizeof(why), "Twilio error %ld", code);
-		else if (serr.code == PL_ECONFIG)
-			snprintf(why, sizeof(why), "SMS not configured");
-		else
-			snprintf(why, sizeof(why), "SMS service unreachable");
-	}
+	sent = pl_tool_text_staff(c, staff, &body, sid, sizeof(sid), why, sizeof(why));
 	params[0] = c->account;
 	params[1] = c->call_id;
 	params[2] = reason;

@@ -13,7 +13,7 @@ assert_json_utf8() {
 }
 
 # What an unknown tool's error goes on with.
-TOOLS="the tools are getPatientInfo, checkAvailability, bookAppointment, transferToHuman, getAppointments, rescheduleAppointment, cancelAppointment"
+TOOLS="the tools are getPatientInfo, checkAvailability, bookAppointment, transferToHuman, getAppointments, rescheduleAppointment, cancelAppointment, createPatient, takeMessage"
 
 # N copies of a string.
 rep() { local s="" i; for ((i = 0; i < $2; i++)); do s+=$1; done; printf '%s' "$s"; }
@@ -173,7 +173,7 @@ setup() { vapi_setup; }
 	assert_equal "$status" 5
 	assert_equal "$stderr" ""
 	assert_json_utf8 "$output"
-	assert_equal "$(jq -r '.results[0] | [.name, .error] | join("|")' <<<"$output")" "ab��|unknown tool 'ab��'; the tools are getPatientInfo, checkAvailability, bookAppointment, transferToHuman, getAppointments, rescheduleAppointment, cancelAppointment"
+	assert_equal "$(jq -r '.results[0] | [.name, .error] | join("|")' <<<"$output")" "ab��|unknown tool 'ab��'; the tools are getPatientInfo, checkAvailability, bookAppointment, transferToHuman, getAppointments, rescheduleAppointment, cancelAppointment, createPatient, takeMessage"
 }
 
 @test "sikka callback: a code, state, error or office_id that decodes to bytes that are not UTF-8 is bad input" {

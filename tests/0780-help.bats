@@ -352,7 +352,7 @@ fake_man() {
 	run --separate-stderr parlae vapi tool invoke bookAppt --account happy --args '{}'
 	assert_failure 5
 	assert_equal "$(jq -r '.results[0].error' <<<"$output")" \
-		"unknown tool 'bookAppt'; the tools are getPatientInfo, checkAvailability, bookAppointment, transferToHuman, getAppointments, rescheduleAppointment, cancelAppointment"
+		"unknown tool 'bookAppt'; the tools are getPatientInfo, checkAvailability, bookAppointment, transferToHuman, getAppointments, rescheduleAppointment, cancelAppointment, createPatient, takeMessage"
 }
 
 @test "--args naming a file without @ says how to read it" {
