@@ -79,7 +79,8 @@ record() { # DIR FIXTURE [--no-redact]
 		record "$raw" "$f" --no-redact
 		while IFS= read -r v; do
 			values+=("$v")
-			if [[ $v =~ $phone ]]; then values+=("${v//[^0-9]/}"); fi
+			# A phone also in its digits (a date of birth such as 1985-07-19 is not a phone).
+			if [[ $v =~ $phone && ! $v =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$ ]]; then values+=("${v//[^0-9]/}"); fi
 		done < <(phi_of "$f")
 		n=$((n + 1))
 	done < <(fixtures)
