@@ -16,7 +16,9 @@
 struct pl_corpus;
 
 /* Open (create 0700 if missing; refuse a directory group/world-accessible) a corpus
-   directory; loads or creates DIR/.key (32 random bytes, 0600). redact: pseudonymise. */
+   directory; loads or creates DIR/.key (32 random bytes, 0600). redact: pseudonymise.
+   A corpus is redacted (DIR/.key) or raw (DIR/.raw, written when redact is 0, and then no
+   key is made): opening one the other way is PL_EUSAGE, so that a replay knows which it is. */
 int pl_corpus_open(const char *dir, int redact, struct pl_corpus **out, struct pl_err *err);
 
 /* Write one exchange as DIR/<UTC time YYYYmmddTHHMMSSZ>-<call id>-<n>.json and
@@ -30,5 +32,17 @@ int pl_corpus_redact(struct pl_corpus *c, const char *in, size_t len, struct pl_
                      struct pl_err *err);
 
 void pl_corpus_close(struct pl_corpus *c);
+
+/*
+ * For comparing (vapi replay --expect-dir): DIR/.key when there is one (redacted corpus:
+ * pl_corpus_keyed is then 1), else a random key of this process, so that two bodies can
+ * still be compared and shown redacted. Nothing is created and modes are not checked (a
+ * corpus checked out by CI is 0644).
+ */
+int pl_corpus_load(const char *dir, struct pl_corpus **out, struct pl_err *err);
+int pl_corpus_keyed(const struct pl_corpus *c);
+
+/* Write path (0600) through a temporary file renamed over it. */
+int pl_corpus_put(const char *path, const char *data, size_t len, struct pl_err *err);
 
 #endif
