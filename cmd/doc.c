@@ -208,8 +208,8 @@ static const struct cmd_optdoc opts_doc_vapi_listen[] = {
 };
 const struct cmd_doc doc_vapi_listen = {
     opts_doc_vapi_listen,
-    {"parlae vapi listen", "cloudflared tunnel --url http://127.0.0.1:8787",
-     "parlae vapi listen --auth hmac --record corpus/ --json | jq -c .", NULL},
+    {"parlae vapi listen", "parlae vapi listen --auth hmac --record corpus/ --json",
+     "parlae vapi listen --forward-to https://staging.example/api/vapi", NULL},
 };
 
 static const struct cmd_optdoc opts_doc_vapi_tool_invoke[] = {

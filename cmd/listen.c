@@ -1,4 +1,5 @@
-/* parlae vapi listen: options, the log lines, and stopping on a signal; the server is lib/listen.c */
+/* parlae vapi listen: options, the log lines, and stopping on a signal; the server is lib/listen.c
+ */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -15,10 +16,14 @@
 #include "../lib/banned.h"
 
 const struct option opts_vapi_listen[] = {
-    {"port", required_argument, NULL, 'p'},       {"bind", required_argument, NULL, 'b'},
-    {"auth", required_argument, NULL, 'u'},       {"forward-to", required_argument, NULL, 'f'},
-    {"record", required_argument, NULL, 'r'},     {"redact", no_argument, NULL, 'R'},
-    {"no-redact", no_argument, NULL, 'N'},        {"threads", required_argument, NULL, 't'},
+    {"port", required_argument, NULL, 'p'},
+    {"bind", required_argument, NULL, 'b'},
+    {"auth", required_argument, NULL, 'u'},
+    {"forward-to", required_argument, NULL, 'f'},
+    {"record", required_argument, NULL, 'r'},
+    {"redact", no_argument, NULL, 'R'},
+    {"no-redact", no_argument, NULL, 'N'},
+    {"threads", required_argument, NULL, 't'},
     {NULL, 0, NULL, 0},
 };
 
@@ -28,11 +33,11 @@ static void log_exchange(const struct pl_listen_event *ev, void *arg)
 	struct cmd_ctx *ctx = arg;
 
 	if (ctx->json) {
-		json_t *doc = pl_json_x(json_pack(
-		    "{s:s, s:s, s:s, s:s?, s:s, s:s, s:s?, s:i, s:f}", "time", ev->time, "method",
-		    ev->method, "path", ev->path, "callId", ev->call_id, "tools", ev->tools,
-		    "outcome", ev->outcome, "reason", ev->reason, "status", ev->status, "latencyMs",
-		    ev->ms));
+		json_t *doc = pl_json_x(
+		    json_pack("{s:s, s:s, s:s, s:s?, s:s, s:s, s:s?, s:i, s:f}", "time", ev->time,
+		              "method", ev->method, "path", ev->path, "callId", ev->call_id,
+		              "tools", ev->tools, "outcome", ev->outcome, "reason", ev->reason,
+		              "status", ev->status, "latencyMs", ev->ms));
 
 		cmd_print_json(ctx, doc);
 		fflush(stdout);
@@ -127,8 +132,8 @@ int cmd_vapi_listen(struct cmd_ctx *ctx, int argc, char **argv)
 		case 'R':
 		case 'N':
 			if (redact >= 0 && redact != (c == 'R'))
-				return cmd_usage_error(ctx,
-				                       "--redact and --no-redact contradict each other");
+				return cmd_usage_error(
+				    ctx, "--redact and --no-redact contradict each other");
 			redact = c == 'R';
 			break;
 		case 't':
@@ -154,8 +159,9 @@ int cmd_vapi_listen(struct cmd_ctx *ctx, int argc, char **argv)
 		if ((r = pl_corpus_open(record, redact != 0, &corpus, &err)))
 			return cmd_fail(ctx, &err);
 		if (!redact && ctx->verbosity >= 0)
-			fprintf(stderr, "parlae: --no-redact: recording raw payloads into %s; they "
-			                "hold patients' data\n",
+			fprintf(stderr,
+			        "parlae: --no-redact: recording raw payloads into %s; they "
+			        "hold patients' data\n",
 			        record);
 	}
 	o.corpus = corpus;
@@ -178,8 +184,9 @@ int cmd_vapi_listen(struct cmd_ctx *ctx, int argc, char **argv)
 	snprintf(url, sizeof(url), strchr(o.bind, ':') ? "http://[%s]:%d" : "http://%s:%d", o.bind,
 	         pl_listen_port(l));
 	if (!pl_listen_loopback(o.bind) && !bind_given)
-		fprintf(stderr, "parlae: warning: listening on %s, which is not a loopback "
-		                "address: put TLS in front of it\n",
+		fprintf(stderr,
+		        "parlae: warning: listening on %s, which is not a loopback "
+		        "address: put TLS in front of it\n",
 		        o.bind);
 	if (ctx->json) {
 		cmd_print_json(ctx, pl_json_x(json_pack("{s:s, s:i}", "listening", url, "port",

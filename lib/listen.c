@@ -46,8 +46,8 @@
 /* --- metrics ------------------------------------------------------------------------------- */
 
 static const char *const outcomes[] = {
-    "ok",          "partial",   "error",     "skipped",     "ended", "forwarded",
-    "refused",     "too_large", "bad_input", "unavailable", "not_recorded",
+    "ok",      "partial",   "error",     "skipped",     "ended",        "forwarded",
+    "refused", "too_large", "bad_input", "unavailable", "not_recorded",
 };
 #define NOUTCOMES (sizeof(outcomes) / sizeof(outcomes[0]))
 enum {
@@ -64,9 +64,8 @@ enum {
 	O_NOT_RECORDED,
 };
 
-static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                 0.1,   0.25,   0.5,   1,    2.5,   5,
-                                 10};
+static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                 0.25,  0.5,    1,     2.5,  5,     10};
 #define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 
 struct metrics {
@@ -148,10 +147,11 @@ char *pl_listen_metrics(struct pl_listen *l)
 	for (size_t t = 0; t < m->ntools + 2; t++)
 		for (size_t o = 0; o < NOUTCOMES; o++)
 			if (m->req[t * NOUTCOMES + o])
-				pl_buf_addf(&b,
-				            "parlae_listen_requests_total{tool=\"%s\",outcome=\"%s\"} "
-				            "%lu\n",
-				            tool_label(m, t), outcomes[o], m->req[t * NOUTCOMES + o]);
+				pl_buf_addf(
+				    &b,
+				    "parlae_listen_requests_total{tool=\"%s\",outcome=\"%s\"} "
+				    "%lu\n",
+				    tool_label(m, t), outcomes[o], m->req[t * NOUTCOMES + o]);
 	pl_buf_adds(&b, "# HELP parlae_listen_request_duration_seconds Time from a request's "
 	                "headers to its answer.\n"
 	                "# TYPE parlae_listen_request_duration_seconds histogram\n");
@@ -316,8 +316,8 @@ static void now_iso(char out[32])
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 }
 
 /* Text from a request, made fit for a log line: safe characters only, cut. */
@@ -546,7 +546,9 @@ static enum MHD_Result healthz(struct pl_listen *l, struct MHD_Connection *conn)
 	}
 	snprintf(body, sizeof(body), "{\"ok\":%s,\"database\":%s,\"store\":%s}",
 	         db_ok && store_ok ? "true" : "false", db_ok ? "true" : "false",
-	         l->o.forward_to ? "null" : store_ok ? "true" : "false");
+	         l->o.forward_to ? "null"
+	         : store_ok      ? "true"
+	                         : "false");
 	return answer_json(l, conn, db_ok && store_ok ? 200 : 503, body);
 }
 
@@ -578,16 +580,15 @@ static int error_status(int code)
 }
 
 /* --record: the exchange into the corpus; 0, or -1 when it could not be written. */
-static int record(struct pl_listen *l, const char *call_id, const struct req *q,
-                  const char *resp, size_t len)
+static int record(struct pl_listen *l, const char *call_id, const struct req *q, const char *resp,
+                  size_t len)
 {
 	struct pl_err err = PL_ERR_INIT;
 
 	if (!l->o.corpus)
 		return 0;
-	return pl_corpus_write(l->o.corpus, call_id, q->body.buf, q->body.len, resp, len, &err)
-	           ? -1
-	           : 0;
+	return pl_corpus_write(l->o.corpus, call_id, q->body.buf, q->body.len, resp, len, &err) ? -1
+	                                                                                        : 0;
 }
 
 /* The library's own handlers: the same pl_vapi_handle as vapi tool invoke. */
@@ -609,12 +610,16 @@ static enum MHD_Result run_local(struct pl_listen *l, struct worker *w, struct M
 		x->upstream_errors += ans.out[i].code == PL_EUPSTREAM;
 	}
 	if (ans.body) {
-		outcome = r ? O_NOT_RECORDED
-		            : ans.status == 0 ? O_OK : ans.status == PL_EPARTIAL ? O_PARTIAL : O_ERROR;
+		outcome = r                           ? O_NOT_RECORDED
+		          : ans.status == 0           ? O_OK
+		          : ans.status == PL_EPARTIAL ? O_PARTIAL
+		                                      : O_ERROR;
 		res = answer(l, conn, 200, "application/json", ans.body, ans.len);
 		unrecorded = record(l, ans.msg.call_id, q, ans.body, ans.len);
 		exchange_end(l, q, x, 200, outcome,
-		             r ? pl_err_name(r) : unrecorded ? "not written to --record" : NULL);
+		             r            ? pl_err_name(r)
+		             : unrecorded ? "not written to --record"
+		                          : NULL);
 	} else if (!r) {
 		outcome = ans.kind == PL_VAPI_ENDED ? O_ENDED : O_SKIPPED;
 		count(m, tool_index(m, NULL), outcome);
@@ -664,7 +669,9 @@ static enum MHD_Result forward(struct pl_listen *l, struct worker *w, struct MHD
 		pl_vapi_msg_release(&m);
 		return res;
 	}
-	headers = pl_vapi_auth_headers(modes[l->o.auth ? (int)l->o.auth : q->used ? q->used : 1],
+	headers = pl_vapi_auth_headers(modes[l->o.auth ? (int)l->o.auth
+	                                     : q->used ? q->used
+	                                               : 1],
 	                               l->secret, q->body.buf, q->body.len);
 	hr.method = "POST";
 	hr.url = l->o.forward_to;
@@ -683,8 +690,8 @@ static enum MHD_Result forward(struct pl_listen *l, struct worker *w, struct MHD
 		x->upstream_errors += resp.status >= 500;
 		res = answer(l, conn, (int)resp.status, "application/json", resp.body.buf,
 		             resp.body.len);
-		unrecorded = resp.status == 200 &&
-		             record(l, m.call_id, q, resp.body.buf, resp.body.len);
+		unrecorded =
+		    resp.status == 200 && record(l, m.call_id, q, resp.body.buf, resp.body.len);
 		exchange_end(l, q, x, (int)resp.status, O_FORWARDED,
 		             unrecorded ? "not written to --record" : NULL);
 	}
@@ -708,9 +715,8 @@ static enum MHD_Result refuse(struct pl_listen *l, struct MHD_Connection *conn, 
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
 	struct pl_listen *l = cls;
 	struct req *q = *con_cls;
@@ -739,8 +745,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
-		if (!q->too_large &&
-		    pl_buf_add(&q->body, upload_data, *upload_data_size) < 0) {
+		if (!q->too_large && pl_buf_add(&q->body, upload_data, *upload_data_size) < 0) {
 			q->too_large = 1;
 			pl_buf_release(&q->body);
 		}
@@ -758,9 +763,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			return healthz(l, conn);
 		if (get && !strcmp(url, "/metrics"))
 			return metrics(l, conn);
-		return answer_error(l, conn, get ? 404 : 405,
-		                    get ? "not found: POST Vapi's messages, GET /healthz or /metrics"
-		                        : "method not allowed");
+		return answer_error(
+		    l, conn, get ? 404 : 405,
+		    get ? "not found: POST Vapi's messages, GET /healthz or /metrics"
+		        : "method not allowed");
 	}
 	if (q->too_large)
 		return refuse(l, conn, q, &x, 413, O_TOO_LARGE, "over 1 MiB");
@@ -848,11 +854,11 @@ int pl_listen_start(struct pl_config *cfg, const struct pl_listen_opts *o, struc
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	errno = 0;
-	l->d = MHD_start_daemon(
-	    flags, (uint16_t)o->port, NULL, NULL, on_request, l, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads > 0 ? o->threads : 1),
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)60, MHD_OPTION_END);
+	l->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, l,
+	                        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
+	                        (unsigned)(o->threads > 0 ? o->threads : 1),
+	                        MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
+	                        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!l->d) {
 		int e = errno;
