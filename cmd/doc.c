@@ -203,7 +203,7 @@ static const struct cmd_optdoc opts_doc_vapi_listen[] = {
     {"record", "DIR", "save each exchange there, as vapi replay --expect-dir reads it", NULL},
     {"redact", NULL, "pseudonymise patients' data in what is recorded", "on"},
     {"no-redact", NULL, "record raw payloads (said on stderr at start)", NULL},
-    {"threads", "N", "requests served at once, each thread with its own connections", "4"},
+    {"threads", "N", "requests run at once, each with its own kept connections", "4"},
     {NULL, NULL, NULL, NULL},
 };
 const struct cmd_doc doc_vapi_listen = {

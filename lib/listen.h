@@ -1,9 +1,10 @@
 /*
- * vapi listen: Vapi's server URL served from the terminal, on libmicrohttpd with a pool of
- * threads. Every POST (any path) is authenticated with VAPI_WEBHOOK_SECRET, then either runs
+ * vapi listen: Vapi's server URL served from the terminal, on libmicrohttpd, a thread per
+ * connection. Every POST (any path) is authenticated with VAPI_WEBHOOK_SECRET, then either runs
  * through the one message handler (pl_vapi_handle, as vapi tool invoke and replay do) or is
- * relayed to --forward-to; GET /healthz and GET /metrics say how it goes. Each thread keeps its
- * own session (a database connection and a curl handle reused from one request to the next).
+ * relayed to --forward-to; GET /healthz and GET /metrics say how it goes. At most --threads
+ * requests run at once, each with a session from a pool (a database connection and a curl
+ * handle reused from one request to the next).
  * What several listeners behind one URL must share (the HMAC signatures already accepted, the
  * call logs) lives in PostgreSQL.
  */
@@ -43,7 +44,7 @@ struct pl_listen_event {
 struct pl_listen_opts {
 	const char *bind; /* an address ("127.0.0.1", "::1", "0.0.0.0") */
 	int port;         /* 0: a free one, see pl_listen_port */
-	int threads;
+	int threads;      /* requests run at once: sessions in the pool */
 	enum pl_listen_auth auth;
 	const char *forward_to;   /* relay to this URL instead of running the handlers */
 	struct pl_corpus *corpus; /* --record: each exchange written there, or NULL */
