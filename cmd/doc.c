@@ -185,6 +185,9 @@ static const struct cmd_optdoc opts_doc_vapi_replay[] = {
     {"target", "URL", "send to this backend instead of running the handlers here", NULL},
     {"auth", "secret|hmac|bearer", "how a --target request is authenticated", "secret"},
     {"concurrency", "N", "requests in flight to a --target, 1 to 256", "8"},
+    {"expect-dir", "DIR", "compare each response with DIR/NAME.response.json: exit 1 if any differ",
+     NULL},
+    {"update-expected", NULL, "write the responses into the --expect-dir instead", NULL},
     {NULL, NULL, NULL, NULL},
 };
 const struct cmd_doc doc_vapi_replay = {
@@ -192,7 +195,7 @@ const struct cmd_doc doc_vapi_replay = {
     {"parlae vapi replay recordings/2026-11-30/",
      "parlae vapi replay recordings/ --target https://staging.example/api/vapi \\\n"
      "    --auth hmac --concurrency 16",
-     NULL},
+     "parlae vapi replay day/ --expect-dir day/", NULL},
 };
 
 static const struct cmd_optdoc opts_doc_vapi_listen[] = {

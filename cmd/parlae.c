@@ -88,7 +88,8 @@ const struct cmd commands[] = {
     {"vapi phone remove", cmd_vapi_phone_remove, NEEDS_DB, "parlae vapi phone remove VAPI_ID",
      "remove a Vapi phone number's registration", "", NULL, "phone", &doc_vapi_phone_remove},
     {"vapi replay", cmd_vapi_replay, NEEDS_DB,
-     "parlae vapi replay FILE|DIR... [--target URL [--auth secret|hmac|bearer]] [--concurrency N]",
+     "parlae vapi replay FILE|DIR... [--target URL [--auth secret|hmac|bearer]] [--concurrency N] "
+     "[--expect-dir DIR [--update-expected]]",
      "replay recorded Vapi messages locally or against a backend, with a latency summary", "",
      opts_vapi_replay, NULL, &doc_vapi_replay},
     {"vapi tool invoke", cmd_vapi_tool_invoke, NEEDS_DB,

@@ -371,10 +371,9 @@ out:
 }
 
 const struct option opts_vapi_replay[] = {
-    {"target", required_argument, NULL, 'T'},
-    {"auth", required_argument, NULL, 'u'},
-    {"concurrency", required_argument, NULL, 'c'},
-    {NULL, 0, NULL, 0},
+    {"target", required_argument, NULL, 'T'},      {"auth", required_argument, NULL, 'u'},
+    {"concurrency", required_argument, NULL, 'c'}, {"expect-dir", required_argument, NULL, 'E'},
+    {"update-expected", no_argument, NULL, 'U'},   {NULL, 0, NULL, 0},
 };
 
 struct replay_ui {
@@ -400,6 +399,16 @@ static void on_failure(const char *source, const char *why, void *arg)
 			fputc('\r', stderr);
 		fprintf(stderr, "parlae: %s: %s\n", source, why);
 	}
+}
+
+/* --expect-dir: what differs, per message (values redacted by lib/expect.c). */
+static void on_differs(const char *name, const char *diff, void *arg)
+{
+	struct replay_ui *ui = arg;
+
+	if (ui->bar)
+		fputc('\r', stderr);
+	fprintf(stderr, "parlae: %s differs from its expected response:\n%s", name, diff);
 }
 
 /* A copy of s as valid UTF-8: a path or URL from the command line may be any bytes. */
@@ -474,18 +483,27 @@ int cmd_vapi_replay(struct cmd_ctx *ctx, int argc, char **argv)
 				return cmd_usage_error(ctx, "--concurrency must be 1 to 256");
 			req.concurrency = (int)n;
 			break;
+		case 'E':
+			req.expect_dir = optarg;
+			break;
+		case 'U':
+			req.update_expected = 1;
+			break;
 		default:
 			return PL_EUSAGE;
 		}
 	}
 	if (optind >= argc)
 		return cmd_usage_error(ctx, "give at least one FILE or DIR");
+	if (req.update_expected && !req.expect_dir)
+		return cmd_usage_error(ctx, "--update-expected goes with --expect-dir");
 	req.paths = (const char *const *)argv + optind;
 	req.npaths = (size_t)(argc - optind);
 	ui.bar = isatty(STDERR_FILENO) && ctx->verbosity >= 0 && !ctx->json;
 	req.progress = on_progress;
 	req.failure = on_failure;
 	req.listed = on_listed;
+	req.differs = on_differs;
 	req.arg = &ui;
 	if (ctx->dry_run) {
 		ui.bar = 0;
@@ -497,17 +515,31 @@ int cmd_vapi_replay(struct cmd_ctx *ctx, int argc, char **argv)
 	}
 	if (ctx->dry_run)
 		return replay_dry_run(ctx, &req, &sum, &ui);
-	if (ctx->json)
-		cmd_print_json(ctx,
-		               json_pack("{s:I, s:I, s:I, s:I, s:f, s:{s:f, s:f, s:f}}", "total",
-		                         (json_int_t)sum.total, "ok", (json_int_t)sum.ok, "failed",
-		                         (json_int_t)sum.failed, "skipped", (json_int_t)sum.skipped,
-		                         "seconds", sum.seconds, "latencyMs", "p50", sum.p50_ms,
-		                         "p95", sum.p95_ms, "p99", sum.p99_ms));
-	else
+	if (ctx->json) {
+		json_t *doc = json_pack("{s:I, s:I, s:I, s:I, s:f, s:{s:f, s:f, s:f}}", "total",
+		                        (json_int_t)sum.total, "ok", (json_int_t)sum.ok, "failed",
+		                        (json_int_t)sum.failed, "skipped", (json_int_t)sum.skipped,
+		                        "seconds", sum.seconds, "latencyMs", "p50", sum.p50_ms,
+		                        "p95", sum.p95_ms, "p99", sum.p99_ms);
+
+		if (req.expect_dir)
+			pl_json_set(
+			    doc, "expected",
+			    pl_json_x(json_pack("{s:I, s:I, s:I}", "same", (json_int_t)sum.same,
+			                        "differ", (json_int_t)sum.differ, "written",
+			                        (json_int_t)sum.written)));
+		cmd_print_json(ctx, doc);
+	} else {
 		printf("replayed %zu message%s in %.2f s: %zu ok, %zu failed, %zu skipped; "
 		       "latency p50 %.1f ms, p95 %.1f ms, p99 %.1f ms\n",
 		       sum.total, sum.total == 1 ? "" : "s", sum.seconds, sum.ok, sum.failed,
 		       sum.skipped, sum.p50_ms, sum.p95_ms, sum.p99_ms);
-	return sum.failed ? PL_EPARTIAL : 0;
+		if (req.update_expected)
+			printf("wrote %zu expected response%s\n", sum.written,
+			       sum.written == 1 ? "" : "s");
+		else if (req.expect_dir)
+			printf("expected responses: %zu same, %zu differ\n", sum.same, sum.differ);
+	}
+	/* A difference is the gate's answer (1); failures without one are 9. */
+	return sum.differ ? PL_ENO : sum.failed ? PL_EPARTIAL : 0;
 }

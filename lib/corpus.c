@@ -8,7 +8,7 @@
  *
  * Kept as they are (not PHI, and a replay needs them):
  *   - ids: "id" and keys ending in "Id"/"_id"/"-id"/"ID" (toolCallId, orgId, assistantId,
- *     phoneNumberId, accountId, patientId, providerId, appointmentId, smsSid is NOT an id
+ *     phoneNumberId, accountId, patientId, providerId, appointmentId; smsSid does not end so
  *     and goes as text). A PMS's patient id is kept on purpose: a replay books for "the same"
  *     patient; it names a row in the practice's system, not a person.
  *   - type, role, status, endedReason, timezone, appointmentType, urgency,
@@ -52,7 +52,8 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -76,6 +77,7 @@ struct pl_corpus {
 	int redact;
 	int keyed; /* the key is DIR/.key (else a random one of this process) */
 	unsigned char key[KEY_LEN];
+	EVP_MAC_CTX *mac; /* HMAC-SHA256 keyed once, duplicated for each value */
 	pthread_mutex_t lock;
 	unsigned long seq;
 };
@@ -115,14 +117,14 @@ static const char *const name_keys[] = {
     "preferredname", "nickname",   "givenname",  "familyname",    "surname",
     "customername",  "callername", "guarantor",  "guarantorname", NULL};
 static const char *const phone_keys[] = {
-    "phone",     "phonenumber", "cell",         "cellphone",      "mobile",        "homephone",
-    "workphone", "callernumber", "callbacknumber", "contactnumber", "number",     NULL};
+    "phone",     "phonenumber",  "cell",           "cellphone",     "mobile", "homephone",
+    "workphone", "callernumber", "callbacknumber", "contactnumber", "number", NULL};
 static const char *const email_keys[] = {"email", "emailaddress", NULL};
-static const char *const safe_keys[] = {
-    "type",    "role",   "status",             "endedreason", "timezone", "appointmenttype",
-    "urgency", "method", "confirmationnumber", "object",      NULL};
-static const char *const when_keys[] = {"date", "time", "start", "end", "slots", "timestamp",
-                                        NULL};
+static const char *const safe_keys[] = {"type",        "role",     "status",
+                                        "endedreason", "timezone", "appointmenttype",
+                                        "urgency",     "method",   "confirmationnumber",
+                                        "object",      NULL};
+static const char *const when_keys[] = {"date", "time", "start", "end", "slots", "timestamp", NULL};
 static const char *const tool_parents[] = {"function", "functioncall", "tool", "results", NULL};
 
 /* toolCallId, orgId, patient_id, call-id, ID: an identifier, not a person. */
@@ -224,15 +226,30 @@ static int is_pseudonym(const char *s)
 static void mac(const struct pl_corpus *c, const char *kind, const char *v, size_t n,
                 unsigned char out[32])
 {
-	struct pl_buf b = PL_BUF_INIT;
-	unsigned int len = 32;
+	/* A copy per value: c->mac itself is only read, so threads may share the corpus. */
+	EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(c->mac);
+	size_t len = 0;
 
-	pl_buf_adds(&b, kind);
-	pl_buf_addch(&b, '\0');
-	pl_buf_add(&b, v, n);
-	if (!HMAC(EVP_sha256(), c->key, KEY_LEN, (const unsigned char *)b.buf, b.len, out, &len))
+	if (!ctx || !EVP_MAC_update(ctx, (const unsigned char *)kind, strlen(kind) + 1) ||
+	    !EVP_MAC_update(ctx, (const unsigned char *)v, n) ||
+	    !EVP_MAC_final(ctx, out, &len, 32) || len != 32)
 		abort(); /* libcrypto out of memory, as pl_xmalloc */
-	pl_buf_release(&b);
+	EVP_MAC_CTX_free(ctx);
+}
+
+/* Fetching HMAC and SHA-256 costs more than hashing a value: done once per corpus. */
+static int init_mac(struct pl_corpus *c, struct pl_err *err)
+{
+	OSSL_PARAM params[] = {
+	    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+	    OSSL_PARAM_construct_end()};
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+
+	c->mac = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	EVP_MAC_free(mac);
+	if (!c->mac || !EVP_MAC_init(c->mac, c->key, KEY_LEN, params))
+		return pl_err_set(err, PL_EINTERNAL, "libcrypto has no HMAC-SHA256");
+	return 0;
 }
 
 static uint64_t mac_u64(const struct pl_corpus *c, const char *kind, const char *v, size_t n)
@@ -246,8 +263,8 @@ static uint64_t mac_u64(const struct pl_corpus *c, const char *kind, const char 
 	return x;
 }
 
-static void mac_hex(const struct pl_corpus *c, const char *kind, const char *v, size_t n,
-                    char *out, size_t hexlen)
+static void mac_hex(const struct pl_corpus *c, const char *kind, const char *v, size_t n, char *out,
+                    size_t hexlen)
 {
 	unsigned char h[32];
 	char hex[65];
@@ -398,8 +415,8 @@ static json_t *by_shape(const struct pl_corpus *c, const char *s, const char *ke
 	return pseudo_text(c, s);
 }
 
-static json_t *string(const struct pl_corpus *c, const char *s, const char *key,
-                      const char *parent, int depth)
+static json_t *string(const struct pl_corpus *c, const char *s, const char *key, const char *parent,
+                      int depth)
 {
 	char e164[32];
 
@@ -443,8 +460,8 @@ static json_t *number(const struct pl_corpus *c, json_t *v, const char *key, con
 	if (k == K_KEEP || k == K_WHEN || (n < 1000000 && n > -1000000))
 		return json_incref(v);
 	snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, n);
-	return k == K_PHONE ? string(c, text, key, parent, depth) : by_shape(c, text, key, parent,
-	                                                                     depth);
+	return k == K_PHONE ? string(c, text, key, parent, depth)
+	                    : by_shape(c, text, key, parent, depth);
 }
 
 /* A new reference: v redacted. key is v's key (an array's for its items), parent the key of
@@ -460,12 +477,12 @@ static json_t *walk(const struct pl_corpus *c, json_t *v, const char *key, const
 	case JSON_OBJECT:
 		out = json_object();
 		json_object_foreach(v, k, item)
-			pl_json_set(out, k, walk(c, item, k, key, depth + 1));
+		    pl_json_set(out, k, walk(c, item, k, key, depth + 1));
 		return pl_json_x(out);
 	case JSON_ARRAY:
 		out = json_array();
-		json_array_foreach(v, i, item) pl_json_append(out, walk(c, item, key, parent,
-		                                                        depth + 1));
+		json_array_foreach(v, i, item)
+		    pl_json_append(out, walk(c, item, key, parent, depth + 1));
 		return pl_json_x(out);
 	case JSON_STRING:
 		return string(c, json_string_value(v), key, parent, depth);
@@ -486,8 +503,9 @@ int pl_corpus_redact(struct pl_corpus *c, const char *in, size_t len, struct pl_
 	/* jansson's message quotes the text near the fault: a body's PHI. */
 	if ((r = pl_json_parse(in, len, PL_VAPI_MAX_BODY, MAX_DEPTH, "the body", &doc, err))) {
 		pl_err_clear(err);
-		return pl_err_set(err, r, "the body is not a JSON document of at most 1 MiB and "
-		                          "%d levels",
+		return pl_err_set(err, r,
+		                  "the body is not a JSON document of at most 1 MiB and "
+		                  "%d levels",
 		                  MAX_DEPTH);
 	}
 	red = walk(c, doc, NULL, NULL, 0);
@@ -508,8 +526,7 @@ static int io_error(struct pl_err *err, const char *what, const char *path)
 
 /* A new file holding data, 0600, created beside path and linked to it: -EEXIST when path
  * is there already (and replace is 0), else 0 or the error. */
-static int put_file(const char *path, const char *data, size_t len, int replace,
-                    struct pl_err *err)
+static int put_file(const char *path, const char *data, size_t len, int replace, struct pl_err *err)
 {
 	struct pl_buf tmp = PL_BUF_INIT;
 	int fd, r = 0;
@@ -635,9 +652,10 @@ static int open_dir(const char *dir, struct pl_err *err)
 		return pl_err_hint(err, "record into a directory of your own");
 	}
 	if (st.st_mode & 077) {
-		pl_err_set(err, PL_ECONFIG,
-		           "the corpus directory %s has mode %04o: others may read what is recorded",
-		           dir, (unsigned)(st.st_mode & 07777));
+		pl_err_set(
+		    err, PL_ECONFIG,
+		    "the corpus directory %s has mode %04o: others may read what is recorded", dir,
+		    (unsigned)(st.st_mode & 07777));
 		return pl_err_hint(err, "chmod 700 %s", dir);
 	}
 	return 0;
@@ -660,8 +678,8 @@ int pl_corpus_open(const char *dir, int redact, struct pl_corpus **out, struct p
 	 * compares responses redacted or raw accordingly. */
 	if (redact) {
 		if (lstat(raw.buf, &st) == 0) {
-			r = pl_err_set(err, PL_EUSAGE, "%s holds a corpus recorded without redaction",
-			               dir);
+			r = pl_err_set(err, PL_EUSAGE,
+			               "%s holds a corpus recorded without redaction", dir);
 			pl_err_hint(err, "record a redacted corpus into another directory");
 			goto out;
 		}
@@ -678,6 +696,8 @@ int pl_corpus_open(const char *dir, int redact, struct pl_corpus **out, struct p
 		if (r == -EEXIST)
 			r = 0;
 	}
+	if (!r)
+		r = init_mac(c, err);
 out:
 	pl_buf_release(&key);
 	pl_buf_release(&raw);
@@ -703,6 +723,8 @@ int pl_corpus_load(const char *dir, struct pl_corpus **out, struct pl_err *err)
 		        ? pl_err_set(err, PL_EINTERNAL, "no randomness for a comparison key")
 		        : 0;
 	}
+	if (!r)
+		r = init_mac(c, err);
 	pl_buf_release(&key);
 	if (r) {
 		pl_corpus_close(c);
@@ -725,7 +747,7 @@ static void safe_id(const char *id, char *out, size_t size)
 	for (; id && *id && n + 1 < size && n < 64; id++)
 		out[n++] = isalnum((unsigned char)*id) || strchr("._-", *id) ? *id : '_';
 	out[n] = '\0';
-	if (!n || out[0] == '.')
+	if (!n)
 		snprintf(out, size, "nocall");
 }
 
@@ -768,7 +790,7 @@ int pl_corpus_write(struct pl_corpus *c, const char *call_id, const char *reques
 		n = ++c->seq;
 		pthread_mutex_unlock(&c->lock);
 		pl_buf_reset(&path);
-		pl_buf_addf(&path, "%s/%s-%s-%lu.json", c->dir, stamp, id, n);
+		pl_buf_addf(&path, "%s/%s-%s-%06lu.json", c->dir, stamp, id, n);
 		r = put_file(path.buf, req.buf, req.len, 0, err);
 	}
 	if (r)
@@ -789,6 +811,7 @@ void pl_corpus_close(struct pl_corpus *c)
 	if (!c)
 		return;
 	OPENSSL_cleanse(c->key, sizeof(c->key));
+	EVP_MAC_CTX_free(c->mac);
 	pthread_mutex_destroy(&c->lock);
 	free(c->dir);
 	free(c);

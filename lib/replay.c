@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "encode.h"
+#include "expect.h"
 #include "http.h"
 #include "utf8.h"
 #include "vapi_handle.h"
@@ -21,6 +22,8 @@ struct item {
 	size_t len;
 	double ms;
 	int outcome; /* 0 ok, 1 failed, 2 skipped */
+	char *resp;  /* the response, or NULL (kept for --expect-dir) */
+	size_t rlen;
 };
 
 struct items {
@@ -138,8 +141,9 @@ static int load_path(const char *path, struct items *l, struct pl_err *err)
 	while ((e = readdir(d))) {
 		struct pl_buf full = PL_BUF_INIT;
 
-		/* In a directory only messages count: a README beside them is not one. */
-		if (e->d_name[0] == '.' ||
+		/* In a directory only messages count: a README beside them is not one, nor a
+		 * recorded corpus's responses. */
+		if (e->d_name[0] == '.' || has_suffix(e->d_name, ".response.json") ||
 		    !(has_suffix(e->d_name, ".json") || has_suffix(e->d_name, ".jsonl") ||
 		      has_suffix(e->d_name, ".ndjson")))
 			continue;
@@ -185,6 +189,10 @@ static void run_local(struct pl_session *s, const struct pl_replay_req *req, str
 		it->outcome = 2;
 	else if (ans.status)
 		fail(req, it, "a tool call ended in an error");
+	if (ans.body && req->expect_dir) {
+		it->resp = pl_xstrndup(ans.body, ans.len);
+		it->rlen = ans.len;
+	}
 	pl_vapi_answer_release(&ans);
 	it->ms = pl_monotonic() * 1e3 - start;
 }
@@ -228,6 +236,9 @@ static void job_done(struct pl_http_job *job, void *arg)
 	} else if (job->resp.status != 200) {
 		snprintf(why, sizeof(why), "the target answered HTTP %ld", job->resp.status);
 		fail(st->req, it, why);
+	} else if (st->req->expect_dir) {
+		it->resp = pl_xstrndup(job->resp.body.buf, job->resp.body.len);
+		it->rlen = job->resp.body.len;
 	}
 	pl_vapi_headers_free((char **)job->req.headers);
 	pl_http_resp_release(&job->resp);
@@ -274,6 +285,56 @@ static void list_items(const struct pl_replay_req *req, struct items *items,
 	}
 }
 
+/* "dir/x.json" → "x"; "dir/calls.jsonl:3" → "calls-3". */
+static char *expect_name(const char *source)
+{
+	const char *base = strrchr(source, '/');
+	struct pl_buf b = PL_BUF_INIT;
+	const char *colon;
+
+	base = base ? base + 1 : source;
+	colon = strrchr(base, ':');
+	if (colon && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1)) {
+		const char *dot = memrchr(base, '.', (size_t)(colon - base));
+
+		pl_buf_addf(&b, "%.*s-%s", (int)((dot ? dot : colon) - base), base, colon + 1);
+	} else {
+		pl_buf_adds(&b, base);
+		if (has_suffix(base, ".json"))
+			b.buf[b.len -= 5] = '\0';
+	}
+	return pl_buf_detach(&b, NULL);
+}
+
+static int check_expected(const struct pl_replay_req *req, struct pl_expect *x, struct items *items,
+                          struct pl_replay_summary *sum, struct pl_err *err)
+{
+	for (size_t i = 0; i < items->n; i++) {
+		struct item *it = &items->v[i];
+		struct pl_buf diff = PL_BUF_INIT;
+		char *name;
+		int r;
+
+		if (!it->resp)
+			continue;
+		name = expect_name(it->source);
+		r = pl_expect_check(x, name, it->resp, it->rlen, &diff, err);
+		if (r == 1 && req->differs)
+			req->differs(name, diff.buf, req->arg);
+		free(name);
+		pl_buf_release(&diff);
+		if (r > 1)
+			return r;
+		if (req->update_expected)
+			sum->written++;
+		else if (r)
+			sum->differ++;
+		else
+			sum->same++;
+	}
+	return 0;
+}
+
 static int by_ms(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -295,6 +356,7 @@ int pl_replay(struct pl_session *s, const struct pl_replay_req *req, struct pl_r
               struct pl_err *err)
 {
 	struct items items = {0};
+	struct pl_expect *expect = NULL;
 	double start, *lat;
 	size_t nlat = 0;
 	int r = 0;
@@ -314,6 +376,9 @@ int pl_replay(struct pl_session *s, const struct pl_replay_req *req, struct pl_r
 		list_items(req, &items, sum);
 		goto out;
 	}
+	if (req->expect_dir &&
+	    (r = pl_expect_open(req->expect_dir, req->update_expected, &expect, err)))
+		goto out;
 	if (req->target) {
 		struct pl_http http;
 		struct send_state st = {req, pl_config_get(s->cfg, "VAPI_WEBHOOK_SECRET"), &items,
@@ -354,10 +419,14 @@ int pl_replay(struct pl_session *s, const struct pl_replay_req *req, struct pl_r
 	sum->p95_ms = percentile(lat, nlat, 0.95);
 	sum->p99_ms = percentile(lat, nlat, 0.99);
 	free(lat);
+	if (expect)
+		r = check_expected(req, expect, &items, sum, err);
 out:
+	pl_expect_close(expect);
 	for (size_t i = 0; i < items.n; i++) {
 		free(items.v[i].source);
 		free(items.v[i].body);
+		free(items.v[i].resp);
 	}
 	free(items.v);
 	return r;

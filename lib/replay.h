@@ -27,12 +27,22 @@ struct pl_replay_req {
 	 * the message's type, never its content).
 	 */
 	void (*listed)(const char *source, size_t bytes, const char *what, void *arg);
+	/*
+	 * --expect-dir: each response is compared with DIR/NAME.response.json (lib/expect.h),
+	 * NAME the message file's name without .json ("calls-3" for line 3 of calls.jsonl);
+	 * differs gets each one that differs, its lines of differences; update_expected writes
+	 * them instead. A message with no response (skipped, failed) is not compared.
+	 */
+	const char *expect_dir;
+	int update_expected;
+	void (*differs)(const char *name, const char *diff, void *arg);
 };
 
 struct pl_replay_summary {
 	size_t total, ok, failed, skipped;
 	double seconds;
 	double p50_ms, p95_ms, p99_ms;
+	size_t same, differ, written; /* --expect-dir */
 };
 
 /*

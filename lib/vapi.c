@@ -447,6 +447,16 @@ static void diff_values(const char *path, json_t *e, json_t *a, struct pl_buf *o
 	}
 }
 
+json_t *pl_vapi_normalise(json_t *v)
+{
+	return normalise(v);
+}
+
+void pl_vapi_diff(json_t *expected, json_t *actual, struct pl_buf *diff)
+{
+	diff_values("", expected, actual, diff);
+}
+
 int pl_vapi_compare(const char *expected, size_t elen, const char *actual, size_t alen,
                     struct pl_buf *diff, struct pl_err *err)
 {

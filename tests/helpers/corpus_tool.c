@@ -4,9 +4,12 @@
  * this drives the same library functions without a server):
  *   corpus_tool write DIR [--no-redact] CALL_ID REQUEST_FILE RESPONSE_FILE
  *   corpus_tool redact DIR <body >redacted
+ *   corpus_tool threads DIR THREADS N REQUEST_FILE RESPONSE_FILE  (THREADS x N writes at once)
  * Exit status: the error's code, its message on stderr.
  */
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
@@ -29,6 +32,54 @@ static int slurp(const char *path, struct pl_buf *b)
 	return 0;
 }
 
+struct job {
+	struct pl_corpus *c;
+	const struct pl_buf *req, *resp;
+	int n, failed;
+};
+
+static void *writer(void *arg)
+{
+	struct job *j = arg;
+
+	for (int i = 0; i < j->n; i++) {
+		struct pl_err err = PL_ERR_INIT;
+
+		if (pl_corpus_write(j->c, "call-threads", j->req->buf, j->req->len, j->resp->buf,
+		                    j->resp->len, &err))
+			j->failed++;
+	}
+	return NULL;
+}
+
+static int threads(int argc, char **argv)
+{
+	struct pl_err err = PL_ERR_INIT;
+	struct pl_buf a = PL_BUF_INIT, b = PL_BUF_INIT;
+	struct pl_corpus *c;
+	struct job jobs[64];
+	pthread_t t[64];
+	int nt = argc == 7 ? atoi(argv[3]) : 0, failed = 0;
+
+	if (nt < 1 || nt > 64 || slurp(argv[5], &a) < 0 || slurp(argv[6], &b) < 0)
+		return 2;
+	if (pl_corpus_open(argv[2], 1, &c, &err))
+		return err.code;
+	for (int i = 0; i < nt; i++) {
+		jobs[i] = (struct job){c, &a, &b, atoi(argv[4]), 0};
+		if (pthread_create(&t[i], NULL, writer, &jobs[i]))
+			return 70;
+	}
+	for (int i = 0; i < nt; i++) {
+		pthread_join(t[i], NULL);
+		failed += jobs[i].failed;
+	}
+	pl_corpus_close(c);
+	pl_buf_release(&a);
+	pl_buf_release(&b);
+	return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct pl_err err = PL_ERR_INIT;
@@ -36,6 +87,8 @@ int main(int argc, char **argv)
 	struct pl_corpus *c = NULL;
 	int redact = 1, i = 3, r;
 
+	if (argc > 1 && !strcmp(argv[1], "threads"))
+		return threads(argc, argv);
 	if (argc >= 4 && !strcmp(argv[3], "--no-redact")) {
 		redact = 0;
 		i++;
