@@ -404,9 +404,24 @@ metric() { curl -sS "$URL/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
 	for v in "${PHI[@]}"; do
 		! grep -rqF -- "$v" "$dir"
 	done
-	run --separate-stderr parlae vapi replay $(find "$dir" -name '*.json' ! -name '*.response.json' | sort) --json
+	run --separate-stderr parlae vapi replay "$dir" --json
 	assert_success
 	assert_equal "$(jq -c '[.total, .ok, .failed]' <<<"$output")" '[2,2,0]'
+}
+
+@test "a corpus recorded by listen is a regression gate: replay --expect-dir is green, then red when the data changes" {
+	jq -c '.message.call.id = "c-0360-gate"' "$AVAIL" >"$BATS_TEST_TMPDIR/gate.json"
+	start_listener --record "$BATS_TEST_TMPDIR/gate"
+	post "$BATS_TEST_TMPDIR/gate.json" -H "X-Vapi-Secret: $VAPI_WEBHOOK_SECRET"
+	assert_equal "$code" 200
+	stop_listener
+	run --separate-stderr parlae vapi replay "$BATS_TEST_TMPDIR/gate" --expect-dir "$BATS_TEST_TMPDIR/gate"
+	assert_success
+	# Another booked appointment at 08:00 on 2026-12-01: that slot is gone from the answer.
+	fake seed '{"office_id":"D36225","patients":[],"providers":[{"provider_id":"DR1","first_name":"Lee"}],"operatories":[{"operatory":"OP1"}],
+		"appointments":[{"appointment_sr_no":"A9","patient_id":"P9","provider_id":"DR1","date":"2026-12-01","time":"08:00","length":"30"}]}' >/dev/null
+	run --separate-stderr parlae vapi replay "$BATS_TEST_TMPDIR/gate" --expect-dir "$BATS_TEST_TMPDIR/gate"
+	assert_failure 1
 }
 
 @test "--record --no-redact says so on stderr when it starts" {
