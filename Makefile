@@ -18,9 +18,9 @@ MANDIR = $(PREFIX)/share/man
 CC ?= cc
 CFLAGS ?= -O2 -g
 
-PKGS = libcurl jansson libpq openssl readline
+PKGS = libcurl jansson libpq openssl readline libmicrohttpd
 DEBIAN_PACKAGES = pkg-config libcurl4-openssl-dev libjansson-dev libpq-dev libssl-dev \
-	libreadline-dev bats bats-assert bats-support postgresql python3 jq bsdextrautils curl openssl man-db groff-base \
+	libreadline-dev libmicrohttpd-dev bats bats-assert bats-support postgresql python3 jq bsdextrautils curl openssl man-db groff-base \
 	strace clang-format parallel
 
 ifeq ($(SANITIZE),1)

@@ -198,6 +198,7 @@ int cmd_vapi_phone_list(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_vapi_phone_remove(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_vapi_tool_invoke(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_vapi_replay(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_vapi_listen(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_secrets_rotate(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_secrets_list(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_complete_main(struct cmd_ctx *ctx, int argc, char **argv);
@@ -214,6 +215,7 @@ extern const struct option opts_vapi_phone_add[];
 extern const struct option opts_vapi_phone_list[];
 extern const struct option opts_vapi_tool_invoke[];
 extern const struct option opts_vapi_replay[];
+extern const struct option opts_vapi_listen[];
 extern const struct option opts_secrets_rotate[];
 
 /* The help of each command (cmd/doc.c). */
@@ -236,6 +238,7 @@ extern const struct cmd_doc doc_vapi_phone_add;
 extern const struct cmd_doc doc_vapi_phone_list;
 extern const struct cmd_doc doc_vapi_phone_remove;
 extern const struct cmd_doc doc_vapi_replay;
+extern const struct cmd_doc doc_vapi_listen;
 extern const struct cmd_doc doc_vapi_tool_invoke;
 extern const struct cmd_doc doc_version;
 

@@ -199,6 +199,23 @@ const struct cmd_doc doc_vapi_replay = {
      "parlae vapi replay day/ --expect-dir day/", NULL},
 };
 
+static const struct cmd_optdoc opts_doc_vapi_listen[] = {
+    {"port", "N", "the port to listen on; 0 picks a free one and prints it", "8787"},
+    {"bind", "ADDR", "the address to listen on", "127.0.0.1"},
+    {"auth", "secret|hmac|bearer|any", "how each request must prove it comes from Vapi", "any"},
+    {"forward-to", "URL", "relay each request to this backend and its answer back", NULL},
+    {"record", "DIR", "save each exchange there, as vapi replay --expect-dir reads it", NULL},
+    {"redact", NULL, "pseudonymise patients' data in what is recorded", "on"},
+    {"no-redact", NULL, "record raw payloads (said on stderr at start)", NULL},
+    {"threads", "N", "requests run at once, each with its own kept connections", "4"},
+    {NULL, NULL, NULL, NULL},
+};
+const struct cmd_doc doc_vapi_listen = {
+    opts_doc_vapi_listen,
+    {"parlae vapi listen", "parlae vapi listen --auth hmac --record corpus/ --json",
+     "parlae vapi listen --forward-to https://staging.example/api/vapi", NULL},
+};
+
 static const struct cmd_optdoc opts_doc_vapi_tool_invoke[] = {
     {"account", "ACCOUNT", "the account whose data the call uses", NULL},
     {"args", "JSON|@FILE|-", "the call's arguments: inline, from FILE, or standard input", NULL},

@@ -72,6 +72,11 @@ const struct cmd commands[] = {
     {"status", cmd_status, NEEDS_CONFIG, "parlae status [ACCOUNT] [--wait[=SECONDS]] [--check]",
      "what is configured and reachable, or one account's connection status", "", opts_status,
      "account", &doc_status},
+    {"vapi listen", cmd_vapi_listen, NEEDS_DB,
+     "parlae vapi listen [--port N] [--bind ADDR] [--auth secret|hmac|bearer|any] "
+     "[--forward-to URL] [--record DIR] [--redact|--no-redact] [--threads N]",
+     "serve Vapi's server URL from the terminal: authenticate, run the handlers or relay, record",
+     "", opts_vapi_listen, NULL, &doc_vapi_listen},
     {"vapi phone add", cmd_vapi_phone_add, NEEDS_DB,
      "parlae vapi phone add ACCOUNT --vapi-id ID --number E164 [--staff-forward E164] "
      "[--transfer|--no-transfer] [--move]",

@@ -65,10 +65,18 @@ int pl_http_init(struct pl_http *h, const struct pl_config *cfg, struct pl_err *
 
 void pl_http_release(struct pl_http *h)
 {
-	if (h->curl)
+	if (h->curl && !h->borrowed)
 		curl_easy_cleanup(h->curl);
 	free(h->ca_bundle);
 	memset(h, 0, sizeof(*h));
+}
+
+void pl_http_borrow(struct pl_http *h, void *curl)
+{
+	if (h->curl && !h->borrowed)
+		curl_easy_cleanup(h->curl);
+	h->curl = curl;
+	h->borrowed = 1;
 }
 
 void pl_http_resp_release(struct pl_http_resp *resp)

@@ -20,6 +20,7 @@ struct pl_http {
 	int max_retries;
 	size_t max_body;
 	char *ca_bundle;
+	int borrowed; /* curl is another's (pl_http_borrow): not cleaned up here */
 };
 
 struct pl_http_req {
@@ -50,6 +51,12 @@ struct pl_http_resp {
  */
 int pl_http_init(struct pl_http *h, const struct pl_config *cfg, struct pl_err *err);
 void pl_http_release(struct pl_http *h);
+
+/*
+ * Use curl, a handle kept by a long-running server between requests (its connections stay
+ * open), instead of h's own, which is cleaned up; pl_http_release then leaves curl alone.
+ */
+void pl_http_borrow(struct pl_http *h, void *curl);
 
 /*
  * Send req. 0 when a response arrived, whatever its status (the caller interprets it); a

@@ -16,6 +16,7 @@ struct pl_session {
 	int reconnected; /* the one new connection a command may open after losing its first */
 	char host[256];
 	char request_id[33]; /* 128 random bits, hex: ties one invocation's audit events together */
+	void *curl; /* a server's curl handle, lent to each request's Sikka client, or NULL */
 };
 
 /* No connection yet; cfg must outlive the session. */

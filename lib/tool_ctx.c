@@ -158,9 +158,14 @@ static int load_keys(struct pl_tool_ctx *c, struct pl_err *err)
 		return 0;
 	if (!c->store && (r = pl_store_open(c->s->cfg, &c->store, err)))
 		return r;
-	if (!c->sk.base && (r = pl_sikka_init(&c->sk, c->s->cfg, err)))
-		return r;
-	c->sk.account = c->account; /* named in the remedy of a refusal */
+	if (!c->sk.base) {
+		if ((r = pl_sikka_init(&c->sk, c->s->cfg, err)))
+			return r;
+		c->sk.account = c->account; /* named in the remedy of a refusal */
+		/* vapi listen keeps one handle per thread: no new connection per call. */
+		if (c->s->curl)
+			pl_http_borrow(&c->sk.http, c->s->curl);
+	}
 	pl_pms_keys_release(&c->keys);
 	if ((r = pl_pms_keys_read(c->store, c->account, &c->keys, c->version, err)))
 		return r;

@@ -12,7 +12,7 @@
 --         operational tables (and on those later migrations create), SELECT on
 --         schema_migrations, SELECT and INSERT on audit_events (it appends through the
 --         SECURITY DEFINER trigger, which numbers and chains the event), SELECT on
---         audit_chain_head. It owns nothing, so it cannot disable, drop or alter anything of
+--         audit_chain_head; SELECT, INSERT and DELETE (no UPDATE) on vapi_webhook_signatures. It owns nothing, so it cannot disable, drop or alter anything of
 --         the audit log, nor change an event once written.
 -- auditor (default parlae_auditor) SELECT on audit_events and audit_chain_head and nothing
 --         else: enough for `parlae audit tail` and `parlae audit verify`.
@@ -98,6 +98,11 @@ REVOKE ALL ON :"schema".audit_events, :"schema".audit_chain_head, :"schema".sche
 GRANT SELECT, INSERT ON :"schema".audit_events TO :"app";
 GRANT SELECT ON :"schema".audit_chain_head, :"schema".schema_migrations TO :"app";
 GRANT SELECT ON :"schema".audit_events, :"schema".audit_chain_head TO :"auditor";
+-- vapi listen's accepted HMAC signatures (0009) are inserted once and pruned, never changed.
+SELECT to_regclass(format('%I.vapi_webhook_signatures', :'schema')) IS NOT NULL AS has_signatures \gset
+\if :has_signatures
+REVOKE UPDATE ON :"schema".vapi_webhook_signatures FROM :"app";
+\endif
 
 -- Tables that later migrations create are the app's to use without running this again.
 ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA :"schema"

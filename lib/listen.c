@@ -1,0 +1,945 @@
+/*
+ * vapi listen's server. libmicrohttpd parses HTTP and gives each connection a thread of its
+ * own, so that a request waiting on Sikka holds up no other connection. The thread borrows a
+ * session from a pool of at most --threads (a database connection and a curl handle, kept from
+ * one request to the next) for the time of one request; more requests than that wait for one.
+ * (A pool of MHD threads each serving several connections in turn, the first design, served
+ * 16 connections at a quarter of the rate at 100 ms upstream latency: connections were not
+ * spread evenly over the threads, and a thread's requests queued behind one another.)
+ *
+ * A POST is authenticated before anything else happens: the headers first (a missing or wrong
+ * secret or bearer token, an HMAC timestamp outside +-300 s: 401 before the body is read), then
+ * the HMAC over the body, then the signature is recorded as accepted in PostgreSQL, where a
+ * second use of it (by this listener or another behind the same URL) is refused. Only then
+ * does the one message handler run (pl_vapi_handle), or the body go to --forward-to.
+ */
+#include "listen.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "db.h"
+#include "encode.h"
+#include "http.h"
+#include "json.h"
+#include "session.h"
+#include "store.h"
+#include "tool.h"
+#include "utf8.h"
+#include "vapi.h"
+#include "vapi_handle.h"
+#include "banned.h"
+
+#define MAX_DISCARD   ((size_t)16 << 20) /* a chunked body past 1 MiB is dropped up to this */
+#define PRUNE_EVERY   64                 /* accepted signatures between two prunes, per thread */
+#define LOG_TOOLS_MAX 8
+
+/* --- metrics ------------------------------------------------------------------------------- */
+
+static const char *const outcomes[] = {
+    "ok",      "partial",   "error",     "skipped",     "ended",        "forwarded",
+    "refused", "too_large", "bad_input", "unavailable", "not_recorded",
+};
+#define NOUTCOMES (sizeof(outcomes) / sizeof(outcomes[0]))
+enum {
+	O_OK,
+	O_PARTIAL,
+	O_ERROR,
+	O_SKIPPED,
+	O_ENDED,
+	O_FORWARDED,
+	O_REFUSED,
+	O_TOO_LARGE,
+	O_BAD_INPUT,
+	O_UNAVAILABLE,
+	O_NOT_RECORDED,
+};
+
+static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                 0.25,  0.5,    1,     2.5,  5,     10};
+#define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+
+struct metrics {
+	pthread_mutex_t lock;
+	size_t ntools;      /* rows of pl_tools; then "unknown", then "none" */
+	unsigned long *req; /* (ntools + 2) * NOUTCOMES */
+	unsigned long hist[NBUCKETS + 1];
+	double sum;
+	unsigned long count, upstream_errors;
+	long in_flight;
+};
+
+/* --- the server ---------------------------------------------------------------------------- */
+
+struct worker {
+	struct pl_session s;
+	struct pl_http sikka; /* its curl handle is lent to each request's Sikka client */
+	struct pl_http fwd;   /* --forward-to */
+	int has_sikka, has_fwd;
+	unsigned accepted; /* signatures, for pruning */
+	struct worker *next, *idle_next;
+};
+
+struct pl_listen {
+	struct pl_config *cfg;
+	struct pl_listen_opts o;
+	const char *secret;
+	struct MHD_Daemon *d;
+	int port;
+	int listen_fd; /* after quiesce: closed once the daemon has stopped */
+	volatile int stopping;
+	pthread_mutex_t lock; /* logging */
+	pthread_mutex_t pool_lock;
+	pthread_cond_t freed;
+	struct worker *workers, *idle; /* all of them; those not serving a request */
+	int nworkers;
+	struct metrics m;
+};
+
+/* One request's state, from its headers to its answer. */
+struct req {
+	double t0;
+	struct pl_buf body;
+	int post;
+	int too_large;
+	int used; /* the PL_LISTEN_AUTH_* of the credential the request carried (forwarding) */
+};
+
+static void metrics_init(struct metrics *m)
+{
+	for (m->ntools = 0; pl_tools[m->ntools].name; m->ntools++)
+		;
+	m->req = pl_xcalloc((m->ntools + 2) * NOUTCOMES, sizeof(*m->req));
+	pthread_mutex_init(&m->lock, NULL);
+}
+
+static size_t tool_index(const struct metrics *m, const char *name)
+{
+	const struct pl_tool *t = name ? pl_tool_find(name) : NULL;
+
+	if (!name)
+		return m->ntools + 1;
+	return t ? (size_t)(t - pl_tools) : m->ntools;
+}
+
+static const char *tool_label(const struct metrics *m, size_t i)
+{
+	return i < m->ntools ? pl_tools[i].name : i == m->ntools ? "unknown" : "none";
+}
+
+char *pl_listen_metrics(struct pl_listen *l)
+{
+	struct metrics *m = &l->m;
+	struct pl_buf b = PL_BUF_INIT;
+	unsigned long cum = 0;
+
+	pthread_mutex_lock(&m->lock);
+	pl_buf_adds(&b, "# HELP parlae_listen_requests_total Requests answered, by tool call "
+	                "(tool \"none\": a request without one) and outcome.\n"
+	                "# TYPE parlae_listen_requests_total counter\n");
+	for (size_t t = 0; t < m->ntools + 2; t++)
+		for (size_t o = 0; o < NOUTCOMES; o++)
+			if (m->req[t * NOUTCOMES + o])
+				pl_buf_addf(
+				    &b,
+				    "parlae_listen_requests_total{tool=\"%s\",outcome=\"%s\"} "
+				    "%lu\n",
+				    tool_label(m, t), outcomes[o], m->req[t * NOUTCOMES + o]);
+	pl_buf_adds(&b, "# HELP parlae_listen_request_duration_seconds Time from a request's "
+	                "headers to its answer.\n"
+	                "# TYPE parlae_listen_request_duration_seconds histogram\n");
+	for (size_t i = 0; i < NBUCKETS; i++) {
+		cum += m->hist[i];
+		pl_buf_addf(&b, "parlae_listen_request_duration_seconds_bucket{le=\"%g\"} %lu\n",
+		            buckets[i], cum);
+	}
+	pl_buf_addf(&b,
+	            "parlae_listen_request_duration_seconds_bucket{le=\"+Inf\"} %lu\n"
+	            "parlae_listen_request_duration_seconds_sum %.6f\n"
+	            "parlae_listen_request_duration_seconds_count %lu\n",
+	            m->count, m->sum, m->count);
+	pl_buf_addf(&b,
+	            "# HELP parlae_listen_upstream_errors_total Tool calls or relays that failed "
+	            "upstream (Sikka, Twilio, the --forward-to backend).\n"
+	            "# TYPE parlae_listen_upstream_errors_total counter\n"
+	            "parlae_listen_upstream_errors_total %lu\n"
+	            "# HELP parlae_listen_in_flight Requests received and not yet answered.\n"
+	            "# TYPE parlae_listen_in_flight gauge\n"
+	            "parlae_listen_in_flight %ld\n",
+	            m->upstream_errors, m->in_flight);
+	pthread_mutex_unlock(&m->lock);
+	return pl_buf_detach(&b, NULL);
+}
+
+static void count(struct metrics *m, size_t tool, int outcome)
+{
+	pthread_mutex_lock(&m->lock);
+	m->req[tool * NOUTCOMES + (size_t)outcome]++;
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void observe(struct metrics *m, double seconds, int upstream_errors)
+{
+	size_t i;
+
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < NBUCKETS && seconds > buckets[i]; i++)
+		;
+	m->hist[i]++;
+	m->sum += seconds;
+	m->count++;
+	m->upstream_errors += (unsigned long)upstream_errors;
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void in_flight(struct metrics *m, long d)
+{
+	pthread_mutex_lock(&m->lock);
+	m->in_flight += d;
+	pthread_mutex_unlock(&m->lock);
+}
+
+long pl_listen_in_flight(struct pl_listen *l)
+{
+	long n;
+
+	pthread_mutex_lock(&l->m.lock);
+	n = l->m.in_flight;
+	pthread_mutex_unlock(&l->m.lock);
+	return n;
+}
+
+/* --- workers: at most --threads sessions, each serving one request at a time ------------- */
+
+/*
+ * A session for one request: an idle one (its database connection and curl handle kept from
+ * the last request), else a new one while there are fewer than --threads, else wait for one.
+ */
+static struct worker *worker_get(struct pl_listen *l)
+{
+	struct pl_err err = PL_ERR_INIT;
+	struct worker *w;
+
+	pthread_mutex_lock(&l->pool_lock);
+	while (!l->idle && l->nworkers >= l->o.threads)
+		pthread_cond_wait(&l->freed, &l->pool_lock);
+	if ((w = l->idle)) {
+		l->idle = w->idle_next;
+		pthread_mutex_unlock(&l->pool_lock);
+		return w;
+	}
+	l->nworkers++;
+	pthread_mutex_unlock(&l->pool_lock);
+	w = pl_xcalloc(1, sizeof(*w));
+	pl_session_init(&w->s, l->cfg);
+	if (!l->o.forward_to && !pl_http_init(&w->sikka, l->cfg, &err)) {
+		w->has_sikka = 1;
+		w->s.curl = w->sikka.curl;
+	}
+	if (l->o.forward_to && !pl_http_init(&w->fwd, l->cfg, &err))
+		w->has_fwd = 1;
+	pthread_mutex_lock(&l->pool_lock);
+	w->next = l->workers;
+	l->workers = w;
+	pthread_mutex_unlock(&l->pool_lock);
+	return w;
+}
+
+static void worker_put(struct pl_listen *l, struct worker *w)
+{
+	pthread_mutex_lock(&l->pool_lock);
+	w->idle_next = l->idle;
+	l->idle = w;
+	pthread_cond_signal(&l->freed);
+	pthread_mutex_unlock(&l->pool_lock);
+}
+
+static void worker_free(struct worker *w)
+{
+	pl_session_release(&w->s);
+	if (w->has_sikka)
+		pl_http_release(&w->sikka);
+	if (w->has_fwd)
+		pl_http_release(&w->fwd);
+	free(w);
+}
+
+/*
+ * A long-running session: a connection the database dropped (a restart) is opened again on the
+ * next request, rather than once per process as a command does.
+ */
+static void fresh_session(struct worker *w)
+{
+	if (w->s.db.conn && !pl_db_alive(&w->s.db))
+		pl_db_close(&w->s.db);
+	w->s.reconnected = 0;
+	if (pl_random_hex(w->s.request_id, 16) < 0)
+		w->s.request_id[0] = '\0';
+}
+
+/* --- answers ------------------------------------------------------------------------------- */
+
+static enum MHD_Result answer(struct pl_listen *l, struct MHD_Connection *conn, int status,
+                              const char *type, const char *body, size_t len)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result r;
+
+	resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	if (!resp)
+		return MHD_NO;
+	if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type) != MHD_YES ||
+	    (l->stopping &&
+	     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)) {
+		MHD_destroy_response(resp);
+		return MHD_NO;
+	}
+	r = MHD_queue_response(conn, (unsigned)status, resp);
+	MHD_destroy_response(resp);
+	return r;
+}
+
+static enum MHD_Result answer_json(struct pl_listen *l, struct MHD_Connection *conn, int status,
+                                   const char *body)
+{
+	return answer(l, conn, status, "application/json", body, strlen(body));
+}
+
+/* {"error":"..."}: our own text, or an error message (valid UTF-8). */
+static enum MHD_Result answer_error(struct pl_listen *l, struct MHD_Connection *conn, int status,
+                                    const char *msg)
+{
+	json_t *doc = pl_json_x(json_pack("{s:s}", "error", msg));
+	char *text = pl_json_dump(doc);
+	enum MHD_Result r = answer_json(l, conn, status, text);
+
+	free(text);
+	json_decref(doc);
+	return r;
+}
+
+/* --- the log line -------------------------------------------------------------------------- */
+
+static void now_iso(char out[32])
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+}
+
+/* Text from a request, made fit for a log line: safe characters only, cut. */
+static void safe_copy(char *out, size_t size, const char *s)
+{
+	size_t n = 0;
+
+	for (; s && *s && n + 1 < size; s++)
+		out[n++] = ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		            (*s >= '0' && *s <= '9') || strchr("._:-/", *s))
+		               ? *s
+		               : '_';
+	out[n] = '\0';
+}
+
+struct exchange {
+	struct pl_listen_event ev;
+	char call_id[65], path[65];
+	struct pl_buf tools;
+	int upstream_errors;
+};
+
+static void exchange_init(struct exchange *x, const char *method, const char *url)
+{
+	memset(x, 0, sizeof(*x));
+	x->tools = (struct pl_buf)PL_BUF_INIT;
+	safe_copy(x->path, sizeof(x->path), url);
+	x->ev.method = method;
+	x->ev.path = x->path;
+}
+
+/* The tool names and call id of a message, for the log (canonical names only). */
+static void exchange_msg(struct exchange *x, const struct pl_vapi_msg *m)
+{
+	if (m->call_id) {
+		safe_copy(x->call_id, sizeof(x->call_id), m->call_id);
+		x->ev.call_id = x->call_id;
+	}
+	for (size_t i = 0; i < m->ncalls && i < LOG_TOOLS_MAX; i++) {
+		const struct pl_tool *t = pl_tool_find(m->calls[i].name);
+
+		pl_buf_addf(&x->tools, "%s%s", i ? "," : "", t ? t->name : "unknown");
+	}
+	if (m->ncalls > LOG_TOOLS_MAX)
+		pl_buf_adds(&x->tools, ",...");
+}
+
+static void exchange_end(struct pl_listen *l, struct req *q, struct exchange *x, int status,
+                         int outcome, const char *reason)
+{
+	double seconds = pl_monotonic() - q->t0;
+
+	now_iso(x->ev.time);
+	x->ev.status = status;
+	x->ev.outcome = outcomes[outcome];
+	x->ev.reason = reason;
+	x->ev.tools = x->tools.buf;
+	x->ev.ms = seconds * 1000;
+	observe(&l->m, seconds, x->upstream_errors);
+	if (l->o.log) {
+		pthread_mutex_lock(&l->lock);
+		l->o.log(&x->ev, l->o.arg);
+		pthread_mutex_unlock(&l->lock);
+	}
+	pl_buf_release(&x->tools);
+}
+
+/* --- authentication ------------------------------------------------------------------------ */
+
+/* Whether two strings are equal, in time that depends on neither (their hashes compared). */
+static int same_secret(const char *a, const char *b)
+{
+	unsigned char ha[SHA256_DIGEST_LENGTH], hb[SHA256_DIGEST_LENGTH];
+
+	SHA256((const unsigned char *)a, strlen(a), ha);
+	SHA256((const unsigned char *)b, strlen(b), hb);
+	return CRYPTO_memcmp(ha, hb, sizeof(ha)) == 0;
+}
+
+static const char *header(struct MHD_Connection *conn, const char *name)
+{
+	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+/* The bearer token of an Authorization header, or NULL. */
+static const char *bearer(struct MHD_Connection *conn)
+{
+	const char *v = header(conn, MHD_HTTP_HEADER_AUTHORIZATION);
+
+	if (!v || strncasecmp(v, "Bearer ", 7))
+		return NULL;
+	for (v += 7; *v == ' '; v++)
+		;
+	return v;
+}
+
+/*
+ * The checks on the headers alone, before the body is read: which credentials the request
+ * carries, and whether the secret, the bearer token and the HMAC timestamp are right. NULL when
+ * the request may go on (the HMAC itself is checked on the body), else why it is refused.
+ */
+static const char *check_headers(struct pl_listen *l, struct MHD_Connection *conn, struct req *q)
+{
+	enum pl_listen_auth a = l->o.auth;
+	const char *secret = header(conn, "x-vapi-secret"), *token = bearer(conn);
+	const char *sig = header(conn, "x-signature"), *ts = header(conn, "x-timestamp");
+	int any = a == PL_LISTEN_AUTH_ANY;
+
+	if (any && !secret && !token && !sig)
+		return "no credentials";
+	if ((any || a == PL_LISTEN_AUTH_HMAC) && (sig || !any)) {
+		char *end;
+		long long t;
+
+		if (!sig || !ts)
+			return sig ? "no x-timestamp" : "no x-signature";
+		errno = 0;
+		t = strtoll(ts, &end, 10);
+		if (end == ts || *end || errno || strlen(ts) > 16)
+			return "x-timestamp is not a number";
+		if (llabs(t - (long long)time(NULL)) > PL_LISTEN_SKEW)
+			return "x-timestamp outside 300 s";
+		q->used = PL_LISTEN_AUTH_HMAC;
+	}
+	if ((any || a == PL_LISTEN_AUTH_SECRET) && (secret || !any)) {
+		if (!secret)
+			return "no x-vapi-secret";
+		if (!same_secret(secret, l->secret))
+			return "wrong x-vapi-secret";
+		if (!q->used)
+			q->used = PL_LISTEN_AUTH_SECRET;
+	}
+	if ((any || a == PL_LISTEN_AUTH_BEARER) && (token || !any)) {
+		if (!token)
+			return "no bearer token";
+		if (!same_secret(token, l->secret))
+			return "wrong bearer token";
+		if (!q->used)
+			q->used = PL_LISTEN_AUTH_BEARER;
+	}
+	return NULL;
+}
+
+/*
+ * The HMAC over the body, then the signature recorded as accepted: a second use within the
+ * window is a replay. *unavailable when the database could not say (the request is not run).
+ */
+static const char *check_hmac(struct pl_listen *l, struct worker *w, struct MHD_Connection *conn,
+                              const struct req *q, int *unavailable)
+{
+	const char *sig = header(conn, "x-signature"), *ts = header(conn, "x-timestamp");
+	const char *params[2];
+	struct pl_db_res res = PL_DB_RES_INIT;
+	struct pl_err err = PL_ERR_INIT;
+	struct pl_db *db;
+	char want[65], got[65];
+	size_t n = sig ? strlen(sig) : 0;
+	int r, fresh;
+
+	*unavailable = 0;
+	if (!sig || !ts)
+		return NULL; /* not an HMAC request (checked on the headers) */
+	if (n != 64)
+		return "bad signature";
+	for (size_t i = 0; i < n; i++)
+		got[i] = (char)(sig[i] >= 'A' && sig[i] <= 'F' ? sig[i] - 'A' + 'a' : sig[i]);
+	got[64] = '\0';
+	pl_vapi_sign(l->secret, ts, q->body.buf, q->body.len, want);
+	r = CRYPTO_memcmp(want, got, 64);
+	explicit_bzero(want, sizeof(want));
+	if (r)
+		return "bad signature";
+	params[0] = got;
+	params[1] = ts;
+	if ((r = pl_session_db(&w->s, &db, &err)) ||
+	    (r = pl_db_query(db, &res,
+	                     "INSERT INTO vapi_webhook_signatures (signature, signed_at)"
+	                     " VALUES ($1, to_timestamp($2::bigint)) ON CONFLICT DO NOTHING"
+	                     " RETURNING 1",
+	                     2, params, &err))) {
+		*unavailable = 1;
+		return "the database is unavailable";
+	}
+	fresh = pl_db_rows(&res) == 1;
+	pl_db_res_clear(&res);
+	if (!fresh)
+		return "replayed signature";
+	if (++w->accepted % PRUNE_EVERY == 1) {
+		char window[16];
+		const char *p[1] = {window};
+
+		snprintf(window, sizeof(window), "%d", 2 * PL_LISTEN_SKEW);
+		if (pl_db_query(db, NULL,
+		                "DELETE FROM vapi_webhook_signatures"
+		                " WHERE signed_at < now() - make_interval(secs => $1::int)",
+		                1, p, &err)) {
+			/* pruning waits for the next time */
+		}
+	}
+	return NULL;
+}
+
+/* --- the endpoints ------------------------------------------------------------------------- */
+
+static enum MHD_Result healthz(struct pl_listen *l, struct MHD_Connection *conn)
+{
+	struct worker *w = worker_get(l);
+	struct pl_err err = PL_ERR_INIT;
+	struct pl_store_health h;
+	struct pl_db *db;
+	int db_ok = 0, store_ok = 1;
+	char body[96];
+
+	fresh_session(w);
+	for (int attempt = 0; attempt < 2 && !db_ok; attempt++) {
+		db_ok = !pl_session_db(&w->s, &db, &err) &&
+		        !pl_db_query(db, NULL, "SELECT 1", 0, NULL, &err);
+		if (!db_ok) {
+			pl_db_close(&w->s.db);
+			w->s.reconnected = 0;
+		}
+	}
+	if (!l->o.forward_to) {
+		memset(&h, 0, sizeof(h));
+		store_ok = !pl_store_check(l->cfg, &h) && h.reachable && h.key_opens != 0;
+	}
+	worker_put(l, w);
+	snprintf(body, sizeof(body), "{\"ok\":%s,\"database\":%s,\"store\":%s}",
+	         db_ok && store_ok ? "true" : "false", db_ok ? "true" : "false",
+	         l->o.forward_to ? "null"
+	         : store_ok      ? "true"
+	                         : "false");
+	return answer_json(l, conn, db_ok && store_ok ? 200 : 503, body);
+}
+
+static enum MHD_Result metrics(struct pl_listen *l, struct MHD_Connection *conn)
+{
+	char *text = pl_listen_metrics(l);
+	enum MHD_Result r = answer(l, conn, 200, "text/plain; version=0.0.4", text, strlen(text));
+
+	free(text);
+	return r;
+}
+
+static int error_status(int code)
+{
+	switch (code) {
+	case PL_EBADINPUT:
+		return 400;
+	case PL_ENOTFOUND:
+		return 404;
+	case PL_EDATABASE:
+		return 503;
+	case PL_EUPSTREAM:
+		return 502;
+	case PL_ETIMEOUT:
+		return 504;
+	default:
+		return 500;
+	}
+}
+
+/* --record: the exchange into the corpus; 0, or -1 when it could not be written. */
+static int record(struct pl_listen *l, const char *call_id, const struct req *q, const char *resp,
+                  size_t len)
+{
+	struct pl_err err = PL_ERR_INIT;
+
+	if (!l->o.corpus)
+		return 0;
+	return pl_corpus_write(l->o.corpus, call_id, q->body.buf, q->body.len, resp, len, &err) ? -1
+	                                                                                        : 0;
+}
+
+/* The library's own handlers: the same pl_vapi_handle as vapi tool invoke. */
+static enum MHD_Result run_local(struct pl_listen *l, struct worker *w, struct MHD_Connection *conn,
+                                 struct req *q, struct exchange *x)
+{
+	struct pl_vapi_ctx ctx = {0};
+	struct pl_vapi_answer ans;
+	struct pl_err err = PL_ERR_INIT;
+	struct metrics *m = &l->m;
+	enum MHD_Result res;
+	int r, outcome, unrecorded;
+
+	fresh_session(w);
+	r = pl_vapi_handle(&w->s, &ctx, q->body.buf, q->body.len, &ans, &err);
+	exchange_msg(x, &ans.msg);
+	for (size_t i = 0; ans.out && i < ans.msg.ncalls; i++) {
+		count(m, tool_index(m, ans.msg.calls[i].name), ans.out[i].result ? O_OK : O_ERROR);
+		x->upstream_errors += ans.out[i].code == PL_EUPSTREAM;
+	}
+	if (ans.body) {
+		outcome = r                           ? O_NOT_RECORDED
+		          : ans.status == 0           ? O_OK
+		          : ans.status == PL_EPARTIAL ? O_PARTIAL
+		                                      : O_ERROR;
+		res = answer(l, conn, 200, "application/json", ans.body, ans.len);
+		unrecorded = record(l, ans.msg.call_id, q, ans.body, ans.len);
+		exchange_end(l, q, x, 200, outcome,
+		             r            ? pl_err_name(r)
+		             : unrecorded ? "not written to --record"
+		                          : NULL);
+	} else if (!r) {
+		outcome = ans.kind == PL_VAPI_ENDED ? O_ENDED : O_SKIPPED;
+		count(m, tool_index(m, NULL), outcome);
+		res = answer_json(l, conn, 200, "{}");
+		exchange_end(l, q, x, 200, outcome, NULL);
+	} else {
+		int status = error_status(r);
+
+		outcome = r == PL_EBADINPUT ? O_BAD_INPUT : status == 503 ? O_UNAVAILABLE : O_ERROR;
+		if (!ans.msg.ncalls)
+			count(m, tool_index(m, NULL), outcome);
+		x->upstream_errors += r == PL_EUPSTREAM && !ans.out;
+		res = answer_error(l, conn, status, err.msg);
+		exchange_end(l, q, x, status, outcome, pl_err_name(r));
+	}
+	pl_vapi_answer_release(&ans);
+	return res;
+}
+
+/* --forward-to: the body as received, signed again, and the backend's answer as it came. */
+static enum MHD_Result forward(struct pl_listen *l, struct worker *w, struct MHD_Connection *conn,
+                               struct req *q, struct exchange *x)
+{
+	static const enum pl_vapi_auth modes[] = {PL_VAPI_AUTH_SECRET, PL_VAPI_AUTH_SECRET,
+	                                          PL_VAPI_AUTH_HMAC, PL_VAPI_AUTH_BEARER};
+	struct pl_http_req hr = {0};
+	struct pl_http_resp resp;
+	struct pl_vapi_msg m;
+	struct pl_err err = PL_ERR_INIT;
+	enum MHD_Result res;
+	char **headers;
+	int r, unrecorded;
+
+	if (!pl_vapi_parse(q->body.buf, q->body.len, &m, &err)) {
+		exchange_msg(x, &m);
+		for (size_t i = 0; i < m.ncalls; i++)
+			count(&l->m, tool_index(&l->m, m.calls[i].name), O_FORWARDED);
+		if (!m.ncalls)
+			count(&l->m, tool_index(&l->m, NULL), O_FORWARDED);
+	} else {
+		memset(&m, 0, sizeof(m));
+		count(&l->m, tool_index(&l->m, NULL), O_FORWARDED);
+	}
+	if (!w->has_fwd) {
+		res = answer_error(l, conn, 502, "the backend could not be reached");
+		exchange_end(l, q, x, 502, O_UNAVAILABLE, "upstream");
+		pl_vapi_msg_release(&m);
+		return res;
+	}
+	headers = pl_vapi_auth_headers(modes[l->o.auth ? (int)l->o.auth
+	                                     : q->used ? q->used
+	                                               : 1],
+	                               l->secret, q->body.buf, q->body.len);
+	hr.method = "POST";
+	hr.url = l->o.forward_to;
+	hr.headers = (const char *const *)headers;
+	hr.body = q->body.buf;
+	hr.body_len = q->body.len;
+	hr.idempotent = 0; /* a tool call may book: never sent twice */
+	hr.peer = "the --forward-to backend";
+	r = pl_http_send(&w->fwd, &hr, &resp, &err);
+	pl_vapi_headers_free(headers);
+	if (r) {
+		x->upstream_errors++;
+		res = answer_error(l, conn, 502, "the backend could not be reached");
+		exchange_end(l, q, x, 502, O_UNAVAILABLE, "upstream");
+	} else {
+		x->upstream_errors += resp.status >= 500;
+		res = answer(l, conn, (int)resp.status, "application/json", resp.body.buf,
+		             resp.body.len);
+		unrecorded =
+		    resp.status == 200 && record(l, m.call_id, q, resp.body.buf, resp.body.len);
+		exchange_end(l, q, x, (int)resp.status, O_FORWARDED,
+		             unrecorded ? "not written to --record" : NULL);
+	}
+	pl_http_resp_release(&resp);
+	pl_vapi_msg_release(&m);
+	return res;
+}
+
+static enum MHD_Result refuse(struct pl_listen *l, struct MHD_Connection *conn, struct req *q,
+                              struct exchange *x, int status, int outcome, const char *why)
+{
+	enum MHD_Result r;
+
+	count(&l->m, tool_index(&l->m, NULL), outcome);
+	r = answer_error(l, conn, status,
+	                 status == 401   ? "unauthorized"
+	                 : status == 413 ? "the body is over 1 MiB"
+	                                 : why);
+	exchange_end(l, q, x, status, outcome, why);
+	return r;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+	struct pl_listen *l = cls;
+	struct req *q = *con_cls;
+	struct exchange x;
+	struct worker *w;
+	enum MHD_Result res;
+	const char *why;
+	int unavailable;
+
+	(void)version;
+	if (!q) {
+		const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+		q = pl_xcalloc(1, sizeof(*q));
+		q->t0 = pl_monotonic();
+		pl_buf_init(&q->body, PL_VAPI_MAX_BODY);
+		*con_cls = q;
+		if (strcmp(method, MHD_HTTP_METHOD_POST))
+			return MHD_YES; /* answered once the request is whole */
+		q->post = 1;
+		in_flight(&l->m, 1);
+		exchange_init(&x, method, url);
+		if (cl && strtoull(cl, NULL, 10) > PL_VAPI_MAX_BODY)
+			return refuse(l, conn, q, &x, 413, O_TOO_LARGE, "over 1 MiB");
+		if ((why = check_headers(l, conn, q)))
+			return refuse(l, conn, q, &x, 401, O_REFUSED, why);
+		pl_buf_release(&x.tools);
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		if (!q->too_large && pl_buf_add(&q->body, upload_data, *upload_data_size) < 0) {
+			q->too_large = 1;
+			pl_buf_release(&q->body);
+		}
+		if (q->too_large && (q->body.len += *upload_data_size) > MAX_DISCARD)
+			return MHD_NO;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	exchange_init(&x, method, url);
+	if (!q->post) {
+		int get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, "HEAD");
+
+		pl_buf_release(&x.tools);
+		if (get && !strcmp(url, "/healthz"))
+			return healthz(l, conn);
+		if (get && !strcmp(url, "/metrics"))
+			return metrics(l, conn);
+		return answer_error(
+		    l, conn, get ? 404 : 405,
+		    get ? "not found: POST Vapi's messages, GET /healthz or /metrics"
+		        : "method not allowed");
+	}
+	if (q->too_large)
+		return refuse(l, conn, q, &x, 413, O_TOO_LARGE, "over 1 MiB");
+	w = worker_get(l);
+	if ((why = check_hmac(l, w, conn, q, &unavailable)))
+		res = refuse(l, conn, q, &x, unavailable ? 503 : 401,
+		             unavailable ? O_UNAVAILABLE : O_REFUSED, why);
+	else if (l->o.forward_to)
+		res = forward(l, w, conn, q, &x);
+	else
+		res = run_local(l, w, conn, q, &x);
+	worker_put(l, w);
+	return res;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+	struct pl_listen *l = cls;
+	struct req *q = *con_cls;
+
+	(void)conn;
+	(void)toe;
+	if (!q)
+		return;
+	if (q->post)
+		in_flight(&l->m, -1);
+	pl_buf_release(&q->body);
+	free(q);
+	*con_cls = NULL;
+}
+
+/* --- start and stop ------------------------------------------------------------------------ */
+
+int pl_listen_loopback(const char *addr)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (inet_pton(AF_INET, addr, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, addr, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return !strcmp(addr, "localhost");
+}
+
+int pl_listen_start(struct pl_config *cfg, const struct pl_listen_opts *o, struct pl_listen **out,
+                    struct pl_err *err)
+{
+	const char *secret = pl_config_get(cfg, "VAPI_WEBHOOK_SECRET");
+	struct addrinfo hints = {0}, *ai = NULL;
+	const union MHD_DaemonInfo *info;
+	struct pl_listen *l;
+	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC;
+	char port[8];
+	int r;
+
+	*out = NULL;
+	if (!secret) {
+		pl_err_set(err, PL_ECONFIG, "VAPI_WEBHOOK_SECRET is not set");
+		return pl_err_hint(err, "export the secret Vapi sends (the assistant's server "
+		                        "secret): every request is checked against it");
+	}
+	if (o->forward_to && strncmp(o->forward_to, "http://", 7) &&
+	    strncmp(o->forward_to, "https://", 8))
+		return pl_err_set(err, PL_EUSAGE, "--forward-to must be an http(s) URL");
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	snprintf(port, sizeof(port), "%d", o->port);
+	if ((r = getaddrinfo(o->bind, port, &hints, &ai)) || !ai) {
+		pl_err_set(err, PL_EUSAGE, "--bind %s is not an address here (%s)", o->bind,
+		           gai_strerror(r));
+		return err->code;
+	}
+	l = pl_xcalloc(1, sizeof(*l));
+	l->cfg = cfg;
+	l->o = *o;
+	l->secret = secret;
+	l->listen_fd = -1;
+	metrics_init(&l->m);
+	if (l->o.threads < 1)
+		l->o.threads = 1;
+	pthread_mutex_init(&l->lock, NULL);
+	pthread_mutex_init(&l->pool_lock, NULL);
+	pthread_cond_init(&l->freed, NULL);
+	if (ai->ai_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	errno = 0;
+	l->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, l,
+	                        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED,
+	                        on_completed, l, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+	                        MHD_OPTION_END);
+	freeaddrinfo(ai);
+	if (!l->d) {
+		int e = errno;
+
+		pthread_cond_destroy(&l->freed);
+		pthread_mutex_destroy(&l->pool_lock);
+		pthread_mutex_destroy(&l->lock);
+		free(l->m.req);
+		free(l);
+		pl_err_set(err, PL_ECONFIG, "cannot listen on %s port %d: %s", o->bind, o->port,
+		           e ? strerror(e) : "refused");
+		return pl_err_hint(err, "choose another --port, or --port 0 for a free one");
+	}
+	info = MHD_get_daemon_info(l->d, MHD_DAEMON_INFO_BIND_PORT);
+	l->port = info ? info->port : o->port;
+	*out = l;
+	return 0;
+}
+
+int pl_listen_port(const struct pl_listen *l)
+{
+	return l->port;
+}
+
+void pl_listen_quiesce(struct pl_listen *l)
+{
+	if (l->stopping)
+		return;
+	l->stopping = 1;
+	l->listen_fd = MHD_quiesce_daemon(l->d);
+	/* Refuse new connections at once (the socket itself is closed after the threads end). */
+	if (l->listen_fd >= 0 && shutdown(l->listen_fd, SHUT_RDWR) < 0) {
+		/* connections then wait in the backlog until the stop, and are reset */
+	}
+}
+
+void pl_listen_stop(struct pl_listen *l)
+{
+	struct worker *w, *next;
+
+	if (!l)
+		return;
+	MHD_stop_daemon(l->d);
+	if (l->listen_fd >= 0)
+		close(l->listen_fd);
+	for (w = l->workers; w; w = next) {
+		next = w->next;
+		worker_free(w);
+	}
+	pthread_cond_destroy(&l->freed);
+	pthread_mutex_destroy(&l->pool_lock);
+	pthread_mutex_destroy(&l->lock);
+	pthread_mutex_destroy(&l->m.lock);
+	free(l->m.req);
+	free(l);
+}
