@@ -10,13 +10,13 @@ setup() { setup_home; }
 	run --separate-stderr parlae db status --json
 	assert_success
 	assert_equal "$stderr" ""
-	assert_equal "$(jq -c '[.schemaVersion, (.applied|length), [.pending[].name]]' <<<"$output")" '[0,0,["core","audit","audit-head","audit-chain-state","call-logs-per-account"]]'
+	assert_equal "$(jq -c '[.schemaVersion, (.applied|length), [.pending[].name]]' <<<"$output")" '[0,0,["core","audit","audit-head","audit-chain-state","call-logs-per-account","tool-call-counts"]]'
 }
 
 @test "db migrate --dry-run says what it would apply and changes nothing" {
 	run --separate-stderr parlae db migrate --dry-run
 	assert_success
-	assert_equal "$output" $'would apply 0001-core\nwould apply 0002-audit\nwould apply 0003-audit-head\nwould apply 0004-audit-chain-state\nwould apply 0005-call-logs-per-account'
+	assert_equal "$output" $'would apply 0001-core\nwould apply 0002-audit\nwould apply 0003-audit-head\nwould apply 0004-audit-chain-state\nwould apply 0005-call-logs-per-account\nwould apply 0006-tool-call-counts'
 	assert_equal "$(sql "SELECT to_regclass('accounts') IS NULL")" "t"
 }
 
@@ -24,22 +24,22 @@ setup() { setup_home; }
 	run --separate-stderr parlae db migrate
 	assert_success
 	assert_equal "$stderr" ""
-	assert_equal "$output" $'applied 0001-core\napplied 0002-audit\napplied 0003-audit-head\napplied 0004-audit-chain-state\napplied 0005-call-logs-per-account'
-	assert_equal "$(sql "SELECT string_agg(version || ':' || name, ',' ORDER BY version) FROM schema_migrations")" "1:core,2:audit,3:audit-head,4:audit-chain-state,5:call-logs-per-account"
+	assert_equal "$output" $'applied 0001-core\napplied 0002-audit\napplied 0003-audit-head\napplied 0004-audit-chain-state\napplied 0005-call-logs-per-account\napplied 0006-tool-call-counts'
+	assert_equal "$(sql "SELECT string_agg(version || ':' || name, ',' ORDER BY version) FROM schema_migrations")" "1:core,2:audit,3:audit-head,4:audit-chain-state,5:call-logs-per-account,6:tool-call-counts"
 }
 
 @test "migrating twice is a no-op" {
 	before=$(sql "SELECT string_agg(version || '@' || applied_at, ',') FROM schema_migrations")
 	run --separate-stderr parlae db migrate --json
 	assert_success
-	assert_equal "$output" '{"applied":[],"schemaVersion":5,"dryRun":false}'
+	assert_equal "$output" '{"applied":[],"schemaVersion":6,"dryRun":false}'
 	assert_equal "$(sql "SELECT string_agg(version || '@' || applied_at, ',') FROM schema_migrations")" "$before"
 }
 
 @test "db status --json shows the applied migrations and none pending" {
 	run --separate-stderr parlae db status --json
 	assert_success
-	assert_equal "$(jq -c '[.schemaVersion, [.applied[].version], .pending]' <<<"$output")" '[5,[1,2,3,4,5],[]]'
+	assert_equal "$(jq -c '[.schemaVersion, [.applied[].version], .pending]' <<<"$output")" '[6,[1,2,3,4,5,6],[]]'
 	assert_regex "$(jq -r '.applied[0].appliedAt' <<<"$output")" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$'
 }
 
@@ -52,7 +52,7 @@ setup() { setup_home; }
 
 @test "db migrate writes an audit event with its outcome" {
 	assert_equal "$(sql "SELECT action, outcome, resource_id, metadata::text FROM audit_events WHERE action = 'db.migrate' ORDER BY seq LIMIT 1")" \
-		'db.migrate|success|5|{"from": 0, "applied": [1, 2, 3, 4, 5]}'
+		'db.migrate|success|6|{"from": 0, "applied": [1, 2, 3, 4, 5, 6]}'
 }
 
 @test "the parlae role needs no superuser: migrations ran as the database owner" {
@@ -67,7 +67,7 @@ setup() { setup_home; }
 	wait %1; a=$?
 	wait %2; b=$?
 	assert_equal "$a $b" "0 0"
-	assert_equal "$(PARLAE_DATABASE_URL=$url sql "SELECT count(*) FROM schema_migrations")" "5"
+	assert_equal "$(PARLAE_DATABASE_URL=$url sql "SELECT count(*) FROM schema_migrations")" "6"
 }
 
 @test "db migrate against a database that is down exits 7 naming the cause" {

@@ -29,7 +29,7 @@ secret_values() { env | sed -n 's/^[A-Z_]*=\(sekrit-.*\)$/\1/p'; }
 	assert_success
 	assert_equal "$stderr" ""
 	assert_equal "$(jq -c '.integrations' <<<"$output")" '{"sikka":true,"vapi":false,"twilio":true,"openai":false,"stripe":false}'
-	assert_equal "$(jq -c '.database | [.reachable, .schemaVersion, .latestSchemaVersion]' <<<"$output")" '[true,5,5]'
+	assert_equal "$(jq -c '.database | [.reachable, .schemaVersion, .latestSchemaVersion]' <<<"$output")" '[true,6,6]'
 	assert_equal "$(jq -c '.secretStore | [.backend, .reachable, .location]' <<<"$output")" "[\"file\",true,\"$HOME/.local/share/parlae/vault\"]"
 	assert_equal "$(jq -c '.accounts' <<<"$output")" '{"connected":0,"connecting":0,"pending":2,"failed":0}'
 }
@@ -95,7 +95,7 @@ secret_values() { env | sed -n 's/^[A-Z_]*=\(sekrit-.*\)$/\1/p'; }
 	run --separate-stderr parlae status --check
 	assert_success
 	assert_equal "$stderr" ""
-	assert_line --regexp '^database +reachable, schema version 5 of 5$'
+	assert_line --regexp '^database +reachable, schema version 6 of 6$'
 }
 
 @test "status --check exits 1 without the Sikka app credentials" {
@@ -114,7 +114,7 @@ secret_values() { env | sed -n 's/^[A-Z_]*=\(sekrit-.*\)$/\1/p'; }
 	export SIKKA_APP_ID=x SIKKA_APP_KEY=y
 	PARLAE_DATABASE_URL=$(pg_new_database t_status_empty) run --separate-stderr parlae status --check
 	assert_equal "$status" 1
-	assert_line --regexp "schema version 0 of 5 \(run 'parlae db migrate'\)"
+	assert_line --regexp "schema version 0 of 6 \(run 'parlae db migrate'\)"
 }
 
 @test "a secret store directory open to others is reported unusable" {

@@ -261,7 +261,7 @@ follow_stop() { # DIR [SIGNAL]: Ctrl-C (or SIGNAL), then its exit status
 	assert_equal "$(jq -r .actor <<<"$output")" "$(sql "SELECT actor FROM audit_events WHERE seq = 2")"
 	assert_equal "$(jq -cS .metadata <<<"$output")" "$(sql "SELECT metadata::text FROM audit_events WHERE seq = 2" | jq -cS .)"
 	run --separate-stderr parlae audit tail -n 2 --json
-	assert_equal "$(jq -c '[.seq, .account, .resourceId, .errorCode, .metadata]' <<<"${lines[0]}")" '[1,null,"5",null,{"from":0,"applied":[1,2,3,4,5]}]'
+	assert_equal "$(jq -c '[.seq, .account, .resourceId, .errorCode, .metadata]' <<<"${lines[0]}")" '[1,null,"6",null,{"from":0,"applied":[1,2,3,4,5,6]}]'
 }
 
 @test "on a terminal: a table with a header, failures in capitals, colour only when it is on" {
