@@ -223,29 +223,45 @@ static int send_to_target(struct cmd_ctx *ctx, const struct invoke *iv, const st
 	return r;
 }
 
-/* One line on stderr per call that failed: stdout stays exactly Vapi's response. */
-static void say_failures(const struct pl_vapi_answer *ans)
+/*
+ * One line on stderr per call that failed: stdout stays exactly Vapi's response. With --json,
+ * stderr holds one JSON error instead, naming them all.
+ */
+static void say_failures(struct cmd_ctx *ctx, const struct pl_vapi_answer *ans)
 {
+	struct pl_buf all = PL_BUF_INIT, line = PL_BUF_INIT;
+	struct pl_err err = PL_ERR_INIT;
+
 	if (ans->kind == PL_VAPI_TRANSFER && ans->status) {
 		json_t *doc = json_loads(ans->body, 0, NULL);
 
-		fprintf(stderr, "parlae: vapi tool invoke: transfer-destination-request: %s\n",
-		        json_string_value(json_object_get(doc, "error")) ?: "no destination");
+		pl_buf_addf(&all, "transfer-destination-request: %s",
+		            json_string_value(json_object_get(doc, "error")) ?: "no destination");
 		json_decref(doc);
-		return;
 	}
 	for (size_t i = 0; ans->out && i < ans->msg.ncalls; i++) {
 		const struct pl_vapi_call *call = &ans->msg.calls[i];
 
 		if (!ans->out[i].error)
 			continue;
+		pl_buf_reset(&line);
 		if (*call->id)
-			fprintf(stderr, "parlae: vapi tool invoke: %s (%s): %s\n", call->name,
-			        call->id, ans->out[i].error);
+			pl_buf_addf(&line, "%s (%s): %s", call->name, call->id, ans->out[i].error);
 		else
-			fprintf(stderr, "parlae: vapi tool invoke: %s: %s\n", call->name,
-			        ans->out[i].error);
+			pl_buf_addf(&line, "%s: %s", call->name, ans->out[i].error);
+		if (!ctx->json)
+			fprintf(stderr, "parlae: vapi tool invoke: %s\n", line.buf);
+		else
+			pl_buf_addf(&all, "%s%s", all.len ? "; " : "", line.buf);
 	}
+	if (all.len && !ctx->json)
+		fprintf(stderr, "parlae: vapi tool invoke: %s\n", all.buf);
+	else if (all.len) {
+		pl_err_set(&err, ans->status, "vapi tool invoke: %s", all.buf);
+		cmd_fail(ctx, &err);
+	}
+	pl_buf_release(&line);
+	pl_buf_release(&all);
 }
 
 /*
@@ -291,7 +307,8 @@ static int run_local(struct cmd_ctx *ctx, const struct invoke *iv, struct pl_vap
 		return r;
 	}
 	print_reply(ctx, &ans);
-	say_failures(&ans);
+	if (!r)
+		say_failures(ctx, &ans);
 	r = r ? cmd_fail(ctx, &err) : ans.status;
 	if (iv->expect) {
 		int e = check_expect(ctx, iv->expect, ans.body, ans.len);

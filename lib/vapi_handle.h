@@ -35,8 +35,8 @@ struct pl_vapi_answer {
 	size_t len;
 	struct pl_vapi_msg msg;      /* the message as parsed (calls, ids, names) */
 	struct pl_vapi_outcome *out; /* per call, msg.ncalls of them */
-	int status;                  /* exit status of the calls: 0, 9, or the error's code */
-	char account[64];            /* the account used, "" when none was resolved */
+	int status;       /* the calls' exit status (0, 9, the error's code); 5: no destination */
+	char account[64]; /* the account used, "" when none was resolved */
 };
 
 /*
