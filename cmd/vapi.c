@@ -223,6 +223,16 @@ static int send_to_target(struct cmd_ctx *ctx, const struct invoke *iv, const st
 	return r;
 }
 
+/* A line of text from outside (a tool's name, Sikka's message): a CR in it is shown, not obeyed. */
+static void say_line(const struct pl_buf *text)
+{
+	struct pl_buf esc = PL_BUF_INIT;
+
+	cmd_escape(&esc, text->buf, text->len, 0);
+	fprintf(stderr, "parlae: vapi tool invoke: %s\n", esc.buf);
+	pl_buf_release(&esc);
+}
+
 /*
  * One line on stderr per call that failed: stdout stays exactly Vapi's response. With --json,
  * stderr holds one JSON error instead, naming them all.
@@ -250,12 +260,12 @@ static void say_failures(struct cmd_ctx *ctx, const struct pl_vapi_answer *ans)
 		else
 			pl_buf_addf(&line, "%s: %s", call->name, ans->out[i].error);
 		if (!ctx->json)
-			fprintf(stderr, "parlae: vapi tool invoke: %s\n", line.buf);
+			say_line(&line);
 		else
 			pl_buf_addf(&all, "%s%s", all.len ? "; " : "", line.buf);
 	}
 	if (all.len && !ctx->json)
-		fprintf(stderr, "parlae: vapi tool invoke: %s\n", all.buf);
+		say_line(&all);
 	else if (all.len) {
 		pl_err_set(&err, ans->status, "vapi tool invoke: %s", all.buf);
 		cmd_fail(ctx, &err);

@@ -121,7 +121,7 @@ follow_stop() { # DIR [SIGNAL]: Ctrl-C (or SIGNAL), then its exit status
 	run --separate-stderr parlae audit tail -n 1000
 	assert_success
 	assert_equal "$(seqs "$output")" "$(seq 1 11)"
-	assert_equal "${lines[0]}" "1	$(iso_of 1)	$(sql "SELECT actor FROM audit_events WHERE seq = 1")	$(hostname)	-	db.migrate	schema	5	success	-"
+	assert_equal "${lines[0]}" "1	$(iso_of 1)	$(sql "SELECT actor FROM audit_events WHERE seq = 1")	$(hostname)	-	db.migrate	schema	6	success	-"
 	run --separate-stderr parlae audit tail -n 0
 	assert_success
 	assert_equal "$output" ""
