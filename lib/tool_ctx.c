@@ -276,12 +276,16 @@ int pl_tool_find_patients(struct pl_tool_ctx *c, const char *query, const char *
 
 		pl_buf_addf(&q, "%s=%s", strchr(query, '@') ? "email" : "search", e);
 		free(e);
-	} else {
+	} else if (first && last) {
 		char *f = pl_http_escape(first), *l = pl_http_escape(last);
 
 		pl_buf_addf(&q, "firstname=%s&lastname=%s", f, l);
 		free(f);
 		free(l);
+	} else {
+		/* A phone with no digits and no name to go by: nobody matches (it crashed). */
+		*found = pl_json_x(json_array());
+		return 0;
 	}
 	r = pl_tool_sikka(c, "GET", "/v4/patients", q.buf, NULL, &doc, err);
 	pl_buf_release(&q);
