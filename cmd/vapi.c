@@ -223,6 +223,78 @@ static int send_to_target(struct cmd_ctx *ctx, const struct invoke *iv, const st
 	return r;
 }
 
+/* A line of text from outside (a tool's name, Sikka's message): a CR in it is shown, not obeyed. */
+static void say_line(const struct pl_buf *text)
+{
+	struct pl_buf esc = PL_BUF_INIT;
+
+	cmd_escape(&esc, text->buf, text->len, 0);
+	fprintf(stderr, "parlae: vapi tool invoke: %s\n", esc.buf);
+	pl_buf_release(&esc);
+}
+
+/*
+ * One line on stderr per call that failed: stdout stays exactly Vapi's response. With --json,
+ * stderr holds one JSON error instead, naming them all.
+ */
+static void say_failures(struct cmd_ctx *ctx, const struct pl_vapi_answer *ans)
+{
+	struct pl_buf all = PL_BUF_INIT, line = PL_BUF_INIT;
+	struct pl_err err = PL_ERR_INIT;
+
+	if (ans->kind == PL_VAPI_TRANSFER && ans->status) {
+		json_t *doc = json_loads(ans->body, 0, NULL);
+
+		pl_buf_addf(&all, "transfer-destination-request: %s",
+		            json_string_value(json_object_get(doc, "error")) ?: "no destination");
+		json_decref(doc);
+	}
+	for (size_t i = 0; ans->out && i < ans->msg.ncalls; i++) {
+		const struct pl_vapi_call *call = &ans->msg.calls[i];
+
+		if (!ans->out[i].error)
+			continue;
+		pl_buf_reset(&line);
+		if (*call->id)
+			pl_buf_addf(&line, "%s (%s): %s", call->name, call->id, ans->out[i].error);
+		else
+			pl_buf_addf(&line, "%s: %s", call->name, ans->out[i].error);
+		if (!ctx->json)
+			say_line(&line);
+		else
+			pl_buf_addf(&all, "%s%s", all.len ? "; " : "", line.buf);
+	}
+	if (all.len && !ctx->json)
+		say_line(&all);
+	else if (all.len) {
+		pl_err_set(&err, ans->status, "vapi tool invoke: %s", all.buf);
+		cmd_fail(ctx, &err);
+	}
+	pl_buf_release(&line);
+	pl_buf_release(&all);
+}
+
+/*
+ * The reply: as it is when piped or with --json (byte for byte what Vapi would get); on a
+ * terminal indented, with result strings that hold JSON shown as JSON.
+ */
+static void print_reply(struct cmd_ctx *ctx, const struct pl_vapi_answer *ans)
+{
+	json_t *doc, *shown;
+	char *text;
+
+	if (ctx->json || !cmd_stdout_tty() || !(doc = json_loads(ans->body, 0, NULL))) {
+		puts(ans->body);
+		return;
+	}
+	shown = pl_vapi_expand(doc);
+	text = json_dumps(shown, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	puts(text ? text : ans->body);
+	free(text);
+	json_decref(shown);
+	json_decref(doc);
+}
+
 /* Locally: the library's one handler answers; this prints its reply and says what it did. */
 static int run_local(struct cmd_ctx *ctx, const struct invoke *iv, struct pl_vapi_msg *m)
 {
@@ -244,7 +316,9 @@ static int run_local(struct cmd_ctx *ctx, const struct invoke *iv, struct pl_vap
 		pl_vapi_answer_release(&ans);
 		return r;
 	}
-	puts(ans.body);
+	print_reply(ctx, &ans);
+	if (!r)
+		say_failures(ctx, &ans);
 	r = r ? cmd_fail(ctx, &err) : ans.status;
 	if (iv->expect) {
 		int e = check_expect(ctx, iv->expect, ans.body, ans.len);
@@ -379,7 +453,9 @@ const struct option opts_vapi_replay[] = {
 struct replay_ui {
 	int bar;         /* a progress bar on stderr (a TTY) */
 	size_t failures; /* shown one per line, the first 20 */
-	json_t *listed;  /* --dry-run --json: what would be replayed */
+	int verbose;     /* -v: each failed tool call too (the first 20) */
+	size_t calls;
+	json_t *listed; /* --dry-run --json: what would be replayed */
 };
 
 static void on_progress(size_t done, size_t total, void *arg)
@@ -409,6 +485,22 @@ static void on_differs(const char *name, const char *diff, void *arg)
 	if (ui->bar)
 		fputc('\r', stderr);
 	fprintf(stderr, "parlae: %s differs from its expected response:\n%s", name, diff);
+}
+
+/* -v: which call of a failed message, and why. */
+static void on_call_failed(const char *source, const char *id, const char *tool, const char *error,
+                           void *arg)
+{
+	struct replay_ui *ui = arg;
+
+	if (!ui->verbose || ui->calls++ >= 20)
+		return;
+	if (ui->bar)
+		fputc('\r', stderr);
+	if (*id)
+		fprintf(stderr, "parlae: %s: tool call %s (%s): %s\n", source, id, tool, error);
+	else
+		fprintf(stderr, "parlae: %s: %s: %s\n", source, tool, error);
 }
 
 /* A copy of s as valid UTF-8: a path or URL from the command line may be any bytes. */
@@ -502,6 +594,8 @@ int cmd_vapi_replay(struct cmd_ctx *ctx, int argc, char **argv)
 	ui.bar = isatty(STDERR_FILENO) && ctx->verbosity >= 0 && !ctx->json;
 	req.progress = on_progress;
 	req.failure = on_failure;
+	req.call_failed = on_call_failed;
+	ui.verbose = ctx->verbosity > 0;
 	req.listed = on_listed;
 	req.differs = on_differs;
 	req.arg = &ui;

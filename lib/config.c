@@ -47,6 +47,8 @@ static const struct pl_config_var vars[] = {
     {"PARLAE_CA_BUNDLE", 0, 1, NULL},
     {"PARLAE_NOW", 0, 0, NULL},
     {"PARLAE_WRITEBACK_WAIT", 0, 1, NULL},
+    {"PARLAE_TOOL_TIMEOUT", 0, 1, NULL},
+    {"PARLAE_TOOL_CALL_LIMIT", 0, 1, NULL},
 };
 
 static const struct pl_config_var *find_var(const char *name)

@@ -259,7 +259,7 @@ static json_t *prepare(struct pl_expect *x, const char *text, size_t len, int re
 		doc = NULL;
 		goto out;
 	}
-	norm = pl_vapi_normalise(doc);
+	norm = pl_vapi_expand(doc);
 	json_decref(doc);
 	doc = norm;
 	pl_expect_drop_ignored(x, doc);

@@ -410,6 +410,30 @@ static int retryable_status(long status, int idempotent)
 			(rc) = curl_easy_setopt((c), (opt), (val));                                \
 	} while (0)
 
+/* A deadline (a tool call's budget) shortens the attempt to the time left. */
+static CURLcode within_deadline(const struct pl_http *h, CURL *c)
+{
+	CURLcode rc = CURLE_OK;
+	double left;
+	long ms;
+
+	if (!h->deadline)
+		return CURLE_OK;
+	left = h->deadline - pl_monotonic();
+	ms = left > 0.1 ? (long)(left * 1000) : 100;
+	if (ms < h->timeout_ms)
+		rc = curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, ms);
+	if (rc == CURLE_OK && ms < h->connect_timeout_ms)
+		rc = curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, ms);
+	return rc;
+}
+
+/* Whether a retry after wait_ms still has time for an answer before the deadline. */
+static int retry_fits(const struct pl_http *h, long wait_ms)
+{
+	return !h->deadline || pl_monotonic() + (double)wait_ms / 1000 + 0.5 < h->deadline;
+}
+
 /*
  * Everything a transfer needs, for one easy handle (also those of a multi batch). Not
  * CURLE_OK when libcurl refuses an option (one this build lacks, or out of memory): the
@@ -503,6 +527,7 @@ static struct curl_slist *header_list(const char *const *headers)
 int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_http_resp *resp,
                  struct pl_err *err)
 {
+	long backoff;
 	struct curl_slist *headers = NULL;
 	char errbuf[CURL_ERROR_SIZE];
 	CURLcode rc = CURLE_OK;
@@ -519,7 +544,8 @@ int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_htt
 		curl_easy_reset(c);
 		pl_buf_reset(&resp->body);
 		errbuf[0] = '\0';
-		if ((rc = setup_easy(h, c, req, headers, &sink, &hint, errbuf)) != CURLE_OK) {
+		if ((rc = setup_easy(h, c, req, headers, &sink, &hint, errbuf)) != CURLE_OK ||
+		    (rc = within_deadline(h, c)) != CURLE_OK) {
 			curl_slist_free_all(headers);
 			return setup_failed(req, rc, err);
 		}
@@ -544,19 +570,21 @@ int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_htt
 			long wait;
 
 			trace_response(resp);
-			if (attempt >= h->max_retries ||
-			    !retryable_status(resp->status, req->idempotent))
-				break;
 			wait = hint.after_ms >= 0 ? hint.after_ms : pl_backoff_ms(attempt);
+			if (attempt >= h->max_retries ||
+			    !retryable_status(resp->status, req->idempotent) ||
+			    !retry_fits(h, wait))
+				break;
 			pl_trace(1, "http: retrying in %ld ms%s", wait,
 			         hint.after_ms >= 0 ? " (Retry-After)" : "");
 			pl_sleep_ms(wait);
 			continue;
 		}
 		pl_trace(1, "http: %s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
-		if (attempt >= h->max_retries || !req->idempotent)
+		if (attempt >= h->max_retries || !req->idempotent ||
+		    !retry_fits(h, backoff = pl_backoff_ms(attempt)))
 			break;
-		pl_sleep_ms(pl_backoff_ms(attempt));
+		pl_sleep_ms(backoff);
 	}
 	curl_slist_free_all(headers);
 	if (rc != CURLE_OK)

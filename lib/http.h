@@ -18,6 +18,8 @@ struct pl_http {
 	long connect_timeout_ms;
 	long timeout_ms;
 	int max_retries;
+	double deadline; /* pl_monotonic() seconds by which pl_http_send ends, retries included; 0
+	                    none */
 	size_t max_body;
 	char *ca_bundle;
 	int borrowed; /* curl is another's (pl_http_borrow): not cleaned up here */

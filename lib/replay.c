@@ -175,6 +175,23 @@ static void fail(const struct pl_replay_req *req, struct item *it, const char *w
 		req->failure(it->source, why, req->arg);
 }
 
+static void failed_calls(const struct pl_replay_req *req, struct item *it,
+                         const struct pl_vapi_answer *ans)
+{
+	if (ans->kind == PL_VAPI_TRANSFER) {
+		fail(req, it, "the transfer-destination-request found no destination");
+		if (req->call_failed)
+			req->call_failed(it->source, "", "transfer-destination-request",
+			                 "no staff number with transfers enabled", req->arg);
+		return;
+	}
+	fail(req, it, "a tool call ended in an error");
+	for (size_t i = 0; req->call_failed && i < ans->msg.ncalls; i++)
+		if (ans->out[i].error)
+			req->call_failed(it->source, ans->msg.calls[i].id, ans->msg.calls[i].name,
+			                 ans->out[i].error, req->arg);
+}
+
 /* Locally: through the one message handler, as `vapi tool invoke` and `vapi listen` do. */
 static void run_local(struct pl_session *s, const struct pl_replay_req *req, struct item *it)
 {
@@ -188,7 +205,7 @@ static void run_local(struct pl_session *s, const struct pl_replay_req *req, str
 	else if (ans.kind == PL_VAPI_SKIPPED)
 		it->outcome = 2;
 	else if (ans.status)
-		fail(req, it, "a tool call ended in an error");
+		failed_calls(req, it, &ans);
 	if (ans.body && req->expect_dir) {
 		it->resp = pl_xstrndup(ans.body, ans.len);
 		it->rlen = ans.len;
@@ -275,6 +292,9 @@ static void list_items(const struct pl_replay_req *req, struct items *items,
 			else if (!strcmp(m.type, "end-of-call-report"))
 				snprintf(what, sizeof(what), "%s: would close the call's log",
 				         m.type);
+			else if (!strcmp(m.type, "transfer-destination-request"))
+				snprintf(what, sizeof(what),
+				         "%s: would answer with the staff number", m.type);
 			else
 				snprintf(what, sizeof(what), "%.*s: would be skipped",
 				         pl_utf8_cut(m.type, 40), m.type);

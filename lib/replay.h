@@ -21,6 +21,10 @@ struct pl_replay_req {
 	void *arg;
 	/* Each failure, as it happens: where it came from and why (no payload content). */
 	void (*failure)(const char *source, const char *why, void *arg);
+	/* Locally, each tool call of a failure that ended in an error: its id ("" for the legacy
+	 * shape), its name as received and the error. */
+	void (*call_failed)(const char *source, const char *tool_call_id, const char *tool,
+	                    const char *error, void *arg);
 	/*
 	 * With s->dry_run nothing is sent, run or written: instead each message, in order, where
 	 * it came from, its size and what the replay would do with it (one line of valid UTF-8;

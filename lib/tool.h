@@ -116,6 +116,8 @@ struct pl_tool_ctx {
 	/* The practice's keys, loaded on the first Sikka call. */
 	int keys_loaded, refreshed;
 	double deadline;          /* the call's budget (monotonic seconds), 0 when none */
+	int timeout_s;            /* Vapi's tool timeout for this message, seconds */
+	int writeback;            /* the running tool writes: its requests are never retried */
 	long timeout_ms, retries; /* the HTTP limits configured, restored after a budget */
 	struct pl_store *store;
 	struct pl_sikka sk;

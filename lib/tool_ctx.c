@@ -177,22 +177,22 @@ static int load_keys(struct pl_tool_ctx *c, struct pl_err *err)
 	return 0;
 }
 
-/* Within a call's budget, each request gets only the time left and no retries. */
+/*
+ * Within a call's budget each request gets only the time left, retries included (none at all
+ * for a tool that writes: a booking is never sent twice, and its lookups keep it short).
+ */
 static int within_budget(struct pl_tool_ctx *c, struct pl_err *err)
 {
-	double left;
-
 	c->sk.http.timeout_ms = c->timeout_ms;
 	c->sk.http.max_retries = (int)c->retries;
+	c->sk.http.deadline = c->deadline;
 	if (!c->deadline)
 		return 0;
-	left = c->deadline - pl_monotonic();
-	if (left < 0.5)
+	if (c->deadline - pl_monotonic() < 0.5)
 		return pl_err_set(err, PL_ETIMEOUT,
-		                  "the booking ran out of time (Vapi waits 20 s)");
-	if ((long)(left * 1000) < c->timeout_ms)
-		c->sk.http.timeout_ms = (long)(left * 1000);
-	c->sk.http.max_retries = 0;
+		                  "the tool call ran out of time (Vapi waits %d s)", c->timeout_s);
+	if (c->writeback)
+		c->sk.http.max_retries = 0;
 	return 0;
 }
 
@@ -282,12 +282,16 @@ int pl_tool_find_patients(struct pl_tool_ctx *c, const char *query, const char *
 
 		pl_buf_addf(&q, "%s=%s", strchr(query, '@') ? "email" : "search", e);
 		free(e);
-	} else {
+	} else if (first && last) {
 		char *f = pl_http_escape(first), *l = pl_http_escape(last);
 
 		pl_buf_addf(&q, "firstname=%s&lastname=%s", f, l);
 		free(f);
 		free(l);
+	} else {
+		/* A phone with no digits and no name to go by: nobody matches (it crashed). */
+		*found = pl_json_x(json_array());
+		return 0;
 	}
 	r = pl_tool_sikka(c, "GET", "/v4/patients", q.buf, NULL, &doc, err);
 	pl_buf_release(&q);
@@ -495,9 +499,11 @@ void pl_tool_writeback_wait(struct pl_tool_ctx *c, const char *id, enum pl_write
 void pl_tool_end_budget(struct pl_tool_ctx *c)
 {
 	c->deadline = 0;
+	c->writeback = 0;
 	if (c->keys_loaded) {
 		c->sk.http.timeout_ms = c->timeout_ms;
 		c->sk.http.max_retries = (int)c->retries;
+		c->sk.http.deadline = 0;
 	}
 }
 

@@ -89,6 +89,22 @@ void pl_phone_digits(const char *in, char *out, size_t size)
 		snprintf(out, size, "%s", d);
 }
 
+/* message.call.assistant.server.timeoutSeconds, else message.assistant.server's: 1-300. */
+static int read_timeout(json_t *msg, json_t *call)
+{
+	json_t *t = json_object_get(json_object_get(json_object_get(call, "assistant"), "server"),
+	                            "timeoutSeconds");
+	double v;
+
+	if (!json_is_number(t))
+		t = json_object_get(json_object_get(json_object_get(msg, "assistant"), "server"),
+		                    "timeoutSeconds");
+	if (!json_is_number(t))
+		return 0;
+	v = json_number_value(t);
+	return v >= 1 && v <= 300 ? (int)v : 0;
+}
+
 static char *dup_text(const json_t *v)
 {
 	return json_is_string(v) ? pl_xstrdup(json_string_value(v)) : NULL;
@@ -153,7 +169,11 @@ static int add_call(struct pl_vapi_msg *m, const char *id, const char *name, jso
 	return 0;
 }
 
-/* One list only: toolCallList, else toolCalls, else toolWithToolCallList[].toolCall. */
+/*
+ * One list only: toolCallList, else toolCalls, else toolWithToolCallList[].toolCall. Items come
+ * nested or flat, as Vapi's own documents show both; either way the arguments are
+ * `arguments`, else `parameters`.
+ */
 static int read_calls(struct pl_vapi_msg *m, json_t *msg, struct pl_err *err)
 {
 	json_t *list = json_object_get(msg, "toolCallList"), *item;
@@ -173,14 +193,21 @@ static int read_calls(struct pl_vapi_msg *m, json_t *msg, struct pl_err *err)
 	{
 		json_t *call = nested ? json_object_get(item, "toolCall") : item;
 		json_t *fn = json_object_get(call, "function");
+		json_t *where = json_is_object(fn) ? fn : call, *args;
 		int r;
 
-		if (!json_is_object(call) || !json_is_object(fn))
-			return pl_err_set(err, PL_EBADINPUT,
-			                  "tool call %zu is not an object with a function", i);
+		/* Nested {"id","function":{"name","arguments"}} or flat {"id","name","arguments"}.
+		 */
+		if (!json_is_object(call) ||
+		    (!json_is_object(fn) && !json_is_string(json_object_get(call, "name"))))
+			return pl_err_set(
+			    err, PL_EBADINPUT,
+			    "tool call %zu is not an object with a function or a name", i);
+		args = json_object_get(where, "arguments");
+		if (!args)
+			args = json_object_get(where, "parameters");
 		r = add_call(m, json_string_value(json_object_get(call, "id")),
-		             json_string_value(json_object_get(fn, "name")),
-		             json_object_get(fn, "arguments"), err);
+		             json_string_value(json_object_get(where, "name")), args, err);
 		if (r)
 			return r;
 	}
@@ -218,6 +245,7 @@ int pl_vapi_parse(const char *body, size_t len, struct pl_vapi_msg *out, struct 
 		    json_object_get(json_object_get(call, "assistant"), "metadata"), "accountId"));
 	out->called_number =
 	    dup_text(json_object_get(json_object_get(call, "phoneNumber"), "number"));
+	out->timeout_s = read_timeout(msg, call);
 	ts = json_object_get(msg, "timestamp");
 	if (json_is_integer(ts))
 		out->timestamp_ms = json_integer_value(ts);
@@ -374,8 +402,7 @@ void pl_vapi_headers_free(char **h)
 	free(h);
 }
 
-/* Result strings that hold JSON are compared as JSON. */
-static json_t *normalise(json_t *v)
+json_t *pl_vapi_expand(json_t *v)
 {
 	const char *key;
 	json_t *item;
@@ -390,15 +417,15 @@ static json_t *normalise(json_t *v)
 		return json_incref(v);
 	}
 	if (json_is_object(v)) {
-		json_t *o = json_object();
+		json_t *o = pl_json_x(json_object());
 
-		json_object_foreach(v, key, item) pl_json_set(o, key, normalise(item));
+		json_object_foreach(v, key, item) pl_json_set(o, key, pl_vapi_expand(item));
 		return o;
 	}
 	if (json_is_array(v)) {
-		json_t *a = json_array();
+		json_t *a = pl_json_x(json_array());
 
-		json_array_foreach(v, i, item) pl_json_append(a, normalise(item));
+		json_array_foreach(v, i, item) pl_json_append(a, pl_vapi_expand(item));
 		return a;
 	}
 	return json_incref(v);
@@ -447,11 +474,6 @@ static void diff_values(const char *path, json_t *e, json_t *a, struct pl_buf *o
 	}
 }
 
-json_t *pl_vapi_normalise(json_t *v)
-{
-	return normalise(v);
-}
-
 void pl_vapi_diff(json_t *expected, json_t *actual, struct pl_buf *diff)
 {
 	diff_values("", expected, actual, diff);
@@ -471,8 +493,8 @@ int pl_vapi_compare(const char *expected, size_t elen, const char *actual, size_
 		json_decref(e);
 		return -r;
 	}
-	ne = normalise(e);
-	na = normalise(a);
+	ne = pl_vapi_expand(e);
+	na = pl_vapi_expand(a);
 	r = json_equal(ne, na) ? 0 : 1;
 	if (r)
 		diff_values("", ne, na, diff);

@@ -30,6 +30,7 @@ struct pl_vapi_msg {
 	char *account_hint;     /* the assistant's metadata.accountId (message or call), or NULL */
 	char *called_number;    /* message.call.phoneNumber.number, or NULL */
 	long long timestamp_ms; /* 0 when absent */
+	int timeout_s; /* the assistant server's timeoutSeconds (1-300), 0 when absent or not */
 	struct pl_vapi_call *calls;
 	size_t ncalls;
 };
@@ -94,10 +95,13 @@ int pl_vapi_post(const struct pl_config *cfg, const char *url, enum pl_vapi_auth
 int pl_vapi_compare(const char *expected, size_t elen, const char *actual, size_t alen,
                     struct pl_buf *diff, struct pl_err *err);
 
-/* pl_vapi_compare's steps, for comparisons that skip fields (lib/expect.c): a new reference
- * with result strings holding JSON parsed; the differences of two such documents. */
-json_t *pl_vapi_normalise(json_t *v);
+/* pl_vapi_compare's last step, for comparisons that skip fields (lib/expect.c): the
+ * differences of two documents expanded by pl_vapi_expand. */
 void pl_vapi_diff(json_t *expected, json_t *actual, struct pl_buf *diff);
+
+/* v with every string that holds a JSON object or array parsed into it (a new reference):
+ * how replies are compared, and shown on a terminal. */
+json_t *pl_vapi_expand(json_t *v);
 
 /* Lowercase hex HMAC-SHA256 of "<ts>.<body>" (65 bytes with the NUL); libcrypto failing
  * (out of memory) aborts, as pl_xmalloc does. */

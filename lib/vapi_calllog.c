@@ -16,17 +16,29 @@
 #include "banned.h"
 
 int pl_vapi_log_call(struct pl_db *db, const char *account, const char *call_id,
-                     const char *phone_id, struct pl_err *err)
+                     const char *phone_id, const char *tool, long long *count, struct pl_err *err)
 {
-	const char *params[3] = {call_id, account, phone_id};
+	const char *params[4] = {call_id, account, phone_id, tool};
+	struct pl_db_res res = PL_DB_RES_INIT;
+	int r;
 
 	/* The same call id under another account is another row: never this one. */
-	return pl_db_query(
-	    db, NULL,
-	    "INSERT INTO vapi_call_logs (call_id, account_id, vapi_phone_id, tool_calls)"
-	    " VALUES ($1, $2, $3, 1) ON CONFLICT (account_id, call_id) DO UPDATE"
-	    " SET tool_calls = vapi_call_logs.tool_calls + 1, updated_at = now()",
-	    3, params, err);
+	r = pl_db_query(db, &res,
+	                "INSERT INTO vapi_call_logs (call_id, account_id, vapi_phone_id, "
+	                "tool_calls, tool_counts)"
+	                " VALUES ($1, $2, $3, 1, jsonb_build_object($4::text, 1))"
+	                " ON CONFLICT (account_id, call_id) DO UPDATE"
+	                " SET tool_calls = vapi_call_logs.tool_calls + 1,"
+	                " tool_counts = vapi_call_logs.tool_counts || jsonb_build_object($4::text,"
+	                " coalesce((vapi_call_logs.tool_counts ->> $4::text)::bigint, 0) + 1),"
+	                " updated_at = now()"
+	                " RETURNING (tool_counts ->> $4::text)::bigint",
+	                4, params, err);
+	if (r)
+		return r;
+	*count = pl_db_rows(&res) ? atoll(pl_db_val(&res, 0, 0)) : 0;
+	pl_db_res_clear(&res);
+	return 0;
 }
 
 int pl_vapi_audit_call(struct pl_session *s, const struct pl_vapi_audit *a, struct pl_err *err)
@@ -35,9 +47,12 @@ int pl_vapi_audit_call(struct pl_session *s, const struct pl_vapi_audit *a, stru
 	json_t *meta = pl_json_x(json_pack("{s:s, s:s, s:b, s:b, s:s?}", "tool", a->tool, "callId",
 	                                   a->call_id, "operatorAccess", a->operator_access,
 	                                   "success", a->success, "access", a->rule));
-	char *text = pl_json_dump(meta);
+	char *text;
 	int r;
 
+	if (a->call_limit)
+		pl_json_set(meta, "callLimit", json_true());
+	text = pl_json_dump(meta);
 	ev.metadata = text;
 	r = pl_audit_append(s, &ev, a->code, err);
 	free(text);

@@ -1,7 +1,8 @@
 /*
  * The one Vapi message handler. A server message comes in with its request's context; out
  * comes the exact reply (tool calls → {"results":[...]}, the legacy function-call →
- * {"result":...}), an end-of-call-report closes the call's log, anything else is skipped.
+ * {"result":...}, a transfer-destination-request → {"destination":...} or {"error":...}), an
+ * end-of-call-report closes the call's log, anything else is skipped.
  *
  * Each tool call goes through the same steps, in this order: arguments that are not JSON, an
  * unknown tool, the practice's integration, --dry-run, the schema (pl_tool_parse_args), the
@@ -25,7 +26,9 @@
 #include "utf8.h"
 #include "banned.h"
 
-#define BOOKING_BUDGET 18.0 /* seconds, of Vapi's 20: a writeback keeps 2 s in hand */
+#define DEFAULT_TOOL_TIMEOUT 20  /* seconds: Vapi's default for a tool's server */
+#define WRITEBACK_MARGIN     2.0 /* seconds of it a writeback keeps in hand */
+#define DEFAULT_CALL_LIMIT   5   /* runs of one tool per call id */
 
 void pl_vapi_outcomes_release(struct pl_vapi_outcome *out, size_t n)
 {
@@ -116,7 +119,8 @@ static int run_tool(struct pl_tool_ctx *c, const struct pl_tool *t, const struct
 	const char *patient = patient_named(t, a);
 	int r, ok;
 
-	if ((t->flags & PL_TOOL_TOUCHES_PATIENT) && patient) {
+	/* A patient named by id is checked whatever the row says: a flag left off skips nothing. */
+	if (patient) {
 		if ((r = pl_tool_caller_may_act_for(c, patient, &ok, err)))
 			return r;
 		if (!ok) {
@@ -138,9 +142,32 @@ static int run_tool(struct pl_tool_ctx *c, const struct pl_tool *t, const struct
 	return 0;
 }
 
-static int run_one(struct pl_tool_ctx *c, const struct pl_vapi_call *call, int integration_err,
-                   const struct pl_err *ierr, const struct pl_tool **tp, json_t **res,
-                   struct pl_err *err)
+/* The per-call limit and the clock of one message's calls. */
+struct limits {
+	double start;        /* pl_monotonic() when the message arrived */
+	long long per_call;  /* runs of one tool per call id */
+	long long count;     /* this run of this tool on this call, from the call log (0: none) */
+	int integration_err; /* the practice's integration could not be loaded */
+	struct pl_err ierr;  /* and why */
+};
+
+/* Beyond the per-call limit the agent is told to hand the caller to a person. */
+static json_t *limited(const struct pl_tool *t, long long per_call)
+{
+	char msg[256];
+	json_t *res;
+
+	snprintf(msg, sizeof(msg),
+	         "%s has already run %lld times on this call, the most it may; transfer the caller "
+	         "to a member of staff.",
+	         t->name, per_call);
+	res = pl_tool_result(0, msg);
+	pl_json_set(res, "callLimitReached", json_true());
+	return res;
+}
+
+static int run_one(struct pl_tool_ctx *c, const struct pl_vapi_call *call, const struct limits *lim,
+                   const struct pl_tool **tp, json_t **res, struct pl_err *err)
 {
 	const struct pl_tool *t;
 	struct pl_tool_args a;
@@ -151,9 +178,13 @@ static int run_one(struct pl_tool_ctx *c, const struct pl_vapi_call *call, int i
 		return pl_err_set(err, PL_EBADINPUT, "%s: %s", call->name, call->bad_args);
 	if (!(*tp = t = pl_tool_find(call->name)))
 		return unknown_tool(call->name, err);
-	if (!(t->flags & PL_TOOL_NO_PMS) && integration_err) {
-		*err = *ierr;
-		return integration_err;
+	if (lim->count > lim->per_call) {
+		*res = limited(t, lim->per_call);
+		return 0;
+	}
+	if (!(t->flags & PL_TOOL_NO_PMS) && lim->integration_err) {
+		*err = lim->ierr;
+		return lim->integration_err;
 	}
 	if (c->s->dry_run) {
 		char msg[128];
@@ -166,15 +197,29 @@ static int run_one(struct pl_tool_ctx *c, const struct pl_vapi_call *call, int i
 	if ((r = pl_tool_parse_args(t, call->args, &a, err)))
 		return r;
 	/*
-	 * A writeback, lookups and polling included, stays inside Vapi's 20 s tool timeout: an
-	 * agent that gave up would ask again and book twice.
+	 * Every tool answers inside Vapi's tool timeout, counted from the message's arrival: an
+	 * agent that gave up would ask again (and book twice). A writeback keeps 2 s in hand.
 	 */
-	if (t->flags & PL_TOOL_WRITEBACK)
-		c->deadline = pl_monotonic() + BOOKING_BUDGET;
+	c->writeback = (t->flags & PL_TOOL_WRITEBACK) != 0;
+	c->deadline = lim->start + c->timeout_s - (c->writeback ? WRITEBACK_MARGIN : 0);
 	r = run_tool(c, t, &a, res, err);
-	if (c->deadline)
-		pl_tool_end_budget(c);
+	pl_tool_end_budget(c);
 	return r;
+}
+
+/* A whole number from the environment, from min to max, else dflt; PL_ECONFIG if unreadable. */
+static int config_number(const struct pl_config *cfg, const char *name, long long min,
+                         long long max, long long dflt, long long *v, struct pl_err *err)
+{
+	const char *s = pl_config_get(cfg, name);
+
+	*v = dflt;
+	if (!s)
+		return 0;
+	if ((*v = pl_tool_digits(s, max)) < min)
+		return pl_err_set(err, PL_ECONFIG, "%s must be a whole number from %lld to %lld",
+		                  name, min, max);
+	return 0;
 }
 
 /*
@@ -186,15 +231,22 @@ static int run_calls(struct pl_session *s, const struct pl_vapi_ctx *ctx,
                      const struct pl_vapi_msg *m, struct pl_vapi_outcome *out, char *account,
                      size_t account_size, struct pl_err *err)
 {
-	struct pl_err ierr = PL_ERR_INIT;
+	struct limits lim = {pl_monotonic(), 0, 0, 0, PL_ERR_INIT};
 	char call_id[40];
 	struct pl_tool_ctx c = {0};
-	int r, integration_err;
+	long long timeout;
+	int r;
 
 	c.s = s;
 	c.operator_access = ctx->operator_access;
 	c.caller = ctx->caller ? ctx->caller : m->caller;
 	c.phone_id = m->phone_number_id;
+	if ((r = config_number(s->cfg, "PARLAE_TOOL_TIMEOUT", 1, 300, DEFAULT_TOOL_TIMEOUT,
+	                       &timeout, err)) ||
+	    (r = config_number(s->cfg, "PARLAE_TOOL_CALL_LIMIT", 1, 1000, DEFAULT_CALL_LIMIT,
+	                       &lim.per_call, err)))
+		return r;
+	c.timeout_s = m->timeout_s ? m->timeout_s : (int)timeout;
 	if ((r = pl_session_db(s, &c.db, err)) ||
 	    (r = pl_vapi_account(c.db, ctx->account, m, account, account_size, err)))
 		return r;
@@ -209,20 +261,22 @@ static int run_calls(struct pl_session *s, const struct pl_vapi_ctx *ctx,
 			                  "no randomness available for a call id");
 		c.call_id = call_id;
 	}
-	integration_err = pl_tool_load_integration(&c, &ierr);
-	if (!integration_err && (r = pl_tool_local_clock(&c, err)))
+	lim.integration_err = pl_tool_load_integration(&c, &lim.ierr);
+	if (!lim.integration_err && (r = pl_tool_local_clock(&c, err)))
 		goto out;
 	for (size_t i = 0; i < m->ncalls; i++) {
+		const struct pl_tool *known = pl_tool_find(m->calls[i].name), *t;
 		struct pl_err cerr = PL_ERR_INIT;
-		const struct pl_tool *t;
 		json_t *res = NULL;
 		int code;
 
+		lim.count = 0;
 		if (!s->dry_run && !r &&
-		    (r = pl_vapi_log_call(c.db, c.account, c.call_id, c.phone_id, err)))
+		    (r = pl_vapi_log_call(c.db, c.account, c.call_id, c.phone_id,
+		                          known ? known->name : "unknown", &lim.count, err)))
 			goto out;
 		c.rule = NULL;
-		code = run_one(&c, &m->calls[i], integration_err, &ierr, &t, &res, &cerr);
+		code = run_one(&c, &m->calls[i], &lim, &t, &res, &cerr);
 		if (code) {
 			out[i].code = code;
 			out[i].error = pl_xstrdup(cerr.msg);
@@ -240,7 +294,8 @@ static int run_calls(struct pl_session *s, const struct pl_vapi_ctx *ctx,
 			    c.rule,
 			    c.operator_access,
 			    !code && json_is_true(json_object_get(res, "success")),
-			    code};
+			    code,
+			    t && lim.count > lim.per_call};
 
 			if ((r = pl_vapi_audit_call(s, &ev, err)))
 				pl_err_prefix(err,
@@ -271,6 +326,57 @@ static int end_call(struct pl_session *s, const struct pl_vapi_ctx *ctx, struct 
 	return pl_vapi_end_call(s, ans->account, ans->msg.call_id, err);
 }
 
+/*
+ * Vapi asks where to transfer the call: the account's staff number when transfers are
+ * enabled, which the call's log then records; otherwise an error Vapi speaks instead.
+ */
+static int transfer_destination(struct pl_session *s, const struct pl_vapi_ctx *ctx,
+                                struct pl_vapi_answer *ans, struct pl_err *err)
+{
+	static const char say[] = "I'm transferring you to our staff now.";
+	struct pl_tool_ctx c = {0};
+	const char *params[3];
+	char staff[40];
+	json_t *reply;
+	int r, enabled;
+
+	c.s = s;
+	c.phone_id = ans->msg.phone_number_id;
+	c.account = ans->account;
+	if ((r = pl_session_db(s, &c.db, err)) ||
+	    (r = pl_vapi_account(c.db, ctx->account, &ans->msg, ans->account, sizeof(ans->account),
+	                         err)) ||
+	    (r = pl_tool_staff(&c, staff, sizeof(staff), &enabled, err)))
+		return r;
+	if (!*staff || !enabled) {
+		reply = pl_json_x(
+		    json_pack("{s:s}", "error",
+		              !*staff ? "No staff number is set up for transfers at this practice."
+		                      : "Transfers are not enabled for this practice's number."));
+		ans->status = PL_ENOTFOUND;
+	} else {
+		reply = pl_json_x(json_pack("{s:{s:s, s:o, s:s}, s:s}", "destination", "type",
+		                            "number", "number", pl_tool_string(staff), "message",
+		                            say, "message", say));
+	}
+	ans->body = pl_json_dump(reply);
+	ans->len = strlen(ans->body);
+	json_decref(reply);
+	if (ans->status || s->dry_run || !ans->msg.call_id)
+		return 0;
+	params[0] = ans->msg.call_id;
+	params[1] = ans->account;
+	params[2] = ans->msg.phone_number_id;
+	/* The call's log says it was transferred; the end-of-call report keeps that status. */
+	return pl_db_query(
+	    c.db, NULL,
+	    "INSERT INTO vapi_call_logs (call_id, account_id, vapi_phone_id,"
+	    " transfer_requested, status) VALUES ($1, $2, $3, true, 'transferred')"
+	    " ON CONFLICT (account_id, call_id) DO UPDATE"
+	    " SET transfer_requested = true, status = 'transferred', updated_at = now()",
+	    3, params, err);
+}
+
 int pl_vapi_handle_msg(struct pl_session *s, const struct pl_vapi_ctx *ctx, struct pl_vapi_msg *m,
                        struct pl_vapi_answer *ans, struct pl_err *err)
 {
@@ -286,6 +392,10 @@ int pl_vapi_handle_msg(struct pl_session *s, const struct pl_vapi_ctx *ctx, stru
 		if (!strcmp(m->type, "end-of-call-report")) {
 			ans->kind = PL_VAPI_ENDED;
 			return end_call(s, ctx, ans, err);
+		}
+		if (!strcmp(m->type, "transfer-destination-request")) {
+			ans->kind = PL_VAPI_TRANSFER;
+			return transfer_destination(s, ctx, ans, err);
 		}
 		ans->kind = PL_VAPI_SKIPPED;
 		return 0;

@@ -22,9 +22,10 @@ struct pl_vapi_ctx {
 };
 
 enum pl_vapi_kind {
-	PL_VAPI_CALLS,   /* tool calls (or the legacy function-call) ran: body is the reply */
-	PL_VAPI_ENDED,   /* an end-of-call-report closed the call's log */
-	PL_VAPI_SKIPPED, /* another message type: nothing to do */
+	PL_VAPI_CALLS,    /* tool calls (or the legacy function-call) ran: body is the reply */
+	PL_VAPI_ENDED,    /* an end-of-call-report closed the call's log */
+	PL_VAPI_TRANSFER, /* a transfer-destination-request: body is the destination or an error */
+	PL_VAPI_SKIPPED,  /* another message type: nothing to do */
 };
 
 /* What a message came to. Release with pl_vapi_answer_release. */
@@ -34,8 +35,8 @@ struct pl_vapi_answer {
 	size_t len;
 	struct pl_vapi_msg msg;      /* the message as parsed (calls, ids, names) */
 	struct pl_vapi_outcome *out; /* per call, msg.ncalls of them */
-	int status;                  /* exit status of the calls: 0, 9, or the error's code */
-	char account[64];            /* the account used, "" when none was resolved */
+	int status;       /* the calls' exit status (0, 9, the error's code); 5: no destination */
+	char account[64]; /* the account used, "" when none was resolved */
 };
 
 /*
@@ -65,9 +66,13 @@ int pl_vapi_account(struct pl_db *db, const char *override, const struct pl_vapi
 
 /* --- the call log (vapi_calllog.c) --- */
 
-/* Count one tool call in the call's log, creating the row (account, call id) on the first. */
+/*
+ * Count one run of tool in the call's log, creating the row (account, call id) on the first;
+ * *count is this tool's runs on this call, this one included. One statement, so that the
+ * count holds across processes.
+ */
 int pl_vapi_log_call(struct pl_db *db, const char *account, const char *call_id,
-                     const char *phone_id, struct pl_err *err);
+                     const char *phone_id, const char *tool, long long *count, struct pl_err *err);
 
 /* One tool call's audit event: which tool and how it went, never what the patient said. */
 struct pl_vapi_audit {
@@ -75,6 +80,7 @@ struct pl_vapi_audit {
 	const char *tool; /* canonical name, "unknown" when none */
 	const char *rule; /* the access rule applied, or NULL */
 	int operator_access, success, code;
+	int call_limit; /* refused: the tool reached its runs per call */
 };
 int pl_vapi_audit_call(struct pl_session *s, const struct pl_vapi_audit *a, struct pl_err *err);
 

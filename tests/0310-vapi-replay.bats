@@ -15,10 +15,10 @@ setup() { vapi_setup; }
 	run --separate-stderr parlae vapi replay "$FIX" --json
 	assert_equal "$status" 9
 	# In name order the end-of-call-report comes before its call was logged, and one file is truncated.
-	assert_equal "$(jq -c '[.total, .ok, .failed, .skipped]' <<<"$output")" '[13,11,2,0]'
+	assert_equal "$(jq -c '[.total, .ok, .failed, .skipped]' <<<"$output")" '[15,13,2,0]'
 	assert_regex "$stderr" "end-of-call-report.json: no call log for call"
 	assert_regex "$stderr" "malformed-truncated.json: the payload is not valid JSON"
-	assert_equal "$(sql "SELECT count(*) FROM vapi_call_logs WHERE call_id LIKE '9d2c1a8e-%'")" "11"
+	assert_equal "$(sql "SELECT count(*) FROM vapi_call_logs WHERE call_id LIKE '9d2c1a8e-%'")" "13"
 }
 
 @test "a JSON Lines file is one message per line; an end-of-call-report after its call closes it" {

@@ -28,7 +28,7 @@ setup() { vapi_setup; }
 	      "functionCall":{"name":"'$name'","parameters":{}}}}'
 	run --separate-stderr parlae vapi tool invoke --payload - <<<"$msg"
 	assert_equal "$status" 5
-	assert_equal "$stderr" ""
+	assert_equal "$stderr" "parlae: vapi tool invoke: $name: unknown tool '$(rep a 79)'; $TOOLS"
 	assert_json_utf8 "$output"
 	assert_equal "$(jq -r .result <<<"$output")" "unknown tool '$(rep a 79)'; $TOOLS"
 }
@@ -40,10 +40,10 @@ setup() { vapi_setup; }
 		      "toolCallList":[{"id":"t1","function":{"name":"'$name'","arguments":{}}}]}}'
 		run --separate-stderr parlae vapi tool invoke --payload - <<<"$msg"
 		assert_equal "$status" 5
-		assert_equal "$stderr" ""
 		assert_json_utf8 "$output"
 		want="$(rep a "$n")"
 		[ "$n" -gt 76 ] || want+="😀"
+		assert_equal "$stderr" "parlae: vapi tool invoke: $name (t1): unknown tool '$want'; $TOOLS"
 		assert_equal "$(jq -r '.results[0] | [.name, .error] | join("|")' <<<"$output")" "$name|unknown tool '$want'; $TOOLS"
 	done
 }
@@ -53,10 +53,11 @@ setup() { vapi_setup; }
 		"body":{"error_code":"API9999","short_message":"'"$(rep é 150)"'"}}' >/dev/null
 	run --separate-stderr parlae vapi tool invoke getPatientInfo --account happy --args '{"query":"Ana Diaz"}'
 	assert_equal "$status" 6
-	assert_equal "$stderr" ""
 	assert_json_utf8 "$output"
 	assert_equal "$(jq -r '.results[0].error' <<<"$output")" \
 		"Sikka GET /v4/patients failed: HTTP 500 API9999: $(rep é 100)"
+	# One line on stderr, the same error.
+	assert_equal "$stderr" "parlae: vapi tool invoke: getPatientInfo ($(jq -r '.results[0].toolCallId' <<<"$output")): Sikka GET /v4/patients failed: HTTP 500 API9999: $(rep é 100)"
 }
 
 @test "a Sikka error whose message cuts inside a character at 200 bytes is cut before it" {
@@ -64,10 +65,10 @@ setup() { vapi_setup; }
 		"body":{"error_code":"API9999","short_message":"'"x$(rep é 150)"'"}}' >/dev/null
 	run --separate-stderr parlae vapi tool invoke getPatientInfo --account happy --args '{"query":"Ana Diaz"}'
 	assert_equal "$status" 6
-	assert_equal "$stderr" ""
 	assert_json_utf8 "$output"
 	assert_equal "$(jq -r '.results[0].error' <<<"$output")" \
 		"Sikka GET /v4/patients failed: HTTP 500 API9999: x$(rep é 99)"
+	assert_equal "$stderr" "parlae: vapi tool invoke: getPatientInfo ($(jq -r '.results[0].toolCallId' <<<"$output")): Sikka GET /v4/patients failed: HTTP 500 API9999: x$(rep é 99)"
 }
 
 @test "pms setup with a time zone that is not UTF-8 is a usage error, the byte shown as U+FFFD" {
@@ -171,7 +172,7 @@ setup() { vapi_setup; }
 @test "vapi tool invoke with a tool name that is not UTF-8 answers with the name made valid (found by fuzz_reply)" {
 	run --separate-stderr parlae vapi tool invoke $'ab\xff\xc3' --account happy --args '{}'
 	assert_equal "$status" 5
-	assert_equal "$stderr" ""
+	assert_equal "$stderr" "parlae: vapi tool invoke: ab�� ($(jq -r '.results[0].toolCallId' <<<"$output")): unknown tool 'ab��'; the tools are getPatientInfo, checkAvailability, bookAppointment, transferToHuman"
 	assert_json_utf8 "$output"
 	assert_equal "$(jq -r '.results[0] | [.name, .error] | join("|")' <<<"$output")" "ab��|unknown tool 'ab��'; the tools are getPatientInfo, checkAvailability, bookAppointment, transferToHuman, getAppointments, rescheduleAppointment, cancelAppointment, createPatient, takeMessage"
 }

@@ -37,6 +37,8 @@ vapi_env() {
 vapi_setup() {
 	setup_home
 	vapi_env
+	# Tests reuse the fixtures' call ids: none starts with runs counted against the per-call limit.
+	sql_owner "UPDATE vapi_call_logs SET tool_counts = '{}'" >/dev/null
 	fake faults/clear '{}' >/dev/null
 	fake spu '{"office_id":"D36225","online":true}' >/dev/null
 	fake writeback '{"pending_polls":1,"fail":false,"reject_overlap":true}' >/dev/null
