@@ -86,16 +86,6 @@ struct pl_corpus {
 
 enum kind { K_KEEP, K_WHEN, K_NAME, K_PHONE, K_EMAIL, K_DOB, K_ANY };
 
-static void fold(const char *in, char *out, size_t size)
-{
-	size_t n = 0;
-
-	for (; *in && n + 1 < size; in++)
-		if (*in != '-' && *in != '_')
-			out[n++] = (char)tolower((unsigned char)*in);
-	out[n] = '\0';
-}
-
 static int in_list(const char *folded, const char *const *list)
 {
 	for (; *list; list++)
@@ -144,8 +134,8 @@ static enum kind classify(const char *key, const char *parent)
 
 	if (!key)
 		return K_ANY;
-	fold(key, k, sizeof(k));
-	fold(parent ? parent : "", p, sizeof(p));
+	pl_vapi_fold(key, k, sizeof(k));
+	pl_vapi_fold(parent ? parent : "", p, sizeof(p));
 	if (in_list(k, dob_keys))
 		return K_DOB;
 	if (!strcmp(k, "name"))

@@ -165,8 +165,10 @@ int pl_tool_caller_may_act_for(struct pl_tool_ctx *c, const char *patient_id, in
 
 enum pl_writeback { PL_WB_DONE, PL_WB_PENDING, PL_WB_FAILED };
 
-/* The writeback id Sikka names in a write's answer ("... Id:123"), into buf; NULL if none. */
-const char *pl_tool_writeback_id(const json_t *doc, char *buf, size_t size);
+/* The writeback id Sikka names in a write's answer ("... Id:123") into buf; PL_EUPSTREAM
+ * "Sikka accepted the <what> but named no writeback id" when it names none. */
+int pl_tool_writeback_id(const json_t *doc, const char *what, char *buf, size_t size,
+                         struct pl_err *err);
 /*
  * Wait for writeback id within PARLAE_WRITEBACK_WAIT (at most 10 s) and c->deadline:
  * *state done, pending (still running, or polling failed: never reported as done) or failed.

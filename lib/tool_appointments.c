@@ -457,12 +457,11 @@ static int change(struct pl_tool_ctx *c, enum change what, const struct pl_tool_
 	}
 	if (r)
 		return r;
-	r = !pl_tool_writeback_id(doc, wid, sizeof(wid));
+	r = pl_tool_writeback_id(doc, what == CANCEL ? "cancellation" : "change", wid, sizeof(wid),
+	                         err);
 	json_decref(doc);
 	if (r)
-		return pl_err_set(err, PL_EUPSTREAM,
-		                  "Sikka accepted the %s but named no writeback id",
-		                  what == CANCEL ? "cancellation" : "change");
+		return r;
 	pl_tool_writeback_wait(c, wid, &state, NULL, 0, reason, sizeof(reason));
 	if (state == PL_WB_PENDING) {
 		*out = pl_tool_result(

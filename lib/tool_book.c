@@ -117,11 +117,10 @@ int pl_tool_book_appointment(struct pl_tool_ctx *c, const struct pl_tool_args *a
 	}
 	if (r)
 		return r;
-	r = !pl_tool_writeback_id(doc, wid, sizeof(wid));
+	r = pl_tool_writeback_id(doc, "booking", wid, sizeof(wid), err);
 	json_decref(doc);
 	if (r)
-		return pl_err_set(err, PL_EUPSTREAM,
-		                  "Sikka accepted the booking but named no writeback id");
+		return r;
 	pl_tool_writeback_wait(c, wid, &state, created, sizeof(created), reason, sizeof(reason));
 	if (state == PL_WB_PENDING) {
 		*out = pl_tool_result(

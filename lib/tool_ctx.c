@@ -415,14 +415,18 @@ static void sleep_s(double s)
 	nanosleep(&ts, NULL);
 }
 
-const char *pl_tool_writeback_id(const json_t *doc, char *buf, size_t size)
+int pl_tool_writeback_id(const json_t *doc, const char *what, char *buf, size_t size,
+                         struct pl_err *err)
 {
 	const char *lm = pl_tool_field(doc, "long_message"), *id = lm ? strstr(lm, "Id:") : NULL;
 
-	if (!id || !id[3])
-		return NULL;
-	snprintf(buf, size, "%.*s", pl_utf8_cut(id + 3, size > 2 ? size - 2 : 0), id + 3);
-	return *buf ? buf : NULL;
+	*buf = '\0';
+	if (id && id[3])
+		snprintf(buf, size, "%.*s", pl_utf8_cut(id + 3, size > 2 ? size - 2 : 0), id + 3);
+	if (!*buf)
+		return pl_err_set(err, PL_EUPSTREAM,
+		                  "Sikka accepted the %s but named no writeback id", what);
+	return 0;
 }
 
 /* Poll the writeback until it completes or the bound passes; *item gets the last answer. */

@@ -148,22 +148,11 @@ const struct pl_tool pl_tools[] = {
     {NULL, NULL, NULL, 0, NULL, NULL},
 };
 
-/* "get-patient-info", "get_patient_info" and "getPatientInfo" all fold to "getpatientinfo". */
-static void fold(const char *in, char *out, size_t size)
-{
-	size_t n = 0;
-
-	for (; *in && n + 1 < size; in++)
-		if (*in != '-' && *in != '_')
-			out[n++] = (char)tolower((unsigned char)*in);
-	out[n] = '\0';
-}
-
 static int same_name(const char *folded, const char *name)
 {
 	char f[64];
 
-	fold(name, f, sizeof(f));
+	pl_vapi_fold(name, f, sizeof(f));
 	return !strcmp(folded, f);
 }
 
@@ -171,7 +160,7 @@ const struct pl_tool *pl_tool_find(const char *name)
 {
 	char f[64];
 
-	fold(name, f, sizeof(f));
+	pl_vapi_fold(name, f, sizeof(f));
 	for (const struct pl_tool *t = pl_tools; t->name; t++) {
 		if (same_name(f, t->name))
 			return t;
@@ -237,22 +226,6 @@ static int arg_id(const json_t *args, const char *name, char *buf, size_t size, 
 	return 0;
 }
 
-/* Text as the agent sends it: a string ("" is absent), or a number rendered. */
-static const char *arg_text(const json_t *v, char *buf, size_t size)
-{
-	if (json_is_string(v))
-		return *json_string_value(v) ? json_string_value(v) : NULL;
-	if (json_is_integer(v)) {
-		snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		return buf;
-	}
-	if (json_is_real(v)) {
-		snprintf(buf, size, "%g", json_real_value(v));
-		return buf;
-	}
-	return NULL;
-}
-
 static int one_of(const char *choices, const char *s)
 {
 	size_t n = strlen(s);
@@ -292,7 +265,7 @@ static int parse_one(const struct pl_tool_arg *def, const json_t *args, struct p
 	default:
 		break;
 	}
-	t = arg_text(raw, v->buf, sizeof(v->buf));
+	t = pl_vapi_text(raw, v->buf, sizeof(v->buf));
 	if (!t)
 		return 0;
 	if (def->type == PL_ARG_DATE && (pl_tool_day(t) < 0 || strlen(t) != 10))

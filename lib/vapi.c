@@ -17,8 +17,7 @@
 #include "utf8.h"
 #include "banned.h"
 
-/* "get-patient-info", "get_patient_info" and "getPatientInfo" all fold to "getpatientinfo". */
-static void fold(const char *in, char *out, size_t size)
+void pl_vapi_fold(const char *in, char *out, size_t size)
 {
 	size_t n = 0;
 
@@ -38,10 +37,10 @@ json_t *pl_vapi_arg(const json_t *args, const char *name)
 		return NULL;
 	if ((v = json_object_get(args, name)))
 		return v;
-	fold(name, want, sizeof(want));
+	pl_vapi_fold(name, want, sizeof(want));
 	json_object_foreach((json_t *)args, key, v)
 	{
-		fold(key, have, sizeof(have));
+		pl_vapi_fold(key, have, sizeof(have));
 		if (!strcmp(want, have))
 			return v;
 	}
@@ -50,8 +49,11 @@ json_t *pl_vapi_arg(const json_t *args, const char *name)
 
 const char *pl_vapi_arg_text(const json_t *args, const char *name, char *buf, size_t size)
 {
-	json_t *v = pl_vapi_arg(args, name);
+	return pl_vapi_text(pl_vapi_arg(args, name), buf, size);
+}
 
+const char *pl_vapi_text(const json_t *v, char *buf, size_t size)
+{
 	if (json_is_string(v))
 		return *json_string_value(v) ? json_string_value(v) : NULL;
 	if (json_is_integer(v)) {

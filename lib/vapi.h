@@ -47,6 +47,10 @@ void pl_vapi_msg_release(struct pl_vapi_msg *m);
 json_t *pl_vapi_arg(const json_t *args, const char *name);
 /* The argument as text (strings as is, numbers rendered), or NULL. Borrowed or in buf. */
 const char *pl_vapi_arg_text(const json_t *args, const char *name, char *buf, size_t size);
+/* The same for a value: a string ("" is absent), or a number rendered into buf. */
+const char *pl_vapi_text(const json_t *v, char *buf, size_t size);
+/* "get-patient-info", "get_patient_info" and "getPatientInfo" all fold to "getpatientinfo". */
+void pl_vapi_fold(const char *in, char *out, size_t size);
 
 /* The outcome of one call: a one-line JSON result text, or an error that kept it from running. */
 struct pl_vapi_outcome {
