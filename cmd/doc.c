@@ -79,6 +79,7 @@ static const struct cmd_optdoc opts_doc_pms_setup[] = {
     {"timezone", "TZ", "the practice's IANA time zone, e.g. America/New_York", "UTC"},
     {"hours", "SPEC", "the office hours: 'mon-fri 08:00-12:00,13:00-17:00; sat 09:00-13:00'",
      "mon-fri 08:00-17:00"},
+    {"practice-id", "ID", "the location to onboard, in an office with several", NULL},
     {NULL, NULL, NULL, NULL},
 };
 const struct cmd_doc doc_pms_setup = {
@@ -116,6 +117,7 @@ static const struct cmd_optdoc opts_doc_sikka_callback[] = {
     {"code", "CODE", "the redirect's code, with --state", NULL},
     {"state", "STATE", "the redirect's state", NULL},
     {"error", "ERROR", "the redirect's error (the practice said no), with --state", NULL},
+    {"practice-id", "ID", "the location to onboard, in an office with several", NULL},
     {NULL, NULL, NULL, NULL},
 };
 const struct cmd_doc doc_sikka_callback = {

@@ -46,7 +46,8 @@ const struct cmd commands[] = {
     {"help", cmd_help, 0, "parlae help [COMMAND | exit-codes]", "show help for parlae or a command",
      "", NULL, "command", &doc_help},
     {"pms setup", cmd_pms_setup, NEEDS_DB,
-     "parlae pms setup ACCOUNT [--provider sikka] [--timezone TZ] [--hours SPEC]",
+     "parlae pms setup ACCOUNT [--provider sikka] [--timezone TZ] [--hours SPEC] "
+     "[--practice-id ID]",
      "enable a practice's PMS integration through Sikka", "", opts_pms_setup, "account",
      &doc_pms_setup},
     {"secrets list", cmd_secrets_list, NEEDS_CONFIG, "parlae secrets list",
@@ -62,7 +63,7 @@ const struct cmd commands[] = {
      "an interactive session with history and completion", "", NULL, NULL, &doc_shell},
     {"sikka callback", cmd_sikka_callback, NEEDS_DB,
      "parlae sikka callback (--url CALLBACK_URL|- | --code CODE --state STATE | --error ERROR "
-     "--state STATE)",
+     "--state STATE) [--practice-id ID]",
      "complete onboarding from the redirect the practice's browser landed on", "",
      opts_sikka_callback, NULL, &doc_sikka_callback},
     {"sikka oauth-url", cmd_sikka_oauth_url, NEEDS_DB,

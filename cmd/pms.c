@@ -16,6 +16,7 @@ const struct option opts_pms_setup[] = {
     {"provider", required_argument, NULL, 'p'},
     {"timezone", required_argument, NULL, 't'},
     {"hours", required_argument, NULL, 'H'},
+    {"practice-id", required_argument, NULL, 'P'},
     {NULL, 0, NULL, 0},
 };
 
@@ -100,6 +101,9 @@ int cmd_pms_setup(struct cmd_ctx *ctx, int argc, char **argv)
 			break;
 		case 'H':
 			req.hours = optarg;
+			break;
+		case 'P':
+			req.practice_id = optarg;
 			break;
 		default:
 			return PL_EUSAGE;

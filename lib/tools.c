@@ -278,8 +278,30 @@ static int within_budget(struct ctx *c, struct pl_err *err)
 	return 0;
 }
 
+static int sikka_call(struct ctx *c, const char *method, const char *path, const char *query,
+                      const char *body, json_t **doc, struct pl_err *err);
+
+/* A read of a multi-location office's data is the onboarded location's (practice_id). */
 static int sikka(struct ctx *c, const char *method, const char *path, const char *query,
                  const char *body, json_t **doc, struct pl_err *err)
+{
+	struct pl_buf q = PL_BUF_INIT;
+	int r;
+
+	if ((r = load_keys(c, err)))
+		return r;
+	if (strcmp(method, "GET") || !c->keys.practice_id[0] ||
+	    !strcmp(path, "/v4/writeback_status") || (query && strstr(query, "practice_id=")))
+		return sikka_call(c, method, path, query, body, doc, err);
+	pl_buf_addf(&q, "%s%spractice_id=%s", query ? query : "", query ? "&" : "",
+	            c->keys.practice_id);
+	r = sikka_call(c, method, path, q.buf, body, doc, err);
+	pl_buf_release(&q);
+	return r;
+}
+
+static int sikka_call(struct ctx *c, const char *method, const char *path, const char *query,
+                      const char *body, json_t **doc, struct pl_err *err)
 {
 	struct pl_rotate_req rq = {c->account, NULL, 0, 0, REFRESH_LOCK_WAIT_MS};
 	struct pl_rotate_res rs;
@@ -865,7 +887,10 @@ static int book_within_budget(struct ctx *c, const json_t *args, json_t **out, s
 	operatory = first_id(c, "/v4/operatories", "operatory", op_buf, sizeof(op_buf), err, &r);
 	if (r)
 		return r;
-	if (!first_id(c, "/v4/practices", "practice_id", practice, sizeof(practice), err, &r)) {
+	if (c->keys.practice_id[0]) {
+		snprintf(practice, sizeof(practice), "%s", c->keys.practice_id);
+	} else if (!first_id(c, "/v4/practices", "practice_id", practice, sizeof(practice), err,
+	                     &r)) {
 		if (r)
 			return r;
 		snprintf(practice, sizeof(practice), "1");
