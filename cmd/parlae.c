@@ -23,8 +23,9 @@
 #endif
 
 const struct cmd commands[] = {
-    {"account add", cmd_account_add, NEEDS_DB, "parlae account add ACCOUNT [--name NAME]",
-     "create a practice account", "", opts_account_add, "account", &doc_account_add},
+    {"account add", cmd_account_add, NEEDS_DB,
+     "parlae account add ACCOUNT [--name NAME] [--email EMAIL]", "create a practice account", "",
+     opts_account_add, "account", &doc_account_add},
     {"account list", cmd_account_list, NEEDS_DB, "parlae account list", "list practice accounts",
      "", NULL, NULL, &doc_account_list},
     {"audit checkpoint", cmd_audit_checkpoint, NEEDS_DB, "parlae audit checkpoint [--output FILE]",
@@ -45,6 +46,21 @@ const struct cmd commands[] = {
      "list applied and pending schema migrations", "", NULL, NULL, &doc_db_status},
     {"help", cmd_help, 0, "parlae help [COMMAND | exit-codes]", "show help for parlae or a command",
      "", NULL, "command", &doc_help},
+    {"pms assign", cmd_pms_assign, NEEDS_DB, "parlae pms assign REGISTRATION ACCOUNT",
+     "match a pending marketplace registration to an account, and connect it", "", NULL, NULL,
+     &doc_pms_assign},
+    {"pms cancel", cmd_pms_cancel, NEEDS_DB, "parlae pms cancel --payload FILE|-",
+     "handle a marketplace cancellation: its practice's integration becomes inactive", "",
+     opts_pms_payload, NULL, &doc_pms_cancel},
+    {"pms disconnect", cmd_pms_disconnect, NEEDS_DB, "parlae pms disconnect ACCOUNT",
+     "end an integration: revoke its key at Sikka, delete its secret, make it inactive", "", NULL,
+     "account", &doc_pms_disconnect},
+    {"pms purchase", cmd_pms_purchase, NEEDS_DB, "parlae pms purchase --payload FILE|-",
+     "handle a marketplace registration: keep it, match it, connect the practice", "",
+     opts_pms_payload, NULL, &doc_pms_purchase},
+    {"pms registrations", cmd_pms_registrations, NEEDS_DB, "parlae pms registrations [--pending]",
+     "list the marketplace registrations and cancellations received", "", opts_pms_registrations,
+     NULL, &doc_pms_registrations},
     {"pms setup", cmd_pms_setup, NEEDS_DB,
      "parlae pms setup ACCOUNT [--provider sikka] [--timezone TZ] [--hours SPEC] "
      "[--practice-id ID]",

@@ -443,6 +443,10 @@ static CURLcode setup_easy(struct pl_http *h, CURL *c, const struct pl_http_req 
 		       (curl_off_t)(req->body ? req->body_len : 0));
 	} else if (strcmp(req->method, "GET")) {
 		SETOPT(rc, c, CURLOPT_CUSTOMREQUEST, req->method);
+		if (req->body) { /* DELETE /v4/refresh_key carries one */
+			SETOPT(rc, c, CURLOPT_POSTFIELDS, req->body);
+			SETOPT(rc, c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+		}
 	}
 	return rc;
 }

@@ -35,6 +35,11 @@ int pl_pms_setup(struct pl_session *s, const struct pl_pms_setup_req *req,
                  struct pl_pms_setup_res *res, struct pl_err *err);
 void pl_pms_setup_res_release(struct pl_pms_setup_res *res);
 
+/* The account's Sikka row with the defaults of pms setup, unless it has one (in the caller's
+ * transaction, if one is open). */
+struct pl_db;
+int pl_pms_ensure_integration(struct pl_db *db, const char *account, struct pl_err *err);
+
 /* "mon-fri 08:00-12:00,13:00-17:00; sat 09:00-13:00" → {"mon":[["08:00","12:00"],...],...}
  * as new JSON text (free()); PL_EUSAGE saying what is wrong. */
 int pl_pms_parse_hours(const char *spec, char **json, struct pl_err *err);
@@ -143,16 +148,35 @@ struct pl_pms_connect_req {
 int pl_pms_connect(struct pl_session *s, struct pl_store *store, struct pl_sikka *sk,
                    const struct pl_pms_connect_req *req, char *version, struct pl_err *err);
 
+struct pl_pms_disconnect_res {
+	char status[24];    /* disconnected | already disconnected */
+	int had_secret;     /* the store held the account's keys */
+	int revoked;        /* Sikka revoked the refresh key */
+	int secret_deleted; /* and they are gone from the store */
+	char note[512];     /* why the key was not revoked, "" when it was */
+};
+
+/*
+ * End the account's integration: the refresh key revoked at Sikka where possible (a failure
+ * is only noted), the row INACTIVE, then the secret deleted from the store; audited.
+ * Idempotent: an inactive row without a secret is "already disconnected". PL_ENOTFOUND when
+ * the account has no integration.
+ */
+int pl_pms_disconnect(struct pl_session *s, const char *account, struct pl_pms_disconnect_res *res,
+                      struct pl_err *err);
+
 struct pl_pms_status {
 	char account[64];
 	char status[16]; /* pending | connecting | connected | failed */
 	char provider[16];
 	char *practice_name, *pms_type, *office_id, *last_error; /* owned, NULL if none */
 	char token_expiry[32], last_sync_at[32];                 /* "" if none */
-	int set_up; /* whether the account has an integration row (pms setup was run) */
+	int set_up;         /* whether the account has an integration row (pms setup was run) */
+	int setup_required; /* bought in the marketplace, waiting for Sikka to list it */
 };
 
-/* The connection status of one account; PL_ENOTFOUND if it does not exist. */
+/* The connection status of one account; PL_ENOTFOUND if it does not exist. A SETUP_REQUIRED
+ * integration whose practice Sikka now lists is connected first (pl_handshake_complete). */
 int pl_pms_status(struct pl_session *s, const char *account, struct pl_pms_status *st,
                   struct pl_err *err);
 
@@ -160,6 +184,7 @@ int pl_pms_status(struct pl_session *s, const char *account, struct pl_pms_statu
  * Wait until the account is connected or failed: LISTEN first, then read, then wake on each
  * notification and read again. PL_ETIMEOUT after timeout seconds (st holds the last state);
  * PL_ENOTFOUND at once for an account with no integration, which nothing could settle.
+ * SETUP_REQUIRED is waited through, looking at Sikka's list every 2 s.
  */
 int pl_pms_wait(struct pl_session *s, const char *account, double timeout, struct pl_pms_status *st,
                 struct pl_err *err);

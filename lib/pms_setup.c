@@ -109,6 +109,32 @@ static int record_setup(struct pl_db *db, const char *account, const char *full,
 	return 0;
 }
 
+int pl_pms_ensure_integration(struct pl_db *db, const char *account, struct pl_err *err)
+{
+	const char *params[2] = {account, NULL};
+	char *hours = NULL;
+	json_t *cfg;
+	char *text;
+	int r;
+
+	if ((r = pl_pms_parse_hours(PL_PMS_DEFAULT_HOURS, &hours, err)))
+		return r;
+	cfg = pl_json_x(
+	    json_pack("{s:s, s:o}", "timezone", "UTC", "hours", json_loads(hours, 0, NULL)));
+	text = pl_json_dump(cfg);
+	params[1] = text;
+	r = pl_db_query(db, NULL,
+	                "INSERT INTO pms_integrations (account_id, provider, config, features)"
+	                " VALUES ($1, 'SIKKA', $2::jsonb, '{\"patients\":true,\"appointments\":true,"
+	                "\"booking\":true,\"availableSlots\":null}')"
+	                " ON CONFLICT (account_id, provider) DO NOTHING",
+	                2, params, err);
+	free(text);
+	free(hours);
+	json_decref(cfg);
+	return r;
+}
+
 int pl_pms_setup(struct pl_session *s, const struct pl_pms_setup_req *req,
                  struct pl_pms_setup_res *res, struct pl_err *err)
 {

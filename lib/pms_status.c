@@ -8,7 +8,12 @@
 #include "account.h"
 #include "buf.h"
 #include "encode.h"
+#include "handshake.h"
+#include "sikka.h"
+#include "store.h"
 #include "banned.h"
+
+#define SETUP_LOOK_AGAIN 2.0 /* seconds between looks while SETUP_REQUIRED */
 
 void pl_pms_status_release(struct pl_pms_status *st)
 {
@@ -45,7 +50,7 @@ static int read_status(struct pl_db *db, const char *account, struct pl_pms_stat
 	    " to_char(p.last_sync_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
 	    " (SELECT extract(epoch FROM max(o.expires_at) - now()) FROM oauth_states o"
 	    " WHERE o.account_id = p.account_id AND o.provider = p.provider),"
-	    " p.account_id IS NOT NULL"
+	    " p.account_id IS NOT NULL, p.status = 'SETUP_REQUIRED'"
 	    " FROM accounts a LEFT JOIN pms_integrations p"
 	    " ON p.account_id = a.id AND p.provider = 'SIKKA' WHERE a.id = $1",
 	    1, params, err);
@@ -70,8 +75,30 @@ static int read_status(struct pl_db *db, const char *account, struct pl_pms_stat
 	*valid_for = v && !strcmp(st->status, "connecting") ? strtod(v, NULL) : -1;
 	v = pl_db_val(&res, 0, 8);
 	st->set_up = v && !strcmp(v, "t");
+	v = pl_db_val(&res, 0, 9);
+	st->setup_required = v && !strcmp(v, "t");
 	pl_db_res_clear(&res);
 	return 0;
+}
+
+/*
+ * A practice that bought the app before Sikka listed it: look again, and connect it if it is
+ * listed now (pl_handshake_complete). Whatever fails here leaves it waiting: a status is read
+ * either way.
+ */
+static void try_complete(struct pl_session *s, const char *account)
+{
+	struct pl_err ignored = PL_ERR_INIT;
+	struct pl_store *store = NULL;
+	struct pl_sikka sk = {0};
+	int done;
+
+	if (!s->dry_run && !pl_sikka_init(&sk, s->cfg, &ignored) &&
+	    !pl_store_open(s->cfg, &store, &ignored))
+		pl_handshake_complete(s, store, &sk, account, &done, &ignored);
+	pl_store_close(store);
+	if (sk.base)
+		pl_sikka_release(&sk);
 }
 
 int pl_pms_status(struct pl_session *s, const char *account, struct pl_pms_status *st,
@@ -84,6 +111,9 @@ int pl_pms_status(struct pl_session *s, const char *account, struct pl_pms_statu
 	memset(st, 0, sizeof(*st));
 	if ((r = pl_account_check_id(account, err)) || (r = pl_session_db(s, &db, err)))
 		return r;
+	if ((r = read_status(db, account, st, &valid_for, err)) || !st->setup_required)
+		return r;
+	try_complete(s, account);
 	return read_status(db, account, st, &valid_for, err);
 }
 
@@ -110,6 +140,13 @@ int pl_pms_wait(struct pl_session *s, const char *account, double timeout, struc
 
 		if ((r = read_status(db, account, st, &valid_for, err)) || settled(st))
 			return r;
+		if (st->setup_required) {
+			try_complete(s, account);
+			if ((r = read_status(db, account, st, &valid_for, err)) || settled(st))
+				return r;
+			/* Sikka says nothing when it lists the practice: look again soon. */
+			valid_for = SETUP_LOOK_AGAIN;
+		}
 		if (!st->set_up) {
 			pl_err_set(err, PL_ENOTFOUND, "account '%s' has no integration to wait for",
 			           account);

@@ -10,13 +10,13 @@ setup() { setup_home; }
 	run --separate-stderr parlae db status --json
 	assert_success
 	assert_equal "$stderr" ""
-	assert_equal "$(jq -c '[.schemaVersion, (.applied|length), [.pending[].name]]' <<<"$output")" '[0,0,["core","audit","audit-head","audit-chain-state","call-logs-per-account"]]'
+	assert_equal "$(jq -c '[.schemaVersion, (.applied|length), [.pending[].name]]' <<<"$output")" '[0,0,["core","audit","audit-head","audit-chain-state","call-logs-per-account","practice-lifecycle"]]'
 }
 
 @test "db migrate --dry-run says what it would apply and changes nothing" {
 	run --separate-stderr parlae db migrate --dry-run
 	assert_success
-	assert_equal "$output" $'would apply 0001-core\nwould apply 0002-audit\nwould apply 0003-audit-head\nwould apply 0004-audit-chain-state\nwould apply 0005-call-logs-per-account'
+	assert_equal "$output" $'would apply 0001-core\nwould apply 0002-audit\nwould apply 0003-audit-head\nwould apply 0004-audit-chain-state\nwould apply 0005-call-logs-per-account\nwould apply 0008-practice-lifecycle'
 	assert_equal "$(sql "SELECT to_regclass('accounts') IS NULL")" "t"
 }
 
@@ -24,22 +24,22 @@ setup() { setup_home; }
 	run --separate-stderr parlae db migrate
 	assert_success
 	assert_equal "$stderr" ""
-	assert_equal "$output" $'applied 0001-core\napplied 0002-audit\napplied 0003-audit-head\napplied 0004-audit-chain-state\napplied 0005-call-logs-per-account'
-	assert_equal "$(sql "SELECT string_agg(version || ':' || name, ',' ORDER BY version) FROM schema_migrations")" "1:core,2:audit,3:audit-head,4:audit-chain-state,5:call-logs-per-account"
+	assert_equal "$output" $'applied 0001-core\napplied 0002-audit\napplied 0003-audit-head\napplied 0004-audit-chain-state\napplied 0005-call-logs-per-account\napplied 0008-practice-lifecycle'
+	assert_equal "$(sql "SELECT string_agg(version || ':' || name, ',' ORDER BY version) FROM schema_migrations")" "1:core,2:audit,3:audit-head,4:audit-chain-state,5:call-logs-per-account,8:practice-lifecycle"
 }
 
 @test "migrating twice is a no-op" {
 	before=$(sql "SELECT string_agg(version || '@' || applied_at, ',') FROM schema_migrations")
 	run --separate-stderr parlae db migrate --json
 	assert_success
-	assert_equal "$output" '{"applied":[],"schemaVersion":5,"dryRun":false}'
+	assert_equal "$output" '{"applied":[],"schemaVersion":8,"dryRun":false}'
 	assert_equal "$(sql "SELECT string_agg(version || '@' || applied_at, ',') FROM schema_migrations")" "$before"
 }
 
 @test "db status --json shows the applied migrations and none pending" {
 	run --separate-stderr parlae db status --json
 	assert_success
-	assert_equal "$(jq -c '[.schemaVersion, [.applied[].version], .pending]' <<<"$output")" '[5,[1,2,3,4,5],[]]'
+	assert_equal "$(jq -c '[.schemaVersion, [.applied[].version], .pending]' <<<"$output")" '[8,[1,2,3,4,5,8],[]]'
 	assert_regex "$(jq -r '.applied[0].appliedAt' <<<"$output")" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$'
 }
 

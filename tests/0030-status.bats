@@ -29,7 +29,7 @@ secret_values() { env | sed -n 's/^[A-Z_]*=\(sekrit-.*\)$/\1/p'; }
 	assert_success
 	assert_equal "$stderr" ""
 	assert_equal "$(jq -c '.integrations' <<<"$output")" '{"sikka":true,"vapi":false,"twilio":true,"openai":false,"stripe":false}'
-	assert_equal "$(jq -c '.database | [.reachable, .schemaVersion, .latestSchemaVersion]' <<<"$output")" '[true,5,5]'
+	assert_equal "$(jq -c '.database | [.reachable, .schemaVersion, .latestSchemaVersion]' <<<"$output")" '[true,8,8]'
 	assert_equal "$(jq -c '.secretStore | [.backend, .reachable, .location]' <<<"$output")" "[\"file\",true,\"$HOME/.local/share/parlae/vault\"]"
 	assert_equal "$(jq -c '.accounts' <<<"$output")" '{"connected":0,"connecting":0,"pending":2,"failed":0}'
 }
