@@ -577,8 +577,23 @@ int pl_handshake_cancel(struct pl_session *s, const char *text, size_t len,
 	snprintf(reason, sizeof(reason), "cancelled in Sikka's marketplace (registration %s)",
 	         b.registration);
 	if (s->dry_run) {
-		pl_strlcpy(res->state, account[0] ? "cancelled" : "unmatched", sizeof(res->state));
+		const char *params[1] = {b.registration};
+
 		pl_strlcpy(res->account, account, sizeof(res->account));
+		if (!account[0] &&
+		    (r = pl_db_exists(&s->db,
+		                      "SELECT 1 FROM pms_registrations WHERE kind = 'purchase'"
+		                      " AND state = 'pending' AND registration_id = $1",
+		                      1, params, &pending, err)))
+			goto out;
+		pl_strlcpy(res->state, account[0] || pending ? "cancelled" : "unmatched",
+		           sizeof(res->state));
+		if (!account[0] && !pending) {
+			r = pl_err_set(err, PL_ENOTFOUND,
+			               "the cancellation of %s would match no account",
+			               b.registration);
+			pl_err_hint(err, "see 'parlae pms registrations'");
+		}
 		goto out;
 	}
 	if ((r = pl_db_begin(&s->db, err)))

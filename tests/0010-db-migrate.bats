@@ -52,7 +52,7 @@ setup() { setup_home; }
 
 @test "db migrate writes an audit event with its outcome" {
 	assert_equal "$(sql "SELECT action, outcome, resource_id, metadata::text FROM audit_events WHERE action = 'db.migrate' ORDER BY seq LIMIT 1")" \
-		'db.migrate|success|5|{"from": 0, "applied": [1, 2, 3, 4, 5]}'
+		'db.migrate|success|8|{"from": 0, "applied": [1, 2, 3, 4, 5, 8]}'
 }
 
 @test "the parlae role needs no superuser: migrations ran as the database owner" {
@@ -67,7 +67,7 @@ setup() { setup_home; }
 	wait %1; a=$?
 	wait %2; b=$?
 	assert_equal "$a $b" "0 0"
-	assert_equal "$(PARLAE_DATABASE_URL=$url sql "SELECT count(*) FROM schema_migrations")" "5"
+	assert_equal "$(PARLAE_DATABASE_URL=$url sql "SELECT count(*) FROM schema_migrations")" "6"
 }
 
 @test "db migrate against a database that is down exits 7 naming the cause" {
