@@ -95,7 +95,7 @@ secret_values() { env | sed -n 's/^[A-Z_]*=\(sekrit-.*\)$/\1/p'; }
 	run --separate-stderr parlae status --check
 	assert_success
 	assert_equal "$stderr" ""
-	assert_line --regexp '^database +reachable, schema version 5 of 5$'
+	assert_line --regexp '^database +reachable, schema version 8 of 8$'
 }
 
 @test "status --check exits 1 without the Sikka app credentials" {
@@ -114,7 +114,7 @@ secret_values() { env | sed -n 's/^[A-Z_]*=\(sekrit-.*\)$/\1/p'; }
 	export SIKKA_APP_ID=x SIKKA_APP_KEY=y
 	PARLAE_DATABASE_URL=$(pg_new_database t_status_empty) run --separate-stderr parlae status --check
 	assert_equal "$status" 1
-	assert_line --regexp "schema version 0 of 5 \(run 'parlae db migrate'\)"
+	assert_line --regexp "schema version 0 of 8 \(run 'parlae db migrate'\)"
 }
 
 @test "a secret store directory open to others is reported unusable" {
