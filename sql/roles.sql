@@ -10,7 +10,8 @@
 --         `parlae db migrate` connects as it. It must not be a superuser.
 -- app     (default parlae_app) every other command: SELECT, INSERT, UPDATE and DELETE on the
 --         operational tables (and on those later migrations create), SELECT on
---         schema_migrations, SELECT and INSERT on audit_events (it appends through the
+--         schema_migrations, no DELETE on pms_registrations (a marketplace registration is
+--         never lost), SELECT and INSERT on audit_events (it appends through the
 --         SECURITY DEFINER trigger, which numbers and chains the event), SELECT on
 --         audit_chain_head. It owns nothing, so it cannot disable, drop or alter anything of
 --         the audit log, nor change an event once written.
@@ -98,6 +99,12 @@ REVOKE ALL ON :"schema".audit_events, :"schema".audit_chain_head, :"schema".sche
 GRANT SELECT, INSERT ON :"schema".audit_events TO :"app";
 GRANT SELECT ON :"schema".audit_chain_head, :"schema".schema_migrations TO :"app";
 GRANT SELECT ON :"schema".audit_events, :"schema".audit_chain_head TO :"auditor";
+-- A marketplace registration is never lost (pms_registrations, migration 0008): the app may
+-- change its state and drop its personal fields, never delete it.
+SELECT to_regclass(:'schema' || '.pms_registrations') IS NOT NULL AS has_registrations \gset
+\if :has_registrations
+REVOKE DELETE ON :"schema".pms_registrations FROM :"app";
+\endif
 
 -- Tables that later migrations create are the app's to use without running this again.
 ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA :"schema"
