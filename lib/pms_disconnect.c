@@ -114,8 +114,13 @@ int pl_pms_disconnect(struct pl_session *s, const char *account, struct pl_pms_d
 	else if (res->had_secret)
 		snprintf(res->note, sizeof(res->note), "the stored keys could not be read: %s",
 		         kerr.msg);
-	meta = pl_json_dump(pl_json_x(
-	    json_pack("{s:b, s:b}", "revoked", res->revoked, "secretDeleted", res->had_secret)));
+	{
+		json_t *m = pl_json_x(json_pack("{s:b, s:b}", "revoked", res->revoked,
+		                                "secretDeleted", res->had_secret));
+
+		meta = pl_json_dump(m);
+		json_decref(m);
+	}
 	ev.metadata = meta;
 	{
 		const char *params[1] = {account};
