@@ -497,10 +497,11 @@ again:
 		res->duplicate_of = first;
 		snprintf(why, sizeof(why), "a repeat of registration %s (#%lld): not applied again",
 		         b.registration, first);
-		if (s->dry_run)
+		if (s->dry_run) {
 			pl_strlcpy(res->state, "duplicate", sizeof(res->state));
-		else if (!(r = pl_db_begin(&s->db, err)) &&
-		         !(r = write_row(&j, "duplicate", NULL, why, err)))
+			pl_strlcpy(res->note, why, sizeof(res->note));
+		} else if (!(r = pl_db_begin(&s->db, err)) &&
+		           !(r = write_row(&j, "duplicate", NULL, why, err)))
 			r = finish(&j, PL_OK, err);
 		goto out;
 	}
@@ -513,10 +514,11 @@ again:
 			         "choose one with 'parlae pms assign'");
 		else
 			snprintf(why, sizeof(why), "no account has its email address");
-		if (s->dry_run)
+		if (s->dry_run) {
 			pl_strlcpy(res->state, "pending", sizeof(res->state));
-		else if (!(r = pl_db_begin(&s->db, err)) &&
-		         !(r = write_row(&j, "pending", NULL, why, err)))
+			pl_strlcpy(res->note, why, sizeof(res->note));
+		} else if (!(r = pl_db_begin(&s->db, err)) &&
+		           !(r = write_row(&j, "pending", NULL, why, err)))
 			r = finish(&j, PL_OK, err);
 	} else {
 		r = attach(&j, account, err);

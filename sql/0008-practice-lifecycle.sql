@@ -29,7 +29,8 @@ CREATE TABLE pms_registrations (
 	order_number text CHECK (char_length(order_number) <= 128),        -- Order#
 	purchase_date text CHECK (char_length(purchase_date) <= 64),
 	account_id text REFERENCES accounts (id),
-	duplicate_of bigint REFERENCES pms_registrations (id),
+	duplicate_of bigint,     -- the first registration of its id (no foreign key: a
+	                         -- self-reference makes pg_dump --data-only warn)
 	personal jsonb,          -- while pending or unmatched only
 	raw bytea,               -- a malformed body, as received
 	note text CHECK (char_length(note) <= 500),
