@@ -665,6 +665,15 @@ int pl_handshake_assign(struct pl_session *s, const char *registration, const ch
 	int r;
 
 	memset(res, 0, sizeof(*res));
+	if (!*registration || strlen(registration) > ID_MAX ||
+	    !pl_utf8_valid(registration, strlen(registration)) ||
+	    registration[strcspn(registration, "\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r"
+	                                       "\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18"
+	                                       "\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f")]) {
+		pl_err_set(err, PL_EUSAGE, "'%.*s' is not a registration id",
+		           pl_utf8_cut(registration, 64), registration);
+		return pl_err_hint(err, "see 'parlae pms registrations --pending'");
+	}
 	if ((r = pl_account_check_id(account, err)) || (r = session_db(s, err)) ||
 	    (r = pl_account_require(&s->db, account, err)))
 		return r;
