@@ -121,7 +121,7 @@ follow_stop() { # DIR [SIGNAL]: Ctrl-C (or SIGNAL), then its exit status
 	run --separate-stderr parlae audit tail -n 1000
 	assert_success
 	assert_equal "$(seqs "$output")" "$(seq 1 11)"
-	assert_equal "${lines[0]}" "1	$(iso_of 1)	$(sql "SELECT actor FROM audit_events WHERE seq = 1")	$(hostname)	-	db.migrate	schema	5	success	-"
+	assert_equal "${lines[0]}" "1	$(iso_of 1)	$(sql "SELECT actor FROM audit_events WHERE seq = 1")	$(hostname)	-	db.migrate	schema	8	success	-"
 	run --separate-stderr parlae audit tail -n 0
 	assert_success
 	assert_equal "$output" ""
@@ -261,7 +261,7 @@ follow_stop() { # DIR [SIGNAL]: Ctrl-C (or SIGNAL), then its exit status
 	assert_equal "$(jq -r .actor <<<"$output")" "$(sql "SELECT actor FROM audit_events WHERE seq = 2")"
 	assert_equal "$(jq -cS .metadata <<<"$output")" "$(sql "SELECT metadata::text FROM audit_events WHERE seq = 2" | jq -cS .)"
 	run --separate-stderr parlae audit tail -n 2 --json
-	assert_equal "$(jq -c '[.seq, .account, .resourceId, .errorCode, .metadata]' <<<"${lines[0]}")" '[1,null,"5",null,{"from":0,"applied":[1,2,3,4,5]}]'
+	assert_equal "$(jq -c '[.seq, .account, .resourceId, .errorCode, .metadata]' <<<"${lines[0]}")" '[1,null,"8",null,{"from":0,"applied":[1,2,3,4,5,8]}]'
 }
 
 @test "on a terminal: a table with a header, failures in capitals, colour only when it is on" {

@@ -60,15 +60,15 @@ seed_practice() {
 @test "db migrate: the schema version reached, also when nothing was left to apply" {
 	run --separate-stderr parlae db migrate
 	assert_success
-	assert_equal "$(event)" "ops@coverage|$HOST|-|db.migrate|schema|5|success|-"
-	assert_equal "$(meta)" '{"from": 0, "applied": [1, 2, 3, 4, 5]}'
+	assert_equal "$(event)" "ops@coverage|$HOST|-|db.migrate|schema|8|success|-"
+	assert_equal "$(meta)" '{"from": 0, "applied": [1, 2, 3, 4, 5, 8]}'
 	assert_regex "$(request_id)" '^[0-9a-f]{32}$'
 	n=$(count)
 	run --separate-stderr parlae db migrate
 	assert_success
 	assert_equal "$(count)" $((n + 1))
-	assert_equal "$(event)" "ops@coverage|$HOST|-|db.migrate|schema|5|success|-"
-	assert_equal "$(meta)" '{"from": 5, "applied": []}'
+	assert_equal "$(event)" "ops@coverage|$HOST|-|db.migrate|schema|8|success|-"
+	assert_equal "$(meta)" '{"from": 8, "applied": []}'
 	# --dry-run writes nothing.
 	run --separate-stderr parlae --dry-run db migrate
 	assert_success
