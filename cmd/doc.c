@@ -8,11 +8,13 @@
 
 static const struct cmd_optdoc opts_doc_account_add[] = {
     {"name", "NAME", "the practice's display name, shown by 'account list'", NULL},
+    {"email", "EMAIL", "the contact address marketplace registrations are matched by", NULL},
     {NULL, NULL, NULL, NULL},
 };
 const struct cmd_doc doc_account_add = {
     opts_doc_account_add,
     {"parlae account add happy-dental --name 'Happy Dental'",
+     "parlae account add happy-dental --email frontdesk@happy.example",
      "parlae account add happy-dental --dry-run", NULL},
 };
 
@@ -74,11 +76,52 @@ const struct cmd_doc doc_help = {
      "parlae help --json | jq -r '.commands[].usage'"},
 };
 
+const struct cmd_doc doc_pms_assign = {
+    NULL,
+    {"parlae pms assign PR-5001 happy-dental", "parlae pms assign PR-5001 happy-dental --json",
+     NULL},
+};
+
+static const struct cmd_optdoc opts_doc_pms_cancel[] = {
+    {"payload", "FILE|-", "the cancellation's body as Sikka sent it; - reads stdin", NULL},
+    {NULL, NULL, NULL, NULL},
+};
+const struct cmd_doc doc_pms_cancel = {
+    opts_doc_pms_cancel,
+    {"parlae pms cancel --payload cancellation.json", "parlae pms cancel --payload - <body.json",
+     NULL},
+};
+
+const struct cmd_doc doc_pms_disconnect = {
+    NULL,
+    {"parlae pms disconnect happy-dental", "parlae pms disconnect happy-dental --dry-run", NULL},
+};
+
+static const struct cmd_optdoc opts_doc_pms_purchase[] = {
+    {"payload", "FILE|-", "the registration's body as Sikka sent it; - reads stdin", NULL},
+    {NULL, NULL, NULL, NULL},
+};
+const struct cmd_doc doc_pms_purchase = {
+    opts_doc_pms_purchase,
+    {"parlae pms purchase --payload registration.json",
+     "parlae pms purchase --payload - <body.json", NULL},
+};
+
+static const struct cmd_optdoc opts_doc_pms_registrations[] = {
+    {"pending", NULL, "only those waiting for an operator: pending, unmatched, malformed", NULL},
+    {NULL, NULL, NULL, NULL},
+};
+const struct cmd_doc doc_pms_registrations = {
+    opts_doc_pms_registrations,
+    {"parlae pms registrations", "parlae pms registrations --pending --json", NULL},
+};
+
 static const struct cmd_optdoc opts_doc_pms_setup[] = {
     {"provider", "PROVIDER", "the practice management system's provider, the only one", "sikka"},
     {"timezone", "TZ", "the practice's IANA time zone, e.g. America/New_York", "UTC"},
     {"hours", "SPEC", "the office hours: 'mon-fri 08:00-12:00,13:00-17:00; sat 09:00-13:00'",
      "mon-fri 08:00-17:00"},
+    {"practice-id", "ID", "the location to onboard, in an office with several", NULL},
     {NULL, NULL, NULL, NULL},
 };
 const struct cmd_doc doc_pms_setup = {
@@ -117,6 +160,7 @@ static const struct cmd_optdoc opts_doc_sikka_callback[] = {
     {"code", "CODE", "the redirect's code, with --state", NULL},
     {"state", "STATE", "the redirect's state", NULL},
     {"error", "ERROR", "the redirect's error (the practice said no), with --state", NULL},
+    {"practice-id", "ID", "the location to onboard, in an office with several", NULL},
     {NULL, NULL, NULL, NULL},
 };
 const struct cmd_doc doc_sikka_callback = {

@@ -104,6 +104,16 @@ static int cmd_secrets_rekey(struct cmd_ctx *ctx, int extra_args, int other_opti
 	return 0;
 }
 
+/* "; connected 2 waiting for Sikka to list them" (a static buffer). */
+static const char *completed_note(size_t n)
+{
+	static char note[96];
+
+	snprintf(note, sizeof(note), "; connected %zu that waited for Sikka to list %s", n,
+	         n == 1 ? "it" : "them");
+	return note;
+}
+
 int cmd_secrets_rotate(struct cmd_ctx *ctx, int argc, char **argv)
 {
 	struct pl_rotate_batch_req req = {0};
@@ -157,15 +167,15 @@ int cmd_secrets_rotate(struct cmd_ctx *ctx, int argc, char **argv)
 		return cmd_fail(ctx, &err);
 	}
 	if (ctx->json)
-		cmd_print_json(ctx,
-		               json_pack("{s:I, s:I, s:I, s:I, s:b, s:o}", "rotated",
-		                         (json_int_t)sum.rotated, "skipped",
-		                         (json_int_t)sum.skipped, "notDue", (json_int_t)sum.not_due,
-		                         "failed", (json_int_t)sum.failed, "dryRun", ctx->dry_run,
-		                         "accounts", ui.accounts));
+		cmd_print_json(
+		    ctx, json_pack("{s:I, s:I, s:I, s:I, s:I, s:b, s:o}", "rotated",
+		                   (json_int_t)sum.rotated, "skipped", (json_int_t)sum.skipped,
+		                   "notDue", (json_int_t)sum.not_due, "failed",
+		                   (json_int_t)sum.failed, "completed", (json_int_t)sum.completed,
+		                   "dryRun", ctx->dry_run, "accounts", ui.accounts));
 	else
-		printf("%s %zu, skipped %zu (held by another process), not due %zu, failed %zu\n",
+		printf("%s %zu, skipped %zu (held by another process), not due %zu, failed %zu%s\n",
 		       ctx->dry_run ? "would rotate" : "rotated", sum.rotated, sum.skipped,
-		       sum.not_due, sum.failed);
+		       sum.not_due, sum.failed, sum.completed ? completed_note(sum.completed) : "");
 	return pl_rotate_status(&sum);
 }

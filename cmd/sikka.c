@@ -16,11 +16,9 @@ const struct option opts_sikka_oauth_url[] = {
 };
 
 const struct option opts_sikka_callback[] = {
-    {"url", required_argument, NULL, 'u'},
-    {"code", required_argument, NULL, 'c'},
-    {"state", required_argument, NULL, 's'},
-    {"error", required_argument, NULL, 'e'},
-    {NULL, 0, NULL, 0},
+    {"url", required_argument, NULL, 'u'},         {"code", required_argument, NULL, 'c'},
+    {"state", required_argument, NULL, 's'},       {"error", required_argument, NULL, 'e'},
+    {"practice-id", required_argument, NULL, 'P'}, {NULL, 0, NULL, 0},
 };
 
 int cmd_sikka_oauth_url(struct cmd_ctx *ctx, int argc, char **argv)
@@ -99,7 +97,7 @@ static json_t *callback_json(const struct pl_pms_callback_res *res, const char *
 
 int cmd_sikka_callback(struct cmd_ctx *ctx, int argc, char **argv)
 {
-	const char *url = NULL, *code = NULL, *state = NULL, *error = NULL;
+	const char *url = NULL, *code = NULL, *state = NULL, *error = NULL, *practice = NULL;
 	struct pl_pms_redirect in = {0};
 	struct pl_pms_callback_res res;
 	struct pl_err err = PL_ERR_INIT;
@@ -119,6 +117,9 @@ int cmd_sikka_callback(struct cmd_ctx *ctx, int argc, char **argv)
 		case 'e':
 			error = optarg;
 			break;
+		case 'P':
+			practice = optarg;
+			break;
 		default:
 			return PL_EUSAGE;
 		}
@@ -128,6 +129,8 @@ int cmd_sikka_callback(struct cmd_ctx *ctx, int argc, char **argv)
 	if (url ? (code || state || error) : (!state || !!code == !!error))
 		return cmd_usage_error(
 		    ctx, "give --url, or --code with --state, or --error with --state");
+	if (practice && pl_pms_check_practice_id(practice, &err))
+		return cmd_fail(ctx, &err);
 	if (url) {
 		struct pl_buf stdin_url = PL_BUF_INIT;
 
@@ -149,6 +152,7 @@ int cmd_sikka_callback(struct cmd_ctx *ctx, int argc, char **argv)
 		in.code = code ? pl_xstrdup(code) : NULL;
 		in.error = error ? pl_xstrdup(error) : NULL;
 	}
+	in.practice_id = practice ? pl_xstrdup(practice) : NULL;
 	r = pl_pms_callback(&ctx->session, &in, &res, &err);
 	in_error = in.error != NULL;
 	pl_pms_redirect_release(&in);

@@ -41,7 +41,7 @@ const char *pl_account_status_name(const char *db_status)
 		return "pending";
 	if (!strcmp(db_status, "ACTIVE"))
 		return "connected";
-	if (!strcmp(db_status, "CONNECTING"))
+	if (!strcmp(db_status, "CONNECTING") || !strcmp(db_status, "SETUP_REQUIRED"))
 		return "connecting";
 	return "failed";
 }
@@ -93,10 +93,24 @@ static int conflict(const char *id, struct pl_err *err)
 	return pl_err_hint(err, "see 'parlae account list'");
 }
 
-int pl_account_add(struct pl_session *s, const char *id, const char *name, struct pl_err *err)
+int pl_account_check_email(const char *email, struct pl_err *err)
+{
+	size_t n = strlen(email);
+	const char *at = strchr(email, '@');
+
+	if (n <= 254 && at && at > email && at[1] && !strchr(at + 1, '@') &&
+	    strcspn(email, " \t\r\n") == n && pl_utf8_valid(email, n))
+		return 0;
+	pl_err_set(err, PL_EUSAGE, "--email: '%.*s' is not an email address",
+	           pl_utf8_cut(email, 80), email);
+	return pl_err_hint(err, "give the practice's contact address, like frontdesk@example.com");
+}
+
+int pl_account_add(struct pl_session *s, const char *id, const char *name, const char *email,
+                   struct pl_err *err)
 {
 	struct pl_audit_event ev = {id, "account.add", "account", id, NULL};
-	const char *params[2] = {id, name};
+	const char *params[3] = {id, name, email};
 	struct pl_db *db;
 	int r, found = 0;
 
@@ -104,6 +118,8 @@ int pl_account_add(struct pl_session *s, const char *id, const char *name, struc
 		return r;
 	if (name && !pl_utf8_valid(name, strlen(name)))
 		return pl_err_set(err, PL_EUSAGE, "--name '%s' is not UTF-8 text", name);
+	if (email && (r = pl_account_check_email(email, err)))
+		return r;
 	if ((r = pl_session_db(s, &db, err)))
 		return r;
 	if (s->dry_run) {
@@ -113,7 +129,8 @@ int pl_account_add(struct pl_session *s, const char *id, const char *name, struc
 	}
 	r = pl_db_begin(db, err);
 	if (!r) {
-		r = pl_db_query(db, NULL, "INSERT INTO accounts (id, name) VALUES ($1, $2)", 2,
+		r = pl_db_query(db, NULL,
+		                "INSERT INTO accounts (id, name, email) VALUES ($1, $2, $3)", 3,
 		                params, err);
 		if (r == PL_ECONFLICT)
 			conflict(id, err);
@@ -133,7 +150,7 @@ int pl_account_list(struct pl_session *s, struct pl_account_list *out, struct pl
 	r = pl_db_query(
 	    db, &res,
 	    "SELECT a.id, a.name, " PL_ACCOUNT_STATUS_SQL ","
-	    " to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+	    " to_char(a.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), a.email"
 	    " FROM accounts a LEFT JOIN pms_integrations p"
 	    " ON p.account_id = a.id AND p.provider = 'SIKKA' ORDER BY a.id",
 	    0, NULL, err);
@@ -150,6 +167,7 @@ int pl_account_list(struct pl_session *s, struct pl_account_list *out, struct pl
 		pl_strlcpy(a->status, pl_account_status_name(pl_db_val(&res, i, 2)),
 		           sizeof(a->status));
 		pl_strlcpy(a->created_at, pl_db_val(&res, i, 3), sizeof(a->created_at));
+		a->email = pl_db_val(&res, i, 4) ? pl_xstrdup(pl_db_val(&res, i, 4)) : NULL;
 	}
 	pl_db_res_clear(&res);
 	return 0;
@@ -157,8 +175,10 @@ int pl_account_list(struct pl_session *s, struct pl_account_list *out, struct pl
 
 void pl_account_list_release(struct pl_account_list *l)
 {
-	for (size_t i = 0; i < l->n; i++)
+	for (size_t i = 0; i < l->n; i++) {
 		free(l->v[i].name);
+		free(l->v[i].email);
+	}
 	free(l->v);
 	memset(l, 0, sizeof(*l));
 }

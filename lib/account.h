@@ -12,6 +12,7 @@
 struct pl_account {
 	char id[64];
 	char *name;          /* NULL when none was given */
+	char *email;         /* the contact address registrations are matched by, or NULL */
 	char status[16];     /* pending | connecting | connected | failed */
 	char created_at[32]; /* ISO 8601 UTC */
 };
@@ -33,8 +34,13 @@ int pl_account_require(struct pl_db *db, const char *id, struct pl_err *err);
 /* The PL_ENOTFOUND of an account id that is not there: "did you mean" the nearest, if any. */
 int pl_account_missing(struct pl_db *db, const char *id, struct pl_err *err);
 
-/* Create an account; PL_ECONFLICT if the id exists. Audited; with s->dry_run only checked. */
-int pl_account_add(struct pl_session *s, const char *id, const char *name, struct pl_err *err);
+/* PL_EUSAGE unless email looks like an address (one '@', no blanks, at most 254 bytes). */
+int pl_account_check_email(const char *email, struct pl_err *err);
+
+/* Create an account (email may be NULL); PL_ECONFLICT if the id exists. Audited, without the
+ * email; with s->dry_run only checked. */
+int pl_account_add(struct pl_session *s, const char *id, const char *name, const char *email,
+                   struct pl_err *err);
 
 /* Every account, ordered by id; release with pl_account_list_release. */
 int pl_account_list(struct pl_session *s, struct pl_account_list *out, struct pl_err *err);

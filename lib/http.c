@@ -469,7 +469,8 @@ static CURLcode setup_easy(struct pl_http *h, CURL *c, const struct pl_http_req 
 		SETOPT(rc, c, CURLOPT_USERNAME, req->user);
 		SETOPT(rc, c, CURLOPT_PASSWORD, req->password ? req->password : "");
 	}
-	/* A body goes with any method (Sikka's PUT and PATCH writebacks have one). */
+	/* A body goes with any method (Sikka's PUT and PATCH writebacks and its DELETE of a refresh
+	 * key have one). */
 	if (!strcmp(req->method, "POST") || req->body) {
 		SETOPT(rc, c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
 		SETOPT(rc, c, CURLOPT_POSTFIELDSIZE_LARGE,

@@ -10,6 +10,7 @@
 #include "http.h"
 #include "json.h"
 #include "buf.h"
+#include "handshake.h"
 #include "pms.h"
 #include "banned.h"
 
@@ -33,6 +34,24 @@ static void unlock(struct pl_db *db, const char *account)
 	const char *params[1] = {account};
 
 	pl_db_query(db, NULL, "SELECT pg_advisory_unlock(" LOCK_KEY ")", 1, params, &ignored);
+}
+
+int pl_rotate_lock(struct pl_db *db, const char *account, long wait_ms, int *got,
+                   struct pl_err *err)
+{
+	long waited = 0;
+	int r;
+
+	while (!(r = try_lock(db, account, got, err)) && !*got && waited < wait_ms) {
+		pl_sleep_ms(50);
+		waited += 50;
+	}
+	return r;
+}
+
+void pl_rotate_unlock(struct pl_db *db, const char *account)
+{
+	unlock(db, account);
 }
 
 /* The row as it is now that the lock is held. */
@@ -517,6 +536,33 @@ static int candidates(struct batch *b, struct pl_err *err)
 	return 0;
 }
 
+static int named(const struct pl_rotate_batch_req *req, const char *account)
+{
+	for (size_t i = 0; i < req->naccounts; i++)
+		if (!strcmp(req->accounts[i], account))
+			return 1;
+	return 0;
+}
+
+/* Finish the SETUP_REQUIRED integrations whose practice Sikka now lists, each exactly once. */
+static void complete_waiting(struct batch *b)
+{
+	struct pl_err e = PL_ERR_INIT;
+	char **waiting = NULL;
+
+	if (pl_handshake_waiting(b->s, &waiting, &e))
+		return; /* the rotation that follows meets the same database and says so */
+	for (size_t i = 0; waiting[i]; i++) {
+		int done = 0;
+
+		if ((b->req->all || named(b->req, waiting[i])) &&
+		    !pl_handshake_complete(b->s, b->store, b->sk, waiting[i], &done, &e) && done)
+			b->sum->completed++;
+		free(waiting[i]);
+	}
+	free(waiting);
+}
+
 int pl_rotate_batch(struct pl_session *s, const struct pl_rotate_batch_req *req,
                     struct pl_rotate_summary *sum, struct pl_err *err)
 {
@@ -534,7 +580,10 @@ int pl_rotate_batch(struct pl_session *s, const struct pl_rotate_batch_req *req,
 	b.sk = &sk;
 	/* Held for the whole run: a re-key started meanwhile waits for it (pl_store_close). */
 	if ((r = pl_store_open(s->cfg, &b.store, err)) ||
-	    (!s->dry_run && (r = pl_store_hold(b.store, err))) || (r = candidates(&b, err)))
+	    (!s->dry_run && (r = pl_store_hold(b.store, err))))
+		goto out;
+	complete_waiting(&b);
+	if ((r = candidates(&b, err)))
 		goto out;
 	b.store_ready = pl_store_key_ready(b.store, &b.store_err);
 	r = pl_http_run(&sk.http, req->concurrency, next_job, job_done, &b);

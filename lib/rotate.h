@@ -38,6 +38,15 @@ struct pl_rotate_res {
 	time_t expires_at;
 };
 
+/*
+ * The per-account lock rotation takes (a session-level advisory lock on db): *got says whether
+ * it was taken within wait_ms. Whatever changes an account's keys or finishes its connection
+ * outside rotation (completing SETUP_REQUIRED, disconnect) holds it too.
+ */
+int pl_rotate_lock(struct pl_db *db, const char *account, long wait_ms, int *got,
+                   struct pl_err *err);
+void pl_rotate_unlock(struct pl_db *db, const char *account);
+
 int pl_rotate_account(struct pl_session *s, struct pl_store *store, struct pl_sikka *sk,
                       const struct pl_rotate_req *req, struct pl_rotate_res *res,
                       struct pl_err *err);
@@ -57,11 +66,14 @@ struct pl_rotate_batch_req {
 
 struct pl_rotate_summary {
 	size_t rotated, skipped, not_due, failed;
-	int fail_code; /* the failures' common code, PL_EUPSTREAM when they differ */
+	size_t completed; /* SETUP_REQUIRED integrations this run connected */
+	int fail_code;    /* the failures' common code, PL_EUPSTREAM when they differ */
 };
 
 /*
- * Refresh many accounts with up to `concurrency` requests in flight from this process (one
+ * First, each SETUP_REQUIRED integration among the accounts (with all: every one) whose
+ * practice Sikka now lists is connected (pl_handshake_complete). Then:
+ * refresh many accounts with up to `concurrency` requests in flight from this process (one
  * curl multi handle), each under its advisory lock (held on one connection, no transaction
  * per request). Accounts another process holds are skipped and count as done there. With
  * s->dry_run, nothing is sent or written. Returns 0 with the summary, or an error that kept

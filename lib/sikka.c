@@ -279,7 +279,7 @@ int pl_sikka_authorized_practices(struct pl_sikka *sk, struct pl_sikka_practice 
 		size_t got;
 		const char *total;
 
-		snprintf(query, sizeof(query), "offset=%d&limit=500", page);
+		snprintf(query, sizeof(query), "show=all&offset=%d&limit=500", page);
 		if ((r = call(sk, "GET", "/v4/authorized_practices", query, NULL, NULL, 1, &doc,
 		              err)))
 			break;
@@ -298,6 +298,7 @@ int pl_sikka_authorized_practices(struct pl_sikka *sk, struct pl_sikka_practice 
 			memset(p, 0, sizeof(*p));
 			copy_text(p->office_id, sizeof(p->office_id), it, "office_id");
 			copy_text(p->practice_id, sizeof(p->practice_id), it, "practice_id");
+			copy_text(p->customer_id, sizeof(p->customer_id), it, "customer_id");
 			copy_text(p->practice_name, sizeof(p->practice_name), it, "practice_name");
 			copy_text(p->pms_type, sizeof(p->pms_type), it,
 			          "practice_management_system");
@@ -334,6 +335,24 @@ int pl_sikka_practice_location_on(struct pl_sikka *sk, const char *office_id,
 	json_decref(doc);
 	json_decref(body);
 	free(text);
+	return r;
+}
+
+int pl_sikka_revoke_refresh_key(struct pl_sikka *sk, const struct pl_secret *refresh_key,
+                                struct pl_err *err)
+{
+	json_t *body = json_object(), *doc = NULL;
+	char *text;
+	int r;
+
+	json_object_set_new(body, "refresh_key",
+	                    json_stringn((const char *)refresh_key->data, refresh_key->len));
+	text = pl_json_dump(body);
+	pl_json_wipe_decref(body);
+	r = call(sk, "DELETE", "/v4/refresh_key", NULL, text, NULL, 1, &doc, err);
+	explicit_bzero(text, strlen(text));
+	free(text);
+	pl_json_wipe_decref(doc);
 	return r;
 }
 

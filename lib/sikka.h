@@ -30,13 +30,15 @@ void pl_sikka_release(struct pl_sikka *sk);
 
 struct pl_sikka_practice {
 	char office_id[64];
-	char practice_id[64];
+	char practice_id[64]; /* the location within the office */
+	char customer_id[64]; /* the marketplace's MasterCustomerID */
 	char practice_name[256];
 	char pms_type[128];
 	struct pl_secret secret_key;
 };
 
-/* GET /v4/authorized_practices: every practice that authorized the app (all pages). */
+/* GET /v4/authorized_practices?show=all: every practice location that authorized the app (all
+ * pages; without show=all Sikka lists only location 1 of a multi-location office). */
 int pl_sikka_authorized_practices(struct pl_sikka *sk, struct pl_sikka_practice **out, size_t *n,
                                   struct pl_err *err);
 void pl_sikka_practices_free(struct pl_sikka_practice *p, size_t n);
@@ -44,6 +46,10 @@ void pl_sikka_practices_free(struct pl_sikka_practice *p, size_t n);
 /* POST /v4/practice_location: turn the app's access to the practice location on. */
 int pl_sikka_practice_location_on(struct pl_sikka *sk, const char *office_id,
                                   const char *practice_id, struct pl_err *err);
+
+/* DELETE /v4/refresh_key: revoke a refresh key (it no longer refreshes). */
+int pl_sikka_revoke_refresh_key(struct pl_sikka *sk, const struct pl_secret *refresh_key,
+                                struct pl_err *err);
 
 enum pl_sikka_grant {
 	PL_SIKKA_AUTHORIZATION_CODE, /* credential: the redirect's code */

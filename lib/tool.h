@@ -141,6 +141,8 @@ void pl_tool_end_budget(struct pl_tool_ctx *c);
 int pl_tool_sikka(struct pl_tool_ctx *c, const char *method, const char *path, const char *query,
                   const char *body, json_t **doc, struct pl_err *err);
 /* The "items" array of a Sikka answer, or NULL (borrowed). */
+/* The location a write is for: the onboarded one, else the practice's first, else "1". */
+int pl_tool_practice_id(struct pl_tool_ctx *c, char *buf, size_t size, struct pl_err *err);
 json_t *pl_tool_items(json_t *doc);
 /* A string field, or NULL (borrowed). */
 const char *pl_tool_field(const json_t *o, const char *key);

@@ -89,12 +89,8 @@ int pl_tool_book_appointment(struct pl_tool_ctx *c, const struct pl_tool_args *a
 	    pl_tool_first_id(c, "/v4/operatories", "operatory", op_buf, sizeof(op_buf), err, &r);
 	if (r)
 		return r;
-	if (!pl_tool_first_id(c, "/v4/practices", "practice_id", practice, sizeof(practice), err,
-	                      &r)) {
-		if (r)
-			return r;
-		snprintf(practice, sizeof(practice), "1");
-	}
+	if ((r = pl_tool_practice_id(c, practice, sizeof(practice), err)))
+		return r;
 	pl_buf_addf(&d, "%s%s%s", type ? type : "appointment", notes ? ": " : "",
 	            notes ? notes : "");
 	/* Sikka's field is short: cut between characters, or jansson refuses the body. */

@@ -123,12 +123,8 @@ int pl_tool_create_patient(struct pl_tool_ctx *c, const struct pl_tool_args *a, 
 		json_decref(patient);
 		return 0;
 	}
-	if (!pl_tool_first_id(c, "/v4/practices", "practice_id", practice, sizeof(practice), err,
-	                      &r)) {
-		if (r)
-			return r;
-		snprintf(practice, sizeof(practice), "1");
-	}
+	if ((r = pl_tool_practice_id(c, practice, sizeof(practice), err)))
+		return r;
 	body = pl_json_x(json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s, s:s}", "firstname", first,
 	                           "lastname", last, "cell", cell, "email", email, "birthdate", dob,
 	                           "practice_id", practice, "check_spu", "true"));

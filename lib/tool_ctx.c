@@ -205,21 +205,50 @@ int pl_tool_sikka(struct pl_tool_ctx *c, const char *method, const char *path, c
 {
 	struct pl_rotate_req rq = {c->account, NULL, 0, 0, REFRESH_LOCK_WAIT_MS};
 	struct pl_rotate_res rs;
+	struct pl_buf q = PL_BUF_INIT;
 	int r;
 
 	if ((r = load_keys(c, err)) || (r = within_budget(c, err)))
 		return r;
+	/* A read of a multi-location office's data is the onboarded location's. */
+	if (!strcmp(method, "GET") && c->keys.practice_id[0] &&
+	    strcmp(path, "/v4/writeback_status") && !(query && strstr(query, "practice_id="))) {
+		pl_buf_addf(&q, "%s%spractice_id=%s", query ? query : "", query ? "&" : "",
+		            c->keys.practice_id);
+		query = q.buf;
+	}
 	r = pl_sikka_data(&c->sk, method, path, query, body, &c->keys.request_key, doc, err);
 	if (!r || !pl_sikka_key_expired(&c->sk) || c->refreshed)
-		return r;
+		goto out;
 	c->refreshed = 1;
 	rq.stale_version = c->version;
 	if ((r = pl_rotate_account(c->s, c->store, &c->sk, &rq, &rs, err)))
-		return r;
+		goto out;
 	c->keys_loaded = 0;
 	if ((r = load_keys(c, err)))
+		goto out;
+	r = pl_sikka_data(&c->sk, method, path, query, body, &c->keys.request_key, doc, err);
+out:
+	pl_buf_release(&q);
+	return r;
+}
+
+int pl_tool_practice_id(struct pl_tool_ctx *c, char *buf, size_t size, struct pl_err *err)
+{
+	int r;
+
+	if ((r = load_keys(c, err)))
 		return r;
-	return pl_sikka_data(&c->sk, method, path, query, body, &c->keys.request_key, doc, err);
+	if (c->keys.practice_id[0]) {
+		pl_strlcpy(buf, c->keys.practice_id, size);
+		return 0;
+	}
+	if (!pl_tool_first_id(c, "/v4/practices", "practice_id", buf, size, err, &r)) {
+		if (r)
+			return r;
+		pl_strlcpy(buf, "1", size);
+	}
+	return 0;
 }
 
 json_t *pl_tool_items(json_t *doc)

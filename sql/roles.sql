@@ -10,10 +10,12 @@
 --         `parlae db migrate` connects as it. It must not be a superuser.
 -- app     (default parlae_app) every other command: SELECT, INSERT, UPDATE and DELETE on the
 --         operational tables (and on those later migrations create), SELECT on
---         schema_migrations, SELECT and INSERT on audit_events (it appends through the
+--         schema_migrations, no DELETE on pms_registrations (a marketplace registration is
+--         never lost), SELECT and INSERT on audit_events (it appends through the
 --         SECURITY DEFINER trigger, which numbers and chains the event), SELECT on
---         audit_chain_head; SELECT, INSERT and DELETE (no UPDATE) on vapi_webhook_signatures. It owns nothing, so it cannot disable, drop or alter anything of
---         the audit log, nor change an event once written.
+--         audit_chain_head; SELECT, INSERT and DELETE (no UPDATE) on vapi_webhook_signatures.
+--         It owns nothing, so it cannot disable, drop or alter anything of the audit log,
+--         nor change an event once written.
 -- auditor (default parlae_auditor) SELECT on audit_events and audit_chain_head and nothing
 --         else: enough for `parlae audit tail` and `parlae audit verify`.
 --
@@ -102,6 +104,12 @@ GRANT SELECT ON :"schema".audit_events, :"schema".audit_chain_head TO :"auditor"
 SELECT to_regclass(format('%I.vapi_webhook_signatures', :'schema')) IS NOT NULL AS has_signatures \gset
 \if :has_signatures
 REVOKE UPDATE ON :"schema".vapi_webhook_signatures FROM :"app";
+\endif
+-- A marketplace registration is never lost (pms_registrations, migration 0008): the app may
+-- change its state and drop its personal fields, never delete it.
+SELECT to_regclass(:'schema' || '.pms_registrations') IS NOT NULL AS has_registrations \gset
+\if :has_registrations
+REVOKE DELETE ON :"schema".pms_registrations FROM :"app";
 \endif
 
 -- Tables that later migrations create are the app's to use without running this again.

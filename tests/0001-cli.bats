@@ -21,7 +21,7 @@ setup() { export HOME=$BATS_TEST_TMPDIR/home; mkdir -p "$HOME"; }
 @test "--list-cmds lists exactly the commands of the table" {
 	run --separate-stderr parlae --list-cmds
 	assert_success
-	assert_equal "$output" "$(printf '%s\n' 'account add' 'account list' 'audit checkpoint' 'audit tail' 'audit verify' 'db migrate' 'db status' help 'pms setup' 'secrets list' 'secrets rotate' shell 'sikka callback' 'sikka oauth-url' status 'vapi phone add' 'vapi phone list' 'vapi phone remove' 'vapi replay' 'vapi tool invoke' version)"
+	assert_equal "$output" "$(printf '%s\n' 'account add' 'account list' 'audit checkpoint' 'audit tail' 'audit verify' 'db migrate' 'db status' help 'pms assign' 'pms cancel' 'pms disconnect' 'pms purchase' 'pms registrations' 'pms setup' 'secrets list' 'secrets rotate' shell 'sikka callback' 'sikka oauth-url' status 'vapi phone add' 'vapi phone list' 'vapi phone remove' 'vapi replay' 'vapi tool invoke' version)"
 }
 
 @test "an unknown command exits 2 with a suggestion" {
@@ -75,13 +75,13 @@ setup() { export HOME=$BATS_TEST_TMPDIR/home; mkdir -p "$HOME"; }
 @test "an unknown option exits 2 and shows the command's usage" {
 	run --separate-stderr parlae account add --bogus x
 	assert_equal "$status" 2
-	assert_equal "$stderr" "parlae: unknown option '--bogus' (usage: parlae account add ACCOUNT [--name NAME])"
+	assert_equal "$stderr" "parlae: unknown option '--bogus' (usage: parlae account add ACCOUNT [--name NAME] [--email EMAIL])"
 }
 
 @test "an option missing its value exits 2" {
 	run --separate-stderr parlae account add x --name
 	assert_equal "$status" 2
-	assert_equal "$stderr" "parlae: option '--name' needs a value (usage: parlae account add ACCOUNT [--name NAME])"
+	assert_equal "$stderr" "parlae: option '--name' needs a value (usage: parlae account add ACCOUNT [--name NAME] [--email EMAIL])"
 }
 
 @test "a bad --color value is a usage error" {
@@ -113,7 +113,7 @@ setup() { export HOME=$BATS_TEST_TMPDIR/home; mkdir -p "$HOME"; }
 	run --separate-stderr env PATH="$BATS_TEST_TMPDIR" "$PL_TEST_BIN/parlae" account add --help
 	assert_success
 	assert_equal "$output" "$help"
-	assert_line --index 0 "usage: parlae account add ACCOUNT [--name NAME]"
+	assert_line --index 0 "usage: parlae account add ACCOUNT [--name NAME] [--email EMAIL]"
 }
 
 @test "parlae help GROUP lists the group's commands when there is no man" {

@@ -83,7 +83,7 @@ setup() { setup_home; }
 @test "account add without ACCOUNT is a usage error" {
 	run --separate-stderr parlae account add
 	assert_equal "$status" 2
-	assert_equal "$stderr" "parlae: missing ACCOUNT (usage: parlae account add ACCOUNT [--name NAME])"
+	assert_equal "$stderr" "parlae: missing ACCOUNT (usage: parlae account add ACCOUNT [--name NAME] [--email EMAIL])"
 }
 
 @test "account list --json lists accounts with their connection status" {
@@ -96,7 +96,7 @@ setup() { setup_home; }
 @test "account list without a TTY prints tab-separated rows, no header" {
 	run --separate-stderr parlae account list
 	assert_success
-	assert_line --regexp $'^happy-dental\tHappy Dental\tpending\t[0-9T:Z-]+$'
+	assert_line --regexp $'^happy-dental\tHappy Dental\t-\tpending\t[0-9T:Z-]+$'
 	refute_line --partial "ACCOUNT"
 }
 

@@ -49,7 +49,7 @@ call() {
 }
 
 grant() { call "$FAKE_SIKKA/v4/request_key" -H 'Content-Type: application/json' -d "{$1,$APP}"; }
-practices() { call "$FAKE_SIKKA/v4/authorized_practices" -H 'App-Id: test-app' -H "App-Key: ${1:-test-key}"; }
+practices() { call "$FAKE_SIKKA/v4/authorized_practices?show=all" -H 'App-Id: test-app' -H "App-Key: ${1:-test-key}"; }
 data() { call "$FAKE_SIKKA/v4/$1" -H "Request-Key: $KEY" "${@:2}"; }
 
 # A connected office: a code exchanged, access ON; leaves the keys in $KEY and $REFRESH.
@@ -88,7 +88,7 @@ envelope() { jq -c '[.http_code, .http_code_desc, .error_code]' <<<"$1"; }
 	assert_regex "$(jq -r '.items[0].data_insert_date' <<<"$body")" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$'
 	all_strings "$body"
 
-	call "$FAKE_SIKKA/v4/authorized_practices?limit=1&offset=1" -H 'App-Id: test-app' -H 'App-Key: test-key'
+	call "$FAKE_SIKKA/v4/authorized_practices?show=all&limit=1&offset=1" -H 'App-Id: test-app' -H 'App-Key: test-key'
 	assert_equal "$(jq -c '[.offset, .total_count, [.items[].office_id], .pagination.next]' <<<"$body")" '["1","2",["D2"],""]'
 }
 
@@ -664,4 +664,51 @@ NEW_PATIENT='{"firstname":"Sam","lastname":"Okafor","cell":"+15553217654","email
 	assert_equal "$(jq -c '[.items[].appointment_sr_no]' <<<"$body")" '["A2"]'
 	data 'appointments?patient_id=P3'
 	assert_equal "$(jq -c '[.total_count, .items]' <<<"$body")" '["0",[]]'
+
+@test "without show=all authorized_practices lists only location 1 of a multi-location office" {
+	ctl practices '[{"office_id":"D7","practice_id":"1","practice_name":"Main St"},{"office_id":"D7","practice_id":"2","practice_name":"Oak Ave"},{"office_id":"D8","practice_id":"3"}]' >/dev/null
+	call "$FAKE_SIKKA/v4/authorized_practices" -H 'App-Id: test-app' -H 'App-Key: test-key'
+	assert_equal "$code" 200
+	assert_equal "$(jq -c '[.total_count, [.items[] | [.office_id, .practice_id]]]' <<<"$body")" '["1",[["D7","1"]]]'
+	practices
+	assert_equal "$(jq -c '[.total_count, [.items[] | [.office_id, .practice_id, .customer_id]]]' <<<"$body")" \
+		'["3",[["D7","1","MC-D7"],["D7","2","MC-D7"],["D8","3","MC-D8"]]]'
+	all_strings "$body"
+}
+
+@test "DELETE /v4/refresh_key needs the app credentials, then revokes the key: it no longer refreshes" {
+	connect
+	call -X DELETE "$FAKE_SIKKA/v4/refresh_key" -H 'App-Id: test-app' -H 'App-Key: nope' \
+		-H 'Content-Type: application/json' -d "{\"refresh_key\":\"$REFRESH\"}"
+	assert_equal "$code" 401
+	assert_equal "$(jq -r .error_code <<<"$body")" API2003
+	call -X DELETE "$FAKE_SIKKA/v4/refresh_key" -H 'App-Id: test-app' -H 'App-Key: test-key' \
+		-H 'Content-Type: application/json' -d '{}'
+	assert_equal "$code" 400
+	assert_equal "$(jq -r .error_code <<<"$body")" API1020
+	call -X DELETE "$FAKE_SIKKA/v4/refresh_key" -H 'App-Id: test-app' -H 'App-Key: test-key' \
+		-H 'Content-Type: application/json' -d "{\"refresh_key\":\"$REFRESH\"}"
+	assert_equal "$code" 200
+	all_strings "$body"
+	assert_equal "$(ctl counters | jq -c .revoked_refresh)" '{"D36225":1}'
+	grant "\"grant_type\":\"refresh_key\",\"refresh_key\":\"$REFRESH\""
+	assert_equal "$code" 401
+	assert_equal "$(jq -r .error_code <<<"$body")" API2007
+	call -X DELETE "$FAKE_SIKKA/v4/refresh_key" -H 'App-Id: test-app' -H 'App-Key: test-key' \
+		-H 'Content-Type: application/json' -d "{\"refresh_key\":\"$REFRESH\"}"
+	assert_equal "$code" 401
+}
+
+@test "/__fake/registration produces the marketplace's PascalCase body for an office, every value a string" {
+	ctl practices '[{"office_id":"D7","practice_name":"Main St Dental"}]' >/dev/null
+	run ctl "registration?office_id=D7&email=a@example.com"
+	assert_success
+	assert_equal "$(jq -c '[.MasterCustomerID, .EmailAddress, .PracticeName, .Source, (keys | length)]' <<<"$output")" \
+		'["MC-D7","a@example.com","Main St Dental","Sikka",14]'
+	all_strings "$output"
+	first=$(jq -r .PartnerRegistrationID <<<"$output")
+	run ctl registration '{"customer_id":"MC-NEW","kind":"cancel","registration_id":"PR-9"}'
+	assert_equal "$(jq -c '[.MasterCustomerID, .PartnerRegistrationID, has("CancelDate"), has("Order#")]' <<<"$output")" \
+		'["MC-NEW","PR-9",true,true]'
+	refute [ "$first" = PR-9 ]
 }

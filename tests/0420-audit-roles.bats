@@ -64,7 +64,8 @@ events() { sql "SELECT count(*) FROM audit_events"; }
 @test "parlae_app may use the operational tables, append to and read the audit log, and nothing more" {
 	assert_equal "$(grants "'parlae_app'")" "$(echo parlae_app:accounts:{DELETE,INSERT,SELECT,UPDATE} parlae_app:audit_chain_head:SELECT \
 		parlae_app:audit_events:{INSERT,SELECT} parlae_app:oauth_states:{DELETE,INSERT,SELECT,UPDATE} \
-		parlae_app:pms_integrations:{DELETE,INSERT,SELECT,UPDATE} parlae_app:schema_migrations:SELECT \
+		parlae_app:pms_integrations:{DELETE,INSERT,SELECT,UPDATE} parlae_app:pms_registrations:{INSERT,SELECT,UPDATE} \
+		parlae_app:schema_migrations:SELECT \
 		parlae_app:vapi_call_logs:{DELETE,INSERT,SELECT,UPDATE} parlae_app:vapi_phone_numbers:{DELETE,INSERT,SELECT,UPDATE} \
 		parlae_app:vapi_webhook_signatures:{DELETE,INSERT,SELECT})"
 	assert_equal "$(grants "'parlae_auditor'")" "parlae_auditor:audit_chain_head:SELECT parlae_auditor:audit_events:SELECT"

@@ -129,7 +129,7 @@ seed_practice() {
 	run --separate-stderr parlae sikka callback --code "$code" --state "$state"
 	assert_success
 	assert_equal "$(event)" "ops@coverage|$HOST|happy|sikka.callback|pms_integration|parlae/pms/sikka/happy|success|-"
-	assert_equal "$(meta)" '{"pmsType": "Dentrix", "officeId": "D36225", "secretVersion": "1"}'
+	assert_equal "$(meta)" '{"pmsType": "Dentrix", "officeId": "D36225", "practiceId": "1", "secretVersion": "1"}'
 	run --separate-stderr parlae sikka callback --code "$code" --state "$state"
 	assert_equal "$status" 4
 	assert_equal "$(event)" "ops@coverage|$HOST|happy|sikka.callback|pms_integration|parlae/pms/sikka/happy|denied|security"

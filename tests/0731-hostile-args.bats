@@ -155,6 +155,40 @@ hostile_json_args() {
 	judge_all
 }
 
+# The hostile value in one field of a marketplace registration body, or as the whole body.
+hostile_body() { # purchase|cancel FIELD|-
+	local v json body
+	values
+	for v in "${hostile[@]}"; do
+		for json in $((flip = 1 - ${flip:-0})); do
+			if [ "$2" = - ]; then
+				body=$v
+			else
+				body=$(jq -cn --arg v "$v" --arg f "$2" '{MasterCustomerID: "MC-H", PartnerRegistrationID: "PR-H", EmailAddress: "h@example.com", PracticeName: "H"} + {($f): $v}')
+			fi
+			run --separate-stderr parlae pms "$1" --payload - $([ $json = 1 ] && echo --json) <<<"$body"
+			keep $json "pms $1 $2 ($(printf '%.12q' "$v"))"
+		done
+	done
+}
+
+@test "pms purchase, cancel, registrations, assign and disconnect: hostile bodies, ids and accounts" {
+	hostile_body purchase -
+	hostile_body purchase PartnerRegistrationID
+	hostile_body purchase MasterCustomerID
+	hostile_body purchase EmailAddress
+	hostile_body purchase PracticeName
+	hostile_body cancel PartnerRegistrationID
+	hostile pms assign @V@ happy
+	hostile pms assign PR-H @V@
+	hostile pms disconnect @V@ --dry-run
+	run --separate-stderr parlae pms registrations
+	keep 0 "pms registrations"
+	run --separate-stderr parlae pms registrations --json
+	keep 1 "pms registrations --json"
+	judge_all
+}
+
 @test "vapi phone add: hostile ids and numbers" {
 	hostile vapi phone add happy --vapi-id @V@ --number +15550009999
 	hostile vapi phone add happy --vapi-id pn-hostile --number @V@

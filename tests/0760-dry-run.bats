@@ -210,3 +210,22 @@ next: parlae sikka oauth-url pending"
 	dry_run 0 parlae audit checkpoint --dry-run
 	dry_run 0 parlae audit checkpoint --output "$PARLAE_AUDIT_CHECKPOINTS" --dry-run --json
 }
+
+@test "pms purchase, cancel, assign and disconnect --dry-run keep nothing and ask nothing of Sikka" {
+	fake_get "registration?office_id=D36225&email=nobody@example.com&registration_id=PR-DRY" >"$BATS_TEST_TMPDIR/reg.json"
+	dry_run 0 parlae pms purchase --payload "$BATS_TEST_TMPDIR/reg.json" --dry-run
+	assert_equal "$output" "registration PR-DRY: would be kept pending: no account has its email address"
+	assert_equal "$stderr" ""
+	printf 'not json' >"$BATS_TEST_TMPDIR/bad"
+	dry_run 65 parlae pms purchase --payload "$BATS_TEST_TMPDIR/bad" --dry-run
+	dry_run 5 parlae pms cancel --payload "$BATS_TEST_TMPDIR/reg.json" --dry-run
+	parlae pms purchase --payload "$BATS_TEST_TMPDIR/reg.json" >/dev/null 2>&1
+	dry_run 0 parlae pms assign PR-DRY pending --dry-run
+	assert_equal "$output" "registration PR-DRY (#$(sql "SELECT id FROM pms_registrations WHERE registration_id = 'PR-DRY'")): would be matched pending: dry run: Sikka is not asked"
+	dry_run 0 parlae pms cancel --payload "$BATS_TEST_TMPDIR/reg.json" --dry-run --json
+	assert_equal "$(jq -c '[.state, .dryRun]' <<<"$output")" '["cancelled",true]'
+	dry_run 0 parlae pms disconnect happy --dry-run
+	assert_equal "$output" "would disconnect happy: revoke its refresh key at Sikka, delete its secret, make it inactive"
+	dry_run 0 parlae pms disconnect happy --dry-run --json
+	assert_equal "$(jq -c '[.status, .dryRun]' <<<"$output")" '["disconnected",true]'
+}

@@ -194,6 +194,7 @@ class State(fakelib.State):
             p.setdefault("practice_name", f"Practice {p['office_id']}")
             p.setdefault("practice_management_system", "Dentrix")
             p.setdefault("secret_key", default_secret(p["office_id"], p["practice_id"]))
+            p.setdefault("customer_id", life_customer_id(p["office_id"]))
             p.setdefault("data_insert_date", sikka_time(time.time()))
             access = p.pop("access", None)
             if access is not None and truthy(access):
@@ -786,11 +787,11 @@ def writeback_item(wb):
 
 def api(state, method, path, query, headers, body, base):
     """Route one Sikka request; called with the state lock held."""
+    answer = life_api(state, method, path, query, headers, body, base)
+    if answer is not None:
+        return answer
     if path == "/v4/request_key" and method == "POST":
         return sikka_reply(200, state.grant(body, base))
-    if path == "/v4/authorized_practices" and method == "GET":
-        state.check_app(headers.get("App-Id"), headers.get("App-Key"))
-        return page(state, list(state.practices), query, base, path)
     if path == "/v4/practice_location" and method == "POST":
         state.check_app(headers.get("App-Id"), headers.get("App-Key"))
         if not isinstance(body, dict):
@@ -936,6 +937,9 @@ def authorize_page(state, query):
 
 def own_control(state, method, name, query, body, b, base):
     """The control endpoints of this fake (fakelib.control has the common ones)."""
+    answer = life_control(state, method, name, query, b)
+    if answer is not None:
+        return answer
     if method == "GET":
         if name == "state":
             return 200, state.state_view(query.get("office_id"))
@@ -1031,6 +1035,78 @@ def own_control(state, method, name, query, body, b, base):
             if k in b:
                 state.settings[k] = truthy(b[k])
         return 200, state.settings
+    return None
+
+
+# ---- a practice's whole life: the marketplace handshake, every location, revocation ----------
+# (issue 14) Sikka's GET /v4/authorized_practices lists only practice id 1 of each office unless
+# show=all is given; DELETE /v4/refresh_key revokes a refresh key (it no longer refreshes); and
+# /__fake/registration produces the PascalCase body that Sikka's marketplace POSTs to a partner
+# when a practice buys the app (kind=purchase) or leaves (kind=cancel).
+
+def life_customer_id(office_id):
+    """The marketplace's MasterCustomerID of an office: its items' customer_id."""
+    return f"MC-{office_id}"
+
+
+def life_api(state, method, path, query, headers, body, base):
+    if path == "/v4/authorized_practices" and method == "GET":
+        state.check_app(headers.get("App-Id"), headers.get("App-Key"))
+        items = list(state.practices)
+        if str(query.get("show", "")).lower() != "all":
+            items = [p for p in items if p.get("practice_id") == "1"]
+        return page(state, items, query, base, path)
+    if path == "/v4/refresh_key" and method == "DELETE":
+        state.check_app(headers.get("App-Id"), headers.get("App-Key"))
+        if not isinstance(body, dict):
+            fail(400, "API1026", "Invalid parameter", "The request body must be a JSON object.")
+        rk = str(body.get("refresh_key") or "")
+        if not rk:
+            fail(400, "API1020", "Parameter missing", "refresh_key is required.")
+        e = state.refresh_keys.get(rk)
+        if e is None or not e["valid"]:
+            fail(401, "API2007", "Practice not authorized", "The refresh key is not valid.")
+        e["valid"], e["reason"] = False, "revoked"
+        bump(state.counters.setdefault("revoked_refresh", {}), e["office_id"])
+        return sikka_reply(200, {"http_code": 200, "http_code_desc": "OK", "error_code": "",
+                                 "short_message": "Refresh key revoked",
+                                 "long_message": "The refresh key was revoked.",
+                                 "more_information": ""})
+    return None
+
+
+def life_registration(state, q):
+    """A registration (or cancellation) body as Sikka's marketplace sends it."""
+    office = str(q.get("office_id") or "")
+    listed = [p for p in state.practices if p["office_id"] == office]
+    customer = str(q.get("customer_id") or (listed[0].get("customer_id") if listed else "") or
+                   (life_customer_id(office) if office else ""))
+    if not customer:
+        raise ControlError("registration needs an office_id or a customer_id")
+    state.life_next_reg = getattr(state, "life_next_reg", 5000) + 1
+    n = state.life_next_reg
+    name = q.get("practice_name") or (listed[0]["practice_name"] if listed else "New Practice")
+    body = {
+        "MasterCustomerID": customer,
+        "EmailAddress": q.get("email", "frontdesk@example.com"),
+        "PracticeName": name,
+        "Address1": q.get("address", "12 Enamel Road"), "City": q.get("city", "Springfield"),
+        "State": q.get("state", "IL"), "Zip": q.get("zip", "62704"),
+        "Phone": q.get("phone", "(217) 555-0199"),
+        "FirstName": q.get("first_name", "Dana"), "LastName": q.get("last_name", "Molar"),
+        "Order#": q.get("order", f"ORD-{n}"),
+        "PartnerRegistrationID": q.get("registration_id", f"PR-{n}"),
+        "PurchaseDate": q.get("purchase_date", sikka_time(time.time())),
+        "Source": "Sikka",
+    }
+    if str(q.get("kind", "purchase")) == "cancel":
+        body["CancelDate"] = sikka_time(time.time())
+    return stringify(body)
+
+
+def life_control(state, method, name, query, b):
+    if name == "registration":
+        return 200, life_registration(state, dict(query, **b))
     return None
 
 
