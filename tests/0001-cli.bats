@@ -21,7 +21,7 @@ setup() { export HOME=$BATS_TEST_TMPDIR/home; mkdir -p "$HOME"; }
 @test "--list-cmds lists exactly the commands of the table" {
 	run --separate-stderr parlae --list-cmds
 	assert_success
-	assert_equal "$output" "$(printf '%s\n' 'account add' 'account list' 'audit checkpoint' 'audit tail' 'audit verify' 'db migrate' 'db status' help 'pms assign' 'pms cancel' 'pms disconnect' 'pms purchase' 'pms registrations' 'pms setup' 'secrets list' 'secrets rotate' shell 'sikka callback' 'sikka oauth-url' status 'vapi phone add' 'vapi phone list' 'vapi phone remove' 'vapi replay' 'vapi tool invoke' version)"
+	assert_equal "$output" "$(printf '%s\n' 'account add' 'account list' 'audit checkpoint' 'audit tail' 'audit verify' 'db migrate' 'db status' help 'pms assign' 'pms cancel' 'pms disconnect' 'pms purchase' 'pms registrations' 'pms setup' 'secrets list' 'secrets rotate' shell 'sikka callback' 'sikka oauth-url' status 'vapi listen' 'vapi phone add' 'vapi phone list' 'vapi phone remove' 'vapi replay' 'vapi tool invoke' version)"
 }
 
 @test "an unknown command exits 2 with a suggestion" {

@@ -67,7 +67,7 @@ setup() { setup_home; }
 	wait %1; a=$?
 	wait %2; b=$?
 	assert_equal "$a $b" "0 0"
-	assert_equal "$(PARLAE_DATABASE_URL=$url sql "SELECT count(*) FROM schema_migrations")" "6"
+	assert_equal "$(PARLAE_DATABASE_URL=$url sql "SELECT count(*) FROM schema_migrations")" "9"
 }
 
 @test "db migrate against a database that is down exits 7 naming the cause" {

@@ -664,6 +664,7 @@ NEW_PATIENT='{"firstname":"Sam","lastname":"Okafor","cell":"+15553217654","email
 	assert_equal "$(jq -c '[.items[].appointment_sr_no]' <<<"$body")" '["A2"]'
 	data 'appointments?patient_id=P3'
 	assert_equal "$(jq -c '[.total_count, .items]' <<<"$body")" '["0",[]]'
+}
 
 @test "without show=all authorized_practices lists only location 1 of a multi-location office" {
 	ctl practices '[{"office_id":"D7","practice_id":"1","practice_name":"Main St"},{"office_id":"D7","practice_id":"2","practice_name":"Oak Ave"},{"office_id":"D8","practice_id":"3"}]' >/dev/null
