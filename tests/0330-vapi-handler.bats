@@ -211,14 +211,14 @@ timed_out() {
 	assert_failure 9
 	assert_equal "$(jq -c '[.results[] | [.toolCallId, has("result"), has("error")]]' <<<"$output")" '[["ok1",true,false],["bad1",false,true],["bad2",false,true]]'
 	assert_equal "$stderr" "parlae: vapi tool invoke: checkAvailability (bad1): checkAvailability: date must be YYYY-MM-DD
-parlae: vapi tool invoke: noSuchTool (bad2): unknown tool 'noSuchTool'; the tools are getPatientInfo, checkAvailability, bookAppointment, transferToHuman"
+parlae: vapi tool invoke: noSuchTool (bad2): unknown tool 'noSuchTool'; the tools are getPatientInfo, checkAvailability, bookAppointment, transferToHuman, getAppointments, rescheduleAppointment, cancelAppointment, createPatient, takeMessage"
 	# With --json, stderr is one JSON error naming them all; stdout is the same reply.
 	piped=$output
 	run --separate-stderr parlae vapi tool invoke --payload "$BATS_TEST_TMPDIR/fail.json" --json
 	assert_failure 9
 	assert_equal "$(jq -c '[.results[] | [.toolCallId, has("result")]]' <<<"$output")" "$(jq -c '[.results[] | [.toolCallId, has("result")]]' <<<"$piped")"
 	assert_equal "$(jq -r .error.code <<<"$stderr")" "partial"
-	assert_equal "$(jq -r .error.message <<<"$stderr")" "vapi tool invoke: checkAvailability (bad1): checkAvailability: date must be YYYY-MM-DD; noSuchTool (bad2): unknown tool 'noSuchTool'; the tools are getPatientInfo, checkAvailability, bookAppointment, transferToHuman"
+	assert_equal "$(jq -r .error.message <<<"$stderr")" "vapi tool invoke: checkAvailability (bad1): checkAvailability: date must be YYYY-MM-DD; noSuchTool (bad2): unknown tool 'noSuchTool'; the tools are getPatientInfo, checkAvailability, bookAppointment, transferToHuman, getAppointments, rescheduleAppointment, cancelAppointment, createPatient, takeMessage"
 	# The legacy shape has no id.
 	run --separate-stderr parlae vapi tool invoke --payload - <<<'{"message":{"type":"function-call","call":{"id":"c-fail","phoneNumberId":"pn-happy-dental"},"functionCall":{"name":"transferToHuman","parameters":{}}}}'
 	assert_failure 65

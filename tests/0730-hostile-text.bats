@@ -172,7 +172,7 @@ setup() { vapi_setup; }
 @test "vapi tool invoke with a tool name that is not UTF-8 answers with the name made valid (found by fuzz_reply)" {
 	run --separate-stderr parlae vapi tool invoke $'ab\xff\xc3' --account happy --args '{}'
 	assert_equal "$status" 5
-	assert_equal "$stderr" "parlae: vapi tool invoke: ab�� ($(jq -r '.results[0].toolCallId' <<<"$output")): unknown tool 'ab��'; the tools are getPatientInfo, checkAvailability, bookAppointment, transferToHuman"
+	assert_equal "$stderr" "parlae: vapi tool invoke: ab�� ($(jq -r '.results[0].toolCallId' <<<"$output")): unknown tool 'ab��'; the tools are getPatientInfo, checkAvailability, bookAppointment, transferToHuman, getAppointments, rescheduleAppointment, cancelAppointment, createPatient, takeMessage"
 	assert_json_utf8 "$output"
 	assert_equal "$(jq -r '.results[0] | [.name, .error] | join("|")' <<<"$output")" "ab��|unknown tool 'ab��'; the tools are getPatientInfo, checkAvailability, bookAppointment, transferToHuman, getAppointments, rescheduleAppointment, cancelAppointment, createPatient, takeMessage"
 }
