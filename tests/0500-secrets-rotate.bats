@@ -211,7 +211,7 @@ no_grants() { assert_equal "$(fake_get counters | jq -c '[.grants.refresh_key, .
 	PARLAE_NOW=2026-11-30T15:00:00Z run --separate-stderr parlae vapi tool invoke checkAvailability --account marked-2 --args '{"date":"2026-12-01"}'
 	assert_equal "$status" 3
 	assert_equal "$(jq -c '[.results[] | [.name, .error]]' <<<"$output")" '[["checkAvailability","the secret store has an unfinished re-key"]]'
-	assert_equal "$stderr" ""
+	assert_equal "$stderr" "parlae: vapi tool invoke: checkAvailability ($(jq -r '.results[0].toolCallId' <<<"$output")): the secret store has an unfinished re-key"
 	no_grants
 	assert_equal "$(sql "SELECT string_agg(secret_version, ',') FROM pms_integrations WHERE account_id LIKE 'marked-%'")" "1,1"
 	# Finished with both keys, the store rotates again.
