@@ -36,8 +36,9 @@ int cmd_account_add(struct cmd_ctx *ctx, int argc, char **argv)
 	if (pl_account_add(&ctx->session, id, name, email, &err))
 		return cmd_fail(ctx, &err);
 	if (ctx->json)
-		cmd_print_json(ctx, json_pack("{s:s, s:s?, s:s?, s:b}", "id", id, "name", name,
-		                              "email", email, "dryRun", ctx->dry_run));
+		cmd_print_json(ctx,
+		               pl_json_x(json_pack("{s:s, s:s?, s:s?, s:b}", "id", id, "name", name,
+		                                   "email", email, "dryRun", ctx->dry_run)));
 	else
 		printf("%s account %s\n", ctx->dry_run ? "would create" : "created", id);
 	return 0;
@@ -54,7 +55,7 @@ int cmd_account_list(struct cmd_ctx *ctx, int argc, char **argv)
 	if (pl_account_list(&ctx->session, &list, &err))
 		return cmd_fail(ctx, &err);
 	if (ctx->json) {
-		json_t *a = json_array();
+		json_t *a = pl_json_x(json_array());
 
 		for (size_t i = 0; i < list.n; i++)
 			pl_json_append(a, json_pack("{s:s, s:s?, s:s?, s:s, s:s}", "id",

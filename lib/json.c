@@ -43,10 +43,17 @@ int pl_json_parse(const char *text, size_t len, size_t max_len, int max_depth, c
 		return pl_err_set(err, PL_EBADINPUT, "%s nests deeper than %d levels", what,
 		                  max_depth);
 	*out = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-	if (!*out)
+	if (!*out) {
+		/* jansson quotes the text it stopped at ("near 'Ana'"): a payload's words, maybe a
+		 * patient's, never go into a message. "near end of file" says nothing and stays. */
+		char *near = strstr(jerr.text, " near '");
+
+		if (near)
+			*near = '\0';
 		return pl_err_set(err, PL_EBADINPUT,
 		                  "%s is not valid JSON: %s at line %d column %d", what, jerr.text,
 		                  jerr.line, jerr.column);
+	}
 	return 0;
 }
 

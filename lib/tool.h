@@ -201,6 +201,8 @@ int pl_tool_bad_args(struct pl_err *err, const char *tool, const char *what);
 long long pl_tool_digits(const char *s, long long max);
 /* Days since the epoch of a YYYY-MM-DD date (a time may follow), or -1. */
 long pl_tool_day(const char *date);
+/* Whether s begins with "YYYY-MM-DD" in ASCII digits (what is cut from it then goes out as is). */
+int pl_tool_date_shape(const char *s);
 /* The YYYY-MM-DD of a day number. */
 void pl_tool_date(long day, char out[11]);
 /* "sun".."sat" of a day number. */

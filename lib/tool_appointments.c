@@ -53,9 +53,8 @@ static void start_of(const json_t *a, char out[17])
 	if (!date || m < 0 || pl_tool_day(date) < 0)
 		return;
 	/* Only "YYYY-MM-DD" is taken: what follows goes out as it is, so it must be ASCII. */
-	for (int i = 0; i < 10; i++)
-		if (i == 4 || i == 7 ? date[i] != '-' : (date[i] < '0' || date[i] > '9'))
-			return;
+	if (!pl_tool_date_shape(date))
+		return;
 	snprintf(out, 17, "%.10sT%02d:%02d", date, m / 60, m % 60);
 }
 
@@ -378,18 +377,6 @@ static char *change_body(enum change what, const json_t *appt, const char *start
 	return text;
 }
 
-/* "YYYY-MM-DDTHH:MM", seconds optional: what Sikka's date and time are cut from. */
-static int full_datetime(const char *s)
-{
-	static const char shape[] = "dddd-dd-ddTdd:dd";
-
-	for (size_t i = 0; i < sizeof(shape) - 1; i++)
-		if (shape[i] == 'd' ? s[i] < '0' || s[i] > '9'
-		                    : s[i] != shape[i] && !(i == 10 && s[i] == ' '))
-			return 0;
-	return 1;
-}
-
 static int change(struct pl_tool_ctx *c, enum change what, const struct pl_tool_args *a,
                   json_t **out, struct pl_err *err)
 {
@@ -405,10 +392,6 @@ static int change(struct pl_tool_ctx *c, enum change what, const struct pl_tool_
 	if (what == RESCHEDULE) {
 		long day = pl_tool_day(start), today = pl_tool_day(c->today);
 
-		if (!full_datetime(start))
-			return pl_tool_bad_args(err, tool,
-			                        "startTime must be a local time like "
-			                        "2026-12-01T10:00:00");
 		if (day < today ||
 		    (day == today && pl_hhmm(start + 11, PL_HHMM_SECONDS) < c->now_minute)) {
 			*out = change_failed("That time has already passed; which day and time "

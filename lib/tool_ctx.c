@@ -65,6 +65,16 @@ void pl_tool_hhmm(int minutes, char out[6])
 }
 
 /* Days since the epoch of a YYYY-MM-DD date, or -1. */
+int pl_tool_date_shape(const char *s)
+{
+	static const char shape[] = "dddd-dd-dd";
+
+	for (size_t i = 0; i < sizeof(shape) - 1; i++)
+		if (shape[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != shape[i])
+			return 0;
+	return 1;
+}
+
 long pl_tool_day(const char *date)
 {
 	struct tm tm = {0};

@@ -268,10 +268,14 @@ static int parse_one(const struct pl_tool_arg *def, const json_t *args, struct p
 	t = pl_vapi_text(raw, v->buf, sizeof(v->buf));
 	if (!t)
 		return 0;
-	if (def->type == PL_ARG_DATE && (pl_tool_day(t) < 0 || strlen(t) != 10))
+	/* Dates exactly YYYY-MM-DD, times YYYY-MM-DDTHH:MM[:SS]: handlers cut them by position. */
+	if ((def->type == PL_ARG_DATE || def->type == PL_ARG_DATETIME) &&
+	    (!pl_tool_date_shape(t) || pl_tool_day(t) < 0))
 		return -1;
-	if (def->type == PL_ARG_DATETIME &&
-	    (pl_tool_day(t) < 0 || strlen(t) < 16 || pl_hhmm(t + 11, PL_HHMM_SECONDS) < 0))
+	if (def->type == PL_ARG_DATE && t[10])
+		return -1;
+	if (def->type == PL_ARG_DATETIME && ((t[10] != 'T' && t[10] != ' ') || strlen(t) < 16 ||
+	                                     t[13] != ':' || pl_hhmm(t + 11, PL_HHMM_SECONDS) < 0))
 		return -1;
 	if (def->type == PL_ARG_ENUM && !one_of(def->choices, t))
 		return -1;

@@ -173,6 +173,20 @@ last_audit() { sql "SELECT metadata->>'$1' FROM audit_events WHERE action = 'vap
 	assert_equal "$(fake_get counters | jq '[.requests[]] | add // 0')" 0
 }
 
+@test "a date or start time not exactly YYYY-MM-DD[THH:MM[:SS]] is bad input, and nothing reaches Sikka" {
+	for t in 2026-12-1T10:00:00 2026-12-02T1:00 2026-12-02X10:00 ２０２６-12-02T10:00 2026-12-02; do
+		run --separate-stderr parlae vapi tool invoke bookAppointment --account happy --args "{\"startTime\":\"$t\",\"patientId\":\"P1\"}"
+		assert_equal "$status" 65
+		assert_equal "$(jq -r '.results[0].error' <<<"$output")" "bookAppointment: startTime must be a local time like 2026-12-01T10:00:00"
+	done
+	for d in 2026-12-1 2026-12-01T10:00 2026-12-01x; do
+		run --separate-stderr parlae vapi tool invoke checkAvailability --account happy --args "{\"date\":\"$d\"}"
+		assert_equal "$status" 65
+		assert_equal "$(jq -r '.results[0].error' <<<"$output")" "checkAvailability: date must be YYYY-MM-DD"
+	done
+	assert_equal "$(fake_get counters | jq '[.requests[]] | add // 0')" 0
+}
+
 @test "a duration as a JSON integer or a string of digits is sent to Sikka as that number" {
 	run --separate-stderr parlae vapi tool invoke bookAppointment --account happy --args '{"startTime":"2026-12-02T11:00:00","patientId":"P1","duration":"045"}'
 	assert_success
