@@ -253,7 +253,7 @@ deny_with() { # ACCOUNT ERROR
 @test "malformed JSON is named by line and column, never by the words it stopped at (a patient's name)" {
 	run --separate-stderr parlae vapi tool invoke --payload - <<<'{"message":{"type":"tool-calls","toolCallList":[{"id":"a","name":"x","arguments":{"firstName": Zelda}}]}}'
 	assert_equal "$status" 65
-	assert_equal "$stderr" "parlae: the payload is not valid JSON: invalid token at line 1 column 98"
+	assert_equal "$stderr" "parlae: the payload is not valid JSON: invalid token at line 1 column 100"
 	printf '{"MasterCustomerID":"MC-1","FirstName": Zelda}' >"$BATS_TEST_TMPDIR/reg.json"
 	run --separate-stderr parlae pms purchase --payload "$BATS_TEST_TMPDIR/reg.json"
 	assert_equal "$status" 65
