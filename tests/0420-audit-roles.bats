@@ -20,7 +20,7 @@ setup() {
 sql_as() { psql -XAtq -v ON_ERROR_STOP=1 "$(db_url_as "$1")" -c "$2"; }
 
 # The DBA's command, as the superuser; extra psql arguments (-v ...) first.
-roles_sql() { psql -X "$(db_url_as pgadmin)" "$@" -f "$PL_TOP/sql/roles.sql"; }
+roles_sql() { pg_roles_sql "$(db_url_as pgadmin)" "$@"; }
 
 grants() {
 	sql_admin "SELECT string_agg(grantee || ':' || table_name || ':' || privilege_type, ' ' ORDER BY grantee, table_name, privilege_type)

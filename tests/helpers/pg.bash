@@ -55,12 +55,20 @@ pg_new_database() {
 	echo "host=$PL_PG_SOCK port=$PL_PG_PORT user=parlae dbname=$name"
 }
 
+# sql/roles.sql as the superuser at ADMIN_URL, one run at a time: roles belong to the whole
+# cluster, and suites running side by side would otherwise alter the same role at once
+# ("tuple concurrently updated").
+pg_roles_sql() { # ADMIN_URL PSQL_ARGS...
+	local admin=$1
+	shift
+	flock "$PL_PG_DIR/roles.lock" psql -X "$admin" "$@" -f "$PL_TOP/sql/roles.sql"
+}
+
 # Run sql/roles.sql on a migrated database (OWNER_URL) as the superuser, as a database
 # administrator would; prints the URL the commands use: the parlae_app role's.
 pg_grant_app() {
 	local url=$1 db=${1##*dbname=}
-	psql -Xq -v ON_ERROR_STOP=1 "$PL_PG_ADMIN" -v db="$db" -f "$PL_TOP/sql/roles.sql" >/dev/null ||
-		return 1
+	pg_roles_sql "$PL_PG_ADMIN" -q -v ON_ERROR_STOP=1 -v db="$db" >/dev/null || return 1
 	echo "${url/user=parlae/user=parlae_app}"
 }
 
