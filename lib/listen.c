@@ -20,8 +20,6 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netdb.h>
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,7 +113,7 @@ struct req {
 	struct pl_buf body;
 	int post;
 	int too_large;
-	int used; /* the PL_LISTEN_AUTH_* of the credential the request carried (forwarding) */
+	struct pl_listen_authn authn; /* what its credentials were found to be (forwarding) */
 };
 
 static void metrics_init(struct metrics *m)
@@ -411,111 +409,43 @@ static void exchange_end(struct pl_listen *l, struct req *q, struct exchange *x,
 
 /* --- authentication ------------------------------------------------------------------------ */
 
-/* Whether two strings are equal, in time that depends on neither (their hashes compared). */
-static int same_secret(const char *a, const char *b)
-{
-	unsigned char ha[SHA256_DIGEST_LENGTH], hb[SHA256_DIGEST_LENGTH];
-
-	SHA256((const unsigned char *)a, strlen(a), ha);
-	SHA256((const unsigned char *)b, strlen(b), hb);
-	return CRYPTO_memcmp(ha, hb, sizeof(ha)) == 0;
-}
-
 static const char *header(struct MHD_Connection *conn, const char *name)
 {
 	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
 }
 
-/* The bearer token of an Authorization header, or NULL. */
-static const char *bearer(struct MHD_Connection *conn)
+/* The request's credentials, for pl_listen_auth_headers and pl_listen_auth_body. */
+static struct pl_listen_creds creds(struct MHD_Connection *conn)
 {
-	const char *v = header(conn, MHD_HTTP_HEADER_AUTHORIZATION);
+	struct pl_listen_creds c = {header(conn, "x-vapi-secret"),
+	                            header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
+	                            header(conn, "x-signature"), header(conn, "x-timestamp")};
 
-	if (!v || strncasecmp(v, "Bearer ", 7))
-		return NULL;
-	for (v += 7; *v == ' '; v++)
-		;
-	return v;
+	return c;
 }
 
 /*
- * The checks on the headers alone, before the body is read: which credentials the request
- * carries, and whether the secret, the bearer token and the HMAC timestamp are right. NULL when
- * the request may go on (the HMAC itself is checked on the body), else why it is refused.
+ * The HMAC over the body (when the headers carried one), then the signature recorded as
+ * accepted: a second use within the window is a replay. *unavailable when the database could
+ * not say (the request is not run).
  */
-static const char *check_headers(struct pl_listen *l, struct MHD_Connection *conn, struct req *q)
+static const char *check_body(struct pl_listen *l, struct worker *w, struct MHD_Connection *conn,
+                              struct req *q, int *unavailable)
 {
-	enum pl_listen_auth a = l->o.auth;
-	const char *secret = header(conn, "x-vapi-secret"), *token = bearer(conn);
-	const char *sig = header(conn, "x-signature"), *ts = header(conn, "x-timestamp");
-	int any = a == PL_LISTEN_AUTH_ANY;
-
-	if (any && !secret && !token && !sig)
-		return "no credentials";
-	if ((any || a == PL_LISTEN_AUTH_HMAC) && (sig || !any)) {
-		char *end;
-		long long t;
-
-		if (!sig || !ts)
-			return sig ? "no x-timestamp" : "no x-signature";
-		errno = 0;
-		t = strtoll(ts, &end, 10);
-		if (end == ts || *end || errno || strlen(ts) > 16)
-			return "x-timestamp is not a number";
-		if (llabs(t - (long long)time(NULL)) > PL_LISTEN_SKEW)
-			return "x-timestamp outside 300 s";
-		q->used = PL_LISTEN_AUTH_HMAC;
-	}
-	if ((any || a == PL_LISTEN_AUTH_SECRET) && (secret || !any)) {
-		if (!secret)
-			return "no x-vapi-secret";
-		if (!same_secret(secret, l->secret))
-			return "wrong x-vapi-secret";
-		if (!q->used)
-			q->used = PL_LISTEN_AUTH_SECRET;
-	}
-	if ((any || a == PL_LISTEN_AUTH_BEARER) && (token || !any)) {
-		if (!token)
-			return "no bearer token";
-		if (!same_secret(token, l->secret))
-			return "wrong bearer token";
-		if (!q->used)
-			q->used = PL_LISTEN_AUTH_BEARER;
-	}
-	return NULL;
-}
-
-/*
- * The HMAC over the body, then the signature recorded as accepted: a second use within the
- * window is a replay. *unavailable when the database could not say (the request is not run).
- */
-static const char *check_hmac(struct pl_listen *l, struct worker *w, struct MHD_Connection *conn,
-                              const struct req *q, int *unavailable)
-{
-	const char *sig = header(conn, "x-signature"), *ts = header(conn, "x-timestamp");
-	const char *params[2];
+	struct pl_listen_creds c = creds(conn);
+	const char *params[2], *why;
 	struct pl_db_res res = PL_DB_RES_INIT;
 	struct pl_err err = PL_ERR_INIT;
 	struct pl_db *db;
-	char want[65], got[65];
-	size_t n = sig ? strlen(sig) : 0;
 	int r, fresh;
 
 	*unavailable = 0;
-	if (!sig || !ts)
-		return NULL; /* not an HMAC request (checked on the headers) */
-	if (n != 64)
-		return "bad signature";
-	for (size_t i = 0; i < n; i++)
-		got[i] = (char)(sig[i] >= 'A' && sig[i] <= 'F' ? sig[i] - 'A' + 'a' : sig[i]);
-	got[64] = '\0';
-	pl_vapi_sign(l->secret, ts, q->body.buf, q->body.len, want);
-	r = CRYPTO_memcmp(want, got, 64);
-	explicit_bzero(want, sizeof(want));
-	if (r)
-		return "bad signature";
-	params[0] = got;
-	params[1] = ts;
+	if ((why = pl_listen_auth_body(l->secret, &c, q->body.buf, q->body.len, &q->authn)))
+		return why;
+	if (!q->authn.hmac)
+		return NULL;
+	params[0] = q->authn.signature;
+	params[1] = c.timestamp;
 	if ((r = pl_session_db(&w->s, &db, &err)) ||
 	    (r = pl_db_query(db, &res,
 	                     "INSERT INTO vapi_webhook_signatures (signature, signed_at)"
@@ -694,9 +624,9 @@ static enum MHD_Result forward(struct pl_listen *l, struct worker *w, struct MHD
 		pl_vapi_msg_release(&m);
 		return res;
 	}
-	headers = pl_vapi_auth_headers(modes[l->o.auth ? (int)l->o.auth
-	                                     : q->used ? q->used
-	                                               : 1],
+	headers = pl_vapi_auth_headers(modes[l->o.auth       ? (int)l->o.auth
+	                                     : q->authn.used ? (int)q->authn.used
+	                                                     : 1],
 	                               l->secret, q->body.buf, q->body.len);
 	hr.method = "POST";
 	hr.url = l->o.forward_to;
@@ -754,6 +684,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	(void)version;
 	if (!q) {
 		const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		struct pl_listen_creds c;
 
 		q = pl_xcalloc(1, sizeof(*q));
 		q->t0 = pl_monotonic();
@@ -766,7 +697,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		exchange_init(&x, method, url);
 		if (cl && strtoull(cl, NULL, 10) > PL_VAPI_MAX_BODY)
 			return refuse(l, conn, q, &x, 413, O_TOO_LARGE, "over 1 MiB");
-		if ((why = check_headers(l, conn, q)))
+		c = creds(conn);
+		if ((why = pl_listen_auth_headers(l->o.auth, l->secret, &c, time(NULL), &q->authn)))
 			return refuse(l, conn, q, &x, 401, O_REFUSED, why);
 		pl_buf_release(&x.tools);
 		return MHD_YES;
@@ -798,7 +730,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (q->too_large)
 		return refuse(l, conn, q, &x, 413, O_TOO_LARGE, "over 1 MiB");
 	w = worker_get(l);
-	if ((why = check_hmac(l, w, conn, q, &unavailable)))
+	if ((why = check_body(l, w, conn, q, &unavailable)))
 		res = refuse(l, conn, q, &x, unavailable ? 503 : 401,
 		             unavailable ? O_UNAVAILABLE : O_REFUSED, why);
 	else if (l->o.forward_to)

@@ -16,17 +16,10 @@
 #include "config.h"
 #include "corpus.h"
 #include "err.h"
+#include "listen_auth.h"
 
 #define PL_LISTEN_DEFAULT_PORT    8787
 #define PL_LISTEN_DEFAULT_THREADS 4
-#define PL_LISTEN_SKEW            300 /* seconds an HMAC x-timestamp may differ from now */
-
-enum pl_listen_auth {
-	PL_LISTEN_AUTH_ANY, /* whichever of the three the request carries */
-	PL_LISTEN_AUTH_SECRET,
-	PL_LISTEN_AUTH_HMAC,
-	PL_LISTEN_AUTH_BEARER,
-};
 
 /* One exchange, as the log line shows it: never a body, a header's value, a number or an
  * argument. */
