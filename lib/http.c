@@ -106,15 +106,16 @@ char *pl_http_escape(const char *s)
 /* Fields whose values never reach a trace: credentials and patient data. */
 /* Fields whose values never reach a trace: credentials and patient data, by exact name... */
 static const char *const masked_fields[] = {
-    "secret_key",   "app_key",    "code",        "key",    "password", "token",
-    "SecretString", "Body",       "To",          "search", "query",    "number",
-    "summary",      "reason",     "patient",     "cell",   "dob",      "notes",
-    "patientInfo",  "middlename", "description", NULL,
+    "secret_key", "app_key",    "code",    "key",   "password",    "token",      "SecretString",
+    "Body",       "To",         "search",  "query", "number",      "summary",    "reason",
+    "patient",    "cell",       "dob",     "notes", "patientInfo", "middlename", "description",
+    "message",    "transcript", "content", NULL,
 };
 
 /* ...and by any name that contains one of these (homephone, address_line1, preferred_name). */
 static const char *const masked_parts[] = {
-    "phone", "name", "address", "birth", "email", "zip", "city", "_key", "Key", "ssn", NULL,
+    "phone", "name", "address", "birth", "email",  "zip",
+    "city",  "_key", "Key",     "ssn",   "number", NULL,
 };
 
 static int is_masked(const char *name, size_t len)

@@ -15,7 +15,6 @@
  */
 #include "listen.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -759,18 +758,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 /* --- start and stop ------------------------------------------------------------------------ */
-
-int pl_listen_loopback(const char *addr)
-{
-	struct in_addr a4;
-	struct in6_addr a6;
-
-	if (inet_pton(AF_INET, addr, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (inet_pton(AF_INET6, addr, &a6) == 1)
-		return IN6_IS_ADDR_LOOPBACK(&a6);
-	return !strcmp(addr, "localhost");
-}
 
 int pl_listen_start(struct pl_config *cfg, const struct pl_listen_opts *o, struct pl_listen **out,
                     struct pl_err *err)

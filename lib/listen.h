@@ -58,9 +58,6 @@ int pl_listen_start(struct pl_config *cfg, const struct pl_listen_opts *o, struc
 /* The port bound (the one picked for --port 0). */
 int pl_listen_port(const struct pl_listen *l);
 
-/* Whether the address is a loopback one (127.0.0.0/8, ::1). */
-int pl_listen_loopback(const char *addr);
-
 /* Stop taking new connections; requests already in flight go on. */
 void pl_listen_quiesce(struct pl_listen *l);
 

@@ -1,0 +1,222 @@
+#!/usr/bin/env bats
+# vapi listen's safety (issue 15, item 6): where it listens without being told, and that no
+# request's body, header or credential reaches its output, its log or its -vv trace, at any
+# verbosity, whether it runs the handlers or relays to --forward-to. (The authentication
+# decision itself is fuzzed by tests/fuzz/fuzz_listen.c; 0360 tests each mode over HTTP.)
+bats_require_minimum_version 1.5.0
+load helpers/common
+load helpers/fakes
+load helpers/vapi
+
+FIX=$BATS_TEST_DIRNAME/fixtures/vapi
+PAT=$FIX/tool-calls-get-patient-info-string-args.json
+# Wrong credentials a request may carry: they must not show either.
+WRONG_SECRET=wrong-vapi-secret-5b1e93
+WRONG_TOKEN=wrong-bearer-token-c47d02
+
+setup_file() { vapi_setup_file; }
+teardown_file() { vapi_teardown_file; }
+setup() {
+	vapi_setup
+	LPID=
+}
+teardown() {
+	if [ -n "$LPID" ]; then
+		kill -TERM "$LPID" 2>/dev/null
+		wait "$LPID" 2>/dev/null
+	fi
+	true
+}
+
+# start_listener ARGS...: parlae ARGS (vapi listen --port 0 among them) in the background; sets
+# LPID, LURL, LPORT, LADDR; stdout and stderr in $LOUT and $LERR.
+start_listener() {
+	local i
+	LOUT=$BATS_TEST_TMPDIR/listen.out LERR=$BATS_TEST_TMPDIR/listen.err
+	parlae "$@" >"$LOUT" 2>"$LERR" 3>&- &
+	LPID=$!
+	for i in $(seq 1 200); do
+		LURL=$(sed -n 's|^listening on \(http://[^ ]*\) .*|\1|p' "$LERR" | head -n1)
+		[ -n "$LURL" ] || LURL=$(head -n1 "$LOUT" | jq -r '.listening // empty' 2>/dev/null)
+		if [ -n "$LURL" ]; then
+			LPORT=${LURL##*:} LADDR=${LURL#http://}
+			LADDR=${LADDR%:*}
+			return 0
+		fi
+		kill -0 "$LPID" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "the listener did not start:" >&2
+	cat "$LERR" >&2
+	return 1
+}
+
+stop_listener() {
+	kill -TERM "$LPID"
+	LSTATUS=0
+	wait "$LPID" || LSTATUS=$?
+	LPID=
+}
+
+# post FILE [CURL ARGS...]: the status in $code.
+post() {
+	local file=$1
+	shift
+	code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+		--data-binary @"$file" "$@" "http://127.0.0.1:$LPORT/api/vapi")
+}
+
+hmac_sig() {
+	{
+		printf '%s.' "$2"
+		cat "$1"
+	} | openssl dgst -sha256 -hmac "$VAPI_WEBHOOK_SECRET" -hex | sed 's/^.*= //'
+}
+
+# Every text of a fixture that is a patient's or a caller's: arguments (parsed when a string),
+# the customer, the transcript and the summary, but dates of service and ids (as in 0370).
+phi_of() {
+	jq -r '
+		def args: if type == "string" then (try fromjson catch .) else . end;
+		[(.message.toolCallList[]?.function.arguments | args),
+		 (.message.toolCallList[]?.arguments | args), (.message.toolCallList[]?.parameters | args),
+		 (.message.functionCall.parameters? | args),
+		 .message.call.customer?, .message.customer?,
+		 .message.artifact.transcript?, .message.analysis.summary?]
+		| map(select(. != null))
+		| [.[] | if type == "object" then (to_entries[]
+			| select(.key | test("^(date|startTime|duration|appointmentType|urgency|.*Id|type|.*(Time|Date))$") | not)
+			| .value) else . end]
+		| .[] | select(type == "string" and length >= 4)' "$1" 2>/dev/null || true
+}
+
+# The values that must not show: every fixture's PHI, the seeded patient's record, the secret,
+# and the wrong credentials and signatures the test sent. Sets VALUES.
+collect_values() {
+	local f v
+	VALUES=(Diaz 5551234567 555-123-4567 1990-04-01 ana@example.com
+		"$VAPI_WEBHOOK_SECRET" "$WRONG_SECRET" "$WRONG_TOKEN" "$@")
+	for f in "$FIX"/*.json; do
+		while IFS= read -r v; do
+			VALUES+=("$v")
+		done < <(phi_of "$f")
+	done
+}
+
+# send_all: every fixture with the right secret (each under a call id of its own), then a wrong
+# secret, a wrong bearer token, a right HMAC, the same HMAC replayed and a bad one. SIGS holds
+# the signatures sent.
+send_all() {
+	local f n=0 now sig
+	for f in "$FIX"/*.json; do
+		n=$((n + 1))
+		jq -c --arg id "c-0365-$n" '.message.call.id = $id' "$f" >"$BATS_TEST_TMPDIR/m.json" 2>/dev/null ||
+			cp "$f" "$BATS_TEST_TMPDIR/m.json"
+		post "$BATS_TEST_TMPDIR/m.json" -H "X-Vapi-Secret: $VAPI_WEBHOOK_SECRET"
+	done
+	post "$PAT" -H "X-Vapi-Secret: $WRONG_SECRET"
+	assert_equal "$code" 401
+	post "$PAT" -H "Authorization: Bearer $WRONG_TOKEN"
+	assert_equal "$code" 401
+	now=$(date +%s)
+	sig=$(hmac_sig "$PAT" "$now")
+	post "$PAT" -H "x-timestamp: $now" -H "x-signature: $sig"
+	post "$PAT" -H "x-timestamp: $now" -H "x-signature: $sig"
+	SIGS=("$sig" "$(hmac_sig "$FIX/tool-calls-check-availability.json" "$now")")
+	post "$PAT" -H "x-timestamp: $now" -H "x-signature: ${SIGS[1]}"
+	assert_equal "$code" 401
+}
+
+# refute_values_in FILE...: no value of VALUES in any byte of the files; names the file and the
+# value's first four characters when one is found.
+refute_values_in() {
+	local v f
+	for f in "$@"; do
+		for v in "${VALUES[@]}"; do
+			if grep -qaF -- "$v" "$f"; then
+				fail "$(basename "$f") holds '${v:0:4}...'"
+			fi
+		done
+	done
+}
+
+@test "without --bind it listens on 127.0.0.1 alone; --bind 0.0.0.0 is the operator's own choice and serves every address" {
+	start_listener vapi listen --port 0
+	assert_equal "$LADDR" 127.0.0.1
+	run curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$LPORT/healthz"
+	assert_output 200
+	# Another loopback address reaches nothing: the socket is bound to 127.0.0.1, not to all.
+	run curl -sS -m 5 "http://127.0.0.2:$LPORT/healthz"
+	assert_failure 7
+	stop_listener
+	assert_equal "$LSTATUS" 0
+	# No variable or config file key moves it: only --bind does (cli.md's listen section).
+	printf 'bind = 0.0.0.0\nBIND = 0.0.0.0\n' >"$BATS_TEST_TMPDIR/config"
+	run --separate-stderr parlae --config "$BATS_TEST_TMPDIR/config" vapi listen --port 0
+	assert_equal "$status" 3
+	assert_regex "$stderr" "config:1: unknown setting 'bind'"
+	start_listener vapi listen --port 0 --bind 0.0.0.0
+	assert_equal "$LADDR" 0.0.0.0
+	run curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.2:$LPORT/healthz"
+	assert_output 200
+	stop_listener
+	assert_equal "$LSTATUS" 0
+	# It says where it listens and nothing else: --bind named the address.
+	assert_equal "$(cat "$LERR")" "listening on http://0.0.0.0:$LPORT (parlae's handlers)"
+}
+
+@test "at -vv with PARLAE_TRACE, no request's PHI, secret or signature is in stdout, stderr or the trace" {
+	local trace=$BATS_TEST_TMPDIR/trace
+	PARLAE_TRACE=$trace start_listener -vv vapi listen --port 0
+	send_all
+	stop_listener
+	assert_equal "$LSTATUS" 0
+	[ -z "${PL_TRACE_FILE:-}" ] || cat "$trace" >>"$PL_TRACE_FILE"
+	# Not vacuous: the handlers ran and were traced at -vv (HTTP to Sikka with bodies, SQL),
+	# and the values are there to be found in what was sent.
+	grep -q 'trace\[[0-9]*\]: http: < {' "$trace"
+	grep -q 'trace\[[0-9]*\]: sql: INSERT INTO vapi_webhook_signatures' "$trace"
+	assert_regex "$(cat "$LERR")" "getPatientInfo ok 200"
+	assert_regex "$(cat "$LERR")" "refused \(wrong x-vapi-secret\) 401"
+	assert_regex "$(cat "$LERR")" "refused \(wrong bearer token\) 401"
+	assert_regex "$(cat "$LERR")" "refused \(replayed signature\) 401"
+	assert_regex "$(cat "$LERR")" "refused \(bad signature\) 401"
+	collect_values "${SIGS[@]}"
+	[ "${#VALUES[@]}" -ge 30 ]
+	for v in "${VALUES[@]}"; do
+		cat "$FIX"/*.json "$PAT" | grep -qaF -- "$v" || [[ " $VAPI_WEBHOOK_SECRET $WRONG_SECRET $WRONG_TOKEN ${SIGS[*]} " == *" $v "* ]] ||
+			[[ $v =~ ^(Diaz|5551234567|555-123-4567|1990-04-01|ana@example.com)$ ]] ||
+			fail "'${v:0:4}...' is in no request: the test proves nothing"
+	done
+	refute_values_in "$LOUT" "$LERR" "$trace"
+}
+
+@test "at -vv with PARLAE_TRACE, relaying to --forward-to shows no request's PHI, secret or signature either" {
+	local trace=$BATS_TEST_TMPDIR/trace
+	target_fake auth "{\"mode\":\"secret\",\"secret\":\"$VAPI_WEBHOOK_SECRET\"}" >/dev/null
+	PARLAE_TRACE=$trace start_listener -vv vapi listen --port 0 --forward-to "$FAKE_TARGET/webhook"
+	send_all
+	stop_listener
+	assert_equal "$LSTATUS" 0
+	[ -z "${PL_TRACE_FILE:-}" ] || cat "$trace" >>"$PL_TRACE_FILE"
+	# The relay was traced with its headers and body.
+	grep -q 'trace\[[0-9]*\]: http: POST ' "$trace"
+	grep -q 'trace\[[0-9]*\]: http: > X-Vapi-Secret: \*\*\*' "$trace"
+	grep -q 'trace\[[0-9]*\]: http: > {' "$trace"
+	assert_regex "$(cat "$LERR")" "forwarded 200"
+	collect_values "${SIGS[@]}"
+	refute_values_in "$LOUT" "$LERR" "$trace"
+}
+
+@test "at -vv --json the exchange lines carry no request's PHI, secret or signature" {
+	local trace=$BATS_TEST_TMPDIR/trace
+	PARLAE_TRACE=$trace start_listener -vv --json vapi listen --port 0
+	send_all
+	stop_listener
+	assert_equal "$LSTATUS" 0
+	[ -z "${PL_TRACE_FILE:-}" ] || cat "$trace" >>"$PL_TRACE_FILE"
+	# A JSON line per exchange after the first (where it listens).
+	assert_equal "$(tail -n +2 "$LOUT" | jq -s 'length')" "$(($(ls "$FIX"/*.json | wc -l) + 5))"
+	collect_values "${SIGS[@]}"
+	refute_values_in "$LOUT" "$LERR" "$trace"
+}
