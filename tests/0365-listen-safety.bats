@@ -220,3 +220,25 @@ refute_values_in() {
 	collect_values "${SIGS[@]}"
 	refute_values_in "$LOUT" "$LERR" "$trace"
 }
+
+@test "--auth secret or bearer: x-signature headers are not a credential there, and neither help nor hinder" {
+	start_listener vapi listen --port 0 --auth secret
+	now=$(date +%s)
+	# A right secret with a signature over other bytes: the secret decides (200).
+	jq -c '.message.call.id = "c-0365-sig-1"' "$PAT" >"$BATS_TEST_TMPDIR/m.json"
+	post "$BATS_TEST_TMPDIR/m.json" -H "X-Vapi-Secret: $VAPI_WEBHOOK_SECRET" -H "x-timestamp: $now" -H "x-signature: $(printf '%064d' 0)"
+	assert_equal "$code" 200
+	# A right HMAC without the secret: 401, and the signature is not recorded as accepted.
+	sig=$(hmac_sig "$PAT" "$now")
+	post "$PAT" -H "x-timestamp: $now" -H "x-signature: $sig"
+	assert_equal "$code" 401
+	stop_listener
+	assert_equal "$(sql "SELECT count(*) FROM vapi_webhook_signatures WHERE signature = '$sig'")" 0
+	assert_regex "$(sed -n 3p "$LERR")" "refused \(no x-vapi-secret\) 401"
+	start_listener vapi listen --port 0 --auth bearer
+	jq -c '.message.call.id = "c-0365-sig-2"' "$PAT" >"$BATS_TEST_TMPDIR/m.json"
+	post "$BATS_TEST_TMPDIR/m.json" -H "Authorization: Bearer $VAPI_WEBHOOK_SECRET" -H "x-timestamp: 1" -H "x-signature: bad"
+	assert_equal "$code" 200
+	stop_listener
+	assert_equal "$LSTATUS" 0
+}
