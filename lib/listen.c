@@ -286,6 +286,7 @@ static void fresh_session(struct worker *w)
 	if (w->s.db.conn && !pl_db_alive(&w->s.db))
 		pl_db_close(&w->s.db);
 	w->s.reconnected = 0;
+	w->s.upstream_s = 0;
 	if (pl_random_hex(w->s.request_id, 16) < 0)
 		w->s.request_id[0] = '\0';
 }
@@ -362,6 +363,7 @@ struct exchange {
 	char call_id[65], path[65];
 	struct pl_buf tools;
 	int upstream_errors;
+	double upstream_s; /* the session's, or the relay's */
 };
 
 static void exchange_init(struct exchange *x, const char *method, const char *url)
@@ -400,6 +402,7 @@ static void exchange_end(struct pl_listen *l, struct req *q, struct exchange *x,
 	x->ev.reason = reason;
 	x->ev.tools = x->tools.buf;
 	x->ev.ms = seconds * 1000;
+	x->ev.upstream_ms = x->upstream_s * 1000;
 	observe(&l->m, seconds, x->upstream_errors);
 	if (l->o.log) {
 		pthread_mutex_lock(&l->lock);
@@ -629,6 +632,7 @@ static enum MHD_Result run_local(struct pl_listen *l, struct worker *w, struct M
 
 	fresh_session(w);
 	r = pl_vapi_handle(&w->s, &ctx, q->body.buf, q->body.len, &ans, &err);
+	x->upstream_s = w->s.upstream_s;
 	exchange_msg(x, &ans.msg);
 	for (size_t i = 0; ans.out && i < ans.msg.ncalls; i++) {
 		count(m, tool_index(m, ans.msg.calls[i].name), ans.out[i].result ? O_OK : O_ERROR);
@@ -676,6 +680,7 @@ static enum MHD_Result forward(struct pl_listen *l, struct worker *w, struct MHD
 	struct pl_err err = PL_ERR_INIT;
 	enum MHD_Result res;
 	char **headers;
+	double t0;
 	int r, unrecorded;
 
 	if (!pl_vapi_parse(q->body.buf, q->body.len, &m, &err)) {
@@ -705,7 +710,9 @@ static enum MHD_Result forward(struct pl_listen *l, struct worker *w, struct MHD
 	hr.body_len = q->body.len;
 	hr.idempotent = 0; /* a tool call may book: never sent twice */
 	hr.peer = "the --forward-to backend";
+	t0 = pl_monotonic();
 	r = pl_http_send(&w->fwd, &hr, &resp, &err);
+	x->upstream_s = pl_monotonic() - t0;
 	pl_vapi_headers_free(headers);
 	if (r) {
 		x->upstream_errors++;

@@ -39,6 +39,7 @@ struct pl_listen_event {
 	const char *method, *path; /* the path cut to 64 bytes of safe characters */
 	int status;                /* the HTTP status answered */
 	double ms;                 /* from the request's headers to its answer */
+	double upstream_ms; /* of ms, waiting on upstreams: Sikka and Twilio, or --forward-to */
 };
 
 struct pl_listen_opts {

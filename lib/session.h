@@ -17,6 +17,7 @@ struct pl_session {
 	char host[256];
 	char request_id[33]; /* 128 random bits, hex: ties one invocation's audit events together */
 	void *curl; /* a server's curl handle, lent to each request's Sikka client, or NULL */
+	double upstream_s; /* time spent waiting on Sikka and Twilio, summed (vapi listen's log) */
 };
 
 /* No connection yet; cfg must outlive the session. */

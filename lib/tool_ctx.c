@@ -216,6 +216,7 @@ int pl_tool_sikka(struct pl_tool_ctx *c, const char *method, const char *path, c
 	struct pl_rotate_req rq = {c->account, NULL, 0, 0, REFRESH_LOCK_WAIT_MS};
 	struct pl_rotate_res rs;
 	struct pl_buf q = PL_BUF_INIT;
+	double t0;
 	int r;
 
 	if ((r = load_keys(c, err)) || (r = within_budget(c, err)))
@@ -227,7 +228,9 @@ int pl_tool_sikka(struct pl_tool_ctx *c, const char *method, const char *path, c
 		            c->keys.practice_id);
 		query = q.buf;
 	}
+	t0 = pl_monotonic();
 	r = pl_sikka_data(&c->sk, method, path, query, body, &c->keys.request_key, doc, err);
+	c->s->upstream_s += pl_monotonic() - t0;
 	if (!r || !pl_sikka_key_expired(&c->sk) || c->refreshed)
 		goto out;
 	c->refreshed = 1;
@@ -237,7 +240,9 @@ int pl_tool_sikka(struct pl_tool_ctx *c, const char *method, const char *path, c
 	c->keys_loaded = 0;
 	if ((r = load_keys(c, err)))
 		goto out;
+	t0 = pl_monotonic();
 	r = pl_sikka_data(&c->sk, method, path, query, body, &c->keys.request_key, doc, err);
+	c->s->upstream_s += pl_monotonic() - t0;
 out:
 	pl_buf_release(&q);
 	return r;
