@@ -106,6 +106,12 @@ struct pl_listen {
 	pthread_cond_t freed;
 	struct worker *workers, *idle; /* all of them; those not serving a request */
 	int nworkers;
+	/* Database connections, lent to a request's session for its steps (not its waits). */
+	pthread_mutex_t db_lock;
+	pthread_cond_t db_freed;
+	struct pl_db *db_idle; /* db_max of them; the first db_nidle are open and free */
+	int db_nidle, db_open, db_max;
+	struct pl_db_lender lender;
 	struct metrics m;
 };
 
@@ -222,6 +228,56 @@ long pl_listen_in_flight(struct pl_listen *l)
 	return n;
 }
 
+/* --- the database pool: at most db_max connections, however many requests run -------------- */
+
+/*
+ * A connection for a session's step: a free one, else a new one while fewer than db_max are
+ * open, else wait for one (a request is never failed because the pool is busy).
+ */
+static int db_get(void *arg, struct pl_db *db, struct pl_err *err)
+{
+	struct pl_listen *l = arg;
+	int r;
+
+	pthread_mutex_lock(&l->db_lock);
+	while (!l->db_nidle && l->db_open >= l->db_max)
+		pthread_cond_wait(&l->db_freed, &l->db_lock);
+	if (l->db_nidle) {
+		*db = l->db_idle[--l->db_nidle];
+		pthread_mutex_unlock(&l->db_lock);
+		if (pl_db_alive(db))
+			return 0;
+		pl_db_close(db); /* dropped by the server: this place opens a new one */
+	} else {
+		l->db_open++;
+		pthread_mutex_unlock(&l->db_lock);
+	}
+	if ((r = pl_session_open_db(l->cfg, db, err))) {
+		pthread_mutex_lock(&l->db_lock);
+		l->db_open--;
+		pthread_cond_signal(&l->db_freed);
+		pthread_mutex_unlock(&l->db_lock);
+	}
+	return r;
+}
+
+/* A connection back: kept when it is still up, else its place is free for a new one. */
+static void db_put(void *arg, struct pl_db *db)
+{
+	struct pl_listen *l = arg;
+
+	pl_db_rollback(db); /* never a transaction left open into another request */
+	if (db->conn && !pl_db_alive(db))
+		pl_db_close(db);
+	pthread_mutex_lock(&l->db_lock);
+	if (db->conn)
+		l->db_idle[l->db_nidle++] = *db;
+	else
+		l->db_open--;
+	pthread_cond_signal(&l->db_freed);
+	pthread_mutex_unlock(&l->db_lock);
+}
+
 /* --- workers: at most --threads sessions, each serving one request at a time ------------- */
 
 /*
@@ -245,6 +301,7 @@ static struct worker *worker_get(struct pl_listen *l)
 	pthread_mutex_unlock(&l->pool_lock);
 	w = pl_xcalloc(1, sizeof(*w));
 	pl_session_init(&w->s, l->cfg);
+	w->s.lender = &l->lender;
 	if (!l->o.forward_to && !pl_http_init(&w->sikka, l->cfg, &err)) {
 		w->has_sikka = 1;
 		w->s.curl = w->sikka.curl;
@@ -260,6 +317,8 @@ static struct worker *worker_get(struct pl_listen *l)
 
 static void worker_put(struct pl_listen *l, struct worker *w)
 {
+	pl_db_rollback(&w->s.db);
+	pl_session_idle(&w->s); /* its database connection back to the pool */
 	pthread_mutex_lock(&l->pool_lock);
 	w->idle_next = l->idle;
 	l->idle = w;
@@ -279,12 +338,10 @@ static void worker_free(struct worker *w)
 
 /*
  * A long-running session: a connection the database dropped (a restart) is opened again on the
- * next request, rather than once per process as a command does.
+ * next request (db_get), rather than once per process as a command does.
  */
 static void fresh_session(struct worker *w)
 {
-	if (w->s.db.conn && !pl_db_alive(&w->s.db))
-		pl_db_close(&w->s.db);
 	w->s.reconnected = 0;
 	w->s.upstream_s = 0;
 	if (pl_random_hex(w->s.request_id, 16) < 0)
@@ -887,6 +944,13 @@ int pl_listen_start(struct pl_config *cfg, const struct pl_listen_opts *o, struc
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_mutex_init(&l->pool_lock, NULL);
 	pthread_cond_init(&l->freed, NULL);
+	l->db_max = l->o.threads < PL_LISTEN_DB_MAX ? l->o.threads : PL_LISTEN_DB_MAX;
+	l->db_idle = pl_xcalloc((size_t)l->db_max, sizeof(*l->db_idle));
+	pthread_mutex_init(&l->db_lock, NULL);
+	pthread_cond_init(&l->db_freed, NULL);
+	l->lender.get = db_get;
+	l->lender.put = db_put;
+	l->lender.arg = l;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	errno = 0;
@@ -901,6 +965,9 @@ int pl_listen_start(struct pl_config *cfg, const struct pl_listen_opts *o, struc
 		pthread_cond_destroy(&l->freed);
 		pthread_mutex_destroy(&l->pool_lock);
 		pthread_mutex_destroy(&l->lock);
+		pthread_cond_destroy(&l->db_freed);
+		pthread_mutex_destroy(&l->db_lock);
+		free(l->db_idle);
 		free(l->m.req);
 		free(l);
 		pl_err_set(err, PL_ECONFIG, "cannot listen on %s port %d: %s", o->bind, o->port,
@@ -943,6 +1010,11 @@ void pl_listen_stop(struct pl_listen *l)
 		next = w->next;
 		worker_free(w);
 	}
+	while (l->db_nidle > 0)
+		pl_db_close(&l->db_idle[--l->db_nidle]);
+	free(l->db_idle);
+	pthread_cond_destroy(&l->db_freed);
+	pthread_mutex_destroy(&l->db_lock);
 	pthread_cond_destroy(&l->freed);
 	pthread_mutex_destroy(&l->pool_lock);
 	pthread_mutex_destroy(&l->lock);

@@ -18,7 +18,8 @@
 #include "err.h"
 
 #define PL_LISTEN_DEFAULT_PORT    8787
-#define PL_LISTEN_DEFAULT_THREADS 4
+#define PL_LISTEN_DEFAULT_THREADS 32
+#define PL_LISTEN_DB_MAX          8 /* database connections at most, however many --threads */
 #define PL_LISTEN_SKEW            300 /* seconds an HMAC x-timestamp may differ from now */
 
 enum pl_listen_auth {

@@ -566,6 +566,13 @@ void pl_tool_ctx_release(struct pl_tool_ctx *c)
 	c->store = NULL;
 }
 
+/* --- the database -------------------------------------------------------------------------- */
+
+int pl_tool_db(struct pl_tool_ctx *c, struct pl_err *err)
+{
+	return pl_session_db(c->s, &c->db, err);
+}
+
 /* --- the staff ----------------------------------------------------------------------------- */
 
 int pl_tool_staff(struct pl_tool_ctx *c, char *staff, size_t size, int *enabled, struct pl_err *err)
@@ -576,6 +583,8 @@ int pl_tool_staff(struct pl_tool_ctx *c, char *staff, size_t size, int *enabled,
 
 	*staff = '\0';
 	*enabled = 0;
+	if ((r = pl_tool_db(c, err)))
+		return r;
 	/* The number the call came in on first, else the account's first with a staff number. */
 	r = pl_db_query(c->db, &res,
 	                "SELECT staff_forward_number, transfer_enabled FROM vapi_phone_numbers"

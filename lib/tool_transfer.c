@@ -84,6 +84,8 @@ int pl_tool_transfer_to_human(struct pl_tool_ctx *c, const struct pl_tool_args *
 	params[3] = summary;
 	params[4] = sent ? "true" : "false";
 	params[5] = sent ? NULL : why;
+	if ((r = pl_tool_db(c, err)))
+		return r;
 	r = pl_db_query(c->db, NULL,
 	                "UPDATE vapi_call_logs SET transfer_requested = true, transfer_reason = $3,"
 	                " transfer_summary = $4, sms_sent = $5::boolean, sms_error = $6,"

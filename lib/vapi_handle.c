@@ -272,10 +272,13 @@ static int run_calls(struct pl_session *s, const struct pl_vapi_ctx *ctx,
 
 		lim.count = 0;
 		if (!s->dry_run && !r &&
-		    (r = pl_vapi_log_call(c.db, c.account, c.call_id, c.phone_id,
-		                          known ? known->name : "unknown", &lim.count, err)))
+		    ((r = pl_session_db(s, &c.db, err)) ||
+		     (r = pl_vapi_log_call(c.db, c.account, c.call_id, c.phone_id,
+		                           known ? known->name : "unknown", &lim.count, err))))
 			goto out;
 		c.rule = NULL;
+		/* A server's pooled connection is not held while the tool waits on Sikka. */
+		pl_session_idle(s);
 		code = run_one(&c, &m->calls[i], &lim, &t, &res, &cerr);
 		if (code) {
 			out[i].code = code;
