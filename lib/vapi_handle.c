@@ -261,8 +261,7 @@ static int run_calls(struct pl_session *s, const struct pl_vapi_ctx *ctx,
 			                  "no randomness available for a call id");
 		c.call_id = call_id;
 	}
-	lim.integration_err = pl_tool_load_integration(&c, &lim.ierr);
-	if (!lim.integration_err && (r = pl_tool_local_clock(&c, err)))
+	if ((r = pl_tool_load_practice(&c, &lim.integration_err, &lim.ierr, err)))
 		goto out;
 	for (size_t i = 0; i < m->ncalls; i++) {
 		const struct pl_tool *known = pl_tool_find(m->calls[i].name), *t;
