@@ -508,7 +508,7 @@ pat_call() { jq -c --arg id "$1" '.message.call.id = $id' "$PAT" >"$BATS_TEST_TM
 	pids=()
 	for i in $(seq 1 16); do
 		pat_call "c-0360-pool-$i"
-		curl -sS -o "$BATS_TEST_TMPDIR/answer-$i" -w '%{http_code}' -X POST -H "X-Vapi-Secret: $VAPI_WEBHOOK_SECRET" \
+		curl -sS -o "$BATS_TEST_TMPDIR/answer-$i" -w '%{http_code}\n' -X POST -H "X-Vapi-Secret: $VAPI_WEBHOOK_SECRET" \
 			--data-binary @"$BATS_TEST_TMPDIR/c-0360-pool-$i.json" "$URL/api/vapi" >"$BATS_TEST_TMPDIR/code-$i" &
 		pids+=($!)
 	done
@@ -536,7 +536,7 @@ pat_call() { jq -c --arg id "$1" '.message.call.id = $id' "$PAT" >"$BATS_TEST_TM
 	pids=()
 	for i in $(seq 1 10); do
 		pat_call "c-0360-wait-$i"
-		curl -sS -o /dev/null -w '%{http_code}' -X POST -H "X-Vapi-Secret: $VAPI_WEBHOOK_SECRET" \
+		curl -sS -o /dev/null -w '%{http_code}\n' -X POST -H "X-Vapi-Secret: $VAPI_WEBHOOK_SECRET" \
 			--data-binary @"$BATS_TEST_TMPDIR/c-0360-wait-$i.json" "$URL/api/vapi" >"$BATS_TEST_TMPDIR/code-$i" &
 		pids+=($!)
 	done
