@@ -689,6 +689,8 @@ static enum MHD_Result run_local(struct pl_listen *l, struct worker *w, struct M
 
 	fresh_session(w);
 	r = pl_vapi_handle(&w->s, &ctx, q->body.buf, q->body.len, &ans, &err);
+	pl_db_rollback(&w->s.db);
+	pl_session_idle(&w->s); /* the database connection back before the answer goes out */
 	x->upstream_s = w->s.upstream_s;
 	exchange_msg(x, &ans.msg);
 	for (size_t i = 0; ans.out && i < ans.msg.ncalls; i++) {
@@ -865,10 +867,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if ((why = check_hmac(l, w, conn, q, &unavailable)))
 		res = refuse(l, conn, q, &x, unavailable ? 503 : 401,
 		             unavailable ? O_UNAVAILABLE : O_REFUSED, why);
-	else if (l->o.forward_to)
+	else if (l->o.forward_to) {
+		pl_session_idle(&w->s); /* the relay needs no database connection */
 		res = forward(l, w, conn, q, &x);
-	else
+	} else {
 		res = run_local(l, w, conn, q, &x);
+	}
 	worker_put(l, w);
 	return res;
 }
