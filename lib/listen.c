@@ -257,8 +257,10 @@ static int db_get(void *arg, struct pl_db *db, struct pl_err *err)
 		l->db_open--;
 		pthread_cond_signal(&l->db_freed);
 		pthread_mutex_unlock(&l->db_lock);
+		return r;
 	}
-	return r;
+	db->prepare = 1; /* kept for the listener's life: each statement is planned once */
+	return 0;
 }
 
 /* A connection back: kept when it is still up, else its place is free for a new one. */

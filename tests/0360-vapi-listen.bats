@@ -550,3 +550,20 @@ pat_call() { jq -c --arg id "$1" '.message.call.id = $id' "$PAT" >"$BATS_TEST_TM
 	assert_equal "$(sql "SELECT count(*), sum(tool_calls) FROM vapi_call_logs WHERE call_id LIKE 'c-0360-wait-%'")" '10|10'
 	assert_equal "$(jq -r 'select(.callId != null) | .status' "$LOUT" | sort | uniq -c | awk '{ print $1, $2 }')" '10 200'
 }
+
+@test "a schema change under a running listener: its prepared statements are planned again, and every request still runs" {
+	start_listener --threads 1 --json
+	for i in 1 2 3; do
+		case $i in
+		2) sql_owner "ALTER TABLE pms_integrations ALTER COLUMN pms_type TYPE varchar(200)" ;;
+		3) sql_owner "ALTER TABLE pms_integrations ALTER COLUMN pms_type TYPE text" ;;
+		esac
+		pat_call "c-0360-plan-$i"
+		post "$BATS_TEST_TMPDIR/c-0360-plan-$i.json" -H "X-Vapi-Secret: $VAPI_WEBHOOK_SECRET"
+		assert_equal "$code" 200
+		assert_equal "$(jq -r '.results[0].result' <<<"$body" | jq -c '[.success, .patient.id]')" '[true,"P1"]'
+	done
+	stop_listener
+	assert_equal "$LSTATUS" 0
+	assert_equal "$(jq -r 'select(.callId != null) | .outcome' "$LOUT" | tr '\n' ' ')" 'ok ok ok '
+}
