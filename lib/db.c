@@ -177,25 +177,19 @@ int pl_db_query(struct pl_db *db, struct pl_db_res *out, const char *sql, int np
 {
 	PGresult *res;
 	ExecStatusType st;
-	const char *state;
 	char name[16];
 
 	if (!db->conn)
 		return pl_err_set(err, PL_EDATABASE, "not connected to the database");
 	if (pl_trace_on(2))
 		trace_query(sql, nparams, params);
-	if (!stmt_name(db, sql, nparams, name)) {
+	/* A statement prepared through the protocol is planned again, result type and all, when
+	 * the schema changes under it (0360 "a schema change under a running listener"). */
+	if (!stmt_name(db, sql, nparams, name))
 		res = PQexecPrepared(db->conn, name, nparams, params, NULL, NULL, 0);
-		st = PQresultStatus(res);
-		state = st == PGRES_FATAL_ERROR ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-		if (!state || strcmp(state, "0A000") || db->in_tx)
-			goto done;
-		/* "cached plan must not change result type" (the schema changed): nothing ran. */
-		PQclear(res);
-	}
-	res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	else
+		res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	st = PQresultStatus(res);
-done:
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		int r = result_error(db, res, err);
 

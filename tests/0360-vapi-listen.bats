@@ -555,8 +555,8 @@ pat_call() { jq -c --arg id "$1" '.message.call.id = $id' "$PAT" >"$BATS_TEST_TM
 	start_listener --threads 1 --json
 	for i in 1 2 3; do
 		case $i in
-		2) sql_owner "ALTER TABLE pms_integrations ALTER COLUMN pms_type TYPE varchar(200)" ;;
-		3) sql_owner "ALTER TABLE pms_integrations ALTER COLUMN pms_type TYPE text" ;;
+		2) sql_owner "ALTER TABLE pms_integrations ALTER COLUMN status TYPE varchar(40)" ;;
+		3) sql_owner "ALTER TABLE pms_integrations ALTER COLUMN status TYPE text" ;;
 		esac
 		pat_call "c-0360-plan-$i"
 		post "$BATS_TEST_TMPDIR/c-0360-plan-$i.json" -H "X-Vapi-Secret: $VAPI_WEBHOOK_SECRET"
