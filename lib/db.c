@@ -20,6 +20,55 @@ static void notice_quiet(void *arg, const PGresult *res)
 	(void)res;
 }
 
+/* The statements prepared on a connection: their text, and their name there ("s" + index). */
+struct pl_db_stmts {
+	char *sql[PL_DB_STMTS_MAX];
+	int n;
+};
+
+static void stmts_free(struct pl_db *db)
+{
+	if (!db->stmts)
+		return;
+	for (int i = 0; i < db->stmts->n; i++)
+		free(db->stmts->sql[i]);
+	free(db->stmts);
+	db->stmts = NULL;
+}
+
+/*
+ * The name of sql prepared on db, preparing it now if need be; 0, or -1 when it runs unprepared
+ * (not asked for, the cache full, or the server refused to prepare it: running it as usual
+ * then reports the error exactly as before).
+ */
+static int stmt_name(struct pl_db *db, const char *sql, int nparams, char name[16])
+{
+	struct pl_db_stmts *st;
+	PGresult *res;
+	int i, ok;
+
+	if (!db->prepare)
+		return -1;
+	if (!db->stmts)
+		db->stmts = pl_xcalloc(1, sizeof(*db->stmts));
+	st = db->stmts;
+	for (i = 0; i < st->n; i++)
+		if (!strcmp(st->sql[i], sql))
+			break;
+	snprintf(name, 16, "pl_s%d", i);
+	if (i < st->n)
+		return 0;
+	if (st->n == PL_DB_STMTS_MAX || db->in_tx)
+		return -1; /* in a transaction a failed PREPARE would abort it */
+	res = PQprepare(db->conn, name, sql, nparams, NULL);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	PQclear(res);
+	if (!ok)
+		return -1;
+	st->sql[st->n++] = pl_xstrdup(sql);
+	return 0;
+}
+
 int pl_db_connect(struct pl_db *db, const char *conninfo, struct pl_err *err)
 {
 	/*
@@ -33,6 +82,8 @@ int pl_db_connect(struct pl_db *db, const char *conninfo, struct pl_err *err)
 	                      conninfo, NULL};
 
 	db->in_tx = 0;
+	db->prepare = 0;
+	db->stmts = NULL;
 	if (pl_trace_on(2)) {
 		char *masked = pl_trace_mask_conninfo(conninfo);
 
@@ -60,6 +111,7 @@ void pl_db_close(struct pl_db *db)
 		PQfinish(db->conn);
 	db->conn = NULL;
 	db->in_tx = 0;
+	stmts_free(db);
 }
 
 /*
@@ -125,12 +177,18 @@ int pl_db_query(struct pl_db *db, struct pl_db_res *out, const char *sql, int np
 {
 	PGresult *res;
 	ExecStatusType st;
+	char name[16];
 
 	if (!db->conn)
 		return pl_err_set(err, PL_EDATABASE, "not connected to the database");
 	if (pl_trace_on(2))
 		trace_query(sql, nparams, params);
-	res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	/* A statement prepared through the protocol is planned again, result type and all, when
+	 * the schema changes under it (0360 "a schema change under a running listener"). */
+	if (!stmt_name(db, sql, nparams, name))
+		res = PQexecPrepared(db->conn, name, nparams, params, NULL, NULL, 0);
+	else
+		res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	st = PQresultStatus(res);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		int r = result_error(db, res, err);

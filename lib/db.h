@@ -12,10 +12,21 @@
 struct pg_conn;
 struct pg_result;
 
+struct pl_db_stmts;
+
 struct pl_db {
 	struct pg_conn *conn;
 	int in_tx;
+	/*
+	 * A long-lived connection (a server's) sets prepare after connecting: each statement is
+	 * then prepared on its first run and executed by name after, parsed and planned once per
+	 * connection rather than once per run (at most PL_DB_STMTS_MAX of them; more run as usual).
+	 */
+	int prepare;
+	struct pl_db_stmts *stmts;
 };
+
+#define PL_DB_STMTS_MAX 32
 
 struct pl_db_res {
 	struct pg_result *res;

@@ -103,6 +103,12 @@ struct pl_listen {
 	pthread_cond_t freed;
 	struct worker *workers, *idle; /* all of them; those not serving a request */
 	int nworkers;
+	/* Database connections, lent to a request's session for its steps (not its waits). */
+	pthread_mutex_t db_lock;
+	pthread_cond_t db_freed;
+	struct pl_db *db_idle; /* db_max of them; the first db_nidle are open and free */
+	int db_nidle, db_open, db_max;
+	struct pl_db_lender lender;
 	struct metrics m;
 };
 
@@ -219,6 +225,58 @@ long pl_listen_in_flight(struct pl_listen *l)
 	return n;
 }
 
+/* --- the database pool: at most db_max connections, however many requests run -------------- */
+
+/*
+ * A connection for a session's step: a free one, else a new one while fewer than db_max are
+ * open, else wait for one (a request is never failed because the pool is busy).
+ */
+static int db_get(void *arg, struct pl_db *db, struct pl_err *err)
+{
+	struct pl_listen *l = arg;
+	int r;
+
+	pthread_mutex_lock(&l->db_lock);
+	while (!l->db_nidle && l->db_open >= l->db_max)
+		pthread_cond_wait(&l->db_freed, &l->db_lock);
+	if (l->db_nidle) {
+		*db = l->db_idle[--l->db_nidle];
+		pthread_mutex_unlock(&l->db_lock);
+		if (pl_db_alive(db))
+			return 0;
+		pl_db_close(db); /* dropped by the server: this place opens a new one */
+	} else {
+		l->db_open++;
+		pthread_mutex_unlock(&l->db_lock);
+	}
+	if ((r = pl_session_open_db(l->cfg, db, err))) {
+		pthread_mutex_lock(&l->db_lock);
+		l->db_open--;
+		pthread_cond_signal(&l->db_freed);
+		pthread_mutex_unlock(&l->db_lock);
+		return r;
+	}
+	db->prepare = 1; /* kept for the listener's life: each statement is planned once */
+	return 0;
+}
+
+/* A connection back: kept when it is still up, else its place is free for a new one. */
+static void db_put(void *arg, struct pl_db *db)
+{
+	struct pl_listen *l = arg;
+
+	pl_db_rollback(db); /* never a transaction left open into another request */
+	if (db->conn && !pl_db_alive(db))
+		pl_db_close(db);
+	pthread_mutex_lock(&l->db_lock);
+	if (db->conn)
+		l->db_idle[l->db_nidle++] = *db;
+	else
+		l->db_open--;
+	pthread_cond_signal(&l->db_freed);
+	pthread_mutex_unlock(&l->db_lock);
+}
+
 /* --- workers: at most --threads sessions, each serving one request at a time ------------- */
 
 /*
@@ -242,6 +300,7 @@ static struct worker *worker_get(struct pl_listen *l)
 	pthread_mutex_unlock(&l->pool_lock);
 	w = pl_xcalloc(1, sizeof(*w));
 	pl_session_init(&w->s, l->cfg);
+	w->s.lender = &l->lender;
 	if (!l->o.forward_to && !pl_http_init(&w->sikka, l->cfg, &err)) {
 		w->has_sikka = 1;
 		w->s.curl = w->sikka.curl;
@@ -257,6 +316,8 @@ static struct worker *worker_get(struct pl_listen *l)
 
 static void worker_put(struct pl_listen *l, struct worker *w)
 {
+	pl_db_rollback(&w->s.db);
+	pl_session_idle(&w->s); /* its database connection back to the pool */
 	pthread_mutex_lock(&l->pool_lock);
 	w->idle_next = l->idle;
 	l->idle = w;
@@ -276,13 +337,12 @@ static void worker_free(struct worker *w)
 
 /*
  * A long-running session: a connection the database dropped (a restart) is opened again on the
- * next request, rather than once per process as a command does.
+ * next request (db_get), rather than once per process as a command does.
  */
 static void fresh_session(struct worker *w)
 {
-	if (w->s.db.conn && !pl_db_alive(&w->s.db))
-		pl_db_close(&w->s.db);
 	w->s.reconnected = 0;
+	w->s.upstream_s = 0;
 	if (pl_random_hex(w->s.request_id, 16) < 0)
 		w->s.request_id[0] = '\0';
 }
@@ -359,6 +419,7 @@ struct exchange {
 	char call_id[65], path[65];
 	struct pl_buf tools;
 	int upstream_errors;
+	double upstream_s; /* the session's, or the relay's */
 };
 
 static void exchange_init(struct exchange *x, const char *method, const char *url)
@@ -397,6 +458,7 @@ static void exchange_end(struct pl_listen *l, struct req *q, struct exchange *x,
 	x->ev.reason = reason;
 	x->ev.tools = x->tools.buf;
 	x->ev.ms = seconds * 1000;
+	x->ev.upstream_ms = x->upstream_s * 1000;
 	observe(&l->m, seconds, x->upstream_errors);
 	if (l->o.log) {
 		pthread_mutex_lock(&l->lock);
@@ -558,6 +620,9 @@ static enum MHD_Result run_local(struct pl_listen *l, struct worker *w, struct M
 
 	fresh_session(w);
 	r = pl_vapi_handle(&w->s, &ctx, q->body.buf, q->body.len, &ans, &err);
+	pl_db_rollback(&w->s.db);
+	pl_session_idle(&w->s); /* the database connection back before the answer goes out */
+	x->upstream_s = w->s.upstream_s;
 	exchange_msg(x, &ans.msg);
 	for (size_t i = 0; ans.out && i < ans.msg.ncalls; i++) {
 		count(m, tool_index(m, ans.msg.calls[i].name), ans.out[i].result ? O_OK : O_ERROR);
@@ -605,6 +670,7 @@ static enum MHD_Result forward(struct pl_listen *l, struct worker *w, struct MHD
 	struct pl_err err = PL_ERR_INIT;
 	enum MHD_Result res;
 	char **headers;
+	double t0;
 	int r, unrecorded;
 
 	if (!pl_vapi_parse(q->body.buf, q->body.len, &m, &err)) {
@@ -634,7 +700,9 @@ static enum MHD_Result forward(struct pl_listen *l, struct worker *w, struct MHD
 	hr.body_len = q->body.len;
 	hr.idempotent = 0; /* a tool call may book: never sent twice */
 	hr.peer = "the --forward-to backend";
+	t0 = pl_monotonic();
 	r = pl_http_send(&w->fwd, &hr, &resp, &err);
+	x->upstream_s = pl_monotonic() - t0;
 	pl_vapi_headers_free(headers);
 	if (r) {
 		x->upstream_errors++;
@@ -732,10 +800,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if ((why = check_body(l, w, conn, q, &unavailable)))
 		res = refuse(l, conn, q, &x, unavailable ? 503 : 401,
 		             unavailable ? O_UNAVAILABLE : O_REFUSED, why);
-	else if (l->o.forward_to)
+	else if (l->o.forward_to) {
+		pl_session_idle(&w->s); /* the relay needs no database connection */
 		res = forward(l, w, conn, q, &x);
-	else
+	} else {
 		res = run_local(l, w, conn, q, &x);
+	}
 	worker_put(l, w);
 	return res;
 }
@@ -799,6 +869,13 @@ int pl_listen_start(struct pl_config *cfg, const struct pl_listen_opts *o, struc
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_mutex_init(&l->pool_lock, NULL);
 	pthread_cond_init(&l->freed, NULL);
+	l->db_max = l->o.threads < PL_LISTEN_DB_MAX ? l->o.threads : PL_LISTEN_DB_MAX;
+	l->db_idle = pl_xcalloc((size_t)l->db_max, sizeof(*l->db_idle));
+	pthread_mutex_init(&l->db_lock, NULL);
+	pthread_cond_init(&l->db_freed, NULL);
+	l->lender.get = db_get;
+	l->lender.put = db_put;
+	l->lender.arg = l;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	errno = 0;
@@ -813,6 +890,9 @@ int pl_listen_start(struct pl_config *cfg, const struct pl_listen_opts *o, struc
 		pthread_cond_destroy(&l->freed);
 		pthread_mutex_destroy(&l->pool_lock);
 		pthread_mutex_destroy(&l->lock);
+		pthread_cond_destroy(&l->db_freed);
+		pthread_mutex_destroy(&l->db_lock);
+		free(l->db_idle);
 		free(l->m.req);
 		free(l);
 		pl_err_set(err, PL_ECONFIG, "cannot listen on %s port %d: %s", o->bind, o->port,
@@ -855,6 +935,11 @@ void pl_listen_stop(struct pl_listen *l)
 		next = w->next;
 		worker_free(w);
 	}
+	while (l->db_nidle > 0)
+		pl_db_close(&l->db_idle[--l->db_nidle]);
+	free(l->db_idle);
+	pthread_cond_destroy(&l->db_freed);
+	pthread_mutex_destroy(&l->db_lock);
 	pthread_cond_destroy(&l->freed);
 	pthread_mutex_destroy(&l->pool_lock);
 	pthread_mutex_destroy(&l->lock);

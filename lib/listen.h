@@ -19,7 +19,8 @@
 #include "listen_auth.h"
 
 #define PL_LISTEN_DEFAULT_PORT    8787
-#define PL_LISTEN_DEFAULT_THREADS 4
+#define PL_LISTEN_DEFAULT_THREADS 32
+#define PL_LISTEN_DB_MAX          8 /* database connections at most, however many --threads */
 
 /* One exchange, as the log line shows it: never a body, a header's value, a number or an
  * argument. */
@@ -32,6 +33,7 @@ struct pl_listen_event {
 	const char *method, *path; /* the path cut to 64 bytes of safe characters */
 	int status;                /* the HTTP status answered */
 	double ms;                 /* from the request's headers to its answer */
+	double upstream_ms; /* of ms, waiting on upstreams: Sikka and Twilio, or --forward-to */
 };
 
 struct pl_listen_opts {

@@ -18,17 +18,39 @@ void pl_session_init(struct pl_session *s, struct pl_config *cfg)
 }
 
 /* PARLAE_DATABASE_URL, else DATABASE_URL (config's fallback), else libpq's PG* defaults. */
+int pl_session_open_db(const struct pl_config *cfg, struct pl_db *db, struct pl_err *err)
+{
+	const char *url = pl_config_get(cfg, "PARLAE_DATABASE_URL");
+
+	return pl_db_connect(db, url ? url : "", err);
+}
+
 static int open_db(struct pl_session *s, struct pl_err *err)
 {
-	const char *url = pl_config_get(s->cfg, "PARLAE_DATABASE_URL");
+	return pl_session_open_db(s->cfg, &s->db, err);
+}
 
-	return pl_db_connect(&s->db, url ? url : "", err);
+void pl_session_idle(struct pl_session *s)
+{
+	if (!s->borrowed || s->db.in_tx)
+		return;
+	s->lender->put(s->lender->arg, &s->db);
+	memset(&s->db, 0, sizeof(s->db));
+	s->borrowed = 0;
 }
 
 int pl_session_db(struct pl_session *s, struct pl_db **db, struct pl_err *err)
 {
 	int r;
 
+	if (s->lender && !s->db.conn) {
+		pl_session_idle(s); /* one it closed: its place in the pool is free again */
+		if ((r = s->lender->get(s->lender->arg, &s->db, err)))
+			return r;
+		s->borrowed = 1;
+		*db = &s->db;
+		return 0;
+	}
 	if (!s->db.conn && s->reconnected)
 		return pl_err_set(err, PL_EDATABASE,
 		                  "lost the connection to the database, and could not reconnect");
@@ -58,5 +80,9 @@ const char *pl_session_actor(const struct pl_session *s)
 
 void pl_session_release(struct pl_session *s)
 {
+	if (s->borrowed) {
+		pl_db_rollback(&s->db);
+		pl_session_idle(s);
+	}
 	pl_db_close(&s->db);
 }

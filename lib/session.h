@@ -9,6 +9,18 @@
 #include "db.h"
 #include "err.h"
 
+/*
+ * A server's pool of database connections (vapi listen): a session with a lender borrows a
+ * connection on first use and gives it back at pl_session_idle, so that a request waiting on
+ * Sikka holds none. get waits for a free one (or opens one while fewer than the pool's size);
+ * put takes back a live one, or counts a closed one (conn NULL) as gone.
+ */
+struct pl_db_lender {
+	int (*get)(void *arg, struct pl_db *db, struct pl_err *err);
+	void (*put)(void *arg, struct pl_db *db);
+	void *arg;
+};
+
 struct pl_session {
 	struct pl_config *cfg;
 	struct pl_db db;
@@ -17,6 +29,9 @@ struct pl_session {
 	char host[256];
 	char request_id[33]; /* 128 random bits, hex: ties one invocation's audit events together */
 	void *curl; /* a server's curl handle, lent to each request's Sikka client, or NULL */
+	double upstream_s; /* time spent waiting on Sikka and Twilio, summed (vapi listen's log) */
+	const struct pl_db_lender *lender; /* NULL: the session's own connection */
+	int borrowed;                      /* db is the lender's, to go back at pl_session_idle */
 };
 
 /* No connection yet; cfg must outlive the session. */
@@ -32,6 +47,15 @@ int pl_session_db(struct pl_session *s, struct pl_db **db, struct pl_err *err);
  * (pl_session_db included) connects again. A live connection is kept as it is.
  */
 int pl_session_reconnect(struct pl_session *s, struct pl_err *err);
+
+/*
+ * Between two steps of a request: a borrowed connection goes back to its pool (never inside a
+ * transaction). Nothing for a session with a connection of its own.
+ */
+void pl_session_idle(struct pl_session *s);
+
+/* A new connection to the session's database (PARLAE_DATABASE_URL, else DATABASE_URL, PG*). */
+int pl_session_open_db(const struct pl_config *cfg, struct pl_db *db, struct pl_err *err);
 
 /* Who is acting: PARLAE_ACTOR, else USER@hostname. */
 const char *pl_session_actor(const struct pl_session *s);

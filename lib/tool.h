@@ -127,8 +127,19 @@ struct pl_tool_ctx {
 
 /* Load the account's Sikka integration (timezone, hours, PMS); PL_ENOTFOUND if not connected. */
 int pl_tool_load_integration(struct pl_tool_ctx *c, struct pl_err *err);
+/*
+ * Both in one statement: the integration (*icode and ierr as pl_tool_load_integration returns
+ * them) and, when connected, the clock (its failure returned, as pl_tool_local_clock's).
+ */
+int pl_tool_load_practice(struct pl_tool_ctx *c, int *icode, struct pl_err *ierr,
+                          struct pl_err *err);
 /* Set c->today and c->now_minute: c->now in the practice's timezone. */
 int pl_tool_local_clock(struct pl_tool_ctx *c, struct pl_err *err);
+/*
+ * c->db connected again: vapi listen gives a request's connection back to its pool while the
+ * tool runs (pl_session_idle), so a tool that writes to the database asks for it first.
+ */
+int pl_tool_db(struct pl_tool_ctx *c, struct pl_err *err);
 /* Release what the context loaded (keys, store, Sikka client, hours). */
 void pl_tool_ctx_release(struct pl_tool_ctx *c);
 /* Restore the HTTP limits after a budgeted call (c->deadline back to 0). */

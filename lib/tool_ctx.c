@@ -104,29 +104,23 @@ const char *pl_tool_weekday(long day)
 
 /* --- the practice: configuration, clock, keys ---------------------------------------------- */
 
-int pl_tool_load_integration(struct pl_tool_ctx *c, struct pl_err *err)
+#define INTEGRATION_COLS                                                                           \
+	"status, config::text, coalesce(pms_type, ''),"                                            \
+	" coalesce(features->>'availableSlots', 'false')"
+
+/* The integration's row (INTEGRATION_COLS first) into c; PL_ENOTFOUND when not connected. */
+static int integration_from(struct pl_tool_ctx *c, const struct pl_db_res *res, struct pl_err *err)
 {
-	struct pl_db_res res = PL_DB_RES_INIT;
-	const char *params[1] = {c->account};
 	const char *cfg, *pms, *slots;
 	json_t *config;
-	int r;
 
-	r = pl_db_query(c->db, &res,
-	                "SELECT status, config::text, coalesce(pms_type, ''),"
-	                " coalesce(features->>'availableSlots', 'false')"
-	                " FROM pms_integrations WHERE account_id = $1 AND provider = 'SIKKA'",
-	                1, params, err);
-	if (r)
-		return r;
-	if (pl_db_rows(&res) == 0 || strcmp(pl_db_val(&res, 0, 0), "ACTIVE")) {
-		pl_db_res_clear(&res);
+	if (pl_db_rows(res) == 0 || strcmp(pl_db_val(res, 0, 0), "ACTIVE")) {
 		pl_err_set(err, PL_ENOTFOUND, "account '%s' is not connected to Sikka", c->account);
 		return pl_err_hint(err, "see 'parlae status %s'", c->account);
 	}
-	cfg = pl_db_val(&res, 0, 1);
-	pms = pl_db_val(&res, 0, 2);
-	slots = pl_db_val(&res, 0, 3);
+	cfg = pl_db_val(res, 0, 1);
+	pms = pl_db_val(res, 0, 2);
+	slots = pl_db_val(res, 0, 3);
 	config = json_loads(cfg, 0, NULL);
 	/* Cut between characters: the name goes into results. */
 	pl_utf8_copy(c->timezone, sizeof(c->timezone),
@@ -135,6 +129,52 @@ int pl_tool_load_integration(struct pl_tool_ctx *c, struct pl_err *err)
 	json_decref(config);
 	snprintf(c->pms_type, sizeof(c->pms_type), "%s", pms);
 	c->native_slots = !strcmp(slots, "true");
+	return 0;
+}
+
+int pl_tool_load_integration(struct pl_tool_ctx *c, struct pl_err *err)
+{
+	struct pl_db_res res = PL_DB_RES_INIT;
+	const char *params[1] = {c->account};
+	int r;
+
+	r = pl_db_query(c->db, &res,
+	                "SELECT " INTEGRATION_COLS
+	                " FROM pms_integrations WHERE account_id = $1 AND provider = 'SIKKA'",
+	                1, params, err);
+	if (!r)
+		r = integration_from(c, &res, err);
+	pl_db_res_clear(&res);
+	return r;
+}
+
+int pl_tool_load_practice(struct pl_tool_ctx *c, int *icode, struct pl_err *ierr,
+                          struct pl_err *err)
+{
+	struct pl_db_res res = PL_DB_RES_INIT;
+	struct pl_err e = PL_ERR_INIT;
+	char epoch[32];
+	const char *params[2] = {c->account, epoch};
+	int r;
+
+	snprintf(epoch, sizeof(epoch), "%lld", (long long)c->now);
+	/* The zone as pl_tool_load_integration reads it: a string, else UTC. */
+	r = pl_db_query(c->db, &res,
+	                "SELECT " INTEGRATION_COLS ", to_char(t, 'YYYY-MM-DD'), to_char(t, 'HH24:MI')"
+	                " FROM pms_integrations, LATERAL (SELECT to_timestamp($2::bigint) AT TIME"
+	                " ZONE CASE WHEN jsonb_typeof(config->'timezone') = 'string'"
+	                " THEN config->>'timezone' ELSE 'UTC' END AS t) l"
+	                " WHERE account_id = $1 AND provider = 'SIKKA'",
+	                2, params, &e);
+	if (r) {
+		/* A zone PostgreSQL does not know, say: one step at a time tells which failed. */
+		*icode = pl_tool_load_integration(c, ierr);
+		return *icode ? 0 : pl_tool_local_clock(c, err);
+	}
+	if (!(*icode = integration_from(c, &res, ierr))) {
+		snprintf(c->today, sizeof(c->today), "%s", pl_db_val(&res, 0, 4));
+		c->now_minute = pl_hhmm(pl_db_val(&res, 0, 5), 0);
+	}
 	pl_db_res_clear(&res);
 	return 0;
 }
@@ -216,6 +256,7 @@ int pl_tool_sikka(struct pl_tool_ctx *c, const char *method, const char *path, c
 	struct pl_rotate_req rq = {c->account, NULL, 0, 0, REFRESH_LOCK_WAIT_MS};
 	struct pl_rotate_res rs;
 	struct pl_buf q = PL_BUF_INIT;
+	double t0;
 	int r;
 
 	if ((r = load_keys(c, err)) || (r = within_budget(c, err)))
@@ -227,7 +268,9 @@ int pl_tool_sikka(struct pl_tool_ctx *c, const char *method, const char *path, c
 		            c->keys.practice_id);
 		query = q.buf;
 	}
+	t0 = pl_monotonic();
 	r = pl_sikka_data(&c->sk, method, path, query, body, &c->keys.request_key, doc, err);
+	c->s->upstream_s += pl_monotonic() - t0;
 	if (!r || !pl_sikka_key_expired(&c->sk) || c->refreshed)
 		goto out;
 	c->refreshed = 1;
@@ -237,7 +280,9 @@ int pl_tool_sikka(struct pl_tool_ctx *c, const char *method, const char *path, c
 	c->keys_loaded = 0;
 	if ((r = load_keys(c, err)))
 		goto out;
+	t0 = pl_monotonic();
 	r = pl_sikka_data(&c->sk, method, path, query, body, &c->keys.request_key, doc, err);
+	c->s->upstream_s += pl_monotonic() - t0;
 out:
 	pl_buf_release(&q);
 	return r;
@@ -561,6 +606,13 @@ void pl_tool_ctx_release(struct pl_tool_ctx *c)
 	c->store = NULL;
 }
 
+/* --- the database -------------------------------------------------------------------------- */
+
+int pl_tool_db(struct pl_tool_ctx *c, struct pl_err *err)
+{
+	return pl_session_db(c->s, &c->db, err);
+}
+
 /* --- the staff ----------------------------------------------------------------------------- */
 
 int pl_tool_staff(struct pl_tool_ctx *c, char *staff, size_t size, int *enabled, struct pl_err *err)
@@ -571,6 +623,8 @@ int pl_tool_staff(struct pl_tool_ctx *c, char *staff, size_t size, int *enabled,
 
 	*staff = '\0';
 	*enabled = 0;
+	if ((r = pl_tool_db(c, err)))
+		return r;
 	/* The number the call came in on first, else the account's first with a staff number. */
 	r = pl_db_query(c->db, &res,
 	                "SELECT staff_forward_number, transfer_enabled FROM vapi_phone_numbers"

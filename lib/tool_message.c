@@ -28,6 +28,8 @@ static int keep(struct pl_tool_ctx *c, const char *message, const char *callback
 	struct pl_db_res res = PL_DB_RES_INIT;
 	int r;
 
+	if ((r = pl_tool_db(c, err)))
+		return r;
 	r = pl_db_query(c->db, &res,
 	                "UPDATE vapi_call_logs SET messages = messages || jsonb_build_array("
 	                "jsonb_build_object('at', now(), 'message', $3::text, 'callbackNumber',"
@@ -52,7 +54,11 @@ static int mark_sent(struct pl_tool_ctx *c, int index, int sent, const char *why
 	const char *params[5] = {c->account, c->call_id, i, sent ? "true" : "false",
 	                         sent ? NULL : why};
 
+	int r;
+
 	snprintf(i, sizeof(i), "%d", index);
+	if ((r = pl_tool_db(c, err)))
+		return r;
 	return pl_db_query(c->db, NULL,
 	                   "UPDATE vapi_call_logs SET messages = jsonb_set(messages, ARRAY[$3],"
 	                   " messages->($3::int) || jsonb_build_object('smsSent', $4::boolean,"

@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "db.h"
+#include "encode.h"
 #include "json.h"
 #include "twilio.h"
 #include "banned.h"
@@ -28,12 +29,15 @@ int pl_tool_text_staff(struct pl_tool_ctx *c, const char *staff, struct pl_buf *
 {
 	struct pl_err serr = PL_ERR_INIT;
 	long code = 0;
+	double t0;
 	int sent;
 
 	/* Twilio refuses a longer text (21617): the staff get its beginning. */
 	text->len = pl_tool_sms_cut(text->buf, SMS_MAX_CHARS);
 	text->buf[text->len] = '\0';
+	t0 = pl_monotonic();
 	sent = !pl_twilio_sms(c->s->cfg, staff, text->buf, sid, sid_size, &code, &serr);
+	c->s->upstream_s += pl_monotonic() - t0;
 	pl_buf_wipe(text);
 	*why = '\0';
 	if (sent)
@@ -80,6 +84,8 @@ int pl_tool_transfer_to_human(struct pl_tool_ctx *c, const struct pl_tool_args *
 	params[3] = summary;
 	params[4] = sent ? "true" : "false";
 	params[5] = sent ? NULL : why;
+	if ((r = pl_tool_db(c, err)))
+		return r;
 	r = pl_db_query(c->db, NULL,
 	                "UPDATE vapi_call_logs SET transfer_requested = true, transfer_reason = $3,"
 	                " transfer_summary = $4, sms_sent = $5::boolean, sms_error = $6,"

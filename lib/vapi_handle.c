@@ -261,8 +261,7 @@ static int run_calls(struct pl_session *s, const struct pl_vapi_ctx *ctx,
 			                  "no randomness available for a call id");
 		c.call_id = call_id;
 	}
-	lim.integration_err = pl_tool_load_integration(&c, &lim.ierr);
-	if (!lim.integration_err && (r = pl_tool_local_clock(&c, err)))
+	if ((r = pl_tool_load_practice(&c, &lim.integration_err, &lim.ierr, err)))
 		goto out;
 	for (size_t i = 0; i < m->ncalls; i++) {
 		const struct pl_tool *known = pl_tool_find(m->calls[i].name), *t;
@@ -272,10 +271,13 @@ static int run_calls(struct pl_session *s, const struct pl_vapi_ctx *ctx,
 
 		lim.count = 0;
 		if (!s->dry_run && !r &&
-		    (r = pl_vapi_log_call(c.db, c.account, c.call_id, c.phone_id,
-		                          known ? known->name : "unknown", &lim.count, err)))
+		    ((r = pl_session_db(s, &c.db, err)) ||
+		     (r = pl_vapi_log_call(c.db, c.account, c.call_id, c.phone_id,
+		                           known ? known->name : "unknown", &lim.count, err))))
 			goto out;
 		c.rule = NULL;
+		/* A server's pooled connection is not held while the tool waits on Sikka. */
+		pl_session_idle(s);
 		code = run_one(&c, &m->calls[i], &lim, &t, &res, &cerr);
 		if (code) {
 			out[i].code = code;

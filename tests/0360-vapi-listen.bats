@@ -478,3 +478,92 @@ metric() { curl -sS "$URL/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
 	assert_equal "$LSTATUS" 130
 	assert_regex "$(cat "$LERR")" "parlae: interrupted"
 }
+
+# --- speed and scale (issue 15, item 5): the upstream time in the log, the database pool -------
+
+# pat_call ID: the getPatientInfo payload as call ID, into $BATS_TEST_TMPDIR/ID.json.
+pat_call() { jq -c --arg id "$1" '.message.call.id = $id' "$PAT" >"$BATS_TEST_TMPDIR/$1.json"; }
+
+@test "--json: upstreamMs is the time the exchange waited on Sikka (its two requests), 0 for a refusal" {
+	fake latency '{"ms":200}' >/dev/null
+	start_listener --json
+	pat_call c-0360-upstream
+	post "$BATS_TEST_TMPDIR/c-0360-upstream.json" -H "X-Vapi-Secret: $VAPI_WEBHOOK_SECRET"
+	assert_equal "$code" 200
+	post "$BATS_TEST_TMPDIR/c-0360-upstream.json"
+	assert_equal "$code" 401
+	stop_listener
+	fake latency '{"ms":0}' >/dev/null
+	assert_equal "$LSTATUS" 0
+	# getPatientInfo for the verified caller asks Sikka twice: the patient, their next visit.
+	assert_equal "$(sed -n 2p "$LOUT" | jq -c '[.callId, .outcome, (.upstreamMs >= 400), (.upstreamMs <= .latencyMs)]')" \
+		'["c-0360-upstream","ok",true,true]'
+	assert_equal "$(sed -n 3p "$LOUT" | jq -c '[.outcome, .upstreamMs]')" '["refused",0]'
+	assert_equal "$(cat "$LERR")" ""
+}
+
+@test "16 requests at once with --threads 16 use at most 8 database connections, and each is logged and audited once" {
+	fake latency '{"ms":300}' >/dev/null
+	start_listener --threads 16 --json
+	pids=()
+	for i in $(seq 1 16); do
+		pat_call "c-0360-pool-$i"
+		curl -sS -o "$BATS_TEST_TMPDIR/answer-$i" -w '%{http_code}\n' -X POST -H "X-Vapi-Secret: $VAPI_WEBHOOK_SECRET" \
+			--data-binary @"$BATS_TEST_TMPDIR/c-0360-pool-$i.json" "$URL/api/vapi" >"$BATS_TEST_TMPDIR/code-$i" &
+		pids+=($!)
+	done
+	for p in "${pids[@]}"; do wait "$p"; done
+	conns=$(sql_admin "SELECT count(*) FROM pg_stat_activity WHERE usename = 'parlae_app' AND application_name = 'parlae' AND datname = current_database()")
+	stop_listener
+	fake latency '{"ms":0}' >/dev/null
+	assert_equal "$LSTATUS" 0
+	assert_equal "$(cat "$BATS_TEST_TMPDIR"/code-* | sort -u)" 200
+	for i in $(seq 1 16); do
+		assert_equal "$(jq -r '.results[0].result' "$BATS_TEST_TMPDIR/answer-$i" | jq -c '[.success, .verified, .patient.id]')" '[true,true,"P1"]'
+	done
+	# Before the pool, each of the 16 requests held a connection of its own.
+	[ "$conns" -ge 1 ] && [ "$conns" -le 8 ] || fail "$conns database connections"
+	assert_equal "$(sql "SELECT count(*), sum(tool_calls) FROM vapi_call_logs WHERE call_id LIKE 'c-0360-pool-%'")" '16|16'
+	assert_equal "$(sql "SELECT count(*) FROM audit_events WHERE action = 'vapi.tool' AND metadata->>'callId' LIKE 'c-0360-pool-%'")" 16
+	assert_equal "$(jq -r 'select(.callId != null) | .outcome' "$LOUT" | sort | uniq -c | awk '{ print $1, $2 }')" '16 ok'
+	run parlae audit verify
+	assert_success
+}
+
+@test "a pool smaller than the requests in flight makes them wait, never fail: --threads 2, 10 at once, all 200" {
+	fake latency '{"ms":100}' >/dev/null
+	start_listener --threads 2 --json
+	pids=()
+	for i in $(seq 1 10); do
+		pat_call "c-0360-wait-$i"
+		curl -sS -o /dev/null -w '%{http_code}\n' -X POST -H "X-Vapi-Secret: $VAPI_WEBHOOK_SECRET" \
+			--data-binary @"$BATS_TEST_TMPDIR/c-0360-wait-$i.json" "$URL/api/vapi" >"$BATS_TEST_TMPDIR/code-$i" &
+		pids+=($!)
+	done
+	for p in "${pids[@]}"; do wait "$p"; done
+	conns=$(sql_admin "SELECT count(*) FROM pg_stat_activity WHERE usename = 'parlae_app' AND application_name = 'parlae' AND datname = current_database()")
+	stop_listener
+	fake latency '{"ms":0}' >/dev/null
+	assert_equal "$LSTATUS" 0
+	assert_equal "$(cat "$BATS_TEST_TMPDIR"/code-* | tr '\n' ' ')" '200 200 200 200 200 200 200 200 200 200 '
+	[ "$conns" -ge 1 ] && [ "$conns" -le 2 ] || fail "$conns database connections"
+	assert_equal "$(sql "SELECT count(*), sum(tool_calls) FROM vapi_call_logs WHERE call_id LIKE 'c-0360-wait-%'")" '10|10'
+	assert_equal "$(jq -r 'select(.callId != null) | .status' "$LOUT" | sort | uniq -c | awk '{ print $1, $2 }')" '10 200'
+}
+
+@test "a schema change under a running listener: its prepared statements are planned again, and every request still runs" {
+	start_listener --threads 1 --json
+	for i in 1 2 3; do
+		case $i in
+		2) sql_owner "ALTER TABLE pms_integrations ALTER COLUMN status TYPE varchar(40)" ;;
+		3) sql_owner "ALTER TABLE pms_integrations ALTER COLUMN status TYPE text" ;;
+		esac
+		pat_call "c-0360-plan-$i"
+		post "$BATS_TEST_TMPDIR/c-0360-plan-$i.json" -H "X-Vapi-Secret: $VAPI_WEBHOOK_SECRET"
+		assert_equal "$code" 200
+		assert_equal "$(jq -r '.results[0].result' <<<"$body" | jq -c '[.success, .patient.id]')" '[true,"P1"]'
+	done
+	stop_listener
+	assert_equal "$LSTATUS" 0
+	assert_equal "$(jq -r 'select(.callId != null) | .outcome' "$LOUT" | tr '\n' ' ')" 'ok ok ok '
+}
