@@ -245,6 +245,22 @@ int pl_db_alive(const struct pl_db *db)
 	return db->conn && PQstatus(db->conn) == CONNECTION_OK;
 }
 
+int pl_db_usable(struct pl_db *db)
+{
+	/* The server's last words (FATAL: terminating connection), then its end of the stream. */
+	for (int i = 0; i < 4 && pl_db_alive(db); i++) {
+		struct pollfd p = {PQsocket(db->conn), POLLIN, 0};
+
+		if (p.fd < 0 || poll(&p, 1, 0) < 0)
+			return 0;
+		if (!p.revents)
+			return 1; /* nothing from the server: the connection is as it was left */
+		if (!PQconsumeInput(db->conn))
+			return 0; /* it read the end: libpq has marked the connection bad */
+	}
+	return 0;
+}
+
 int pl_db_rows(const struct pl_db_res *res)
 {
 	return res->res ? PQntuples(res->res) : 0;

@@ -105,6 +105,13 @@ int pl_db_exists(struct pl_db *db, const char *sql, int nparams, const char *con
 /* Whether the connection is still up (a batch checks this to fail as a whole when it went). */
 int pl_db_alive(const struct pl_db *db);
 
+/*
+ * Whether an idle connection can serve the next statement: one the server has closed since its
+ * last use (a restart, pg_terminate_backend) shows it only once the close is read, which this
+ * does without waiting (a poll and, when the server said something, libpq reading it).
+ */
+int pl_db_usable(struct pl_db *db);
+
 int pl_db_rows(const struct pl_db_res *res);
 /* The text of a field, or NULL for SQL NULL. Valid until pl_db_res_clear. */
 const char *pl_db_val(const struct pl_db_res *res, int row, int col);

@@ -242,7 +242,7 @@ static int db_get(void *arg, struct pl_db *db, struct pl_err *err)
 	if (l->db_nidle) {
 		*db = l->db_idle[--l->db_nidle];
 		pthread_mutex_unlock(&l->db_lock);
-		if (pl_db_alive(db))
+		if (pl_db_usable(db))
 			return 0;
 		pl_db_close(db); /* dropped by the server: this place opens a new one */
 	} else {
