@@ -18,7 +18,7 @@
 
 struct item {
 	char *source; /* "dir/file.json" or "file.jsonl:12" */
-	char *body;
+	const char *body; /* in one of items' texts, NUL-terminated */
 	size_t len;
 	double ms;
 	int outcome; /* 0 ok, 1 failed, 2 skipped */
@@ -29,6 +29,8 @@ struct item {
 struct items {
 	struct item *v;
 	size_t n, alloc;
+	char **texts; /* the files read, which the bodies point into (not a copy per message) */
+	size_t ntexts;
 };
 
 static void push(struct items *l, const char *source, const char *body, size_t len)
@@ -39,7 +41,7 @@ static void push(struct items *l, const char *source, const char *body, size_t l
 	}
 	memset(&l->v[l->n], 0, sizeof(l->v[0]));
 	l->v[l->n].source = pl_xstrdup(source);
-	l->v[l->n].body = pl_xstrndup(body, len);
+	l->v[l->n].body = body;
 	l->v[l->n].len = len;
 	l->n++;
 }
@@ -85,6 +87,8 @@ static int nul_byte(const char *path, const struct pl_buf *text, struct pl_err *
 static int load_file(const char *path, struct items *l, struct pl_err *err)
 {
 	struct pl_buf text = PL_BUF_INIT;
+	char *all;
+	size_t len;
 	int r;
 
 	if ((r = read_whole(path, &text, err))) {
@@ -97,24 +101,26 @@ static int load_file(const char *path, struct items *l, struct pl_err *err)
 		pl_buf_release(&text);
 		return r;
 	}
+	l->texts = pl_xrealloc(l->texts, (l->ntexts + 1) * sizeof(*l->texts));
+	l->texts[l->ntexts++] = all = pl_buf_detach(&text, &len);
 	if (has_suffix(path, ".jsonl") || has_suffix(path, ".ndjson")) {
 		char label[4200];
 		size_t lineno = 0;
+		char *end = all + len;
 
-		for (char *p = text.buf, *nl; *p; p = nl ? nl + 1 : p + strlen(p)) {
-			nl = strchr(p, '\n');
+		for (char *p = all, *nl; p < end; p = nl + 1) {
+			if (!(nl = memchr(p, '\n', (size_t)(end - p))))
+				nl = end;
+			*nl = '\0'; /* each message a string of its own */
 			lineno++;
-			if (strspn(p, " \t\r") == (size_t)((nl ? nl : p + strlen(p)) - p))
+			if (strspn(p, " \t\r") == (size_t)(nl - p))
 				continue;
 			snprintf(label, sizeof(label), "%s:%zu", path, lineno);
-			push(l, label, p, nl ? (size_t)(nl - p) : strlen(p));
-			if (!nl)
-				break;
+			push(l, label, p, (size_t)(nl - p));
 		}
 	} else {
-		push(l, path, text.buf, text.len);
+		push(l, path, all, len);
 	}
-	pl_buf_release(&text);
 	return 0;
 }
 
@@ -445,9 +451,11 @@ out:
 	pl_expect_close(expect);
 	for (size_t i = 0; i < items.n; i++) {
 		free(items.v[i].source);
-		free(items.v[i].body);
 		free(items.v[i].resp);
 	}
+	for (size_t i = 0; i < items.ntexts; i++)
+		free(items.texts[i]);
+	free(items.texts);
 	free(items.v);
 	return r;
 }
