@@ -636,7 +636,7 @@ enum {
 
 struct slot {
 	CURL *easy;
-	int ready;                  /* the shared options are set (setup_common) */
+	int ready;                  /* set up since the last reset (setup_common) */
 	int set;                    /* SET_*: the last request's own options */
 	struct curl_slist *headers; /* the last request's, kept while the next has the same */
 	struct sink sink;
@@ -680,8 +680,8 @@ static int same_headers(const struct curl_slist *list, const char *const *header
  * A request on a slot's handle. Options persist on a handle between transfers (a reset is
  * what clears them): the shared ones are set once, and then only what a request has of its
  * own, after undoing what the previous request had and this one has not (its method, its
- * body, a deadline's shorter timeouts, its credentials). After a failure the handle is reset
- * and the next request sets everything again.
+ * body, a deadline's shorter timeouts, its credentials). A handle not ready (new, after a
+ * failure here, or after a transfer that connected: see finish_slot) is reset and set up whole.
  */
 static CURLcode slot_request(struct pl_http *h, struct slot *s, const struct pl_http_req *req)
 {
@@ -691,6 +691,7 @@ static CURLcode slot_request(struct pl_http *h, struct slot *s, const struct pl_
 	int custom = strcmp(req->method, "GET") && strcmp(req->method, "POST");
 
 	if (!s->ready) {
+		curl_easy_reset(c);
 		rc = setup_common(h, c, &s->sink, &s->hint, s->errbuf);
 		SETOPT(rc, c, CURLOPT_PRIVATE, s);
 		s->set = 0;
@@ -734,7 +735,7 @@ static CURLcode slot_request(struct pl_http *h, struct slot *s, const struct pl_
 			rc = within_deadline(h, c);
 	}
 	if (rc != CURLE_OK) {
-		curl_easy_reset(c);
+		curl_easy_reset(c); /* nothing half set stays */
 		free_headers(s->headers);
 		s->headers = NULL;
 		s->ready = 0;
@@ -776,7 +777,14 @@ static int start_slot(struct pl_http *h, CURLM *multi, struct slot *s)
 static void finish_slot(struct pl_http *h, struct slot *s, CURLcode rc)
 {
 	struct pl_http_job *job = s->job;
+	long connects = 1;
 
+	/* libcurl counts a handle's retries on a fresh connection (a reused one found closed) until
+	 * a reset and gives up after 5, over all its transfers: a transfer that connected, which
+	 * every retry does, has the handle reset before the next request (keep-alive makes that
+	 * rare). */
+	if (curl_easy_getinfo(s->easy, CURLINFO_NUM_CONNECTS, &connects) != CURLE_OK || connects)
+		s->ready = 0;
 	job->resp.attempts = 1;
 	if (curl_easy_getinfo(s->easy, CURLINFO_TOTAL_TIME, &job->resp.seconds) != CURLE_OK)
 		job->resp.seconds = 0;
