@@ -2,11 +2,13 @@
 
 #include <ctype.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -436,18 +438,17 @@ static int retry_fits(const struct pl_http *h, long wait_ms)
 }
 
 /*
- * Everything a transfer needs, for one easy handle (also those of a multi batch). Not
- * CURLE_OK when libcurl refuses an option (one this build lacks, or out of memory): the
+ * What every transfer of a handle shares: its timeouts, certificate checks and callbacks.
+ * pl_http_send sets it after each reset; a slot of pl_http_run once, for all its requests.
+ * Not CURLE_OK when libcurl refuses an option (one this build lacks, or out of memory): the
  * request must not leave half set up, without its timeouts or its certificate checks.
  */
-static CURLcode setup_easy(struct pl_http *h, CURL *c, const struct pl_http_req *req,
-                           struct curl_slist *headers, struct sink *sink, struct retry_hint *hint,
-                           char *errbuf)
+static CURLcode setup_common(struct pl_http *h, CURL *c, struct sink *sink,
+                             struct retry_hint *hint, char *errbuf)
 {
 	CURLcode rc = CURLE_OK;
 
 	SETOPT(rc, c, CURLOPT_ERRORBUFFER, errbuf);
-	SETOPT(rc, c, CURLOPT_URL, req->url);
 	SETOPT(rc, c, CURLOPT_PROTOCOLS_STR, "http,https");
 	SETOPT(rc, c, CURLOPT_NOSIGNAL, 1L);
 	SETOPT(rc, c, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
@@ -457,12 +458,21 @@ static CURLcode setup_easy(struct pl_http *h, CURL *c, const struct pl_http_req 
 	SETOPT(rc, c, CURLOPT_TCP_NODELAY, 1L);
 	if (h->ca_bundle)
 		SETOPT(rc, c, CURLOPT_CAINFO, h->ca_bundle);
-	SETOPT(rc, c, CURLOPT_HTTPHEADER, headers);
 	SETOPT(rc, c, CURLOPT_WRITEFUNCTION, on_body);
 	SETOPT(rc, c, CURLOPT_WRITEDATA, sink);
 	SETOPT(rc, c, CURLOPT_HEADERFUNCTION, on_header);
 	SETOPT(rc, c, CURLOPT_HEADERDATA, hint);
 	SETOPT(rc, c, CURLOPT_USERAGENT, "parlae");
+	return rc;
+}
+
+/* What one request sets, on a handle with nothing else of a request's set (see reuse_slot). */
+static CURLcode setup_request(CURL *c, const struct pl_http_req *req, struct curl_slist *headers)
+{
+	CURLcode rc = CURLE_OK;
+
+	SETOPT(rc, c, CURLOPT_URL, req->url);
+	SETOPT(rc, c, CURLOPT_HTTPHEADER, headers);
 	/* libcurl signs every header it sends, so callers add none with an empty value. */
 	if (req->aws_sigv4)
 		SETOPT(rc, c, CURLOPT_AWS_SIGV4, req->aws_sigv4);
@@ -480,6 +490,16 @@ static CURLcode setup_easy(struct pl_http *h, CURL *c, const struct pl_http_req 
 	if (strcmp(req->method, "GET") && strcmp(req->method, "POST"))
 		SETOPT(rc, c, CURLOPT_CUSTOMREQUEST, req->method);
 	return rc;
+}
+
+/* Everything a transfer needs, for a handle just reset. */
+static CURLcode setup_easy(struct pl_http *h, CURL *c, const struct pl_http_req *req,
+                           struct curl_slist *headers, struct sink *sink, struct retry_hint *hint,
+                           char *errbuf)
+{
+	CURLcode rc = setup_common(h, c, sink, hint, errbuf);
+
+	return rc == CURLE_OK ? setup_request(c, req, headers) : rc;
 }
 
 /*
@@ -596,9 +616,30 @@ int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_htt
 
 /* --- many requests in flight from one process ---------------------------------------------- */
 
+/*
+ * libcurl's event-driven interface: epoll says which sockets are ready and
+ * curl_multi_socket_action handles those alone (curl_multi_perform walked every transfer and
+ * curl_multi_poll every socket, each round). libcurl says which sockets to watch, for what,
+ * through on_socket, and when it must run even if none is ready (its timeouts, a transfer just
+ * added) through on_timer.
+ */
+
+#define IDLE_MS 1000 /* the longest wait: libcurl's timeouts are then run, due or not */
+
+/* What a slot's handle holds beyond the shared options, for the next request to undo. */
+enum {
+	SET_BODY = 1,    /* POSTFIELDS: the method stays POST until CURLOPT_HTTPGET */
+	SET_CUSTOM = 2,  /* CUSTOMREQUEST */
+	SET_SHORT = 4,   /* timeouts shortened to a deadline */
+	SET_AWS = 8,     /* AWS_SIGV4, and HTTPAUTH with it */
+	SET_USER = 16,   /* USERNAME and PASSWORD */
+};
+
 struct slot {
 	CURL *easy;
-	struct curl_slist *headers;
+	int ready;                  /* set up since the last reset (setup_common) */
+	int set;                    /* SET_*: the last request's own options */
+	struct curl_slist *headers; /* the last request's, kept while the next has the same */
 	struct sink sink;
 	struct retry_hint hint;
 	char errbuf[CURL_ERROR_SIZE];
@@ -607,6 +648,106 @@ struct slot {
 	int busy;
 };
 
+struct loop {
+	CURLM *multi;
+	int epfd;
+	unsigned char *watched; /* by socket: what epoll watches it for (CURL_POLL_*), | WATCHED */
+	size_t nwatched;
+	double timer; /* pl_monotonic() when libcurl's timeouts are due; 0 now, -1 none */
+	int sys_errno; /* why epoll failed, for the "broken" path */
+};
+
+#define WATCHED 8
+
+static void free_headers(struct curl_slist *list)
+{
+	for (struct curl_slist *p = list; p; p = p->next)
+		explicit_bzero(p->data, strlen(p->data)); /* a header can carry a secret */
+	curl_slist_free_all(list);
+}
+
+/* Whether list holds exactly the headers of a request (then it is sent again as it is). */
+static int same_headers(const struct curl_slist *list, const char *const *headers)
+{
+	const char *const *h = headers;
+
+	for (; list && h && *h; list = list->next, h++)
+		if (strcmp(list->data, *h))
+			return 0;
+	return !list && !(h && *h);
+}
+
+/*
+ * A request on a slot's handle. Options persist on a handle between transfers (a reset is
+ * what clears them): the shared ones are set once, and then only what a request has of its
+ * own, after undoing what the previous request had and this one has not (its method, its
+ * body, a deadline's shorter timeouts, its credentials). A handle not ready (new, after a
+ * failure here, or after a transfer that connected: see finish_slot) is reset and set up whole.
+ */
+static CURLcode slot_request(struct pl_http *h, struct slot *s, const struct pl_http_req *req)
+{
+	CURL *c = s->easy;
+	CURLcode rc = CURLE_OK;
+	int body = !strcmp(req->method, "POST") || req->body;
+	int custom = strcmp(req->method, "GET") && strcmp(req->method, "POST");
+
+	if (!s->ready) {
+		curl_easy_reset(c);
+		rc = setup_common(h, c, &s->sink, &s->hint, s->errbuf);
+		SETOPT(rc, c, CURLOPT_PRIVATE, s);
+		s->set = 0;
+	}
+	SETOPT(rc, c, CURLOPT_URL, req->url);
+	if (!s->ready || !same_headers(s->headers, req->headers)) {
+		free_headers(s->headers);
+		s->headers = header_list(req->headers);
+		SETOPT(rc, c, CURLOPT_HTTPHEADER, s->headers);
+	}
+	if (body) {
+		SETOPT(rc, c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+		SETOPT(rc, c, CURLOPT_POSTFIELDSIZE_LARGE,
+		       (curl_off_t)(req->body ? req->body_len : 0));
+	} else if (s->set & SET_BODY) {
+		SETOPT(rc, c, CURLOPT_POSTFIELDS, NULL);
+		SETOPT(rc, c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+		SETOPT(rc, c, CURLOPT_HTTPGET, 1L);
+	}
+	if (custom)
+		SETOPT(rc, c, CURLOPT_CUSTOMREQUEST, req->method);
+	else if (s->set & SET_CUSTOM)
+		SETOPT(rc, c, CURLOPT_CUSTOMREQUEST, NULL);
+	if (req->aws_sigv4) {
+		SETOPT(rc, c, CURLOPT_AWS_SIGV4, req->aws_sigv4);
+	} else if (s->set & SET_AWS) {
+		SETOPT(rc, c, CURLOPT_AWS_SIGV4, NULL);
+		SETOPT(rc, c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC); /* the default */
+	}
+	if (req->user) {
+		SETOPT(rc, c, CURLOPT_USERNAME, req->user);
+		SETOPT(rc, c, CURLOPT_PASSWORD, req->password ? req->password : "");
+	} else if (s->set & SET_USER) {
+		SETOPT(rc, c, CURLOPT_USERNAME, NULL);
+		SETOPT(rc, c, CURLOPT_PASSWORD, NULL);
+	}
+	if (h->deadline || (s->set & SET_SHORT)) {
+		SETOPT(rc, c, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
+		SETOPT(rc, c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
+		if (rc == CURLE_OK)
+			rc = within_deadline(h, c);
+	}
+	if (rc != CURLE_OK) {
+		curl_easy_reset(c); /* nothing half set stays */
+		free_headers(s->headers);
+		s->headers = NULL;
+		s->ready = 0;
+		return rc;
+	}
+	s->ready = 1;
+	s->set = (body ? SET_BODY : 0) | (custom ? SET_CUSTOM : 0) | (h->deadline ? SET_SHORT : 0) |
+	         (req->aws_sigv4 ? SET_AWS : 0) | (req->user ? SET_USER : 0);
+	return CURLE_OK;
+}
+
 /* 0, or -1 with job->code and job->err set when libcurl would not take the request. */
 static int start_slot(struct pl_http *h, CURLM *multi, struct slot *s)
 {
@@ -614,18 +755,13 @@ static int start_slot(struct pl_http *h, CURLM *multi, struct slot *s)
 	CURLcode rc;
 	CURLMcode mc;
 
-	s->headers = header_list(job->req.headers);
 	memset(&job->resp, 0, sizeof(job->resp));
 	pl_buf_init(&job->resp.body, h->max_body);
 	s->sink.body = &job->resp.body;
 	s->sink.overflow = 0;
 	s->hint.after_ms = -1;
 	s->errbuf[0] = '\0';
-	curl_easy_reset(s->easy);
-	rc = setup_easy(h, s->easy, &job->req, s->headers, &s->sink, &s->hint, s->errbuf);
-	if (rc == CURLE_OK) /* after the reset, which clears it */
-		rc = curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
-	if (rc != CURLE_OK) {
+	if ((rc = slot_request(h, s, &job->req)) != CURLE_OK) {
 		job->code = setup_failed(&job->req, rc, &job->err);
 		return -1;
 	}
@@ -642,7 +778,14 @@ static int start_slot(struct pl_http *h, CURLM *multi, struct slot *s)
 static void finish_slot(struct pl_http *h, struct slot *s, CURLcode rc)
 {
 	struct pl_http_job *job = s->job;
+	long connects = 1;
 
+	/* libcurl counts a handle's retries on a fresh connection (a reused one found closed) until
+	 * a reset and gives up after 5, over all its transfers: a transfer that connected, which
+	 * every retry does, has the handle reset before the next request (keep-alive makes that
+	 * rare). */
+	if (curl_easy_getinfo(s->easy, CURLINFO_NUM_CONNECTS, &connects) != CURLE_OK || connects)
+		s->ready = 0;
 	job->resp.attempts = 1;
 	if (curl_easy_getinfo(s->easy, CURLINFO_TOTAL_TIME, &job->resp.seconds) != CURLE_OK)
 		job->resp.seconds = 0;
@@ -661,8 +804,6 @@ static void finish_slot(struct pl_http *h, struct slot *s, CURLcode rc)
 	} else {
 		trace_response(&job->resp);
 	}
-	curl_slist_free_all(s->headers);
-	s->headers = NULL;
 }
 
 /* Hand a job that has ended (answered, failed, or never started) to done(); the slot is free. */
@@ -670,8 +811,6 @@ static void hand_over(struct slot *s, void (*done)(struct pl_http_job *, void *)
 {
 	struct pl_http_job finished = *s->job;
 
-	curl_slist_free_all(s->headers);
-	s->headers = NULL;
 	s->busy = 0;
 	done(&finished, arg);
 }
@@ -696,33 +835,162 @@ static int fill_slot(struct pl_http *h, CURLM *multi, struct slot *s,
 	}
 }
 
+/* libcurl's CURLMOPT_SOCKETFUNCTION: watch fd for what it says, or no longer. */
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *arg, void *socketp)
+{
+	struct loop *l = arg;
+	struct epoll_event ev;
+	int op;
+
+	(void)easy;
+	(void)socketp;
+	if (fd < 0)
+		return 0; /* libcurl never names a socket it has not got */
+	if ((size_t)fd >= l->nwatched) {
+		size_t n = (size_t)fd + 64;
+
+		l->watched = pl_xrealloc(l->watched, n);
+		memset(l->watched + l->nwatched, 0, n - l->nwatched);
+		l->nwatched = n;
+	}
+	if (what == CURL_POLL_REMOVE) {
+		l->watched[fd] = 0;
+		/* ENOENT, EBADF: closed before (the kernel took it out of the set), or its number
+		 * is now another file's, one never added. */
+		if (epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 && errno != ENOENT &&
+		    errno != EBADF) {
+			l->sys_errno = errno;
+			return -1;
+		}
+		return 0;
+	}
+	memset(&ev, 0, sizeof(ev));
+	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	ev.data.fd = fd;
+	op = l->watched[fd] ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+	/* A socket closed without a REMOVE leaves its number to the next one: the set then has it
+	 * still (EEXIST on an ADD) or no longer (ENOENT on a MOD). */
+	if (epoll_ctl(l->epfd, op, fd, &ev) < 0 &&
+	    (errno != (op == EPOLL_CTL_ADD ? EEXIST : ENOENT) ||
+	     epoll_ctl(l->epfd, op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) <
+	         0)) {
+		l->sys_errno = errno;
+		return -1;
+	}
+	l->watched[fd] = (unsigned char)(WATCHED | (what & CURL_POLL_INOUT));
+	return 0;
+}
+
+/*
+ * libcurl's CURLMOPT_TIMERFUNCTION: -1 none, 0 at once, else in ms milliseconds. A millisecond
+ * more, since libcurl rounds down, and a timeout run before it is due is not asked for again.
+ */
+static int on_timer(CURLM *multi, long ms, void *arg)
+{
+	struct loop *l = arg;
+
+	(void)multi;
+	l->timer = ms < 0 ? -1 : ms == 0 ? 0 : pl_monotonic() + (double)(ms + 1) / 1000;
+	return 0;
+}
+
+/* How long epoll may wait: until libcurl's timer, and at most IDLE_MS. */
+static int wait_ms(const struct loop *l)
+{
+	double left;
+
+	if (l->timer < 0)
+		return IDLE_MS;
+	left = (l->timer - pl_monotonic()) * 1000;
+	if (left <= 0)
+		return 0;
+	return left >= IDLE_MS ? IDLE_MS : (int)ceil(left);
+}
+
+/* One wait for ready sockets or libcurl's timer, and libcurl's work on what is due. */
+static CURLMcode step(struct loop *l, struct epoll_event *events, int nevents)
+{
+	CURLMcode mc = CURLM_OK;
+	int n, running;
+
+	n = epoll_wait(l->epfd, events, nevents, wait_ms(l));
+	if (n < 0) {
+		if (errno == EINTR)
+			return CURLM_OK;
+		l->sys_errno = errno;
+		return CURLM_INTERNAL_ERROR;
+	}
+	for (int i = 0; i < n && mc == CURLM_OK; i++) {
+		int fd = events[i].data.fd, bits = 0;
+		uint32_t ev = events[i].events;
+
+		if (ev & EPOLLIN)
+			bits |= CURL_CSELECT_IN;
+		if (ev & EPOLLOUT)
+			bits |= CURL_CSELECT_OUT;
+		/* An error or a hang-up ends what the socket was watched for, as poll says it. */
+		if ((ev & (EPOLLERR | EPOLLHUP)) && (size_t)fd < l->nwatched)
+			bits |= l->watched[fd] & CURL_POLL_INOUT;
+		mc = curl_multi_socket_action(l->multi, fd, bits, &running);
+	}
+	if (mc == CURLM_OK && (n == 0 || (l->timer >= 0 && pl_monotonic() >= l->timer))) {
+		l->timer = -1; /* libcurl sets the next one, if any, from inside the call */
+		mc = curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	}
+	return mc;
+}
+
+static int loop_init(struct loop *l, int concurrency)
+{
+	memset(l, 0, sizeof(*l));
+	l->timer = -1;
+	l->epfd = -1;
+	if (!(l->multi = curl_multi_init()))
+		return -1;
+	if ((l->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    curl_multi_setopt(l->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)concurrency) !=
+	        CURLM_OK ||
+	    curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+	    curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l) != CURLM_OK ||
+	    curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
+	    curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l) != CURLM_OK)
+		return -1;
+	return 0;
+}
+
+/* After the easy handles: libcurl still closes sockets (and says so to on_socket) here. */
+static void loop_release(struct loop *l)
+{
+	if (l->multi)
+		curl_multi_cleanup(l->multi);
+	if (l->epfd >= 0)
+		close(l->epfd);
+	free(l->watched);
+}
+
 int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_job *, void *),
                 void (*done)(struct pl_http_job *, void *), void *arg)
 {
-	CURLM *multi = curl_multi_init();
+	struct loop l;
 	struct slot *slots;
-	int running = 0, more = 1, active = 0, r = 0;
-	CURLMcode mc;
+	struct epoll_event *events;
+	int more = 1, active = 0, r = 0;
+	CURLMcode mc = CURLM_OK;
 
-	if (!multi)
-		return PL_EINTERNAL;
 	if (concurrency < 1)
 		concurrency = 1;
 	slots = pl_xcalloc((size_t)concurrency, sizeof(*slots));
-	for (int i = 0; i < concurrency; i++) {
-		if (!(slots[i].easy = curl_easy_init())) {
-			while (i-- > 0)
-				curl_easy_cleanup(slots[i].easy);
-			free(slots);
-			curl_multi_cleanup(multi);
-			return PL_EINTERNAL;
-		}
-		slots[i].job = &slots[i].storage;
-	}
-	if (curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)concurrency) !=
-	    CURLM_OK) {
+	events = pl_xcalloc((size_t)concurrency, sizeof(*events));
+	if (loop_init(&l, concurrency) < 0) {
 		r = PL_EINTERNAL;
 		goto out;
+	}
+	for (int i = 0; i < concurrency; i++) {
+		if (!(slots[i].easy = curl_easy_init())) {
+			r = PL_EINTERNAL;
+			goto out;
+		}
+		slots[i].job = &slots[i].storage;
 	}
 	for (;;) {
 		CURLMsg *msg;
@@ -731,16 +999,16 @@ int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_j
 		for (int i = 0; i < concurrency && more; i++) {
 			if (slots[i].busy)
 				continue;
-			if (!fill_slot(h, multi, &slots[i], next, done, arg))
+			if (!fill_slot(h, l.multi, &slots[i], next, done, arg))
 				more = 0;
 			else
 				active++;
 		}
 		if (!active)
 			break;
-		if ((mc = curl_multi_perform(multi, &running)) != CURLM_OK)
+		if ((mc = step(&l, events, concurrency)) != CURLM_OK)
 			goto broken;
-		while ((msg = curl_multi_info_read(multi, &left))) {
+		while ((msg = curl_multi_info_read(l.multi, &left))) {
 			struct slot *s = NULL;
 			CURLcode result;
 
@@ -753,7 +1021,7 @@ int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_j
 				mc = CURLM_INTERNAL_ERROR;
 				goto broken;
 			}
-			if ((mc = curl_multi_remove_handle(multi, s->easy)) != CURLM_OK)
+			if ((mc = curl_multi_remove_handle(l.multi, s->easy)) != CURLM_OK)
 				goto broken;
 			finish_slot(h, s, result);
 			{
@@ -765,7 +1033,7 @@ int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_j
 				 * work overlaps the transfers still in flight instead of stalling
 				 * them. */
 				if (more) {
-					if (fill_slot(h, multi, s, next, done, arg))
+					if (fill_slot(h, l.multi, s, next, done, arg))
 						active++;
 					else
 						more = 0;
@@ -774,30 +1042,37 @@ int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_j
 			}
 			more = 1; /* done() may have queued more work (a retry, a fallback) */
 		}
-		if (active && (mc = curl_multi_poll(multi, NULL, 0, 100, NULL)) != CURLM_OK)
-			goto broken;
 	}
 	goto out;
 broken:
-	/* libcurl's multi handle failed (out of memory, or worse): every job still in flight
-	 * ends failed, through done(), and so does the run. */
+	/* libcurl's multi handle or epoll failed (out of memory, or worse): every job still in
+	 * flight ends failed, through done(), and so does the run. */
 	for (int i = 0; i < concurrency; i++) {
 		struct slot *s = &slots[i];
 
 		if (!s->busy)
 			continue;
-		curl_multi_remove_handle(multi, s->easy); /* best effort: the handle is failing */
+		curl_multi_remove_handle(l.multi, s->easy); /* best effort: the handle is failing */
 		pl_err_clear(&s->job->err);
-		s->job->code = pl_err_set(&s->job->err, PL_EINTERNAL,
-		                          "the request to %s was cut off: libcurl: %s",
-		                          s->job->req.peer, curl_multi_strerror(mc));
+		if (l.sys_errno)
+			s->job->code = pl_err_set(&s->job->err, PL_EINTERNAL,
+			                          "the request to %s was cut off: epoll: %s",
+			                          s->job->req.peer, strerror(l.sys_errno));
+		else
+			s->job->code = pl_err_set(&s->job->err, PL_EINTERNAL,
+			                          "the request to %s was cut off: libcurl: %s",
+			                          s->job->req.peer, curl_multi_strerror(mc));
 		hand_over(s, done, arg);
 	}
 	r = PL_EINTERNAL;
 out:
-	for (int i = 0; i < concurrency; i++)
-		curl_easy_cleanup(slots[i].easy);
+	for (int i = 0; i < concurrency; i++) {
+		if (slots[i].easy)
+			curl_easy_cleanup(slots[i].easy);
+		free_headers(slots[i].headers);
+	}
+	loop_release(&l);
 	free(slots);
-	curl_multi_cleanup(multi);
+	free(events);
 	return r;
 }

@@ -84,6 +84,8 @@ struct pl_http_job {
  * when there is nothing to send now), done() receives each finished job (release job->resp
  * there) while the others are still running, and may queue more work for next(). The run ends
  * when nothing is in flight and next() has nothing. No retries: callers decide what to resend.
+ * h->deadline as next() returns a job shortens that request's timeouts, as in pl_http_send.
+ * Linux: the loop waits on epoll.
  */
 int pl_http_run(struct pl_http *h, int concurrency, int (*next)(struct pl_http_job *, void *),
                 void (*done)(struct pl_http_job *, void *), void *arg);

@@ -2,11 +2,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "encode.h"
@@ -18,7 +20,7 @@
 
 struct item {
 	char *source; /* "dir/file.json" or "file.jsonl:12" */
-	char *body;
+	const char *body; /* in one of items' texts, NUL-terminated */
 	size_t len;
 	double ms;
 	int outcome; /* 0 ok, 1 failed, 2 skipped */
@@ -29,6 +31,8 @@ struct item {
 struct items {
 	struct item *v;
 	size_t n, alloc;
+	char **texts; /* the files read, which the bodies point into (not a copy per message) */
+	size_t ntexts;
 };
 
 static void push(struct items *l, const char *source, const char *body, size_t len)
@@ -39,7 +43,7 @@ static void push(struct items *l, const char *source, const char *body, size_t l
 	}
 	memset(&l->v[l->n], 0, sizeof(l->v[0]));
 	l->v[l->n].source = pl_xstrdup(source);
-	l->v[l->n].body = pl_xstrndup(body, len);
+	l->v[l->n].body = body;
 	l->v[l->n].len = len;
 	l->n++;
 }
@@ -51,70 +55,104 @@ static int has_suffix(const char *s, const char *suffix)
 	return a >= b && !strcmp(s + a - b, suffix);
 }
 
-static int read_whole(const char *path, struct pl_buf *out, struct pl_err *err)
-{
-	FILE *f = fopen(path, "rb");
-	char chunk[65536];
-	size_t n;
+#define MAX_FILE ((size_t)256 << 20)
 
-	if (!f)
+/*
+ * The whole file, NUL-terminated, in *text (the caller frees it) and its length: one read
+ * into a buffer of the file's size (and a byte more, to see the end), not a copy per chunk.
+ */
+static int read_whole(const char *path, char **text, size_t *len, struct pl_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	size_t alloc = 65536, n = 0;
+	char *buf;
+
+	if (fd < 0)
 		return pl_err_set(err, PL_EUSAGE, "cannot open %s: %s", path, strerror(errno));
-	pl_buf_init(out, (size_t)256 << 20);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (pl_buf_add(out, chunk, n) < 0) {
-			fclose(f);
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size <= MAX_FILE)
+		alloc = (size_t)st.st_size + 2;
+	buf = pl_xmalloc(alloc);
+	for (;;) {
+		ssize_t got;
+
+		if (n > MAX_FILE) {
+			free(buf);
+			close(fd);
 			return pl_err_set(err, PL_EBADINPUT, "%s is larger than 256 MiB", path);
 		}
+		if (n + 1 == alloc) /* it grew, or a pipe: its size was not known */
+			buf = pl_xrealloc(buf, alloc *= 2);
+		got = read(fd, buf + n, alloc - 1 - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			int e = errno;
+
+			free(buf);
+			close(fd);
+			return pl_err_set(err, PL_EUSAGE, "cannot read %s: %s", path, strerror(e));
+		}
+		if (!got)
+			break;
+		n += (size_t)got;
 	}
-	fclose(f);
+	close(fd);
+	buf[n] = '\0';
+	*text = buf;
+	*len = n;
 	return 0;
 }
 
-static int nul_byte(const char *path, const struct pl_buf *text, struct pl_err *err)
+static int nul_byte(const char *path, size_t line, struct pl_err *err)
 {
-	const char *nul = memchr(text->buf, '\0', text->len);
-	size_t line = 1;
-
-	for (const char *p = text->buf; p < nul; p++)
-		line += *p == '\n';
 	pl_err_set(err, PL_EBADINPUT, "%s:%zu: a NUL byte, which JSON text never holds", path,
 	           line);
 	return pl_err_hint(err, "a JSON Lines file holds one JSON document per line of UTF-8 text");
 }
 
+/*
+ * The messages of a file, pointing into its text (kept in l->texts). JSON text never holds a
+ * raw NUL: the rest of the file would be lost without a word, so one is an error.
+ */
 static int load_file(const char *path, struct items *l, struct pl_err *err)
 {
-	struct pl_buf text = PL_BUF_INIT;
+	char *all = NULL, *end, *nul;
+	size_t len = 0;
 	int r;
 
-	if ((r = read_whole(path, &text, err))) {
-		pl_buf_release(&text);
+	if ((r = read_whole(path, &all, &len, err)))
 		return r;
-	}
-	/* JSON text never holds a raw NUL: the rest of the file would be lost without a word. */
-	if (text.len && memchr(text.buf, '\0', text.len)) {
-		r = nul_byte(path, &text, err);
-		pl_buf_release(&text);
-		return r;
-	}
-	if (has_suffix(path, ".jsonl") || has_suffix(path, ".ndjson")) {
+	l->texts = pl_xrealloc(l->texts, (l->ntexts + 1) * sizeof(*l->texts));
+	l->texts[l->ntexts++] = all;
+	end = all + len;
+	if (!(has_suffix(path, ".jsonl") || has_suffix(path, ".ndjson"))) {
+		if ((nul = memchr(all, '\0', len))) {
+			size_t line = 1;
+
+			for (const char *p = all; p < nul; p++)
+				line += *p == '\n';
+			return nul_byte(path, line, err);
+		}
+		push(l, path, all, len);
+	} else {
 		char label[4200];
 		size_t lineno = 0;
 
-		for (char *p = text.buf, *nl; *p; p = nl ? nl + 1 : p + strlen(p)) {
-			nl = strchr(p, '\n');
+		/* A line at a time, each looked through while it is in the cache. */
+		for (char *p = all, *nl; p < end; p = nl + 1) {
+			if (!(nl = memchr(p, '\n', (size_t)(end - p))))
+				nl = end;
+			if (memchr(p, '\0', (size_t)(nl - p)))
+				return nul_byte(path, lineno + 1, err);
+			*nl = '\0'; /* each message a string of its own */
 			lineno++;
-			if (strspn(p, " \t\r") == (size_t)((nl ? nl : p + strlen(p)) - p))
+			if (strspn(p, " \t\r") == (size_t)(nl - p))
 				continue;
 			snprintf(label, sizeof(label), "%s:%zu", path, lineno);
-			push(l, label, p, nl ? (size_t)(nl - p) : strlen(p));
-			if (!nl)
-				break;
+			push(l, label, p, (size_t)(nl - p));
 		}
-	} else {
-		push(l, path, text.buf, text.len);
 	}
-	pl_buf_release(&text);
 	return 0;
 }
 
@@ -219,6 +257,7 @@ struct send_state {
 	const char *secret;
 	struct items *items;
 	size_t next, done;
+	char **fixed; /* the headers of every message, unless each is signed (hmac) */
 };
 
 static int next_job(struct pl_http_job *job, void *arg)
@@ -231,9 +270,13 @@ static int next_job(struct pl_http_job *job, void *arg)
 	it = &st->items->v[st->next++];
 	job->req.method = "POST";
 	job->req.url = st->req->target;
-	/* hmac is signed now, as the request leaves */
-	job->req.headers =
-	    (const char *const *)pl_vapi_auth_headers(st->req->auth, st->secret, it->body, it->len);
+	/* hmac is signed now, as the request leaves; the other ways are the same each time */
+	if (st->req->auth != PL_VAPI_AUTH_HMAC && !st->fixed)
+		st->fixed = pl_vapi_auth_headers(st->req->auth, st->secret, NULL, 0);
+	job->req.headers = (const char *const *)(st->fixed ? st->fixed
+	                                                   : pl_vapi_auth_headers(st->req->auth,
+	                                                                          st->secret,
+	                                                                          it->body, it->len));
 	job->req.body = it->body;
 	job->req.body_len = it->len;
 	job->req.peer = "the target";
@@ -257,7 +300,8 @@ static void job_done(struct pl_http_job *job, void *arg)
 		it->resp = pl_xstrndup(job->resp.body.buf, job->resp.body.len);
 		it->rlen = job->resp.body.len;
 	}
-	pl_vapi_headers_free((char **)job->req.headers);
+	if (!st->fixed)
+		pl_vapi_headers_free((char **)job->req.headers);
 	pl_http_resp_release(&job->resp);
 	st->done++;
 	if (st->req->progress)
@@ -402,11 +446,12 @@ int pl_replay(struct pl_session *s, const struct pl_replay_req *req, struct pl_r
 	if (req->target) {
 		struct pl_http http;
 		struct send_state st = {req, pl_config_get(s->cfg, "VAPI_WEBHOOK_SECRET"), &items,
-		                        0, 0};
+		                        0, 0, NULL};
 
 		if ((r = pl_http_init(&http, s->cfg, err)))
 			goto out;
 		r = pl_http_run(&http, req->concurrency, next_job, job_done, &st);
+		pl_vapi_headers_free(st.fixed);
 		pl_http_release(&http);
 		if (r) {
 			r = pl_err_set(err, PL_EINTERNAL, "cannot start the transfers");
@@ -445,9 +490,11 @@ out:
 	pl_expect_close(expect);
 	for (size_t i = 0; i < items.n; i++) {
 		free(items.v[i].source);
-		free(items.v[i].body);
 		free(items.v[i].resp);
 	}
+	for (size_t i = 0; i < items.ntexts; i++)
+		free(items.texts[i]);
+	free(items.texts);
 	free(items.v);
 	return r;
 }
