@@ -85,14 +85,23 @@ setup_home() {
 
 . "$PL_TOP/tests/helpers/pg.bash"
 
-# The suite's database URL as another role: db_url_as ROLE.
-db_url_as() { sed "s/user=[^ ]*/user=$1/" <<<"$PARLAE_DATABASE_URL"; }
+# The suite's database URL as another role: db_url_as ROLE; pl_url_as ROLE sets REPLY to it
+# without a subshell (sql_owner runs in every vapi test's setup).
+pl_url_as() {
+	local rest
+	REPLY=$PARLAE_DATABASE_URL
+	[[ $REPLY == *user=* ]] || return 0
+	rest=${REPLY#*user=}
+	if [[ $rest == *' '* ]]; then rest=" ${rest#* }"; else rest=; fi
+	REPLY=${REPLY%%user=*}user=$1$rest
+}
+db_url_as() { pl_url_as "$1"; echo "$REPLY"; }
 
 # SQL as the commands' role (PARLAE_DATABASE_URL), as the owner of parlae's tables (the role
 # that migrates: what only the owner may do, such as ALTER TABLE), or as the superuser.
 sql() { psql -XAtq -v ON_ERROR_STOP=1 "$PARLAE_DATABASE_URL" -c "$1"; }
-sql_owner() { psql -XAtq -v ON_ERROR_STOP=1 "$(db_url_as parlae)" -c "$1"; }
-sql_admin() { psql -XAtq -v ON_ERROR_STOP=1 "$(db_url_as pgadmin)" -c "$1"; }
+sql_owner() { pl_url_as parlae; psql -XAtq -v ON_ERROR_STOP=1 "$REPLY" -c "$1"; }
+sql_admin() { pl_url_as pgadmin; psql -XAtq -v ON_ERROR_STOP=1 "$REPLY" -c "$1"; }
 
 # A database URL nothing listens on, for "the database is down".
 closed_db_url() { echo "host=$PL_PG_SOCK port=1 user=parlae dbname=nothing connect_timeout=2"; }
