@@ -11,8 +11,11 @@ else
 	pl_before=" $(declare -F | sed 's/^declare -[a-z-]* //' | tr '\n' ' ')"
 	bats_load_library bats-support
 	bats_load_library bats-assert
-	# `run` and `assert_success` are wrapped below; these are bats' own.
-	eval "$(declare -f run | sed '1s/^run /bats_run /')"
+	# `run` and `assert_success` are wrapped below; these are bats' own, but for the file of
+	# `run --separate-stderr`'s stderr: a fresh empty one named without forking mktemp (thousands
+	# of runs), unique to the process and the run.
+	eval "$(declare -f run | sed '1s/^run /bats_run /
+		s|bats_run_separate_stderr_file="$(mktemp "${BATS_TEST_TMPDIR}/separate-stderr-XXXXXX")";|bats_run_separate_stderr_file=${BATS_TEST_TMPDIR}/separate-stderr-$BASHPID-$((++pl_run_count)); : >"$bats_run_separate_stderr_file" \|\| return;|')"
 	eval "$(declare -f assert_success | sed '1s/^assert_success /bats_assert_success /')"
 	if [ -n "$pl_prelude" ]; then
 		pl_new=()
