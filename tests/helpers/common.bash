@@ -106,6 +106,13 @@ sql() { psql -XAtq -v ON_ERROR_STOP=1 "$PARLAE_DATABASE_URL" -c "$1"; }
 sql_owner() { pl_url_as parlae; psql -XAtq -v ON_ERROR_STOP=1 "$REPLY" -c "$1"; }
 sql_admin() { pl_url_as pgadmin; psql -XAtq -v ON_ERROR_STOP=1 "$REPLY" -c "$1"; }
 
+# slurp VAR FILE: VAR holds FILE's text as "$(cat FILE)" would (its trailing newlines dropped),
+# read without a process.
+slurp() {
+	IFS= read -r -d '' "$1" <"$2" || true
+	printf -v "$1" '%s' "${!1%"${!1##*[!$'\n']}"}"
+}
+
 # A database URL nothing listens on, for "the database is down".
 closed_db_url() { echo "host=$PL_PG_SOCK port=1 user=parlae dbname=nothing connect_timeout=2"; }
 
