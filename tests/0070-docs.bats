@@ -3,15 +3,17 @@
 # page whose SYNOPSIS shows its usage line verbatim, and parlae(1)'s EXIT STATUS is the binary's.
 bats_require_minimum_version 1.5.0
 load helpers/common
+load helpers/man
 
+setup_file() { man_render_all; }
 setup() {
 	export HOME=$BATS_TEST_TMPDIR/home MANWIDTH=200 LC_ALL=C.UTF-8
 	mkdir -p "$HOME"
 	unset MANPAGER PAGER MANROFFOPT MAN_KEEP_FORMATTING MANOPT
 }
 
-# The page as man(1) shows it, without a pager.
-render() { man -P cat -l "$PL_TOP/man/$1"; }
+# The page as man(1) shows it, without a pager (rendered once, in setup_file).
+render() { man_cat "$1"; }
 
 # The lines of one section of a rendered page, without the page's 7-column indentation.
 section() { awk -v want="$1" '/^[^ ]/ { on = ($0 == want); next } on' | sed 's/^       //'; }

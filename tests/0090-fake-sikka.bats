@@ -44,8 +44,11 @@ ctl() { curl -sSf "$FAKE_SIKKA/__fake/$1" ${2:+-H 'Content-Type: application/jso
 # call CURL-ARGS...: a Sikka request; sets $code, $body and $headers.
 call() {
 	code=$(curl -sS -o "$BATS_TEST_TMPDIR/body" -D "$BATS_TEST_TMPDIR/headers" -w '%{http_code}' "$@")
-	body=$(cat "$BATS_TEST_TMPDIR/body")
-	headers=$(tr -d '\r' <"$BATS_TEST_TMPDIR/headers")
+	slurp body "$BATS_TEST_TMPDIR/body"
+	slurp headers "$BATS_TEST_TMPDIR/headers"
+	# As tr -d '\r' would, before $(...) dropped the trailing newlines.
+	headers=${headers//$'\r'/}
+	headers=${headers%"${headers##*[!$'\n']}"}
 }
 
 grant() { call "$FAKE_SIKKA/v4/request_key" -H 'Content-Type: application/json' -d "{$1,$APP}"; }

@@ -33,7 +33,7 @@ ctl() { curl -sSf "$FAKE_AWS/__fake/$1" ${2:+-H 'Content-Type: application/json'
 # call CURL-ARGS...: sets $code and $body.
 call() {
 	code=$(curl -sS -o "$BATS_TEST_TMPDIR/body" -w '%{http_code}' "$@")
-	body=$(cat "$BATS_TEST_TMPDIR/body")
+	slurp body "$BATS_TEST_TMPDIR/body"
 }
 
 # sm OPERATION JSON [CURL-ARGS...]: a request signed by curl, as libcurl signs for parlae.

@@ -26,9 +26,8 @@ setup() {
 	setup_home
 	aws_env "$BATS_FILE_TMPDIR/fakes"
 	sikka_env "$BATS_FILE_TMPDIR/fakes"
-	aws_fake reset '{}' >/dev/null
-	fake faults/clear '{}' >/dev/null
-	fake latency '{"ms":0}' >/dev/null
+	fake_posts "$FAKE_AWS/__fake/reset" '{}' "$FAKE_SIKKA/__fake/faults/clear" '{}' \
+		"$FAKE_SIKKA/__fake/latency" '{"ms":0}' >/dev/null
 }
 
 # A session (temporary) key pair the fake knows once aws_session_key has run.

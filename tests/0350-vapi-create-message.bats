@@ -14,9 +14,8 @@ setup_file() { vapi_setup_file; }
 teardown_file() { vapi_teardown_file; }
 setup() {
 	vapi_setup
-	fake counters/reset '{}' >/dev/null
-	twilio_fake messages/clear '{}' >/dev/null
-	twilio_fake faults/clear '{}' >/dev/null
+	fake_posts "$FAKE_SIKKA/__fake/counters/reset" '{}' "$FAKE_TWILIO/__fake/messages/clear" '{}' \
+		"$FAKE_TWILIO/__fake/faults/clear" '{}' >/dev/null
 	# The fixtures' call ids come back test after test: each starts with no call logs.
 	sql "DELETE FROM vapi_call_logs"
 }

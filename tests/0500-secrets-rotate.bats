@@ -26,22 +26,31 @@ setup() {
 }
 
 # seed PREFIX N MINUTES: N connected accounts PREFIX-1..N whose keys expire in MINUTES,
-# with real keys issued by the fake and stored as parlae stores them.
+# with real keys issued by the fake and stored as parlae stores them. The N keys come from one
+# curl and one jq (a curl, a date and a jq per account were 800 processes for 200 accounts).
 seed() {
-	local prefix=$1 n=$2 minutes=$3 i keys secret sqlf=$BATS_TEST_TMPDIR/seed.sql
+	local prefix=$1 n=$2 minutes=$3 i keys secret expiry issues=() sqlf=$BATS_TEST_TMPDIR/seed.sql
 	fake access '{"office_id":"D36225","access":"ON"}' >/dev/null
 	secret=$(fake_get state | jq -r '.practices[] | select(.office_id == "D36225") | .secret_key')
+	expiry=$(date -u -d "+$minutes min" +%Y-%m-%dT%H:%M:%SZ)
+	for ((i = 1; i <= n; i++)); do
+		issues+=("$FAKE_SIKKA/__fake/issue" '{"office_id":"D36225"}')
+	done
+	fake_posts "${issues[@]}" >"$BATS_TEST_TMPDIR/issued"
+	jq -c --arg s "$secret" --arg e "$expiry" \
+		'{officeId:"D36225", secretKey:$s, requestKey:.request_key, refreshKey:.refresh_key,
+		  tokenExpiry:$e, practiceName:"Happy Teeth Dental", pmsType:"Dentrix"}' \
+		"$BATS_TEST_TMPDIR/issued" >"$BATS_TEST_TMPDIR/keys"
 	: >"$sqlf"
-	for i in $(seq 1 "$n"); do
-		keys=$(fake issue '{"office_id":"D36225"}')
-		jq -c --arg s "$secret" --arg e "$(date -u -d "+$minutes min" +%Y-%m-%dT%H:%M:%SZ)" \
-			'{officeId:"D36225", secretKey:$s, requestKey:.request_key, refreshKey:.refresh_key,
-			  tokenExpiry:$e, practiceName:"Happy Teeth Dental", pmsType:"Dentrix"}' <<<"$keys" |
-			store_tool put "parlae/pms/sikka/$prefix-$i" >/dev/null
+	i=0
+	while IFS= read -r keys; do
+		i=$((i + 1))
+		store_tool put "parlae/pms/sikka/$prefix-$i" <<<"$keys" >/dev/null
 		printf "INSERT INTO accounts (id) VALUES ('%s-%s');\n" "$prefix" "$i" >>"$sqlf"
 		printf "INSERT INTO pms_integrations (account_id, provider, status, office_id, secret_ref, secret_version, token_expiry) VALUES ('%s-%s', 'SIKKA', 'ACTIVE', 'D36225', 'parlae/pms/sikka/%s-%s', '1', now() + interval '%s minutes');\n" \
 			"$prefix" "$i" "$prefix" "$i" "$minutes" >>"$sqlf"
-	done
+	done <"$BATS_TEST_TMPDIR/keys"
+	[ "$i" = "$n" ] || fail "seed: the fake issued $i keys, not $n"
 	psql -XAtq -v ON_ERROR_STOP=1 "$PARLAE_DATABASE_URL" -f "$sqlf" >/dev/null
 }
 
@@ -278,14 +287,18 @@ no_grants() { assert_equal "$(fake_get counters | jq -c '[.grants.refresh_key, .
 		kill -9 $pid 2>/dev/null || true
 		wait $pid || true
 		for f in "$BATS_FILE_TMPDIR"/vault/*.cur; do
-			name=$(basename "$f" .cur | tr '~' '/')
+			name=${f##*/}
+			name=${name%.cur}
+			name=${name//'~'//}
 			store_tool get "$name" >/dev/null 2>&1 || PARLAE_MASTER_KEY=$NEW_MASTER store_tool get "$name" >/dev/null
 		done
 	done
 	PARLAE_MASTER_KEY_NEW=$NEW_MASTER run --separate-stderr parlae secrets rotate --master-key
 	assert_success --stderr 'now use the new key'
 	for f in "$BATS_FILE_TMPDIR"/vault/*.cur; do
-		PARLAE_MASTER_KEY=$NEW_MASTER store_tool get "$(basename "$f" .cur | tr '~' '/')" >/dev/null
+		name=${f##*/}
+		name=${name%.cur}
+		PARLAE_MASTER_KEY=$NEW_MASTER store_tool get "${name//'~'//}" >/dev/null
 	done
 	PARLAE_MASTER_KEY=$NEW_MASTER PARLAE_MASTER_KEY_NEW=$MASTER parlae secrets rotate --master-key >/dev/null
 }

@@ -18,10 +18,9 @@ teardown_file() { vapi_teardown_file; }
 setup() {
 	vapi_setup
 	export PARLAE_HTTP_TIMEOUT=1
-	fake latency '{"ms":0}' >/dev/null
-	twilio_fake faults/clear '{}' >/dev/null
-	curl -sS -X POST "$FAKE_TARGET/__fake/faults/clear" >/dev/null
-	target_fake auth "{\"mode\":\"secret\",\"secret\":\"$VAPI_WEBHOOK_SECRET\"}" >/dev/null
+	fake_posts "$FAKE_SIKKA/__fake/latency" '{"ms":0}' "$FAKE_TWILIO/__fake/faults/clear" '{}' \
+		"$FAKE_TARGET/__fake/faults/clear" '{}' \
+		"$FAKE_TARGET/__fake/auth" "{\"mode\":\"secret\",\"secret\":\"$VAPI_WEBHOOK_SECRET\"}" >/dev/null
 }
 
 secrets_of_run() {

@@ -43,10 +43,11 @@ setup() {
 	vapi_setup
 	export PARLAE_AUDIT_SIGNING_KEY_FILE=$BATS_FILE_TMPDIR/keys/signing.pem
 	export PARLAE_AUDIT_CHECKPOINTS=$BATS_FILE_TMPDIR/checkpoints.jsonl
-	STATE=$(cat "$BATS_FILE_TMPDIR/state")
-	CODE=$(cat "$BATS_FILE_TMPDIR/code")
+	read -r STATE <"$BATS_FILE_TMPDIR/state"
+	read -r CODE <"$BATS_FILE_TMPDIR/code"
 	VAULT=$BATS_FILE_TMPDIR/vault
-	FAKE_AWS=http://127.0.0.1:$(cat "$BATS_FILE_TMPDIR/fakes/aws_secrets.port")
+	read -r FAKE_AWS <"$BATS_FILE_TMPDIR/fakes/aws_secrets.port"
+	FAKE_AWS=http://127.0.0.1:$FAKE_AWS
 }
 
 # Everything a dry run must leave as it was, as text: every table's rows and every sequence
@@ -58,12 +59,19 @@ snapshot() {
 	pg_dump --data-only --no-owner --no-privileges "$(db_url_as parlae)" |
 		grep -Ev '^(--|\\(un)?restrict )' || return 1
 	(cd "$VAULT" && find . -printf '%p %m %s\n' | sort && find . -type f -print0 | sort -z | xargs -0 -r sha256sum) || return 1
-	curl -sS "$FAKE_AWS/__fake/secrets" | jq -S -c . || return 1
 	sha256sum <"$PARLAE_AUDIT_CHECKPOINTS" || return 1
-	echo "sikka $(fake_get counters | jq -S -c '[.requests, .grants, .writebacks]')"
-	echo "twilio $(twilio_get counters | jq -c .requests)"
-	echo "target $(curl -sS "$FAKE_TARGET/__fake/counters" | jq -c .requests)"
-	echo "aws $(curl -sS "$FAKE_AWS/__fake/counters" | jq -S -c '.operations | with_entries(select(.key | test("^(Create|Put|Update|Delete|Restore|Tag|Untag|Rotate)")))')"
+	# The fakes' state in one curl and one jq (it was four of each, twice per dry run); keys sorted.
+	curl -sS --fail "$FAKE_AWS/__fake/secrets" "$FAKE_SIKKA/__fake/counters" "$FAKE_TWILIO/__fake/counters" \
+		"$FAKE_TARGET/__fake/counters" "$FAKE_AWS/__fake/counters" >"$BATS_TEST_TMPDIR/fakes.json" || return 1
+	jq -n -r 'def sorted: if type == "object" then to_entries | sort_by(.key) | map(.value |= sorted) | from_entries
+			elif type == "array" then map(sorted) else . end;
+		[inputs | sorted] as [$secrets, $sikka, $twilio, $target, $aws]
+		| ($secrets | tojson),
+		  "sikka \([$sikka.requests, $sikka.grants, $sikka.writebacks] | tojson)",
+		  "twilio \($twilio.requests | tojson)",
+		  "target \($target.requests | tojson)",
+		  "aws \($aws.operations | with_entries(select(.key | test("^(Create|Put|Update|Delete|Restore|Tag|Untag|Rotate)"))) | tojson)"' \
+		"$BATS_TEST_TMPDIR/fakes.json" || return 1
 }
 
 # dry_run STATUS COMMAND...: runs the command (which carries --dry-run), asserts its status,

@@ -6,8 +6,12 @@ bats_require_minimum_version 1.5.0
 load helpers/common
 load helpers/fakes
 load helpers/vapi
+load helpers/man
 
-setup_file() { vapi_setup_file; }
+setup_file() {
+	vapi_setup_file
+	man_render_all
+}
 teardown_file() { vapi_teardown_file; }
 setup() {
 	vapi_setup
@@ -24,14 +28,20 @@ commands() { parlae --list-cmds; }
 # option there is one of theirs. Prints what disagrees and exits 1.
 check_man_options() {
 	python3 -c "$(cat <<-'PY'
-		import json, re, subprocess, sys
-		top, doc = sys.argv[1], json.load(sys.stdin)
+		import json, os, re, subprocess, sys
+		top, rendered, doc = sys.argv[1], sys.argv[2], json.load(sys.stdin)
 		pages, bad = {}, []
 		for c in doc["commands"]:
 		    pages.setdefault(c["manPage"], []).append(c)
 		for page, cmds in sorted(pages.items()):
-		    text = subprocess.run(["man", "-P", "cat", "-l", f"{top}/man/{page}.1"],
-		                          capture_output=True, text=True, check=True).stdout
+		    # Each page as man shows it, rendered once in setup_file (helpers/man.bash).
+		    cache = f"{rendered}/{page}.1"
+		    if os.path.isfile(f"{cache}.rc") and open(f"{cache}.rc").read().strip() == "0":
+		        with open(f"{cache}.out", encoding="utf-8") as f:
+		            text = f.read()
+		    else:
+		        text = subprocess.run(["man", "-P", "cat", "-l", f"{top}/man/{page}.1"],
+		                              capture_output=True, text=True, check=True).stdout
 		    lines, on = [], False
 		    for line in text.splitlines():
 		        if line and not line[0].isspace():
@@ -67,7 +77,7 @@ check_man_options() {
 		print("\n".join(bad))
 		sys.exit(1 if bad else 0)
 	PY
-	)" "$PL_TOP"
+	)" "$PL_TOP" "$BATS_FILE_TMPDIR/man"
 }
 
 # A copy of parlae with no manual page beside it, as installed in PREFIX/bin.

@@ -1,17 +1,39 @@
 # Loaded by every suite: bats-assert, a private HOME, the suite's own database, helpers.
-bats_load_library bats-support
-bats_load_library bats-assert
+# bats loads this file again in every test's own process. Done plainly (bats_load_library forks
+# a dirname per library file, then declare -f | sed, env | sed) that took ~0.3 s of CPU per test,
+# a third of make check's; so the first load of a run (tests/run sets PL_WORK) writes the
+# functions it defined to one file, and every later load sources that file without a fork.
+pl_prelude=
+[ -z "${PL_WORK:-}" ] || pl_prelude=$PL_WORK/prelude.bash
+if [ -n "$pl_prelude" ] && [ -f "$pl_prelude" ]; then
+	. "$pl_prelude"
+else
+	pl_before=" $(declare -F | sed 's/^declare -[a-z-]* //' | tr '\n' ' ')"
+	bats_load_library bats-support
+	bats_load_library bats-assert
+	# `run` and `assert_success` are wrapped below; these are bats' own, but for the file of
+	# `run --separate-stderr`'s stderr: a fresh empty one named without forking mktemp (thousands
+	# of runs), unique to the process and the run.
+	eval "$(declare -f run | sed '1s/^run /bats_run /
+		s|bats_run_separate_stderr_file="$(mktemp "${BATS_TEST_TMPDIR}/separate-stderr-XXXXXX")";|bats_run_separate_stderr_file=${BATS_TEST_TMPDIR}/separate-stderr-$BASHPID-$((++pl_run_count)); : >"$bats_run_separate_stderr_file" \|\| return;|')"
+	eval "$(declare -f assert_success | sed '1s/^assert_success /bats_assert_success /')"
+	if [ -n "$pl_prelude" ]; then
+		pl_new=()
+		for f in $(declare -F | sed 's/^declare -[a-z-]* //'); do
+			[[ $pl_before == *" $f "* ]] || pl_new+=("$f")
+		done
+		declare -f "${pl_new[@]}" >"$pl_prelude.$$" && mv "$pl_prelude.$$" "$pl_prelude"
+	fi
+fi
 
 # A command that succeeds says nothing on stderr unless the test says what it expects there:
 # `assert_success` after `run --separate-stderr` also asserts an empty stderr;
 # `assert_success --stderr REGEX` asserts that stderr matches REGEX instead. `run` forgets the
 # previous run's stderr, so a merged run is never judged by an older one.
-eval "$(declare -f run | sed '1s/^run /bats_run /')"
 run() {
 	unset stderr stderr_lines
 	bats_run "$@"
 }
-eval "$(declare -f assert_success | sed '1s/^assert_success /bats_assert_success /')"
 assert_success() {
 	bats_assert_success || return
 	[ -n "${stderr+set}" ] || return 0
@@ -22,9 +44,13 @@ assert_success() {
 	fi
 }
 
-# Nothing from the environment of the person running the tests leaks in.
-for v in $(env | sed -n 's/^\(PARLAE_[A-Z_]*\|SIKKA_[A-Z_]*\|VAPI_[A-Z_]*\|TWILIO_[A-Z_]*\|AWS_[A-Z_]*\|OPENAI_[A-Z_]*\|STRIPE_[A-Z_]*\|XDG_[A-Z_]*\|APP_BASE_URL\|DATABASE_URL\|NO_COLOR\)=.*/\1/p'); do
-	case $v in PARLAE_BIN) ;; *) unset "$v" ;; esac
+# Nothing from the environment of the person running the tests leaks in: every exported
+# variable of these names goes (PARLAE_BIN, the binary under test, stays).
+for v in "${!PARLAE_@}" "${!SIKKA_@}" "${!VAPI_@}" "${!TWILIO_@}" "${!AWS_@}" "${!OPENAI_@}" \
+	"${!STRIPE_@}" "${!XDG_@}" APP_BASE_URL DATABASE_URL NO_COLOR; do
+	[[ $v =~ ^((PARLAE|SIKKA|VAPI|TWILIO|AWS|OPENAI|STRIPE|XDG)_[A-Z_]*|APP_BASE_URL|DATABASE_URL|NO_COLOR)$ ]] || continue
+	[[ ${v@a} == *x* ]] || continue
+	[ "$v" = PARLAE_BIN ] || unset "$v"
 done
 export PATH=$PL_TEST_BIN:$PATH
 # tests/run traces every command of the run at -vv into one file (tests/helpers/trace-check).
@@ -57,19 +83,35 @@ setup_home() {
 	export HOME=$BATS_TEST_TMPDIR/home
 	mkdir -p "$HOME"
 	export PARLAE_DATABASE_URL
-	PARLAE_DATABASE_URL=$(cat "$BATS_FILE_TMPDIR/dburl")
+	read -r PARLAE_DATABASE_URL <"$BATS_FILE_TMPDIR/dburl"
 }
 
 . "$PL_TOP/tests/helpers/pg.bash"
 
-# The suite's database URL as another role: db_url_as ROLE.
-db_url_as() { sed "s/user=[^ ]*/user=$1/" <<<"$PARLAE_DATABASE_URL"; }
+# The suite's database URL as another role: db_url_as ROLE; pl_url_as ROLE sets REPLY to it
+# without a subshell (sql_owner runs in every vapi test's setup).
+pl_url_as() {
+	local rest
+	REPLY=$PARLAE_DATABASE_URL
+	[[ $REPLY == *user=* ]] || return 0
+	rest=${REPLY#*user=}
+	if [[ $rest == *' '* ]]; then rest=" ${rest#* }"; else rest=; fi
+	REPLY=${REPLY%%user=*}user=$1$rest
+}
+db_url_as() { pl_url_as "$1"; echo "$REPLY"; }
 
 # SQL as the commands' role (PARLAE_DATABASE_URL), as the owner of parlae's tables (the role
 # that migrates: what only the owner may do, such as ALTER TABLE), or as the superuser.
 sql() { psql -XAtq -v ON_ERROR_STOP=1 "$PARLAE_DATABASE_URL" -c "$1"; }
-sql_owner() { psql -XAtq -v ON_ERROR_STOP=1 "$(db_url_as parlae)" -c "$1"; }
-sql_admin() { psql -XAtq -v ON_ERROR_STOP=1 "$(db_url_as pgadmin)" -c "$1"; }
+sql_owner() { pl_url_as parlae; psql -XAtq -v ON_ERROR_STOP=1 "$REPLY" -c "$1"; }
+sql_admin() { pl_url_as pgadmin; psql -XAtq -v ON_ERROR_STOP=1 "$REPLY" -c "$1"; }
+
+# slurp VAR FILE: VAR holds FILE's text as "$(cat FILE)" would (its trailing newlines dropped),
+# read without a process.
+slurp() {
+	IFS= read -r -d '' "$1" <"$2" || true
+	printf -v "$1" '%s' "${!1%"${!1##*[!$'\n']}"}"
+}
 
 # A database URL nothing listens on, for "the database is down".
 closed_db_url() { echo "host=$PL_PG_SOCK port=1 user=parlae dbname=nothing connect_timeout=2"; }

@@ -27,7 +27,7 @@ stop_fake() { # NAME DIR
 
 sikka_env() { # DIR
 	local port
-	port=$(cat "$1/sikka.port")
+	read -r port <"$1/sikka.port"
 	export FAKE_SIKKA=http://127.0.0.1:$port
 	export SIKKA_API_URL=$FAKE_SIKKA SIKKA_AUTHORIZE_URL=$FAKE_SIKKA/portal/authapp.aspx
 	export SIKKA_APP_ID=test-app-id SIKKA_APP_KEY=sekrit-app-key-0f9e8d7c
@@ -45,12 +45,26 @@ fake() { # PATH JSON
 }
 fake_get() { curl -sS --fail-with-body "$FAKE_SIKKA/__fake/$1"; }
 
+# fake_posts URL JSON [URL JSON]...: POST each JSON to its URL, in that order, in one curl (a
+# curl per call was most of a test's setup); it stops at, and fails with, the first that fails.
+fake_posts() {
+	local args=()
+	while [ $# -ge 2 ]; do
+		[ ${#args[@]} -eq 0 ] || args+=(--next)
+		args+=(--fail-with-body -X POST -H 'Content-Type: application/json' --data "$2" "$1")
+		shift 2
+	done
+	curl -sS --fail-early "${args[@]}"
+}
+
 # start_twilio DIR: exports TWILIO_API_URL, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER, FAKE_TWILIO.
 start_twilio() {
 	start_fake twilio "$1" --account-sid AC0123456789abcdef0123456789abcdef --auth-token sekrit-twilio-token-5a4b && twilio_env "$1"
 }
 twilio_env() {
-	export FAKE_TWILIO=http://127.0.0.1:$(cat "$1/twilio.port")
+	local port
+	read -r port <"$1/twilio.port"
+	export FAKE_TWILIO=http://127.0.0.1:$port
 	export TWILIO_API_URL=$FAKE_TWILIO TWILIO_ACCOUNT_SID=AC0123456789abcdef0123456789abcdef
 	export TWILIO_AUTH_TOKEN=sekrit-twilio-token-5a4b TWILIO_FROM_NUMBER=+15550009999
 }
@@ -63,7 +77,9 @@ start_target() {
 	start_fake vapi_target "$1" --auth secret --secret sekrit-vapi-webhook-77aa && target_env "$1"
 }
 target_env() {
-	export FAKE_TARGET=http://127.0.0.1:$(cat "$1/vapi_target.port")
+	local port
+	read -r port <"$1/vapi_target.port"
+	export FAKE_TARGET=http://127.0.0.1:$port
 	export VAPI_WEBHOOK_SECRET=sekrit-vapi-webhook-77aa
 }
 stop_target() { stop_fake vapi_target "$1"; }
@@ -80,7 +96,9 @@ start_aws() {
 		--secret-access-key "$FAKE_AWS_SECRET" --region us-east-1 && aws_env "$1"
 }
 aws_env() {
-	export FAKE_AWS=http://127.0.0.1:$(cat "$1/aws_secrets.port")
+	local port
+	read -r port <"$1/aws_secrets.port"
+	export FAKE_AWS=http://127.0.0.1:$port
 	export AWS_ENDPOINT_URL_SECRETS_MANAGER=$FAKE_AWS AWS_ACCESS_KEY_ID=$FAKE_AWS_KEY_ID
 	export AWS_SECRET_ACCESS_KEY=$FAKE_AWS_SECRET PARLAE_SECRET_STORE=aws:us-east-1
 }

@@ -39,10 +39,10 @@ vapi_setup() {
 	vapi_env
 	# Tests reuse the fixtures' call ids: none starts with runs counted against the per-call limit.
 	sql_owner "UPDATE vapi_call_logs SET tool_counts = '{}'" >/dev/null
-	fake faults/clear '{}' >/dev/null
-	fake spu '{"office_id":"D36225","online":true}' >/dev/null
-	fake writeback '{"pending_polls":1,"fail":false,"reject_overlap":true}' >/dev/null
-	fake seed '{"office_id":"D36225",
+	fake_posts "$FAKE_SIKKA/__fake/faults/clear" '{}' \
+		"$FAKE_SIKKA/__fake/spu" '{"office_id":"D36225","online":true}' \
+		"$FAKE_SIKKA/__fake/writeback" '{"pending_polls":1,"fail":false,"reject_overlap":true}' \
+		"$FAKE_SIKKA/__fake/seed" '{"office_id":"D36225",
 		"patients":[{"patient_id":"P1","firstname":"Ana","lastname":"Diaz","cell":"+15551234567","birthdate":"1990-04-01","email":"ana@example.com"}],
 		"providers":[{"provider_id":"DR1","first_name":"Lee"}],
 		"operatories":[{"operatory":"OP1"}],
