@@ -251,7 +251,7 @@ static const struct cmd_optdoc opts_doc_vapi_listen[] = {
     {"record", "DIR", "save each exchange there, as vapi replay --expect-dir reads it", NULL},
     {"redact", NULL, "pseudonymise patients' data in what is recorded", "on"},
     {"no-redact", NULL, "record raw payloads (said on stderr at start)", NULL},
-    {"threads", "N", "requests run at once, each with its own kept connections", "4"},
+    {"threads", "N", "requests run at once; they share at most 8 database connections", "32"},
     {NULL, NULL, NULL, NULL},
 };
 const struct cmd_doc doc_vapi_listen = {

@@ -443,8 +443,8 @@ static int retry_fits(const struct pl_http *h, long wait_ms)
  * Not CURLE_OK when libcurl refuses an option (one this build lacks, or out of memory): the
  * request must not leave half set up, without its timeouts or its certificate checks.
  */
-static CURLcode setup_common(struct pl_http *h, CURL *c, struct sink *sink,
-                             struct retry_hint *hint, char *errbuf)
+static CURLcode setup_common(struct pl_http *h, CURL *c, struct sink *sink, struct retry_hint *hint,
+                             char *errbuf)
 {
 	CURLcode rc = CURLE_OK;
 
@@ -628,11 +628,11 @@ int pl_http_send(struct pl_http *h, const struct pl_http_req *req, struct pl_htt
 
 /* What a slot's handle holds beyond the shared options, for the next request to undo. */
 enum {
-	SET_BODY = 1,    /* POSTFIELDS: the method stays POST until CURLOPT_HTTPGET */
-	SET_CUSTOM = 2,  /* CUSTOMREQUEST */
-	SET_SHORT = 4,   /* timeouts shortened to a deadline */
-	SET_AWS = 8,     /* AWS_SIGV4, and HTTPAUTH with it */
-	SET_USER = 16,   /* USERNAME and PASSWORD */
+	SET_BODY = 1,   /* POSTFIELDS: the method stays POST until CURLOPT_HTTPGET */
+	SET_CUSTOM = 2, /* CUSTOMREQUEST */
+	SET_SHORT = 4,  /* timeouts shortened to a deadline */
+	SET_AWS = 8,    /* AWS_SIGV4, and HTTPAUTH with it */
+	SET_USER = 16,  /* USERNAME and PASSWORD */
 };
 
 struct slot {
@@ -653,7 +653,7 @@ struct loop {
 	int epfd;
 	unsigned char *watched; /* by socket: what epoll watches it for (CURL_POLL_*), | WATCHED */
 	size_t nwatched;
-	double timer; /* pl_monotonic() when libcurl's timeouts are due; 0 now, -1 none */
+	double timer;  /* pl_monotonic() when libcurl's timeouts are due; 0 now, -1 none */
 	int sys_errno; /* why epoll failed, for the "broken" path */
 };
 

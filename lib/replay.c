@@ -19,7 +19,7 @@
 #include "banned.h"
 
 struct item {
-	char *source; /* "dir/file.json" or "file.jsonl:12" */
+	char *source;     /* "dir/file.json" or "file.jsonl:12" */
 	const char *body; /* in one of items' texts, NUL-terminated */
 	size_t len;
 	double ms;
@@ -273,10 +273,10 @@ static int next_job(struct pl_http_job *job, void *arg)
 	/* hmac is signed now, as the request leaves; the other ways are the same each time */
 	if (st->req->auth != PL_VAPI_AUTH_HMAC && !st->fixed)
 		st->fixed = pl_vapi_auth_headers(st->req->auth, st->secret, NULL, 0);
-	job->req.headers = (const char *const *)(st->fixed ? st->fixed
-	                                                   : pl_vapi_auth_headers(st->req->auth,
-	                                                                          st->secret,
-	                                                                          it->body, it->len));
+	job->req.headers =
+	    (const char *const *)(st->fixed ? st->fixed
+	                                    : pl_vapi_auth_headers(st->req->auth, st->secret,
+	                                                           it->body, it->len));
 	job->req.body = it->body;
 	job->req.body_len = it->len;
 	job->req.peer = "the target";
@@ -445,8 +445,8 @@ int pl_replay(struct pl_session *s, const struct pl_replay_req *req, struct pl_r
 		goto out;
 	if (req->target) {
 		struct pl_http http;
-		struct send_state st = {req, pl_config_get(s->cfg, "VAPI_WEBHOOK_SECRET"), &items,
-		                        0, 0, NULL};
+		struct send_state st = {
+		    req, pl_config_get(s->cfg, "VAPI_WEBHOOK_SECRET"), &items, 0, 0, NULL};
 
 		if ((r = pl_http_init(&http, s->cfg, err)))
 			goto out;

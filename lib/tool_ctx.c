@@ -160,7 +160,8 @@ int pl_tool_load_practice(struct pl_tool_ctx *c, int *icode, struct pl_err *ierr
 	snprintf(epoch, sizeof(epoch), "%lld", (long long)c->now);
 	/* The zone as pl_tool_load_integration reads it: a string, else UTC. */
 	r = pl_db_query(c->db, &res,
-	                "SELECT " INTEGRATION_COLS ", to_char(t, 'YYYY-MM-DD'), to_char(t, 'HH24:MI')"
+	                "SELECT " INTEGRATION_COLS
+	                ", to_char(t, 'YYYY-MM-DD'), to_char(t, 'HH24:MI')"
 	                " FROM pms_integrations, LATERAL (SELECT to_timestamp($2::bigint) AT TIME"
 	                " ZONE CASE WHEN jsonb_typeof(config->'timezone') = 'string'"
 	                " THEN config->>'timezone' ELSE 'UTC' END AS t) l"

@@ -12,22 +12,9 @@ load helpers/fakes
 
 FIX=$BATS_TEST_DIRNAME/fixtures/vapi
 
-build_http_run_tool() {
-	local top lib san=
-	top=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
-	case $PARLAE_BIN in
-	*/.build/san/*) lib=$top/.build/san/libparlae.a san="-fsanitize=address,undefined" ;;
-	*) lib=$top/.build/default/libparlae.a ;;
-	esac
-	# shellcheck disable=SC2046,SC2086
-	cc -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror $san -I"$top/lib" \
-		-o "$BATS_FILE_TMPDIR/http_run_tool" "$top/tests/helpers/http_run_tool.c" "$lib" \
-		-lpthread $(pkg-config --libs libcurl jansson libpq openssl readline)
-}
-
 setup_file() {
 	start_target "$BATS_FILE_TMPDIR/fakes"
-	build_http_run_tool
+	build_c_tool http_run_tool
 }
 teardown_file() { stop_target "$BATS_FILE_TMPDIR/fakes"; }
 setup() {

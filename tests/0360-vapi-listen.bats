@@ -8,6 +8,7 @@ bats_require_minimum_version 1.5.0
 load helpers/common
 load helpers/fakes
 load helpers/vapi
+load helpers/listen
 
 FIX=$BATS_TEST_DIRNAME/fixtures/vapi
 PAT=$FIX/tool-calls-get-patient-info-string-args.json
@@ -29,53 +30,9 @@ teardown() {
 	true
 }
 
-# start_listener ARGS...: parlae vapi listen --port 0 ARGS in the background; sets LPID, LPORT,
-# URL; its stdout and stderr go to $LOUT and $LERR.
-start_listener() {
-	local i
-	LOUT=$BATS_TEST_TMPDIR/listen.out LERR=$BATS_TEST_TMPDIR/listen.err
-	parlae vapi listen --port 0 "$@" >"$LOUT" 2>"$LERR" 3>&- &
-	LPID=$!
-	for i in $(seq 1 200); do
-		LPORT=$(sed -n 's|^listening on http://127\.0\.0\.1:\([0-9]*\) .*|\1|p' "$LERR")
-		[ -n "$LPORT" ] || LPORT=$(head -n1 "$LOUT" | jq -r '.port // empty' 2>/dev/null)
-		if [ -n "$LPORT" ]; then
-			URL=http://127.0.0.1:$LPORT
-			return 0
-		fi
-		kill -0 "$LPID" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "the listener did not start:" >&2
-	cat "$LERR" >&2
-	return 1
-}
-
-# stop_listener: SIGTERM, and its exit status in $LSTATUS.
-stop_listener() {
-	kill -TERM "$LPID"
-	LSTATUS=0
-	wait "$LPID" || LSTATUS=$?
-	LPID=
-}
-
-# post FILE [CURL ARGS...]: POST the file's bytes to the listener; the status in $code, the
-# answer in $body.
-post() {
-	local file=$1
-	shift
-	code=$(curl -sS -o "$BATS_TEST_TMPDIR/answer" -w '%{http_code}' -X POST \
-		-H 'Content-Type: application/json' --data-binary @"$file" "$@" "$URL/api/vapi")
-	body=$(cat "$BATS_TEST_TMPDIR/answer")
-}
-
 # The HMAC headers of a body signed at time TS: hmac_sig FILE TS.
-hmac_sig() {
-	{
-		printf '%s.' "$2"
-		cat "$1"
-	} | openssl dgst -sha256 -hmac "$VAPI_WEBHOOK_SECRET" -hex | sed 's/^.*= //'
-}
+# start_listener ARGS...: vapi listen --port 0 ARGS (tests/helpers/listen.bash).
+start_listener() { listen_start vapi listen --port 0 "$@"; }
 
 # Requests the fake Sikka received, in all.
 sikka_requests() { fake_get counters | jq '[.requests[]] | add // 0'; }

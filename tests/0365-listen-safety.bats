@@ -7,6 +7,7 @@ bats_require_minimum_version 1.5.0
 load helpers/common
 load helpers/fakes
 load helpers/vapi
+load helpers/listen
 
 FIX=$BATS_TEST_DIRNAME/fixtures/vapi
 PAT=$FIX/tool-calls-get-patient-info-string-args.json
@@ -26,68 +27,6 @@ teardown() {
 		wait "$LPID" 2>/dev/null
 	fi
 	true
-}
-
-# start_listener ARGS...: parlae ARGS (vapi listen --port 0 among them) in the background; sets
-# LPID, LURL, LPORT, LADDR; stdout and stderr in $LOUT and $LERR.
-start_listener() {
-	local i
-	LOUT=$BATS_TEST_TMPDIR/listen.out LERR=$BATS_TEST_TMPDIR/listen.err
-	parlae "$@" >"$LOUT" 2>"$LERR" 3>&- &
-	LPID=$!
-	for i in $(seq 1 200); do
-		LURL=$(sed -n 's|^listening on \(http://[^ ]*\) .*|\1|p' "$LERR" | head -n1)
-		[ -n "$LURL" ] || LURL=$(head -n1 "$LOUT" | jq -r '.listening // empty' 2>/dev/null)
-		if [ -n "$LURL" ]; then
-			LPORT=${LURL##*:} LADDR=${LURL#http://}
-			LADDR=${LADDR%:*}
-			return 0
-		fi
-		kill -0 "$LPID" 2>/dev/null || break
-		sleep 0.05
-	done
-	echo "the listener did not start:" >&2
-	cat "$LERR" >&2
-	return 1
-}
-
-stop_listener() {
-	kill -TERM "$LPID"
-	LSTATUS=0
-	wait "$LPID" || LSTATUS=$?
-	LPID=
-}
-
-# post FILE [CURL ARGS...]: the status in $code.
-post() {
-	local file=$1
-	shift
-	code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
-		--data-binary @"$file" "$@" "http://127.0.0.1:$LPORT/api/vapi")
-}
-
-hmac_sig() {
-	{
-		printf '%s.' "$2"
-		cat "$1"
-	} | openssl dgst -sha256 -hmac "$VAPI_WEBHOOK_SECRET" -hex | sed 's/^.*= //'
-}
-
-# Every text of a fixture that is a patient's or a caller's: arguments (parsed when a string),
-# the customer, the transcript and the summary, but dates of service and ids (as in 0370).
-phi_of() {
-	jq -r '
-		def args: if type == "string" then (try fromjson catch .) else . end;
-		[(.message.toolCallList[]?.function.arguments | args),
-		 (.message.toolCallList[]?.arguments | args), (.message.toolCallList[]?.parameters | args),
-		 (.message.functionCall.parameters? | args),
-		 .message.call.customer?, .message.customer?,
-		 .message.artifact.transcript?, .message.analysis.summary?]
-		| map(select(. != null))
-		| [.[] | if type == "object" then (to_entries[]
-			| select(.key | test("^(date|startTime|duration|appointmentType|urgency|.*Id|type|.*(Time|Date))$") | not)
-			| .value) else . end]
-		| .[] | select(type == "string" and length >= 4)' "$1" 2>/dev/null || true
 }
 
 # The values that must not show: every fixture's PHI, the seeded patient's record, the secret,
@@ -141,7 +80,7 @@ refute_values_in() {
 }
 
 @test "without --bind it listens on 127.0.0.1 alone; --bind 0.0.0.0 is the operator's own choice and serves every address" {
-	start_listener vapi listen --port 0
+	listen_start vapi listen --port 0
 	assert_equal "$LADDR" 127.0.0.1
 	run curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$LPORT/healthz"
 	assert_output 200
@@ -155,7 +94,7 @@ refute_values_in() {
 	run --separate-stderr parlae --config "$BATS_TEST_TMPDIR/config" vapi listen --port 0
 	assert_equal "$status" 3
 	assert_regex "$stderr" "config:1: unknown setting 'bind'"
-	start_listener vapi listen --port 0 --bind 0.0.0.0
+	listen_start vapi listen --port 0 --bind 0.0.0.0
 	assert_equal "$LADDR" 0.0.0.0
 	run curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.2:$LPORT/healthz"
 	assert_output 200
@@ -167,7 +106,7 @@ refute_values_in() {
 
 @test "at -vv with PARLAE_TRACE, no request's PHI, secret or signature is in stdout, stderr or the trace" {
 	local trace=$BATS_TEST_TMPDIR/trace
-	PARLAE_TRACE=$trace start_listener -vv vapi listen --port 0
+	PARLAE_TRACE=$trace listen_start -vv vapi listen --port 0
 	send_all
 	stop_listener
 	assert_equal "$LSTATUS" 0
@@ -194,7 +133,7 @@ refute_values_in() {
 @test "at -vv with PARLAE_TRACE, relaying to --forward-to shows no request's PHI, secret or signature either" {
 	local trace=$BATS_TEST_TMPDIR/trace
 	target_fake auth "{\"mode\":\"secret\",\"secret\":\"$VAPI_WEBHOOK_SECRET\"}" >/dev/null
-	PARLAE_TRACE=$trace start_listener -vv vapi listen --port 0 --forward-to "$FAKE_TARGET/webhook"
+	PARLAE_TRACE=$trace listen_start -vv vapi listen --port 0 --forward-to "$FAKE_TARGET/webhook"
 	send_all
 	stop_listener
 	assert_equal "$LSTATUS" 0
@@ -210,7 +149,7 @@ refute_values_in() {
 
 @test "at -vv --json the exchange lines carry no request's PHI, secret or signature" {
 	local trace=$BATS_TEST_TMPDIR/trace
-	PARLAE_TRACE=$trace start_listener -vv --json vapi listen --port 0
+	PARLAE_TRACE=$trace listen_start -vv --json vapi listen --port 0
 	send_all
 	stop_listener
 	assert_equal "$LSTATUS" 0
@@ -222,7 +161,7 @@ refute_values_in() {
 }
 
 @test "--auth secret or bearer: x-signature headers are not a credential there, and neither help nor hinder" {
-	start_listener vapi listen --port 0 --auth secret
+	listen_start vapi listen --port 0 --auth secret
 	now=$(date +%s)
 	# A right secret with a signature over other bytes: the secret decides (200).
 	jq -c '.message.call.id = "c-0365-sig-1"' "$PAT" >"$BATS_TEST_TMPDIR/m.json"
@@ -235,7 +174,7 @@ refute_values_in() {
 	stop_listener
 	assert_equal "$(sql "SELECT count(*) FROM vapi_webhook_signatures WHERE signature = '$sig'")" 0
 	assert_regex "$(sed -n 3p "$LERR")" "refused \(no x-vapi-secret\) 401"
-	start_listener vapi listen --port 0 --auth bearer
+	listen_start vapi listen --port 0 --auth bearer
 	jq -c '.message.call.id = "c-0365-sig-2"' "$PAT" >"$BATS_TEST_TMPDIR/m.json"
 	post "$BATS_TEST_TMPDIR/m.json" -H "Authorization: Bearer $VAPI_WEBHOOK_SECRET" -H "x-timestamp: 1" -H "x-signature: bad"
 	assert_equal "$code" 200

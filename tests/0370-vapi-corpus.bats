@@ -12,22 +12,9 @@ load helpers/vapi
 FIX=$BATS_TEST_DIRNAME/fixtures/vapi
 SHARED_FIX=$BATS_TEST_DIRNAME/../../shared/fixtures/vapi
 
-build_corpus_tool() {
-	local top lib san=
-	top=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
-	case $PARLAE_BIN in
-	*/.build/san/*) lib=$top/.build/san/libparlae.a san="-fsanitize=address,undefined" ;;
-	*) lib=$top/.build/default/libparlae.a ;;
-	esac
-	# shellcheck disable=SC2046,SC2086
-	cc -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror $san -I"$top/lib" \
-		-o "$BATS_FILE_TMPDIR/corpus_tool" "$top/tests/helpers/corpus_tool.c" "$lib" -lpthread \
-		$(pkg-config --libs libcurl jansson libpq openssl readline)
-}
-
 setup_file() {
 	vapi_setup_file
-	build_corpus_tool
+	build_c_tool corpus_tool
 }
 teardown_file() { vapi_teardown_file; }
 setup() {
@@ -39,22 +26,6 @@ setup() {
 fixtures() {
 	ls "$FIX"/*.json
 	[ ! -d "$SHARED_FIX" ] || ls "$SHARED_FIX"/*.json
-}
-
-# The PHI values a fixture carries: every text of its arguments (parsed when a string), of the
-# customer, the transcript and the summary, but the dates of service, tool fields and ids.
-phi_of() {
-	jq -r '
-		def args: if type == "string" then (try fromjson catch .) else . end;
-		[(.message.toolCallList[]?.function.arguments | args),
-		 (.message.functionCall.parameters? | args),
-		 .message.call.customer?, .message.customer?,
-		 .message.artifact.transcript?, .message.analysis.summary?]
-		| map(select(. != null))
-		| [.[] | if type == "object" then (to_entries[]
-			| select(.key | test("^(date|startTime|duration|appointmentType|urgency|.*Id|type|.*(Time|Date))$") | not)
-			| .value) else . end]
-		| .[] | select(type == "string" and length >= 4)' "$1" 2>/dev/null || true
 }
 
 # A fixture under a call id of its own (a tool runs a limited number of times per call).

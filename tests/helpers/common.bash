@@ -56,6 +56,22 @@ export PATH=$PL_TEST_BIN:$PATH
 # tests/run traces every command of the run at -vv into one file (tests/helpers/trace-check).
 [ -z "${PL_TRACE_FILE:-}" ] || export PARLAE_TRACE=$PL_TRACE_FILE
 
+# build_c_tool NAME: tests/helpers/NAME.c linked against the libparlae.a built with the binary
+# under test (the sanitizer build's beside .build/san/parlae), as $BATS_FILE_TMPDIR/NAME.
+build_c_tool() {
+	local dir lib san=()
+	dir=$(dirname "$PARLAE_BIN")
+	lib=$PL_TOP/.build/default/libparlae.a
+	if [ -f "$dir/libparlae.a" ]; then
+		lib=$dir/libparlae.a
+		[[ $dir == */.build/san ]] && san=(-fsanitize=address,undefined -fno-sanitize-recover=all)
+	fi
+	# shellcheck disable=SC2046
+	cc -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -I"$PL_TOP/lib" "${san[@]}" \
+		-o "$BATS_FILE_TMPDIR/$1" "$PL_TOP/tests/helpers/$1.c" "$lib" -lpthread \
+		$(pkg-config --libs libcurl jansson libpq openssl readline)
+}
+
 # One database per suite: audit rows cannot be deleted, so suites never share one. It starts
 # empty, and PARLAE_DATABASE_URL connects as its owner, the role that migrates.
 suite_setup() {

@@ -49,3 +49,20 @@ vapi_setup() {
 		"appointments":[{"appointment_sr_no":"A1","patient_id":"P9","provider_id":"DR1","date":"2026-12-01","time":"09:00","length":"30"},
 		                {"appointment_sr_no":"A2","patient_id":"P1","provider_id":"DR1","date":"2026-12-15","time":"10:00","length":"30"}]}' >/dev/null
 }
+
+# Every text of a fixture that is a patient's or a caller's: arguments (parsed when a string),
+# the customer, the transcript and the summary, but dates of service and ids (0365, 0370).
+phi_of() {
+	jq -r '
+		def args: if type == "string" then (try fromjson catch .) else . end;
+		[(.message.toolCallList[]?.function.arguments | args),
+		 (.message.toolCallList[]?.arguments | args), (.message.toolCallList[]?.parameters | args),
+		 (.message.functionCall.parameters? | args),
+		 .message.call.customer?, .message.customer?,
+		 .message.artifact.transcript?, .message.analysis.summary?]
+		| map(select(. != null))
+		| [.[] | if type == "object" then (to_entries[]
+			| select(.key | test("^(date|startTime|duration|appointmentType|urgency|.*Id|type|.*(Time|Date))$") | not)
+			| .value) else . end]
+		| .[] | select(type == "string" and length >= 4)' "$1" 2>/dev/null || true
+}
