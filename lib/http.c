@@ -640,6 +640,8 @@ struct slot {
 	int ready;                  /* set up since the last reset (setup_common) */
 	int set;                    /* SET_*: the last request's own options */
 	struct curl_slist *headers; /* the last request's, kept while the next has the same */
+	CURLU *url;                 /* the last request's URL, parsed (see slot_url) */
+	char *url_text;             /* its text, while it is the handle's */
 	struct sink sink;
 	struct retry_hint hint;
 	char errbuf[CURL_ERROR_SIZE];
@@ -678,6 +680,32 @@ static int same_headers(const struct curl_slist *list, const char *const *header
 }
 
 /*
+ * A slot's URL, parsed once while its requests keep it (a replay's one target): libcurl then
+ * copies the parsed form for each transfer instead of parsing the text again. A URL that does
+ * not parse here goes to libcurl as text, to be refused there as it always was.
+ */
+static CURLcode slot_url(struct slot *s, const char *url)
+{
+	CURLcode rc;
+
+	if (s->ready && s->url_text && !strcmp(s->url_text, url))
+		return CURLE_OK;
+	free(s->url_text);
+	s->url_text = NULL;
+	if (!s->url && !(s->url = curl_url()))
+		return CURLE_OUT_OF_MEMORY;
+	if (curl_url_set(s->url, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+		rc = curl_easy_setopt(s->easy, CURLOPT_CURLU, NULL);
+		return rc != CURLE_OK ? rc : curl_easy_setopt(s->easy, CURLOPT_URL, url);
+	}
+	/* No text beside it: libcurl would show the old one in its messages. */
+	if ((rc = curl_easy_setopt(s->easy, CURLOPT_URL, NULL)) == CURLE_OK &&
+	    (rc = curl_easy_setopt(s->easy, CURLOPT_CURLU, s->url)) == CURLE_OK)
+		s->url_text = pl_xstrdup(url);
+	return rc;
+}
+
+/*
  * A request on a slot's handle. Options persist on a handle between transfers (a reset is
  * what clears them): the shared ones are set once, and then only what a request has of its
  * own, after undoing what the previous request had and this one has not (its method, its
@@ -697,7 +725,8 @@ static CURLcode slot_request(struct pl_http *h, struct slot *s, const struct pl_
 		SETOPT(rc, c, CURLOPT_PRIVATE, s);
 		s->set = 0;
 	}
-	SETOPT(rc, c, CURLOPT_URL, req->url);
+	if (rc == CURLE_OK)
+		rc = slot_url(s, req->url);
 	if (!s->ready || !same_headers(s->headers, req->headers)) {
 		free_headers(s->headers);
 		s->headers = header_list(req->headers);
@@ -739,6 +768,8 @@ static CURLcode slot_request(struct pl_http *h, struct slot *s, const struct pl_
 		curl_easy_reset(c); /* nothing half set stays */
 		free_headers(s->headers);
 		s->headers = NULL;
+		free(s->url_text);
+		s->url_text = NULL;
 		s->ready = 0;
 		return rc;
 	}
@@ -1070,6 +1101,8 @@ out:
 		if (slots[i].easy)
 			curl_easy_cleanup(slots[i].easy);
 		free_headers(slots[i].headers);
+		curl_url_cleanup(slots[i].url);
+		free(slots[i].url_text);
 	}
 	loop_release(&l);
 	free(slots);
