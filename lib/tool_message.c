@@ -53,7 +53,6 @@ static int mark_sent(struct pl_tool_ctx *c, int index, int sent, const char *why
 	char i[16];
 	const char *params[5] = {c->account, c->call_id, i, sent ? "true" : "false",
 	                         sent ? NULL : why};
-
 	int r;
 
 	snprintf(i, sizeof(i), "%d", index);

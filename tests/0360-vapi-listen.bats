@@ -22,13 +22,7 @@ setup() {
 	vapi_setup
 	LPID=
 }
-teardown() {
-	if [ -n "$LPID" ]; then
-		kill -TERM "$LPID" 2>/dev/null
-		wait "$LPID" 2>/dev/null
-	fi
-	true
-}
+teardown() { listen_cleanup; }
 
 # The HMAC headers of a body signed at time TS: hmac_sig FILE TS.
 # start_listener ARGS...: vapi listen --port 0 ARGS (tests/helpers/listen.bash).

@@ -21,13 +21,7 @@ setup() {
 	vapi_setup
 	LPID=
 }
-teardown() {
-	if [ -n "$LPID" ]; then
-		kill -TERM "$LPID" 2>/dev/null
-		wait "$LPID" 2>/dev/null
-	fi
-	true
-}
+teardown() { listen_cleanup; }
 
 # The values that must not show: every fixture's PHI, the seeded patient's record, the secret,
 # and the wrong credentials and signatures the test sent. Sets VALUES.

@@ -25,6 +25,15 @@ listen_start() {
 	return 1
 }
 
+# listen_cleanup (a teardown): a listener that a failed test left running is stopped.
+listen_cleanup() {
+	if [ -n "${LPID:-}" ]; then
+		kill -TERM "$LPID" 2>/dev/null
+		wait "$LPID" 2>/dev/null
+	fi
+	LPID=
+}
+
 # stop_listener: SIGTERM, and its exit status in $LSTATUS.
 stop_listener() {
 	kill -TERM "$LPID"
