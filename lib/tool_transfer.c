@@ -17,6 +17,7 @@
 #include "banned.h"
 
 #define SMS_MAX_CHARS 1600 /* Twilio's limit for one (concatenated) message */
+#define SMS_MARGIN    1.0  /* seconds of the tool's time kept for after the text */
 
 /*
  * Text the staff (best effort), for every tool that does: the text is cut between characters to
@@ -36,7 +37,9 @@ int pl_tool_text_staff(struct pl_tool_ctx *c, const char *staff, struct pl_buf *
 	text->len = pl_tool_sms_cut(text->buf, SMS_MAX_CHARS);
 	text->buf[text->len] = '\0';
 	t0 = pl_monotonic();
-	sent = !pl_twilio_sms(c->s->cfg, staff, text->buf, sid, sid_size, &code, &serr);
+	/* Inside the tool's time, with a moment left to record what happened and answer. */
+	sent = !pl_twilio_sms(c->s->cfg, c->deadline ? c->deadline - SMS_MARGIN : 0, staff,
+	                      text->buf, sid, sid_size, &code, &serr);
 	c->s->upstream_s += pl_monotonic() - t0;
 	pl_buf_wipe(text);
 	*why = '\0';
@@ -46,6 +49,8 @@ int pl_tool_text_staff(struct pl_tool_ctx *c, const char *staff, struct pl_buf *
 		snprintf(why, why_size, "Twilio error %ld", code);
 	else if (serr.code == PL_ECONFIG)
 		snprintf(why, why_size, "SMS not configured");
+	else if (serr.code == PL_ETIMEOUT)
+		snprintf(why, why_size, "SMS service timed out");
 	else
 		snprintf(why, why_size, "SMS service unreachable");
 	return 0;

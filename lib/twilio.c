@@ -44,8 +44,8 @@ static int twilio_error(long status, const char *body, size_t len, long *refused
 	return err->code;
 }
 
-int pl_twilio_sms(const struct pl_config *cfg, const char *to, const char *body, char *sid,
-                  size_t sid_size, long *code, struct pl_err *err)
+int pl_twilio_sms(const struct pl_config *cfg, double deadline, const char *to, const char *body,
+                  char *sid, size_t sid_size, long *code, struct pl_err *err)
 {
 	const char *account = pl_config_get(cfg, "TWILIO_ACCOUNT_SID");
 	const char *token = pl_config_get(cfg, "TWILIO_AUTH_TOKEN");
@@ -74,6 +74,7 @@ int pl_twilio_sms(const struct pl_config *cfg, const char *to, const char *body,
 	}
 	if ((r = pl_http_init(&http, cfg, err)))
 		return r;
+	http.deadline = deadline;
 	pl_buf_addf(&url, "%s/2010-04-01/Accounts/%s/Messages.json", base, account);
 	e_to = pl_http_escape(to);
 	e_from = pl_http_escape(from);

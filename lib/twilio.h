@@ -12,9 +12,10 @@
 /*
  * Send body to `to`; sid (at least 64 bytes) receives the message's SID. On failure, code (when
  * not NULL) receives Twilio's error code when Twilio refused the message (a 4xx answer), else
- * 0: not configured, unreachable, or Twilio's own failure (5xx).
+ * 0: not configured, unreachable, or Twilio's own failure (5xx). deadline (pl_monotonic()
+ * seconds, 0 none) bounds the request, retries included.
  */
-int pl_twilio_sms(const struct pl_config *cfg, const char *to, const char *body, char *sid,
-                  size_t sid_size, long *code, struct pl_err *err);
+int pl_twilio_sms(const struct pl_config *cfg, double deadline, const char *to, const char *body,
+                  char *sid, size_t sid_size, long *code, struct pl_err *err);
 
 #endif

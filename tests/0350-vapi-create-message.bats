@@ -196,6 +196,33 @@ SAM='{"firstName":"Sam","lastName":"Okafor","phone":"+15553217654","email":"sam@
 	assert_equal "$(messages_of m-conf | jq -c 'map([.smsSent, .smsError])')" '[[false,"SMS not configured"]]'
 }
 
+@test "a text to the staff that Twilio does not answer ends inside the tool timeout: takeMessage and transferToHuman still answer" {
+	# Twilio answers after 5 s; the tool has 3 s (PARLAE_TOOL_TIMEOUT), one of them kept for
+	# recording and answering. Before, the text waited on Twilio past Vapi's timeout.
+	twilio_fake faults '{"delay_ms":5000,"count":2}' >/dev/null
+	t0=$(date +%s%N)
+	PARLAE_TOOL_TIMEOUT=3 run --separate-stderr parlae vapi tool invoke takeMessage --account happy --caller +15551234567 --call-id m-slow --args '{"message":"Call me."}'
+	t1=$(date +%s%N)
+	assert_success
+	assert_equal "$(result_of "$output" 0 | jq -c '[.success, .taken, .smsSent, .smsError]')" '[true,true,false,"SMS service timed out"]'
+	assert_equal "$(messages_of m-slow | jq -c 'map([.message, .smsSent, .smsError])')" '[["Call me.",false,"SMS service timed out"]]'
+	[ $(( (t1 - t0) / 1000000 )) -lt 3000 ] || fail "takeMessage took $(( (t1 - t0) / 1000000 )) ms, past its 3 s"
+	t0=$(date +%s%N)
+	PARLAE_TOOL_TIMEOUT=3 run --separate-stderr parlae vapi tool invoke transferToHuman --account happy --caller +15551234567 --call-id m-slow --args '{"reason":"billing question"}'
+	t1=$(date +%s%N)
+	twilio_fake faults/clear '{}' >/dev/null
+	assert_success
+	assert_equal "$(result_of "$output" 0 | jq -c '[.success, .destination.number, .smsSent, .smsError]')" '[true,"+15550002000",false,"SMS service timed out"]'
+	[ $(( (t1 - t0) / 1000000 )) -lt 3000 ] || fail "transferToHuman took $(( (t1 - t0) / 1000000 )) ms, past its 3 s"
+	# Twilio still got both (whether a text that timed out went is not known: smsSent false says
+	# it is not known to have gone); the next test starts once the fake has finished with them.
+	for _ in $(seq 1 60); do
+		[ "$(twilio_get messages | jq length)" = 2 ] && break
+		sleep 0.1
+	done
+	assert_equal "$(twilio_get messages | jq length)" 2
+}
+
 @test "takeMessage with no staff number on file is still taken, and needs no Sikka connection" {
 	sql_owner "UPDATE vapi_phone_numbers SET staff_forward_number = NULL, transfer_enabled = false WHERE vapi_phone_id = 'pn-happy-dental'"
 	sql_owner "UPDATE pms_integrations SET status = 'ERROR' WHERE account_id = 'happy'"
