@@ -125,7 +125,7 @@ upstream_codes=(6 8 6 3)
 		clear_faults
 	done
 	assert_equal "$(sql "SELECT string_agg(sms_sent || ':' || sms_error, ',' ORDER BY call_id) FROM vapi_call_logs WHERE account_id = 'happy' AND call_id LIKE 'fm-xfer-%'")" \
-		"false:SMS service unreachable,false:SMS service unreachable,false:SMS service unreachable,false:Twilio error 20003"
+		"false:SMS service unreachable,false:SMS service timed out,false:SMS service unreachable,false:Twilio error 20003"
 	consistent
 }
 
