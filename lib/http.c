@@ -81,6 +81,28 @@ void pl_http_borrow(struct pl_http *h, void *curl)
 	h->borrowed = 1;
 }
 
+int pl_http_check_url(const char *url, const char *what, struct pl_err *err)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL;
+	int ok;
+
+	if (!u)
+		return pl_err_set(err, PL_EINTERNAL, "out of memory parsing %s", what);
+	/* Without a default scheme, "host/path" is refused rather than taken as http. */
+	ok = curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	     curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	     curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && *host &&
+	     (!strcmp(scheme, "http") || !strcmp(scheme, "https"));
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	if (ok)
+		return 0;
+	pl_err_set(err, PL_EUSAGE, "%s must be an http(s) URL", what);
+	return pl_err_hint(err, "give it as http://HOST[:PORT]/PATH or https://HOST/PATH");
+}
+
 void pl_http_resp_release(struct pl_http_resp *resp)
 {
 	pl_buf_wipe(&resp->body); /* answers carry keys */

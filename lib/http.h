@@ -105,6 +105,13 @@ long pl_backoff_ms(int attempt);
 /* Percent-encode s for a query string; the caller frees the result. */
 char *pl_http_escape(const char *s);
 
+/*
+ * 0 when url is an absolute http:// or https:// URL with a host, as libcurl parses it; else
+ * PL_EUSAGE saying that `what` (an option's name) must be one. The URL itself is not repeated:
+ * it may carry credentials.
+ */
+int pl_http_check_url(const char *url, const char *what, struct pl_err *err);
+
 /* Replace the values of secret or personal fields in JSON or form text by "***" (for traces). */
 char *pl_http_mask(const char *text, size_t len);
 

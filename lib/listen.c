@@ -846,9 +846,8 @@ int pl_listen_start(struct pl_config *cfg, const struct pl_listen_opts *o, struc
 		return pl_err_hint(err, "export the secret Vapi sends (the assistant's server "
 		                        "secret): every request is checked against it");
 	}
-	if (o->forward_to && strncmp(o->forward_to, "http://", 7) &&
-	    strncmp(o->forward_to, "https://", 8))
-		return pl_err_set(err, PL_EUSAGE, "--forward-to must be an http(s) URL");
+	if (o->forward_to && (r = pl_http_check_url(o->forward_to, "--forward-to", err)))
+		return r;
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE;

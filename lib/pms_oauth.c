@@ -47,8 +47,10 @@ static int redirect_uri(struct pl_session *s, const char *given, struct pl_buf *
 	size_t n;
 
 	if (given) {
-		if (strncmp(given, "https://", 8) && strncmp(given, "http://", 7))
-			return pl_err_set(err, PL_EUSAGE, "--redirect-uri must be an http(s) URL");
+		int r = pl_http_check_url(given, "--redirect-uri", err);
+
+		if (r)
+			return r;
 		pl_buf_adds(out, given);
 		return 0;
 	}

@@ -426,6 +426,8 @@ int pl_replay(struct pl_session *s, const struct pl_replay_req *req, struct pl_r
 	int r = 0;
 
 	memset(sum, 0, sizeof(*sum));
+	if (req->target)
+		r = pl_http_check_url(req->target, "--target", err);
 	for (size_t i = 0; i < req->npaths && !r; i++)
 		r = load_path(req->paths[i], &items, err);
 	if (r)

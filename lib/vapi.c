@@ -521,9 +521,7 @@ int pl_vapi_post(const struct pl_config *cfg, const char *url, enum pl_vapi_auth
 		pl_err_set(err, PL_ECONFIG, "VAPI_WEBHOOK_SECRET is not set");
 		return pl_err_hint(err, "export the secret the backend expects from Vapi");
 	}
-	if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
-		return pl_err_set(err, PL_EUSAGE, "--target must be an http(s) URL");
-	if ((r = pl_http_init(&http, cfg, err)))
+	if ((r = pl_http_check_url(url, "--target", err)) || (r = pl_http_init(&http, cfg, err)))
 		return r;
 	headers = pl_vapi_auth_headers(auth, secret, body, len);
 	req.method = "POST";

@@ -65,6 +65,33 @@ setup() { vapi_setup; }
 	assert_regex "$stderr" "cannot read .*/nope"
 }
 
+@test "a URL that is not an absolute http(s) URL is a usage error before anything is sent: --target, --forward-to, --redirect-uri" {
+	curl -sS -X POST "$FAKE_TARGET/__fake/counters/reset" >/dev/null
+	hint="(give it as http://HOST[:PORT]/PATH or https://HOST/PATH)"
+	# Before, replay sent every message and failed each with libcurl's words, exit 9.
+	for url in notaurl "ftp://$(basename "$FAKE_TARGET")/x" "http://" "http://exa mple.com/" "${FAKE_TARGET#http://}/webhook" "https://user:pw@"; do
+		run --separate-stderr parlae vapi replay "$FIX/tool-calls-two-calls.json" --target "$url"
+		assert_equal "$status" 2
+		assert_equal "$output" ""
+		assert_equal "$stderr" "parlae: --target must be an http(s) URL $hint"
+		run --separate-stderr parlae vapi tool invoke --payload "$FIX/tool-calls-two-calls.json" --target "$url"
+		assert_equal "$status" 2
+		assert_equal "$stderr" "parlae: --target must be an http(s) URL $hint"
+		run --separate-stderr parlae vapi listen --port 0 --forward-to "$url"
+		assert_equal "$status" 2
+		assert_equal "$stderr" "parlae: --forward-to must be an http(s) URL $hint"
+		run --separate-stderr parlae sikka oauth-url happy --redirect-uri "$url" --dry-run
+		assert_equal "$status" 2
+		assert_equal "$stderr" "parlae: --redirect-uri must be an http(s) URL $hint"
+	done
+	assert_equal "$(curl -sS "$FAKE_TARGET/__fake/counters" | jq .requests)" 0
+	# A good one still goes.
+	target_fake auth "{\"mode\":\"secret\",\"secret\":\"$VAPI_WEBHOOK_SECRET\"}" >/dev/null
+	run --separate-stderr parlae vapi replay "$FIX/tool-calls-two-calls.json" --target "$FAKE_TARGET/webhook" -q
+	assert_success
+	assert_equal "$(curl -sS "$FAKE_TARGET/__fake/counters" | jq .requests)" 1
+}
+
 @test "a NUL byte in a JSON Lines file is bad input naming the file and line: exit 65, nothing replayed" {
 	{
 		for i in 1 2; do jq -c ".message.call.id = \"nul-$i\"" "$FIX/tool-calls-check-availability.json"; done
