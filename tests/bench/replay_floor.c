@@ -309,9 +309,11 @@ int main(int argc, char **argv)
 			if (curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
 				fail("curl_easy_getinfo failed");
 			if (msg->data.result != CURLE_OK || code != 200) {
-				if (bad < 3)
-					fprintf(stderr, "replay_floor: %s, HTTP %ld\n",
-						curl_easy_strerror(msg->data.result), code);
+				if (bad < 3 && msg->data.result != CURLE_OK)
+					fprintf(stderr, "replay_floor: %s\n",
+						curl_easy_strerror(msg->data.result));
+				else if (bad < 3)
+					fprintf(stderr, "replay_floor: HTTP %ld\n", code);
 				bad++;
 			}
 			done++;
