@@ -21,10 +21,10 @@
 #include <unistd.h>
 
 /* Per-fd epoll state, so that a mask libcurl asks for again costs no syscall. */
-#define MAX_FD 4096
-#define REG_NONE 0 /* not in the epoll set */
-#define REG_IN 1
-#define REG_OUT 2
+#define MAX_FD    4096
+#define REG_NONE  0 /* not in the epoll set */
+#define REG_IN    1
+#define REG_OUT   2
 #define REG_ADDED 4
 
 /* Without progress for this many idle seconds the target is stuck: fail rather than hang. */
@@ -32,8 +32,8 @@
 
 static CURLM *multi;
 static int epfd = -1;
-static long timer_ms = -1; /* libcurl's timer: -1 none, 0 due now */
-static unsigned char reg[MAX_FD]; /* what the epoll set holds for the fd */
+static long timer_ms = -1;           /* libcurl's timer: -1 none, 0 due now */
+static unsigned char reg[MAX_FD];    /* what the epoll set holds for the fd */
 static unsigned char wanted[MAX_FD]; /* libcurl is watching the fd */
 static int cb_failed;
 
@@ -81,7 +81,7 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *up, void *sp)
 	}
 	wanted[s] = 1;
 	mask = (unsigned char)(REG_ADDED | (what & CURL_POLL_IN ? REG_IN : 0) |
-			       (what & CURL_POLL_OUT ? REG_OUT : 0));
+	                       (what & CURL_POLL_OUT ? REG_OUT : 0));
 	if (reg[s] == mask)
 		return 0;
 	memset(&ev, 0, sizeof(ev));
@@ -179,7 +179,7 @@ static long parse_count(const char *s)
 
 /* The options every transfer shares, set once: the handles are reused for every message. */
 static int setup_handle(CURL *e, CURLU *url, const char *body, size_t blen,
-			struct curl_slist *headers)
+                        struct curl_slist *headers)
 {
 	return curl_easy_setopt(e, CURLOPT_CURLU, url) != CURLE_OK ||
 	       curl_easy_setopt(e, CURLOPT_POSTFIELDS, body) != CURLE_OK ||
@@ -276,18 +276,19 @@ int main(int argc, char **argv)
 				if (wait_ms == 1000 && ++idle >= IDLE_LIMIT)
 					fail("no progress: is the target stuck?");
 				if (curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0,
-							     &running) != CURLM_OK)
+				                             &running) != CURLM_OK)
 					fail("curl_multi_socket_action failed");
 			}
 			for (k = 0; k < ready; k++) {
 				int fd = evs[k].data.fd;
 				uint32_t ev = evs[k].events;
 				int mask = (ev & EPOLLIN ? CURL_CSELECT_IN : 0) |
-					   (ev & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
-					   (ev & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+				           (ev & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+				           (ev & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
 
 				if (!wanted[fd]) {
-					/* An idle connection woke (the server closed it): forget it. */
+					/* An idle connection woke (the server closed it): forget
+					 * it. */
 					if (epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL) != 0)
 						fail("epoll_ctl failed");
 					reg[fd] = REG_NONE;
@@ -311,7 +312,7 @@ int main(int argc, char **argv)
 			if (msg->data.result != CURLE_OK || code != 200) {
 				if (bad < 3 && msg->data.result != CURLE_OK)
 					fprintf(stderr, "replay_floor: %s\n",
-						curl_easy_strerror(msg->data.result));
+					        curl_easy_strerror(msg->data.result));
 				else if (bad < 3)
 					fprintf(stderr, "replay_floor: HTTP %ld\n", code);
 				bad++;
