@@ -85,7 +85,9 @@ static int put_each(struct pl_store *st, struct pl_err *err)
 		end = memchr(line, '\n', all.len - i);
 		tab = memchr(line, '\t', end ? (size_t)(end - line) : all.len - i);
 		if (!end || !tab || (size_t)(tab - line) >= sizeof(name)) {
-			r = pl_err_set(err, PL_EUSAGE, "put-each: the line at byte %zu is not NAME<TAB>VALUE<LF>", i);
+			r = pl_err_set(err, PL_EUSAGE,
+			               "put-each: the line at byte %zu is not NAME<TAB>VALUE<LF>",
+			               i);
 			break;
 		}
 		memcpy(name, line, (size_t)(tab - line));
