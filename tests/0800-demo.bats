@@ -31,6 +31,8 @@ teardown() {
 	assert_output --partial "connected happy-dental: Happy Teeth Dental (Dentrix, office D36225)"
 	assert_output --partial '"message": "I found your record."'
 	assert_output --partial "audit log intact:"
+	# The waiter was seen listening (not given up on after 5 s of polling).
+	assert_output --partial $'(waiting in the background)\n'
 	# It applies every migration of sql/, and the examples of parlae(1) and parlae-db(1) show
 	# that same list.
 	want=$(cd "$PL_TOP/sql" && ls [0-9][0-9][0-9][0-9]-*.sql | sed 's/\.sql$//; s/^/applied /')
@@ -52,6 +54,7 @@ teardown() {
 	run --separate-stderr "$proj/tests/demo"
 	assert_success
 	assert_output --partial "reusing the cluster"
+	assert_output --partial "(it answered at once: happy-dental is still connected from an earlier run)"
 }
 
 # In a new shell from another directory, as a user would: source .demo/env, then `parlae ARGS`.

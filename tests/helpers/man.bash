@@ -2,8 +2,9 @@
 # and man and groff take ~0.2 s of CPU a page, which suites asked for a hundred times.
 # shellcheck shell=bash
 
-# man_render_all: each man/*.1 as `man -P cat -l` shows it (MANWIDTH=200, LC_ALL=C.UTF-8, no
-# pager or formatting settings), with what it wrote on stderr and its exit code.
+# man_render_all [--warnings]: each man/*.1 as `man -P cat -l` shows it (MANWIDTH=200,
+# LC_ALL=C.UTF-8, no pager or formatting settings), with what it wrote on stderr and its exit
+# code; --warnings is man's (groff's warnings on stderr; the page itself is the same).
 man_render_all() {
 	local d=$BATS_FILE_TMPDIR/man
 	mkdir -p "$d" || return
@@ -12,7 +13,7 @@ man_render_all() {
 		unset MANPAGER PAGER MANROFFOPT MAN_KEEP_FORMATTING MANOPT MANPATH
 		for f in "$PL_TOP"/man/*.1; do
 			rc=0
-			man -P cat -l "$f" >"$d/${f##*/}.out" 2>"$d/${f##*/}.err" || rc=$?
+			man "$@" -P cat -l "$f" >"$d/${f##*/}.out" 2>"$d/${f##*/}.err" || rc=$?
 			echo "$rc" >"$d/${f##*/}.rc"
 		done
 	)

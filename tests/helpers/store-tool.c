@@ -9,6 +9,9 @@
  *   store-tool delete NAME
  *   store-tool open-all                    for every version of every secret, "NAME VERSION
  *                                          CODE": 0 when it opens, else get's exit code
+ *   store-tool put-each < lines            one put per line "NAME<TAB>VALUE" (the value stored
+ *                                          with its newline, as put NAME <<<VALUE would), in
+ *                                          one process; prints each new version id
  *
  * Exits with the library's error code after printing "store-tool: MESSAGE (HINT)" on stderr.
  */
@@ -65,6 +68,40 @@ static int open_all(struct pl_store *st, struct pl_err *err)
 	return 0;
 }
 
+/* A put per line of stdin, "NAME\tVALUE\n": seeding hundreds of secrets in one process. */
+static int put_each(struct pl_store *st, struct pl_err *err)
+{
+	struct pl_secret all = PL_SECRET_INIT;
+	char version[PL_STORE_VERSION_MAX];
+	int r;
+
+	if ((r = read_stdin(&all, err)))
+		return r;
+	for (size_t i = 0; i < all.len && !r;) {
+		const char *line = (const char *)all.data + i, *end, *tab;
+		struct pl_secret value = PL_SECRET_INIT;
+		char name[256]; /* a name is at most 255 bytes */
+
+		end = memchr(line, '\n', all.len - i);
+		tab = memchr(line, '\t', end ? (size_t)(end - line) : all.len - i);
+		if (!end || !tab || (size_t)(tab - line) >= sizeof(name)) {
+			r = pl_err_set(err, PL_EUSAGE,
+			               "put-each: the line at byte %zu is not NAME<TAB>VALUE<LF>",
+			               i);
+			break;
+		}
+		memcpy(name, line, (size_t)(tab - line));
+		name[tab - line] = '\0';
+		pl_secret_set(&value, tab + 1, (size_t)(end - tab));
+		if (!(r = pl_store_put(st, name, &value, version, err)))
+			printf("%s\n", version);
+		pl_secret_release(&value);
+		i = (size_t)(end - (const char *)all.data) + 1;
+	}
+	pl_secret_release(&all);
+	return r;
+}
+
 static int run(struct pl_store *st, int argc, char **argv, struct pl_err *err)
 {
 	struct pl_secret value = PL_SECRET_INIT;
@@ -87,10 +124,12 @@ static int run(struct pl_store *st, int argc, char **argv, struct pl_err *err)
 		r = pl_store_delete(st, argv[2], err);
 	} else if (argc == 2 && !strcmp(argv[1], "open-all")) {
 		r = open_all(st, err);
+	} else if (argc == 2 && !strcmp(argv[1], "put-each")) {
+		r = put_each(st, err);
 	} else {
 		r = pl_err_set(err, PL_EUSAGE,
 		               "usage: store-tool put NAME | put-if NAME EXPECTED | "
-		               "get NAME [VERSION] | delete NAME | open-all");
+		               "get NAME [VERSION] | delete NAME | open-all | put-each");
 	}
 	pl_secret_release(&value);
 	return r;
