@@ -247,10 +247,6 @@ static int within_budget(struct pl_tool_ctx *c, struct pl_err *err)
 	return 0;
 }
 
-/*
- * A data call. An expired request key (400 API1025) is refreshed once, through the same
- * locked path as `secrets rotate`, and the call retried with the new key.
- */
 /* One request to Sikka, its time added to what the session waited on upstreams. */
 static int timed_data(struct pl_tool_ctx *c, const char *method, const char *path,
                       const char *query, const char *body, json_t **doc, struct pl_err *err)
@@ -262,6 +258,10 @@ static int timed_data(struct pl_tool_ctx *c, const char *method, const char *pat
 	return r;
 }
 
+/*
+ * A data call. An expired request key (400 API1025) is refreshed once, through the same
+ * locked path as `secrets rotate`, and the call retried with the new key.
+ */
 int pl_tool_sikka(struct pl_tool_ctx *c, const char *method, const char *path, const char *query,
                   const char *body, json_t **doc, struct pl_err *err)
 {
