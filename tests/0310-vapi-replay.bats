@@ -77,7 +77,8 @@ setup() { vapi_setup; }
 		run --separate-stderr parlae vapi tool invoke --payload "$FIX/tool-calls-two-calls.json" --target "$url"
 		assert_equal "$status" 2
 		assert_equal "$stderr" "parlae: --target must be an http(s) URL $hint"
-		run --separate-stderr parlae vapi listen --port 0 --forward-to "$url"
+		# (a listener that started would serve until killed: timeout turns that into a failure)
+		run --separate-stderr timeout 10 parlae vapi listen --port 0 --forward-to "$url"
 		assert_equal "$status" 2
 		assert_equal "$stderr" "parlae: --forward-to must be an http(s) URL $hint"
 		run --separate-stderr parlae sikka oauth-url happy --redirect-uri "$url" --dry-run
