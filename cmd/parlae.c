@@ -544,6 +544,7 @@ int cmd_run(struct cmd_ctx *ctx, int argc, char **argv)
 	if ((r = lookup(ctx, argc, argv, &cmd, &consumed)))
 		return r == CMD_EXIT_HELP ? 0 : r;
 	ctx->cmd = cmd;
+	ctx->cfg.command = cmd->name;
 	argc -= consumed - 1;
 	argv += consumed - 1;
 	if (wants_help(argc, argv))

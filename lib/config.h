@@ -26,6 +26,7 @@ struct pl_config {
 	struct pl_config_list set;       /* explicit settings (flags) */
 	struct pl_config_list from_file; /* default section, then the profile's overrides */
 	struct pl_config_list defaults;  /* built-in defaults, some derived from HOME and XDG_* */
+	const char *command;             /* the command running ("vapi listen"), or NULL */
 };
 
 struct pl_config_var {

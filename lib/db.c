@@ -69,7 +69,7 @@ static int stmt_name(struct pl_db *db, const char *sql, int nparams, char name[1
 	return 0;
 }
 
-int pl_db_connect(struct pl_db *db, const char *conninfo, struct pl_err *err)
+int pl_db_connect(struct pl_db *db, const char *conninfo, const char *app, struct pl_err *err)
 {
 	/*
 	 * Later keywords win, and the caller's conninfo comes last: its own timeout stays. A lock
@@ -78,7 +78,7 @@ int pl_db_connect(struct pl_db *db, const char *conninfo, struct pl_err *err)
 	 */
 	const char *keys[] = {"connect_timeout", "application_name", "client_encoding",
 	                      "options",         "dbname",           NULL};
-	const char *vals[] = {"10",     "parlae", "UTF8", "-c lock_timeout=" PL_DB_LOCK_TIMEOUT,
+	const char *vals[] = {"10",     app, "UTF8", "-c lock_timeout=" PL_DB_LOCK_TIMEOUT,
 	                      conninfo, NULL};
 
 	db->in_tx = 0;

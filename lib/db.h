@@ -40,8 +40,11 @@ struct pl_db_res {
 /* How long a statement waits for a lock another session holds before it fails. */
 #define PL_DB_LOCK_TIMEOUT "10s"
 
-/* conninfo is a libpq connection string or URI ("" for libpq's PG* defaults). */
-int pl_db_connect(struct pl_db *db, const char *conninfo, struct pl_err *err);
+/*
+ * conninfo is a libpq connection string or URI ("" for libpq's PG* defaults). The server shows
+ * the connection as application_name app ("parlae status"), unless conninfo names another.
+ */
+int pl_db_connect(struct pl_db *db, const char *conninfo, const char *app, struct pl_err *err);
 void pl_db_close(struct pl_db *db);
 
 /*

@@ -1,5 +1,6 @@
 #include "session.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,8 +22,12 @@ void pl_session_init(struct pl_session *s, struct pl_config *cfg)
 int pl_session_open_db(const struct pl_config *cfg, struct pl_db *db, struct pl_err *err)
 {
 	const char *url = pl_config_get(cfg, "PARLAE_DATABASE_URL");
+	char app[64]; /* PostgreSQL keeps 63 bytes of it */
 
-	return pl_db_connect(db, url ? url : "", err);
+	/* pg_stat_activity then says which command holds a connection: "parlae audit tail". */
+	snprintf(app, sizeof(app), "parlae%s%s", cfg->command ? " " : "",
+	         cfg->command ? cfg->command : "");
+	return pl_db_connect(db, url ? url : "", app, err);
 }
 
 static int open_db(struct pl_session *s, struct pl_err *err)

@@ -233,12 +233,12 @@ metric() { curl -sS "$URL/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
 	start_listener
 	post "$AVAIL" -H "X-Vapi-Secret: $VAPI_WEBHOOK_SECRET"
 	assert_equal "$code" 200
-	# The listener's own connections (application_name parlae): at least one is cut.
-	killed=$(sql_admin "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'parlae_app' AND application_name = 'parlae' AND datname = current_database()")
+	# The listener's own connections (named for its command): at least one is cut.
+	killed=$(sql_admin "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'parlae_app' AND application_name = 'parlae vapi listen' AND datname = current_database()")
 	[ "$killed" -ge 1 ]
 	run curl -sS -w ' %{http_code}' "$URL/healthz"
 	assert_output '{"ok":true,"database":true,"store":true} 200'
-	sql_admin "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'parlae_app' AND application_name = 'parlae' AND datname = current_database()" >/dev/null
+	sql_admin "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'parlae_app' AND application_name = 'parlae vapi listen' AND datname = current_database()" >/dev/null
 	post "$AVAIL" -H "X-Vapi-Secret: $VAPI_WEBHOOK_SECRET"
 	assert_equal "$code" 200
 	stop_listener
@@ -469,7 +469,7 @@ pat_call() { jq -c --arg id "$1" '.message.call.id = $id' "$PAT" >"$BATS_TEST_TM
 		pids+=($!)
 	done
 	for p in "${pids[@]}"; do wait "$p"; done
-	conns=$(sql_admin "SELECT count(*) FROM pg_stat_activity WHERE usename = 'parlae_app' AND application_name = 'parlae' AND datname = current_database()")
+	conns=$(sql_admin "SELECT count(*) FROM pg_stat_activity WHERE usename = 'parlae_app' AND application_name = 'parlae vapi listen' AND datname = current_database()")
 	stop_listener
 	fake latency '{"ms":0}' >/dev/null
 	assert_equal "$LSTATUS" 0
@@ -497,7 +497,7 @@ pat_call() { jq -c --arg id "$1" '.message.call.id = $id' "$PAT" >"$BATS_TEST_TM
 		pids+=($!)
 	done
 	for p in "${pids[@]}"; do wait "$p"; done
-	conns=$(sql_admin "SELECT count(*) FROM pg_stat_activity WHERE usename = 'parlae_app' AND application_name = 'parlae' AND datname = current_database()")
+	conns=$(sql_admin "SELECT count(*) FROM pg_stat_activity WHERE usename = 'parlae_app' AND application_name = 'parlae vapi listen' AND datname = current_database()")
 	stop_listener
 	fake latency '{"ms":0}' >/dev/null
 	assert_equal "$LSTATUS" 0

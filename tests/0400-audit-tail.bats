@@ -72,10 +72,12 @@ follow_start() { # DIR ARGS...
 	return 1
 }
 
-# How many parlae sessions of this database are idle after their first read (LISTEN comes first).
+# How many followers of this database are idle after their first read (LISTEN comes first):
+# connections named for the command (or FOLLOWER_APP, the name the test gave them).
 follower_idle() {
 	sql "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-		AND application_name = 'parlae' AND state = 'idle' AND query NOT LIKE 'LISTEN%'"
+		AND application_name = '${FOLLOWER_APP:-parlae audit tail}' AND state = 'idle'
+		AND query NOT LIKE 'LISTEN%'"
 }
 
 wait_lines() { # DIR N: until the follower has printed N lines (at most 20 s)
@@ -406,6 +408,20 @@ follow_stop() { # DIR [SIGNAL]: Ctrl-C (or SIGNAL), then its exit status
 	assert_equal "$(cat "$d/err")" ""
 }
 
+@test "pg_stat_activity names the command holding a connection; PARLAE_DATABASE_URL's own name wins" {
+	fresh_db appname
+	named() { sql "SELECT string_agg(application_name, ',' ORDER BY application_name) FROM pg_stat_activity
+		WHERE datname = current_database() AND usename = 'parlae_app' AND pid <> pg_backend_pid()"; }
+	d=$BATS_TEST_TMPDIR/f
+	follow_start "$d" -n 0
+	assert_equal "$(named)" "parlae audit tail"
+	assert_equal "$(follow_stop "$d")" 130
+	FOLLOWER_APP=ops-tail PARLAE_DATABASE_URL="$PARLAE_DATABASE_URL application_name=ops-tail" \
+		follow_start "$d" -n 0
+	assert_equal "$(named)" "ops-tail"
+	assert_equal "$(follow_stop "$d")" 130
+}
+
 @test "-f with filters prints only the matching new events, and Ctrl-C while idle exits 130" {
 	fresh_db follow_filter
 	d=$BATS_TEST_TMPDIR/f
@@ -463,7 +479,7 @@ follow_stop() { # DIR [SIGNAL]: Ctrl-C (or SIGNAL), then its exit status
 	sql "INSERT INTO audit_events (actor, host, action, outcome) VALUES ('o', 'h', 'before', 'success')" >/dev/null
 	wait_lines "$d" 2
 	killed=$(sql_admin "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE datname = current_database() AND application_name = 'parlae'")
+		WHERE datname = current_database() AND application_name = 'parlae audit tail'")
 	assert_equal "$killed" 1
 	# Appended while it is away: it must still print them, once each.
 	for i in 1 2 3; do
@@ -485,7 +501,7 @@ follow_stop() { # DIR [SIGNAL]: Ctrl-C (or SIGNAL), then its exit status
 	fresh_db reconnect_quiet
 	d=$BATS_TEST_TMPDIR/f
 	follow_start "$d" -q -n 0
-	sql_admin "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'parlae'" >/dev/null
+	sql_admin "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'parlae audit tail'" >/dev/null
 	sql "INSERT INTO audit_events (actor, host, action, outcome) VALUES ('o', 'h', 'quiet', 'success')" >/dev/null
 	wait_lines "$d" 1
 	assert_equal "$(follow_stop "$d")" 130
@@ -537,7 +553,7 @@ follow_stop() { # DIR [SIGNAL]: Ctrl-C (or SIGNAL), then its exit status
 	# The follower's own backend: when it last changed state, and what it last ran. A poll
 	# would move both; statistics counters are flushed too late to tell.
 	backend="SELECT state || '|' || state_change || '|' || query FROM pg_stat_activity
-		WHERE datname = current_database() AND application_name = 'parlae'"
+		WHERE datname = current_database() AND application_name = 'parlae audit tail'"
 	# Settled: idle, and the same across a short pause (its start-up is over).
 	for _ in $(seq 1 30); do
 		first=$(sql_admin "$backend")

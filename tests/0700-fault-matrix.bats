@@ -158,7 +158,7 @@ upstream_codes=(6 8 6 3)
 		parlae $cmd >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
 		pid=$!
 		sleep 0.7
-		sql_admin "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'parlae' AND datname = current_database()" >/dev/null
+		sql_admin "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'parlae %' AND datname = current_database()" >/dev/null
 		status=0
 		wait $pid || status=$?
 		if [ "$status" != 7 ]; then

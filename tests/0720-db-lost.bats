@@ -36,7 +36,7 @@ db_name() { sed -n 's/.*dbname=\([^ ]*\).*/\1/p' <<<"$PARLAE_DATABASE_URL"; }
 # Cut every connection parlae has to this suite's database, as a restart or failover would.
 cut_connections() {
 	sql_admin "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		WHERE application_name = 'parlae' AND datname = current_database()" >/dev/null
+		WHERE application_name LIKE 'parlae %' AND datname = current_database()" >/dev/null
 }
 
 # New connections of parlae's roles refused (the superuser is exempt): refuse_connections on|off.
