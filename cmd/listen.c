@@ -33,11 +33,12 @@ static void log_exchange(const struct pl_listen_event *ev, void *arg)
 	struct cmd_ctx *ctx = arg;
 
 	if (ctx->json) {
-		json_t *doc = pl_json_x(json_pack(
-		    "{s:s, s:s, s:s, s:s?, s:s, s:s, s:s?, s:i, s:f, s:f}", "time", ev->time,
-		    "method", ev->method, "path", ev->path, "callId", ev->call_id, "tools",
-		    ev->tools, "outcome", ev->outcome, "reason", ev->reason, "status", ev->status,
-		    "latencyMs", ev->ms, "upstreamMs", ev->upstream_ms));
+		json_t *doc = pl_json_x(
+		    json_pack("{s:s, s:s, s:s, s:s?, s:s, s:s, s:s?, s:i, s:f, s:f, s:f}", "time",
+		              ev->time, "method", ev->method, "path", ev->path, "callId",
+		              ev->call_id, "tools", ev->tools, "outcome", ev->outcome, "reason",
+		              ev->reason, "status", ev->status, "latencyMs", ev->ms, "upstreamMs",
+		              ev->upstream_ms, "databaseMs", ev->database_ms));
 
 		cmd_print_json(ctx, doc);
 		fflush(stdout);

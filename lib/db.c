@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "buf.h"
+#include "encode.h"
 #include "trace.h"
 #include "banned.h"
 
@@ -80,17 +81,21 @@ int pl_db_connect(struct pl_db *db, const char *conninfo, const char *app, struc
 	                      "options",         "dbname",           NULL};
 	const char *vals[] = {"10",     app, "UTF8", "-c lock_timeout=" PL_DB_LOCK_TIMEOUT,
 	                      conninfo, NULL};
+	double t0;
 
 	db->in_tx = 0;
 	db->prepare = 0;
 	db->stmts = NULL;
+	db->waited_s = 0;
 	if (pl_trace_on(2)) {
 		char *masked = pl_trace_mask_conninfo(conninfo);
 
 		pl_trace(2, "sql: connect '%s'", masked);
 		free(masked);
 	}
+	t0 = pl_monotonic();
 	db->conn = PQconnectdbParams(keys, vals, 1);
+	db->waited_s += pl_monotonic() - t0;
 	if (!db->conn)
 		return pl_err_set(err, PL_EDATABASE,
 		                  "cannot connect to the database: out of memory");
@@ -178,17 +183,20 @@ int pl_db_query(struct pl_db *db, struct pl_db_res *out, const char *sql, int np
 	PGresult *res;
 	ExecStatusType st;
 	char name[16];
+	double t0;
 
 	if (!db->conn)
 		return pl_err_set(err, PL_EDATABASE, "not connected to the database");
 	if (pl_trace_on(2))
 		trace_query(sql, nparams, params);
+	t0 = pl_monotonic();
 	/* A statement prepared through the protocol is planned again, result type and all, when
 	 * the schema changes under it (0360 "a schema change under a running listener"). */
 	if (!stmt_name(db, sql, nparams, name))
 		res = PQexecPrepared(db->conn, name, nparams, params, NULL, NULL, 0);
 	else
 		res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	db->waited_s += pl_monotonic() - t0;
 	st = PQresultStatus(res);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		int r = result_error(db, res, err);

@@ -24,6 +24,8 @@ struct pl_db {
 	 */
 	int prepare;
 	struct pl_db_stmts *stmts;
+	/* Seconds spent connecting and running statements, summed; whoever reads it resets it. */
+	double waited_s;
 };
 
 #define PL_DB_STMTS_MAX 32

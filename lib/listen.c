@@ -343,6 +343,7 @@ static void fresh_session(struct worker *w)
 {
 	w->s.reconnected = 0;
 	w->s.upstream_s = 0;
+	w->s.db_s = 0;
 	if (pl_random_hex(w->s.request_id, 16) < 0)
 		w->s.request_id[0] = '\0';
 }
@@ -420,6 +421,7 @@ struct exchange {
 	struct pl_buf tools;
 	int upstream_errors;
 	double upstream_s; /* the session's, or the relay's */
+	double database_s; /* the session's */
 };
 
 static void exchange_init(struct exchange *x, const char *method, const char *url)
@@ -459,6 +461,7 @@ static void exchange_end(struct pl_listen *l, struct req *q, struct exchange *x,
 	x->ev.tools = x->tools.buf;
 	x->ev.ms = seconds * 1000;
 	x->ev.upstream_ms = x->upstream_s * 1000;
+	x->ev.database_ms = x->database_s * 1000;
 	observe(&l->m, seconds, x->upstream_errors);
 	if (l->o.log) {
 		pthread_mutex_lock(&l->lock);
@@ -618,11 +621,11 @@ static enum MHD_Result run_local(struct pl_listen *l, struct worker *w, struct M
 	enum MHD_Result res;
 	int r, outcome, unrecorded;
 
-	fresh_session(w);
 	r = pl_vapi_handle(&w->s, &ctx, q->body.buf, q->body.len, &ans, &err);
 	pl_db_rollback(&w->s.db);
 	pl_session_idle(&w->s); /* the database connection back before the answer goes out */
 	x->upstream_s = w->s.upstream_s;
+	x->database_s = pl_session_db_seconds(&w->s);
 	exchange_msg(x, &ans.msg);
 	for (size_t i = 0; ans.out && i < ans.msg.ncalls; i++) {
 		count(m, tool_index(m, ans.msg.calls[i].name), ans.out[i].result ? O_OK : O_ERROR);
@@ -797,10 +800,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (q->too_large)
 		return refuse(l, conn, q, &x, 413, O_TOO_LARGE, "over 1 MiB");
 	w = worker_get(l);
-	if ((why = check_body(l, w, conn, q, &unavailable)))
+	fresh_session(w);
+	if ((why = check_body(l, w, conn, q, &unavailable))) {
+		x.database_s = pl_session_db_seconds(&w->s); /* an HMAC's signature, recorded */
 		res = refuse(l, conn, q, &x, unavailable ? 503 : 401,
 		             unavailable ? O_UNAVAILABLE : O_REFUSED, why);
-	else if (l->o.forward_to) {
+	} else if (l->o.forward_to) {
 		pl_session_idle(&w->s); /* the relay needs no database connection */
 		res = forward(l, w, conn, q, &x);
 	} else {

@@ -34,6 +34,7 @@ struct pl_listen_event {
 	int status;                /* the HTTP status answered */
 	double ms;                 /* from the request's headers to its answer */
 	double upstream_ms; /* of ms, waiting on upstreams: Sikka and Twilio, or --forward-to */
+	double database_ms; /* of ms, connecting to PostgreSQL and waiting on its statements */
 };
 
 struct pl_listen_opts {

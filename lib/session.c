@@ -39,9 +39,16 @@ void pl_session_idle(struct pl_session *s)
 {
 	if (!s->borrowed || s->db.in_tx)
 		return;
+	s->db_s += s->db.waited_s; /* the connection's count goes back with it, emptied */
+	s->db.waited_s = 0;
 	s->lender->put(s->lender->arg, &s->db);
 	memset(&s->db, 0, sizeof(s->db));
 	s->borrowed = 0;
+}
+
+double pl_session_db_seconds(const struct pl_session *s)
+{
+	return s->db_s + s->db.waited_s;
 }
 
 int pl_session_db(struct pl_session *s, struct pl_db **db, struct pl_err *err)

@@ -30,6 +30,7 @@ struct pl_session {
 	char request_id[33]; /* 128 random bits, hex: ties one invocation's audit events together */
 	void *curl; /* a server's curl handle, lent to each request's Sikka client, or NULL */
 	double upstream_s; /* time spent waiting on Sikka and Twilio, summed (vapi listen's log) */
+	double db_s;       /* and on the database, from connections given back (pl_session_idle) */
 	const struct pl_db_lender *lender; /* NULL: the session's own connection */
 	int borrowed;                      /* db is the lender's, to go back at pl_session_idle */
 };
@@ -53,6 +54,9 @@ int pl_session_reconnect(struct pl_session *s, struct pl_err *err);
  * transaction). Nothing for a session with a connection of its own.
  */
 void pl_session_idle(struct pl_session *s);
+
+/* The time spent on the database since db_s was last set to 0, the connection held included. */
+double pl_session_db_seconds(const struct pl_session *s);
 
 /* A new connection to the session's database (PARLAE_DATABASE_URL, else DATABASE_URL, PG*). */
 int pl_session_open_db(const struct pl_config *cfg, struct pl_db *db, struct pl_err *err);

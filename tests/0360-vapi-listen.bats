@@ -458,6 +458,29 @@ pat_call() { jq -c --arg id "$1" '.message.call.id = $id' "$PAT" >"$BATS_TEST_TM
 	assert_equal "$(cat "$LERR")" ""
 }
 
+@test "--json: databaseMs is the time the exchange waited on PostgreSQL (a lock held elsewhere shows there, not upstream), 0 for a refusal" {
+	start_listener --json
+	pat_call c-0360-database
+	# The call's log names its account: a session holding the account's row waits it out.
+	sql_owner "BEGIN; SELECT 1 FROM accounts WHERE id = 'happy' FOR UPDATE; SELECT pg_sleep(0.8); COMMIT" >/dev/null &
+	locker=$!
+	for _ in $(seq 1 100); do
+		[ "$(sql_admin "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(0.8)%' AND state = 'active' AND pid <> pg_backend_pid()")" = 1 ] && break
+		sleep 0.02
+	done
+	post "$BATS_TEST_TMPDIR/c-0360-database.json" -H "X-Vapi-Secret: $VAPI_WEBHOOK_SECRET"
+	assert_equal "$code" 200
+	wait "$locker"
+	post "$BATS_TEST_TMPDIR/c-0360-database.json"
+	assert_equal "$code" 401
+	stop_listener
+	assert_equal "$LSTATUS" 0
+	assert_equal "$(sed -n 2p "$LOUT" | jq -c '[.callId, .outcome, (.databaseMs >= 400), (.upstreamMs < 400),
+		(.upstreamMs + .databaseMs <= .latencyMs)]')" '["c-0360-database","ok",true,true,true]'
+	assert_equal "$(sed -n 3p "$LOUT" | jq -c '[.outcome, .databaseMs]')" '["refused",0]'
+	assert_equal "$(cat "$LERR")" ""
+}
+
 @test "16 requests at once with --threads 16 use at most 8 database connections, and each is logged and audited once" {
 	fake latency '{"ms":300}' >/dev/null
 	start_listener --threads 16 --json
