@@ -273,6 +273,14 @@ static int parse_one(const struct pl_tool_arg *def, const json_t *args, struct p
 	default:
 		break;
 	}
+	/*
+	 * An object, array or boolean where a date, phone or choice goes is bad input: taken as
+	 * absent, {"urgency":["urgent"]} was a normal message and {"from":{...}} today. Free text
+	 * of the wrong type is still left out: a summary must never keep a caller from a person.
+	 */
+	if (def->type != PL_ARG_TEXT && raw && !json_is_null(raw) && !json_is_string(raw) &&
+	    !json_is_number(raw))
+		return -1;
 	t = pl_vapi_text(raw, v->buf, sizeof(v->buf));
 	if (!t)
 		return 0;

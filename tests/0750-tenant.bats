@@ -437,3 +437,35 @@ errors_of_replies() { jq -r '.results[0].error' "$BATS_TEST_TMPDIR/replies"; }
 	assert_success
 	assert_equal "$(fake_get state | jq -r '.writebacks[-1].body.description')" 'clean ing: first line second [0m'
 }
+
+@test "a date, phone or choice given as an object, array or boolean is bad input, never taken as absent" {
+	local want=()
+	: >"$BATS_TEST_TMPDIR/replies"
+	twilio_fake messages/clear '{}' >/dev/null
+	for v in '["urgent"]' '{"level":"urgent"}' true; do
+		run --separate-stderr parlae vapi tool invoke takeMessage --account happy --caller +15551234567 --args "{\"message\":\"call me\",\"urgency\":$v}"
+		assert_equal "$status" 65
+		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
+		want+=("takeMessage: urgency must be normal or urgent")
+		run --separate-stderr parlae vapi tool invoke takeMessage --account happy --caller +15551234567 --args "{\"message\":\"call me\",\"callbackNumber\":$v}"
+		assert_equal "$status" 65
+		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
+		want+=("takeMessage: callbackNumber is not valid")
+		run --separate-stderr parlae vapi tool invoke getAppointments --account happy --args "{\"patientId\":\"P1\",\"from\":$v}"
+		assert_equal "$status" 65
+		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
+		want+=("getAppointments: from must be YYYY-MM-DD")
+		run --separate-stderr parlae vapi tool invoke createPatient --account happy --args "{\"firstName\":\"Eve\",\"lastName\":\"New\",\"phone\":\"+15556660000\",\"dateOfBirth\":$v}"
+		assert_equal "$status" 65
+		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
+		want+=("createPatient: dateOfBirth must be YYYY-MM-DD")
+	done
+	assert_equal "$(errors_of_replies)" "$(printf '%s\n' "${want[@]}")"
+	assert_equal "$(fake_get counters | jq '[.requests[]] | add // 0')" 0
+	assert_equal "$(twilio_get messages | jq length)" 0
+	# Free text of another type is still left out: a caller is never kept from a person by it.
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-types +15551234567 transferToHuman '{"reason":"x","summary":{"a":1},"patientInfo":{"name":"Ana"}}')"
+	assert_success
+	assert_equal "$(result0 | jq -c '[.success, .destination.number]')" '[true,"+15550002000"]'
+	assert_equal "$(twilio_get messages | jq -r '.[-1].body')" 'Caller +15551234567 asks for a person: x.'
+}
