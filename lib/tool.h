@@ -207,6 +207,8 @@ size_t pl_tool_sms_cut(const char *s, size_t max);
  * the caller goes into a text to the staff or a Sikka record with no line of its own to forge.
  */
 void pl_tool_plain(char *s);
+/* Whether s (NULL too) has no control character pl_tool_plain would replace. */
+int pl_tool_is_plain(const char *s);
 /* A JSON string of s made valid UTF-8 (text from upstream), a new reference. */
 json_t *pl_tool_string(const char *s);
 /* {"success":success,"message":message} (new reference). */

@@ -680,19 +680,33 @@ size_t pl_tool_sms_cut(const char *s, size_t max)
 	return i;
 }
 
+/* The bytes of the control character at r (C0, DEL, C1, U+2028, U+2029), or 0. */
+static size_t control_at(const unsigned char *r)
+{
+	if (*r < 0x20 || *r == 0x7f)
+		return 1;
+	if (r[0] == 0xc2 && r[1] >= 0x80 && r[1] <= 0x9f)
+		return 2; /* C1: U+0080-U+009F */
+	if (r[0] == 0xe2 && r[1] == 0x80 && (r[2] == 0xa8 || r[2] == 0xa9))
+		return 3; /* U+2028, U+2029: a new line on the staff's phone */
+	return 0;
+}
+
+int pl_tool_is_plain(const char *s)
+{
+	for (const unsigned char *r = (const unsigned char *)s; r && *r; r++)
+		if (control_at(r))
+			return 0;
+	return 1;
+}
+
 void pl_tool_plain(char *s)
 {
 	char *w = s;
 
 	for (const unsigned char *r = (const unsigned char *)s; *r;) {
-		size_t n = 0;
+		size_t n = control_at(r);
 
-		if (*r < 0x20 || *r == 0x7f)
-			n = 1;
-		else if (r[0] == 0xc2 && r[1] >= 0x80 && r[1] <= 0x9f)
-			n = 2; /* C1: U+0080-U+009F */
-		else if (r[0] == 0xe2 && r[1] == 0x80 && (r[2] == 0xa8 || r[2] == 0xa9))
-			n = 3; /* U+2028, U+2029: a new line on the staff's phone */
 		if (n) {
 			*w++ = ' ';
 			r += n;
