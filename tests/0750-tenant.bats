@@ -469,3 +469,13 @@ errors_of_replies() { jq -r '.results[0].error' "$BATS_TEST_TMPDIR/replies"; }
 	assert_equal "$(result0 | jq -c '[.success, .destination.number]')" '[true,"+15550002000"]'
 	assert_equal "$(twilio_get messages | jq -r '.[-1].body')" 'Caller +15551234567 asks for a person: x.'
 }
+
+@test "getPatientInfo's next appointment is the patient's own earliest to come, whatever order or other patients Sikka answers with" {
+	# Sikka answers the patient's appointments with another patient's first (its filter not
+	# applied), a deleted one, and the patient's own out of order.
+	fake faults '{"method":"GET","path":"/v4/appointments","when":"after","count":1,"body":"{\"offset\":\"0\",\"limit\":\"50\",\"total_count\":\"4\",\"items\":[{\"appointment_sr_no\":\"X1\",\"patient_id\":\"P9\",\"provider_id\":\"DR9\",\"date\":\"2026-12-01T00:00:00\",\"time\":\"09:00\"},{\"appointment_sr_no\":\"X2\",\"patient_id\":\"P1\",\"provider_id\":\"DR1\",\"date\":\"2026-12-02T00:00:00\",\"time\":\"08:00\",\"status\":\"Deleted\"},{\"appointment_sr_no\":\"X3\",\"patient_id\":\"P1\",\"provider_id\":\"DR3\",\"date\":\"2026-12-20T00:00:00\",\"time\":\"11:00\"},{\"appointment_sr_no\":\"X4\",\"patient_id\":\"P1\",\"provider_id\":\"DR1\",\"date\":\"2026-12-15T00:00:00\",\"time\":\"9:30\"}]}"}' >/dev/null
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-next +15551234567 getPatientInfo '{"query":"555-123-4567"}')"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(result0 | jq -c '[.verified, .patient.id, .patient.nextAppointment]')" '[true,"P1",{"start":"2026-12-15T09:30","providerId":"DR1"}]'
+}
