@@ -78,8 +78,7 @@ int pl_tool_book_appointment(struct pl_tool_ctx *c, const struct pl_tool_args *a
 	if (!patient) {
 		int allowed;
 
-		if ((r = patient_by_name(c, a, pid_buf, sizeof(pid_buf), &patient, &allowed,
-		                         err)))
+		if ((r = patient_by_name(c, a, pid_buf, sizeof(pid_buf), &patient, &allowed, err)))
 			return r;
 		if (!patient) {
 			*out =

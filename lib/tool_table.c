@@ -290,9 +290,9 @@ static int parse_one(const struct pl_tool_arg *def, const json_t *args, struct p
 		return -1;
 	if (def->type == PL_ARG_DATE && t[10])
 		return -1;
-	if (def->type == PL_ARG_DATETIME && ((t[10] != 'T' && t[10] != ' ') || strlen(t) < 16 ||
-	                                     t[13] != ':' || pl_hhmm(t + 11, PL_HHMM_SECONDS) < 0 ||
-	                                     !seconds_or_none(t + 16)))
+	if (def->type == PL_ARG_DATETIME &&
+	    ((t[10] != 'T' && t[10] != ' ') || strlen(t) < 16 || t[13] != ':' ||
+	     pl_hhmm(t + 11, PL_HHMM_SECONDS) < 0 || !seconds_or_none(t + 16)))
 		return -1;
 	if (def->type == PL_ARG_ENUM && !one_of(def->choices, t))
 		return -1;
