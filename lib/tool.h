@@ -202,6 +202,13 @@ int pl_tool_text_staff(struct pl_tool_ctx *c, const char *staff, struct pl_buf *
                        size_t sid_size, char *why, size_t why_size);
 /* Bytes of s's longest prefix Twilio counts as at most max characters (one SMS). */
 size_t pl_tool_sms_cut(const char *s, size_t max);
+/*
+ * Each control character of s (C0, DEL, C1, U+2028, U+2029) made one space, in place: text from
+ * the caller goes into a text to the staff or a Sikka record with no line of its own to forge.
+ */
+void pl_tool_plain(char *s);
+/* Whether s (NULL too) has no control character pl_tool_plain would replace. */
+int pl_tool_is_plain(const char *s);
 /* A JSON string of s made valid UTF-8 (text from upstream), a new reference. */
 json_t *pl_tool_string(const char *s);
 /* {"success":success,"message":message} (new reference). */
@@ -210,7 +217,7 @@ json_t *pl_tool_result(int success, const char *message);
 int pl_tool_bad_args(struct pl_err *err, const char *tool, const char *what);
 /* The value of s when only ASCII digits and at most max, else -1. */
 long long pl_tool_digits(const char *s, long long max);
-/* Days since the epoch of a YYYY-MM-DD date (a time may follow), or -1. */
+/* Days since the epoch of a YYYY-MM-DD date (a time may follow), or -1 (also for 2026-02-30). */
 long pl_tool_day(const char *date);
 /* Whether s begins with "YYYY-MM-DD" in ASCII digits (what is cut from it then goes out as is). */
 int pl_tool_date_shape(const char *s);

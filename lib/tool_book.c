@@ -16,23 +16,30 @@
 #include "utf8.h"
 #include "banned.h"
 
-/* The patient named by name and phone (a caller booking for themselves), into buf. */
+/*
+ * The patient named by name and phone (a caller booking for themselves), into buf; *allowed
+ * whether the caller rule lets this call act for them. The phone is an argument, anyone's to
+ * say: the patient must be the caller (pl_tool_caller_is), as with a patientId.
+ */
 static int patient_by_name(struct pl_tool_ctx *c, const struct pl_tool_args *a, char *buf,
-                           size_t size, const char **patient, struct pl_err *err)
+                           size_t size, const char **patient, int *allowed, struct pl_err *err)
 {
-	json_t *found = NULL;
+	json_t *found = NULL, *p;
 	const char *id;
 	int r;
 
 	*patient = NULL;
+	*allowed = 0;
 	if ((r = pl_tool_find_patients(c, NULL, pl_tool_text(a, "phone"),
 	                               pl_tool_text(a, "firstName"), pl_tool_text(a, "lastName"),
 	                               NULL, &found, err)))
 		return r;
-	id = pl_tool_field(json_array_get(found, 0), "patient_id");
+	p = json_array_get(found, 0);
+	id = pl_tool_field(p, "patient_id");
 	if (id) {
 		snprintf(buf, size, "%s", id);
 		*patient = buf;
+		*allowed = pl_tool_caller_is(c, p);
 	}
 	json_decref(found);
 	return 0;
@@ -69,12 +76,20 @@ int pl_tool_book_appointment(struct pl_tool_ctx *c, const struct pl_tool_args *a
 	snprintf(length, sizeof(length), "%lld", pl_tool_num(a, "duration"));
 	pl_tool_hhmm(pl_hhmm(start + 11, PL_HHMM_SECONDS), time_s);
 	if (!patient) {
-		if ((r = patient_by_name(c, a, pid_buf, sizeof(pid_buf), &patient, err)))
+		int allowed;
+
+		if ((r = patient_by_name(c, a, pid_buf, sizeof(pid_buf), &patient, &allowed, err)))
 			return r;
 		if (!patient) {
 			*out =
 			    failed("I couldn't find your record with that name and phone number, "
 			           "so I can't book it; the office can help you register.");
+			return 0;
+		}
+		if (!allowed) {
+			/* The words of the table's refusal: nothing is sent to Sikka to book. */
+			*out = failed(pl_tool_find("bookAppointment")->refusal);
+			pl_json_set(*out, "verified", json_false());
 			return 0;
 		}
 	}
@@ -95,6 +110,7 @@ int pl_tool_book_appointment(struct pl_tool_ctx *c, const struct pl_tool_args *a
 	            notes ? notes : "");
 	/* Sikka's field is short: cut between characters, or jansson refuses the body. */
 	pl_utf8_copy(desc, sizeof(desc), d.buf);
+	pl_tool_plain(desc);
 	pl_buf_release(&d);
 	body = pl_json_x(json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:s}", "patient_id",
 	                           patient, "date", date, "time", time_s, "description", desc,

@@ -108,6 +108,9 @@ int pl_tool_create_patient(struct pl_tool_ctx *c, const struct pl_tool_args *a, 
 
 	if (strlen(first) > NAME_MAX_BYTES || strlen(last) > NAME_MAX_BYTES)
 		return bad(err, "firstName and lastName must be at most 100 bytes each");
+	/* A new line or an escape in a name would be the practice's record for good. */
+	if (!pl_tool_is_plain(first) || !pl_tool_is_plain(last) || !pl_tool_is_plain(email))
+		return bad(err, "firstName, lastName and email must have no control characters");
 	pl_phone_digits(phone, digits, sizeof(digits));
 	if (!*digits)
 		return bad(err, "phone must be a phone number");

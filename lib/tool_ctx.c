@@ -79,11 +79,21 @@ long pl_tool_day(const char *date)
 {
 	struct tm tm = {0};
 	const char *end;
+	time_t t;
+	int mday;
 
 	if (!date || strlen(date) < 10 || !(end = strptime(date, "%Y-%m-%d", &tm)) ||
 	    (*end && *end != 'T' && *end != ' '))
 		return -1;
-	return (long)(timegm(&tm) / 86400);
+	/*
+	 * strptime takes any day up to 31, and timegm moves 2026-02-30 on to 2026-03-02 (in tm
+	 * too): a day that is not in its month is no date, here or at Sikka.
+	 */
+	mday = tm.tm_mday;
+	t = timegm(&tm);
+	if (tm.tm_mday != mday)
+		return -1;
+	return (long)(t / 86400);
 }
 
 void pl_tool_date(long day, char out[11])
@@ -668,6 +678,43 @@ size_t pl_tool_sms_cut(const char *s, size_t max)
 		i += n;
 	}
 	return i;
+}
+
+/* The bytes of the control character at r (C0, DEL, C1, U+2028, U+2029), or 0. */
+static size_t control_at(const unsigned char *r)
+{
+	if (*r < 0x20 || *r == 0x7f)
+		return 1;
+	if (r[0] == 0xc2 && r[1] >= 0x80 && r[1] <= 0x9f)
+		return 2; /* C1: U+0080-U+009F */
+	if (r[0] == 0xe2 && r[1] == 0x80 && (r[2] == 0xa8 || r[2] == 0xa9))
+		return 3; /* U+2028, U+2029: a new line on the staff's phone */
+	return 0;
+}
+
+int pl_tool_is_plain(const char *s)
+{
+	for (const unsigned char *r = (const unsigned char *)s; r && *r; r++)
+		if (control_at(r))
+			return 0;
+	return 1;
+}
+
+void pl_tool_plain(char *s)
+{
+	char *w = s;
+
+	for (const unsigned char *r = (const unsigned char *)s; *r;) {
+		size_t n = control_at(r);
+
+		if (n) {
+			*w++ = ' ';
+			r += n;
+		} else {
+			*w++ = (char)*r++;
+		}
+	}
+	*w = '\0';
 }
 
 json_t *pl_tool_string(const char *s)

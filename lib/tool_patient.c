@@ -39,23 +39,33 @@ static int next_appointment(struct pl_tool_ctx *c, const char *patient_id, json_
 	pl_buf_release(&q);
 	if (r)
 		return r;
+	/*
+	 * Sikka's filter and order are trusted for nothing: only this patient's, not closed, to
+	 * come, and the earliest of them (another patient's visit was told when it came first).
+	 */
 	json_array_foreach(pl_tool_items(doc), i, a)
 	{
-		const char *date = pl_tool_field(a, "date"), *time = pl_tool_field(a, "time"),
-		           *st = pl_tool_field(a, "status");
+		const char *date = pl_tool_field(a, "date"), *st = pl_tool_field(a, "status"),
+		           *pid = pl_tool_field(a, "patient_id");
+		int m = pl_hhmm(pl_tool_field(a, "time"), PL_HHMM_SECONDS);
+		long day = date ? pl_tool_day(date) : -1;
 		char start[20];
 
-		if (!date || !time ||
-		    (st && (!strcasecmp(st, "cancelled") || !strcasecmp(st, "broken"))))
+		if (!pid || strcmp(pid, patient_id) || m < 0 || day < 0 ||
+		    !pl_tool_date_shape(date) || day < pl_tool_day(c->today) ||
+		    (day == pl_tool_day(c->today) && m < c->now_minute) ||
+		    (st && (!strcasecmp(st, "cancelled") || !strcasecmp(st, "canceled") ||
+		            !strcasecmp(st, "broken") || !strcasecmp(st, "deleted"))))
 			continue;
-		if (pl_tool_day(date) == pl_tool_day(c->today) &&
-		    pl_hhmm(time, PL_HHMM_SECONDS) < c->now_minute)
+		snprintf(start, sizeof(start), "%.10sT%02d:%02d", date, m / 60, m % 60);
+		if (!json_is_null(*out) &&
+		    strcmp(start, json_string_value(json_object_get(*out, "start"))) >= 0)
 			continue;
-		snprintf(start, sizeof(start), "%.10sT%.5s", date, time);
 		json_decref(*out);
-		*out = pl_json_x(json_pack("{s:s, s:s?}", "start", start, "providerId",
-		                           pl_tool_field(a, "provider_id")));
-		break;
+		*out = pl_json_x(json_pack("{s:s, s:o?}", "start", start, "providerId",
+		                           pl_tool_field(a, "provider_id")
+		                               ? pl_tool_string(pl_tool_field(a, "provider_id"))
+		                               : NULL));
 	}
 	json_decref(doc);
 	return 0;

@@ -241,6 +241,14 @@ static int one_of(const char *choices, const char *s)
 	return 0;
 }
 
+/* What may follow a time's HH:MM: nothing, or ":SS" (00-59) and nothing after it. */
+static int seconds_or_none(const char *s)
+{
+	if (!*s)
+		return 1;
+	return s[0] == ':' && s[1] >= '0' && s[1] <= '5' && s[2] >= '0' && s[2] <= '9' && !s[3];
+}
+
 /* One argument: 0 and v filled (text NULL when absent), or -1 when unreadable. */
 static int parse_one(const struct pl_tool_arg *def, const json_t *args, struct pl_tool_val *v)
 {
@@ -265,6 +273,14 @@ static int parse_one(const struct pl_tool_arg *def, const json_t *args, struct p
 	default:
 		break;
 	}
+	/*
+	 * An object, array or boolean where a date, phone or choice goes is bad input: taken as
+	 * absent, {"urgency":["urgent"]} was a normal message and {"from":{...}} today. Free text
+	 * of the wrong type is still left out: a summary must never keep a caller from a person.
+	 */
+	if (def->type != PL_ARG_TEXT && raw && !json_is_null(raw) && !json_is_string(raw) &&
+	    !json_is_number(raw))
+		return -1;
 	t = pl_vapi_text(raw, v->buf, sizeof(v->buf));
 	if (!t)
 		return 0;
@@ -274,8 +290,9 @@ static int parse_one(const struct pl_tool_arg *def, const json_t *args, struct p
 		return -1;
 	if (def->type == PL_ARG_DATE && t[10])
 		return -1;
-	if (def->type == PL_ARG_DATETIME && ((t[10] != 'T' && t[10] != ' ') || strlen(t) < 16 ||
-	                                     t[13] != ':' || pl_hhmm(t + 11, PL_HHMM_SECONDS) < 0))
+	if (def->type == PL_ARG_DATETIME &&
+	    ((t[10] != 'T' && t[10] != ' ') || strlen(t) < 16 || t[13] != ':' ||
+	     pl_hhmm(t + 11, PL_HHMM_SECONDS) < 0 || !seconds_or_none(t + 16)))
 		return -1;
 	if (def->type == PL_ARG_ENUM && !one_of(def->choices, t))
 		return -1;

@@ -33,6 +33,9 @@ int pl_tool_text_staff(struct pl_tool_ctx *c, const char *staff, struct pl_buf *
 	double t0;
 	int sent;
 
+	/* What the caller said gets no line of its own: a forged "URGENT. Message ..." say. */
+	if (text->alloc)
+		pl_tool_plain(text->buf);
 	/* Twilio refuses a longer text (21617): the staff get its beginning. */
 	text->len = pl_tool_sms_cut(text->buf, SMS_MAX_CHARS);
 	text->buf[text->len] = '\0';

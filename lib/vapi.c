@@ -70,6 +70,7 @@ const char *pl_vapi_text(const json_t *v, char *buf, size_t size)
 void pl_phone_digits(const char *in, char *out, size_t size)
 {
 	size_t n = 0;
+	int plus = 0;
 	char d[32];
 
 	out[0] = '\0';
@@ -82,11 +83,17 @@ void pl_phone_digits(const char *in, char *out, size_t size)
 			d[n++] = *in;
 		} else if (!strchr("+-. ()", *in)) {
 			return; /* letters: not a phone number */
+		} else if (*in == '+' && !n) {
+			plus = 1;
 		}
 	}
 	d[n] = '\0';
-	if (n == 10)
-		snprintf(out, size, "1%s", d); /* NANP without its country code */
+	/*
+	 * Ten digits are NANP without its country code, unless a '+' says they are all there:
+	 * +47 95551234 (Norway) is not (479) 555-1234 (Arkansas), whose caller it would verify.
+	 */
+	if (n == 10 && !plus)
+		snprintf(out, size, "1%s", d);
 	else if (n >= 8 && n <= 15)
 		snprintf(out, size, "%s", d);
 }

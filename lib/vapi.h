@@ -111,7 +111,10 @@ json_t *pl_vapi_expand(json_t *v);
  * (out of memory) aborts, as pl_xmalloc does. */
 void pl_vapi_sign(const char *secret, const char *ts, const char *body, size_t len, char out[65]);
 
-/* E.164 digits of a phone number ("555-123-4567" → "15551234567"); "" when not a number. */
+/*
+ * E.164 digits of a phone number ("555-123-4567" → "15551234567"); "" when not a number. Ten
+ * digits are taken as +1 only when no '+' precedes them ("+4795551234" stays "4795551234").
+ */
 void pl_phone_digits(const char *in, char *out, size_t size);
 
 #endif

@@ -9,6 +9,8 @@
  * caller rule for a tool that touches a patient, the handler, then the log and audit event.
  * The caller rule lives here and only here: a patientId argument is checked before the handler
  * runs, and a result that carries a patient's record is refused unless the rule let it through.
+ * A patient a handler finds itself (by the caller's number, or bookAppointment's name and
+ * phone) is put to the same test, pl_tool_caller_is, before anything is read or sent.
  */
 #include "vapi_handle.h"
 

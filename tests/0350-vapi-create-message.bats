@@ -144,6 +144,11 @@ SAM='{"firstName":"Sam","lastName":"Okafor","phone":"+15553217654","email":"sam@
 	t '{"firstName":"Sam","lastName":"Okafor","phone":"+15553217654","dateOfBirth":"2030-01-01"}' "dateOfBirth is in the future"
 	t '{"firstName":"Sam","lastName":"Okafor","phone":"+15553217654","email":"sam.example.com"}' "email is not valid"
 	t "{\"firstName\":\"$(printf 'S%.0s' {1..101})\",\"lastName\":\"Okafor\",\"phone\":\"+15553217654\"}" "firstName and lastName must be at most 100 bytes each"
+	# A name or email with a control character would stay in the practice's record (s21).
+	for bad in '"Sam\nURGENT"' '"Sam\u001b[2J"' '"Sam\u0085"' '"Sam\u2028"' '"Sam\u007f"'; do
+		t "{\"firstName\":$bad,\"lastName\":\"Okafor\",\"phone\":\"+15553217654\"}" "firstName, lastName and email must have no control characters"
+		t "{\"firstName\":\"Sam\",\"lastName\":\"Okafor\",\"phone\":\"+15553217654\",\"email\":$bad}" "firstName, lastName and email must have no control characters"
+	done
 	assert_equal "$(fake_get counters | jq -c '.requests | keys | map(select(startswith("POST") or startswith("GET /v4/patients")))')" '[]'
 }
 

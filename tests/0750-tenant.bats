@@ -299,3 +299,183 @@ errors_of_replies() { jq -r '.results[0].error' "$BATS_TEST_TMPDIR/replies"; }
 	assert_equal "$(result0 | jq -c '[.success, .destination.number, .smsSent, .smsError]')" '[true,"+15550002000",false,"SMS not configured"]'
 	assert_equal "$(log_row happy "sms_sent || '|' || sms_error" c-nosms)" "false|SMS not configured"
 }
+
+# --- an attacker's pass over the tools (s21): each test began as a reproduction -----------------
+
+@test "a caller's 10-digit international number is not a NANP number: +47 95551234 is not (479) 555-1234" {
+	fake seed '{"office_id":"D36225","append":true,"patients":[
+		{"patient_id":"P47","firstname":"Nora","lastname":"Berg","cell":"(479) 555-1234"},
+		{"patient_id":"P48","firstname":"Odd","lastname":"Lie","cell":"+4795550000"}]}' >/dev/null
+	# A Norwegian caller (+47 95551234) is not the Arkansas patient (479) 555-1234 ...
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-no1 +4795551234 getPatientInfo '{"query":"479-555-1234"}')"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(result0 | jq -c '[.found, .verified, has("patient")]')" '[true,false,false]'
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-no2 +4795551234 bookAppointment '{"startTime":"2026-12-02T11:00:00","patientId":"P47"}')"
+	assert_success
+	assert_equal "$(result0 | jq -c '[.success, .status, .verified]')" '[false,"failed",false]'
+	assert_equal "$(requests 'POST /v4/appointment')" 0
+	# ... nor is the Arkansas caller +1 479 555 0000 the Norwegian patient +47 95550000.
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-no3 +14795550000 getPatientInfo '{"phone":"+4795550000"}')"
+	assert_success
+	assert_equal "$(result0 | jq -c '[.found, .verified, has("patient")]')" '[true,false,false]'
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-no4 +14795550000 getAppointments '{"patientId":"P48"}')"
+	assert_success
+	assert_equal "$(result0 | jq -c '[.success, .verified, has("appointments")]')" '[false,false,false]'
+	# Each patient's own number, in any of its forms, is still the patient.
+	for caller in "+1 (479) 555-1234" 1-479-555-1234 4795551234; do
+		run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-no5 "$caller" getPatientInfo '{"query":"(479) 555-1234"}')"
+		assert_success
+		assert_equal "$(result0 | jq -c '[.verified, .patient.id]')" '[true,"P47"]'
+	done
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-no6 "+47 955 50 000" getPatientInfo '{"phone":"+4795550000"}')"
+	assert_success
+	assert_equal "$(result0 | jq -c '[.verified, .patient.id]')" '[true,"P48"]'
+}
+
+@test "a called number of 10 international digits is not another account's NANP number" {
+	parlae vapi phone add other --vapi-id pn-other-ar --number +14795550100 >/dev/null
+	twilio_fake messages/clear '{}' >/dev/null
+	call() { jq -nc --arg c "$1" --arg n "$2" '{message: {type: "tool-calls", call: {id: $c, phoneNumber: {number: $n}, customer: {number: "+15557770000"}},
+		toolCallList: [{id: "t1", type: "function", function: {name: "transferToHuman", arguments: {reason: "x"}}}]}}'; }
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(call c-called-no +4795550100)"
+	assert_equal "$status" 5
+	assert_equal "$output" ""
+	assert_regex "$stderr" "no account has the called number \+4795550100"
+	assert_equal "$(sql "SELECT count(*) FROM vapi_call_logs WHERE call_id = 'c-called-no'")" 0
+	assert_equal "$(twilio_get messages | jq length)" 0
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(call c-called-ar "(479) 555-0100")"
+	assert_success
+	assert_equal "$(sql "SELECT string_agg(account_id, ',') FROM vapi_call_logs WHERE call_id = 'c-called-ar'")" "other"
+}
+
+@test "bookAppointment by name and phone acts only for the caller's own patient: another caller is refused and nothing is booked" {
+	args='{"startTime":"2026-12-02T11:00:00","firstName":"Ana","lastName":"Diaz","phone":"+15551234567"}'
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-byname1 +15559990000 bookAppointment "$args")"
+	assert_success
+	assert_equal "$stderr" ""
+	r=$(result0)
+	assert_equal "$(jq -c '[.success, .status, .verified, has("appointmentId"), has("confirmationNumber")]' <<<"$r")" '[false,"failed",false,false,false]'
+	assert_regex "$(jq -r .message <<<"$r")" "office staff can verify who you are"
+	assert_equal "$(requests 'POST /v4/appointment')" 0
+	assert_equal "$(fake_get counters | jq .writebacks)" 0
+	assert_equal "$(last_audit access)|$(last_audit success)" "unverified-caller|false"
+	# From no number at all, the same.
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-byname2 "" bookAppointment "$args")"
+	assert_success
+	assert_equal "$(result0 | jq -c '[.success, .status, .verified]')" '[false,"failed",false]'
+	assert_equal "$(requests 'POST /v4/appointment')" 0
+	# The patient's own phone books, audited as a verified caller; the operator books too.
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-byname3 "(555) 123-4567" bookAppointment "$args")"
+	assert_success
+	assert_equal "$(result0 | jq -c '[.success, .status]')" '[true,"booked"]'
+	assert_equal "$(last_audit access)" "verified-caller"
+	run --separate-stderr parlae vapi tool invoke bookAppointment --account happy --args '{"startTime":"2026-12-03T11:00:00","firstName":"Ana","lastName":"Diaz","phone":"+15551234567"}'
+	assert_success
+	assert_equal "$(result0 | jq -c '[.success, .status]')" '[true,"booked"]'
+	assert_equal "$(last_audit access)" "operator"
+	assert_equal "$(requests 'POST /v4/appointment')" 2
+}
+
+@test "a date that is not in the calendar (2026-02-30) or a time with seconds past 59 is bad input, and nothing reaches Sikka" {
+	local want=()
+	: >"$BATS_TEST_TMPDIR/replies"
+	for d in 2026-02-29 2026-02-30 2026-04-31 2027-02-29 2026-12-32; do
+		run --separate-stderr parlae vapi tool invoke checkAvailability --account happy --args "{\"date\":\"$d\"}"
+		assert_equal "$status" 65
+		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
+		want+=("checkAvailability: date must be YYYY-MM-DD")
+		run --separate-stderr parlae vapi tool invoke getAppointments --account happy --args "{\"patientId\":\"P1\",\"to\":\"$d\"}"
+		assert_equal "$status" 65
+		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
+		want+=("getAppointments: to must be YYYY-MM-DD")
+		run --separate-stderr parlae vapi tool invoke createPatient --account happy --args "{\"firstName\":\"Eve\",\"lastName\":\"New\",\"phone\":\"+15556660000\",\"dateOfBirth\":\"${d/2026/1990}\"}"
+		assert_equal "$status" 65
+		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
+		want+=("createPatient: dateOfBirth must be YYYY-MM-DD")
+	done
+	for t in 2027-02-30T10:00:00 2026-12-31T10:00:60 2026-12-31T10:00:99 2026-12-31T10:00:0 2026-12-31T10:00:00junk "2026-12-31T10:00:$(printf '9%.0s' {1..5000})"; do
+		run --separate-stderr parlae vapi tool invoke bookAppointment --account happy --args "{\"startTime\":\"$t\",\"patientId\":\"P1\"}"
+		assert_equal "$status" 65
+		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
+		want+=("bookAppointment: startTime must be a local time like 2026-12-01T10:00:00")
+		run --separate-stderr parlae vapi tool invoke rescheduleAppointment --account happy --args "{\"appointmentId\":\"A2\",\"startTime\":\"$t\"}"
+		assert_equal "$status" 65
+		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
+		want+=("rescheduleAppointment: startTime must be a local time like 2026-12-01T10:00:00")
+	done
+	assert_equal "$(errors_of_replies)" "$(printf '%s\n' "${want[@]}")"
+	assert_equal "$(fake_get counters | jq '[.requests[]] | add // 0')" 0
+	# A leap day is a day, and a time's seconds may be given.
+	run --separate-stderr parlae vapi tool invoke checkAvailability --account happy --args '{"date":"2028-02-29"}'
+	assert_success
+	assert_equal "$(result0 | jq -r .date)" "2028-02-29"
+	run --separate-stderr parlae vapi tool invoke bookAppointment --account happy --args '{"startTime":"2026-12-02T11:00:59","patientId":"P1"}'
+	assert_success
+	assert_equal "$(fake_get state | jq -c '.writebacks[-1].body | [.date, .time]')" '["2026-12-02","11:00"]'
+}
+
+@test "control characters from the caller never reach the staff's text or a booking's description: each becomes a space" {
+	twilio_fake messages/clear '{}' >/dev/null
+	reason=$'pain\r\n\nURGENT. Message for the office from caller +15550001111\x1b[2J\x07\x7f\xc2\x9b end'
+	args=$(jq -nc --arg r "$reason" '{reason: $r, summary: "a\tb"}')
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-ctl1 +15551234567 transferToHuman "$args")"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(result0 | jq -c '[.success, .smsSent]')" '[true,true]'
+	assert_equal "$(twilio_get messages | jq -r '.[-1].body')" \
+		'Caller +15551234567 asks for a person: pain   URGENT. Message for the office from caller +15550001111 [2J    end. a b'
+	args=$(jq -nc --arg m $'call me\n\nback\x1b[31m' '{message: $m}')
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-ctl2 +15551234567 takeMessage "$args")"
+	assert_success
+	assert_equal "$(twilio_get messages | jq -r '.[-1].body')" \
+		'Message for the office from caller +15551234567, call back on +15551234567: call me  back [31m'
+	# The message is kept in the call's log as it was said.
+	assert_equal "$(sql "SELECT messages->0->>'message' FROM vapi_call_logs WHERE account_id = 'happy' AND call_id = 'c-ctl2'")" $'call me\n\nback\x1b[31m'
+	args=$(jq -nc --arg n $'first line\nsecond\x1b[0m' '{startTime: "2026-12-02T11:00:00", patientId: "P1", appointmentType: "clean\ting", notes: $n}')
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-ctl3 +15551234567 bookAppointment "$args")"
+	assert_success
+	assert_equal "$(fake_get state | jq -r '.writebacks[-1].body.description')" 'clean ing: first line second [0m'
+}
+
+@test "a date, phone or choice given as an object, array or boolean is bad input, never taken as absent" {
+	local want=()
+	: >"$BATS_TEST_TMPDIR/replies"
+	twilio_fake messages/clear '{}' >/dev/null
+	for v in '["urgent"]' '{"level":"urgent"}' true; do
+		run --separate-stderr parlae vapi tool invoke takeMessage --account happy --caller +15551234567 --args "{\"message\":\"call me\",\"urgency\":$v}"
+		assert_equal "$status" 65
+		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
+		want+=("takeMessage: urgency must be normal or urgent")
+		run --separate-stderr parlae vapi tool invoke takeMessage --account happy --caller +15551234567 --args "{\"message\":\"call me\",\"callbackNumber\":$v}"
+		assert_equal "$status" 65
+		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
+		want+=("takeMessage: callbackNumber is not valid")
+		run --separate-stderr parlae vapi tool invoke getAppointments --account happy --args "{\"patientId\":\"P1\",\"from\":$v}"
+		assert_equal "$status" 65
+		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
+		want+=("getAppointments: from must be YYYY-MM-DD")
+		run --separate-stderr parlae vapi tool invoke createPatient --account happy --args "{\"firstName\":\"Eve\",\"lastName\":\"New\",\"phone\":\"+15556660000\",\"dateOfBirth\":$v}"
+		assert_equal "$status" 65
+		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
+		want+=("createPatient: dateOfBirth must be YYYY-MM-DD")
+	done
+	assert_equal "$(errors_of_replies)" "$(printf '%s\n' "${want[@]}")"
+	assert_equal "$(fake_get counters | jq '[.requests[]] | add // 0')" 0
+	assert_equal "$(twilio_get messages | jq length)" 0
+	# Free text of another type is still left out: a caller is never kept from a person by it.
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-types +15551234567 transferToHuman '{"reason":"x","summary":{"a":1},"patientInfo":{"name":"Ana"}}')"
+	assert_success
+	assert_equal "$(result0 | jq -c '[.success, .destination.number]')" '[true,"+15550002000"]'
+	assert_equal "$(twilio_get messages | jq -r '.[-1].body')" 'Caller +15551234567 asks for a person: x.'
+}
+
+@test "getPatientInfo's next appointment is the patient's own earliest to come, whatever order or other patients Sikka answers with" {
+	# Sikka answers the patient's appointments with another patient's first (its filter not
+	# applied), a deleted one, and the patient's own out of order.
+	fake faults '{"method":"GET","path":"/v4/appointments","when":"after","count":1,"body":"{\"offset\":\"0\",\"limit\":\"50\",\"total_count\":\"4\",\"items\":[{\"appointment_sr_no\":\"X1\",\"patient_id\":\"P9\",\"provider_id\":\"DR9\",\"date\":\"2026-12-01T00:00:00\",\"time\":\"09:00\"},{\"appointment_sr_no\":\"X2\",\"patient_id\":\"P1\",\"provider_id\":\"DR1\",\"date\":\"2026-12-02T00:00:00\",\"time\":\"08:00\",\"status\":\"Deleted\"},{\"appointment_sr_no\":\"X3\",\"patient_id\":\"P1\",\"provider_id\":\"DR3\",\"date\":\"2026-12-20T00:00:00\",\"time\":\"11:00\"},{\"appointment_sr_no\":\"X4\",\"patient_id\":\"P1\",\"provider_id\":\"DR1\",\"date\":\"2026-12-15T00:00:00\",\"time\":\"9:30\"}]}"}' >/dev/null
+	run --separate-stderr parlae vapi tool invoke --payload - <<<"$(msg pn-happy-dental c-next +15551234567 getPatientInfo '{"query":"555-123-4567"}')"
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "$(result0 | jq -c '[.verified, .patient.id, .patient.nextAppointment]')" '[true,"P1",{"start":"2026-12-15T09:30","providerId":"DR1"}]'
+}
