@@ -14,10 +14,12 @@
 #include "encode.h"
 #include "json.h"
 #include "twilio.h"
+#include "utf8.h"
 #include "banned.h"
 
-#define SMS_MAX_CHARS 1600 /* Twilio's limit for one (concatenated) message */
-#define SMS_MARGIN    1.0  /* seconds of the tool's time kept for after the text */
+#define SMS_MAX_CHARS  1600 /* Twilio's limit for one (concatenated) message */
+#define SMS_MARGIN     1.0  /* seconds of the tool's time kept for after the text */
+#define KEPT_MAX_BYTES 1000 /* of a reason or a summary in the call's log, as of a message */
 
 /*
  * Text the staff (best effort), for every tool that does: the text is cut between characters to
@@ -71,7 +73,8 @@ int pl_tool_transfer_to_human(struct pl_tool_ctx *c, const struct pl_tool_args *
 	const char *reason = pl_tool_text(a, "reason"), *summary = pl_tool_text(a, "summary");
 	const char *params[6];
 	struct pl_buf body = PL_BUF_INIT;
-	char staff[40], sid[64], why[64];
+	char staff[40], sid[64], why[64], kept_reason[KEPT_MAX_BYTES + 1],
+	    kept_summary[KEPT_MAX_BYTES + 1];
 	int r, enabled, sent;
 
 	if ((r = pl_tool_staff(c, staff, sizeof(staff), &enabled, err)))
@@ -86,10 +89,14 @@ int pl_tool_transfer_to_human(struct pl_tool_ctx *c, const struct pl_tool_args *
 	            c->caller ? c->caller : "(unknown)", reason, summary ? " " : "",
 	            summary ? summary : "");
 	sent = pl_tool_text_staff(c, staff, &body, sid, sizeof(sid), why, sizeof(why));
+	/* The log keeps their beginnings, cut between characters: a payload may hold 1 MiB. */
+	pl_utf8_copy(kept_reason, sizeof(kept_reason), reason);
+	if (summary)
+		pl_utf8_copy(kept_summary, sizeof(kept_summary), summary);
 	params[0] = c->account;
 	params[1] = c->call_id;
-	params[2] = reason;
-	params[3] = summary;
+	params[2] = kept_reason;
+	params[3] = summary ? kept_summary : NULL;
 	params[4] = sent ? "true" : "false";
 	params[5] = sent ? NULL : why;
 	if ((r = pl_tool_db(c, err)))

@@ -274,6 +274,16 @@ SAM='{"firstName":"Sam","lastName":"Okafor","phone":"+15553217654","email":"sam@
 	assert_output --partial "violates check constraint"
 }
 
+@test "transferToHuman keeps at most 1,000 bytes of its reason and of its summary in the call's log, cut between characters" {
+	long=$(printf 'a%.0s' {1..999})é$(printf 'b%.0s' {1..50})
+	run --separate-stderr parlae vapi tool invoke transferToHuman --account happy --caller +15551234567 --call-id t-long \
+		--args "{\"reason\":\"$long\",\"summary\":\"$long$long\"}"
+	assert_success
+	assert_equal "$(result_of "$output" 0 | jq -c '[.success, .smsSent]')" '[true,true]'
+	assert_equal "$(sql "SELECT octet_length(transfer_reason) || '|' || right(transfer_reason, 1) || '|' ||
+		octet_length(transfer_summary) || '|' || right(transfer_summary, 1) FROM vapi_call_logs WHERE call_id = 't-long'")" "999|a|999|a"
+}
+
 @test "a message is kept only in the call's log: not in audit events, stderr or the -vv trace; createPatient's data not in the trace" {
 	words="Zebrafish-7731 question about my bridge"
 	run --separate-stderr parlae -vv vapi tool invoke takeMessage --account happy --caller +15557654321 --call-id m-secret \
