@@ -77,6 +77,11 @@ struct metrics {
 	double sum;
 	unsigned long count, upstream_errors;
 	long in_flight;
+	long running; /* of in_flight, those whose body is whole (see pl_listen_drained) */
+	long connections;                   /* open, idle or not */
+	unsigned long connections_refused; /* over --max-connections */
+	double refused_logged;             /* when a refusal was last logged (monotonic) */
+	int closing;  /* no request starts to run any more */
 };
 
 /* --- the server ---------------------------------------------------------------------------- */
@@ -118,6 +123,8 @@ struct req {
 	struct pl_buf body;
 	int post;
 	int too_large;
+	int answered; /* on its headers (401, 413): nothing more of it is read or run */
+	int running;  /* its body whole: it runs, and a stop waits for it */
 	struct pl_listen_authn authn; /* what its credentials were found to be (forwarding) */
 };
 
@@ -181,8 +188,15 @@ char *pl_listen_metrics(struct pl_listen *l)
 	            "parlae_listen_upstream_errors_total %lu\n"
 	            "# HELP parlae_listen_in_flight Requests received and not yet answered.\n"
 	            "# TYPE parlae_listen_in_flight gauge\n"
-	            "parlae_listen_in_flight %ld\n",
-	            m->upstream_errors, m->in_flight);
+	            "parlae_listen_in_flight %ld\n"
+	            "# HELP parlae_listen_connections Connections open, idle or not.\n"
+	            "# TYPE parlae_listen_connections gauge\n"
+	            "parlae_listen_connections %ld\n"
+	            "# HELP parlae_listen_connections_refused_total Connections closed at once: "
+	            "--max-connections were open.\n"
+	            "# TYPE parlae_listen_connections_refused_total counter\n"
+	            "parlae_listen_connections_refused_total %lu\n",
+	            m->upstream_errors, m->in_flight, m->connections, m->connections_refused);
 	pthread_mutex_unlock(&m->lock);
 	return pl_buf_detach(&b, NULL);
 }
@@ -223,6 +237,18 @@ long pl_listen_in_flight(struct pl_listen *l)
 	n = l->m.in_flight;
 	pthread_mutex_unlock(&l->m.lock);
 	return n;
+}
+
+int pl_listen_drained(struct pl_listen *l, int cut_uploads)
+{
+	int drained;
+
+	pthread_mutex_lock(&l->m.lock);
+	drained = !l->m.running && (cut_uploads || !l->m.in_flight);
+	if (drained)
+		l->m.closing = 1;
+	pthread_mutex_unlock(&l->m.lock);
+	return drained;
 }
 
 /* --- the database pool: at most db_max connections, however many requests run -------------- */
@@ -736,6 +762,25 @@ static enum MHD_Result refuse(struct pl_listen *l, struct MHD_Connection *conn, 
 	return r;
 }
 
+/*
+ * A GET, a HEAD or another method: answered on its headers alone. A body it carries is never
+ * read (MHD closes the connection after the answer), so that no request without credentials
+ * makes the listener hold a body, or waits for one that does not come.
+ */
+static enum MHD_Result not_post(struct pl_listen *l, struct MHD_Connection *conn,
+                                const char *method, const char *url)
+{
+	int get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, "HEAD");
+
+	if (get && !strcmp(url, "/healthz"))
+		return healthz(l, conn);
+	if (get && !strcmp(url, "/metrics"))
+		return metrics(l, conn);
+	return answer_error(l, conn, get ? 404 : 405,
+	                    get ? "not found: POST Vapi's messages, GET /healthz or /metrics"
+	                        : "method not allowed");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -758,16 +803,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		pl_buf_init(&q->body, PL_VAPI_MAX_BODY);
 		*con_cls = q;
 		if (strcmp(method, MHD_HTTP_METHOD_POST))
-			return MHD_YES; /* answered once the request is whole */
+			return not_post(l, conn, method, url); /* its body, if any, is never read */
 		q->post = 1;
 		in_flight(&l->m, 1);
 		exchange_init(&x, method, url);
+		q->answered = 1;
 		if (cl && strtoull(cl, NULL, 10) > PL_VAPI_MAX_BODY)
 			return refuse(l, conn, q, &x, 413, O_TOO_LARGE, "over 1 MiB");
 		c = creds(conn);
 		if ((why = pl_listen_auth_headers(l->o.auth, l->secret, &c, time(NULL), &q->authn)))
 			return refuse(l, conn, q, &x, 401, O_REFUSED, why);
+		q->answered = 0;
 		pl_buf_release(&x.tools);
+		return MHD_YES;
+	}
+	if (!q->post || q->answered) { /* answered on its headers already */
+		*upload_data_size = 0;
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
@@ -780,20 +831,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	exchange_init(&x, method, url);
-	if (!q->post) {
-		int get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, "HEAD");
-
-		pl_buf_release(&x.tools);
-		if (get && !strcmp(url, "/healthz"))
-			return healthz(l, conn);
-		if (get && !strcmp(url, "/metrics"))
-			return metrics(l, conn);
-		return answer_error(
-		    l, conn, get ? 404 : 405,
-		    get ? "not found: POST Vapi's messages, GET /healthz or /metrics"
-		        : "method not allowed");
+	pthread_mutex_lock(&l->m.lock);
+	if (!l->m.closing) {
+		q->running = 1;
+		l->m.running++;
 	}
+	pthread_mutex_unlock(&l->m.lock);
+	if (!q->running)
+		return MHD_NO; /* the listener stops: closed unanswered, never run */
+	exchange_init(&x, method, url);
 	if (q->too_large)
 		return refuse(l, conn, q, &x, 413, O_TOO_LARGE, "over 1 MiB");
 	w = worker_get(l);
@@ -822,9 +868,69 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	if (q->post)
 		in_flight(&l->m, -1);
+	if (q->running) {
+		pthread_mutex_lock(&l->m.lock);
+		l->m.running--;
+		pthread_mutex_unlock(&l->m.lock);
+	}
 	pl_buf_release(&q->body);
 	free(q);
 	*con_cls = NULL;
+}
+
+/* --- connections: at most --max-connections open ------------------------------------------ */
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+	struct pl_listen *l = cls;
+
+	(void)conn;
+	(void)socket_context;
+	pthread_mutex_lock(&l->m.lock);
+	l->m.connections += toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1;
+	pthread_mutex_unlock(&l->m.lock);
+}
+
+/*
+ * Each connection costs a thread (and, before its credentials can be judged, up to a 1 MiB
+ * body): past --max-connections a new one is closed at once, before a byte of it is read, and
+ * logged (at most once a second; /metrics counts them all). Behind a tunnel every client is
+ * the same address, so the limit is on connections, not on clients.
+ */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct pl_listen *l = cls;
+	struct pl_listen_event ev;
+	double now;
+	int full, log = 0;
+
+	(void)addr;
+	(void)addrlen;
+	pthread_mutex_lock(&l->m.lock);
+	full = l->m.connections >= l->o.max_connections;
+	if (full) {
+		l->m.connections_refused++;
+		now = pl_monotonic();
+		if (!l->m.refused_logged || now - l->m.refused_logged >= 1) {
+			l->m.refused_logged = now;
+			log = 1;
+		}
+	}
+	pthread_mutex_unlock(&l->m.lock);
+	if (log && l->o.log) {
+		memset(&ev, 0, sizeof(ev));
+		now_iso(ev.time);
+		ev.method = "-";
+		ev.path = "-";
+		ev.tools = "";
+		ev.outcome = "refused";
+		ev.reason = "over --max-connections";
+		pthread_mutex_lock(&l->lock);
+		l->o.log(&ev, l->o.arg);
+		pthread_mutex_unlock(&l->lock);
+	}
+	return full ? MHD_NO : MHD_YES;
 }
 
 /* --- start and stop ------------------------------------------------------------------------ */
@@ -865,6 +971,8 @@ int pl_listen_start(struct pl_config *cfg, const struct pl_listen_opts *o, struc
 	metrics_init(&l->m);
 	if (l->o.threads < 1)
 		l->o.threads = 1;
+	if (l->o.max_connections < 1)
+		l->o.max_connections = PL_LISTEN_DEFAULT_MAX_CONNECTIONS;
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_mutex_init(&l->pool_lock, NULL);
 	pthread_cond_init(&l->freed, NULL);
@@ -878,9 +986,12 @@ int pl_listen_start(struct pl_config *cfg, const struct pl_listen_opts *o, struc
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	errno = 0;
-	l->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, l,
+	l->d = MHD_start_daemon(flags, (uint16_t)o->port, on_accept, l, on_request, l,
 	                        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED,
 	                        on_completed, l, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+	                        MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
+	                        /* on_accept's limit; MHD's own one above it, in case */
+	                        MHD_OPTION_CONNECTION_LIMIT, (unsigned)l->o.max_connections + 1,
 	                        MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!l->d) {
