@@ -43,6 +43,7 @@
 #define MAX_DISCARD   ((size_t)16 << 20) /* a chunked body past 1 MiB is dropped up to this */
 #define PRUNE_EVERY   64                 /* accepted signatures between two prunes, per thread */
 #define LOG_TOOLS_MAX 8
+#define HEALTH_TTL    1.0 /* seconds a /healthz answer is given again */
 
 /* --- metrics ------------------------------------------------------------------------------- */
 
@@ -115,6 +116,12 @@ struct pl_listen {
 	int db_nidle, db_open, db_max;
 	struct pl_db_lender lender;
 	struct metrics m;
+	/* /healthz's last answer, given again within HEALTH_TTL: anyone may ask, and each check
+	 * takes a session from the pool and asks the store (with aws:, a call to AWS). */
+	pthread_mutex_t health_lock;
+	double health_at;
+	int health_status;
+	char health_body[96];
 };
 
 /* One request's state, from its headers to its answer. */
@@ -563,14 +570,14 @@ static const char *check_body(struct pl_listen *l, struct worker *w, struct MHD_
 
 /* --- the endpoints ------------------------------------------------------------------------- */
 
-static enum MHD_Result healthz(struct pl_listen *l, struct MHD_Connection *conn)
+/* The checks themselves, into l->health_status and l->health_body (under health_lock). */
+static void health_check(struct pl_listen *l)
 {
 	struct worker *w = worker_get(l);
 	struct pl_err err = PL_ERR_INIT;
 	struct pl_store_health h;
 	struct pl_db *db;
 	int db_ok = 0, store_ok = 1;
-	char body[96];
 
 	fresh_session(w);
 	for (int attempt = 0; attempt < 2 && !db_ok; attempt++) {
@@ -586,12 +593,36 @@ static enum MHD_Result healthz(struct pl_listen *l, struct MHD_Connection *conn)
 		store_ok = !pl_store_check(l->cfg, &h) && h.reachable && h.key_opens != 0;
 	}
 	worker_put(l, w);
-	snprintf(body, sizeof(body), "{\"ok\":%s,\"database\":%s,\"store\":%s}",
-	         db_ok && store_ok ? "true" : "false", db_ok ? "true" : "false",
+	snprintf(l->health_body, sizeof(l->health_body),
+	         "{\"ok\":%s,\"database\":%s,\"store\":%s}", db_ok && store_ok ? "true" : "false",
+	         db_ok ? "true" : "false",
 	         l->o.forward_to ? "null"
 	         : store_ok      ? "true"
 	                         : "false");
-	return answer_json(l, conn, db_ok && store_ok ? 200 : 503, body);
+	l->health_status = db_ok && store_ok ? 200 : 503;
+}
+
+/*
+ * The checks at most once per HEALTH_TTL: a flood of /healthz (no credentials needed) costs one
+ * check a second, not one session from the pool and one call to the store each; those that
+ * come while a check runs wait for its answer.
+ */
+static enum MHD_Result healthz(struct pl_listen *l, struct MHD_Connection *conn)
+{
+	char body[sizeof(l->health_body)];
+	double now;
+	int status;
+
+	pthread_mutex_lock(&l->health_lock);
+	now = pl_monotonic();
+	if (!l->health_status || now - l->health_at >= HEALTH_TTL) {
+		health_check(l);
+		l->health_at = pl_monotonic();
+	}
+	status = l->health_status;
+	memcpy(body, l->health_body, sizeof(body));
+	pthread_mutex_unlock(&l->health_lock);
+	return answer_json(l, conn, status, body);
 }
 
 static enum MHD_Result metrics(struct pl_listen *l, struct MHD_Connection *conn)
@@ -974,6 +1005,7 @@ int pl_listen_start(struct pl_config *cfg, const struct pl_listen_opts *o, struc
 	if (l->o.max_connections < 1)
 		l->o.max_connections = PL_LISTEN_DEFAULT_MAX_CONNECTIONS;
 	pthread_mutex_init(&l->lock, NULL);
+	pthread_mutex_init(&l->health_lock, NULL);
 	pthread_mutex_init(&l->pool_lock, NULL);
 	pthread_cond_init(&l->freed, NULL);
 	l->db_max = l->o.threads < PL_LISTEN_DB_MAX ? l->o.threads : PL_LISTEN_DB_MAX;
@@ -1000,6 +1032,7 @@ int pl_listen_start(struct pl_config *cfg, const struct pl_listen_opts *o, struc
 		pthread_cond_destroy(&l->freed);
 		pthread_mutex_destroy(&l->pool_lock);
 		pthread_mutex_destroy(&l->lock);
+		pthread_mutex_destroy(&l->health_lock);
 		pthread_cond_destroy(&l->db_freed);
 		pthread_mutex_destroy(&l->db_lock);
 		free(l->db_idle);
@@ -1053,6 +1086,7 @@ void pl_listen_stop(struct pl_listen *l)
 	pthread_cond_destroy(&l->freed);
 	pthread_mutex_destroy(&l->pool_lock);
 	pthread_mutex_destroy(&l->lock);
+	pthread_mutex_destroy(&l->health_lock);
 	pthread_mutex_destroy(&l->m.lock);
 	free(l->m.req);
 	free(l);
