@@ -252,6 +252,8 @@ static const struct cmd_optdoc opts_doc_vapi_listen[] = {
     {"redact", NULL, "pseudonymise patients' data in what is recorded", "on"},
     {"no-redact", NULL, "record raw payloads (said on stderr at start)", NULL},
     {"threads", "N", "requests run at once; they share at most 8 database connections", "32"},
+    {"max-connections", "N", "connections open at once, idle or not; more are closed at once",
+     "256"},
     {NULL, NULL, NULL, NULL},
 };
 const struct cmd_doc doc_vapi_listen = {

@@ -24,6 +24,7 @@ const struct option opts_vapi_listen[] = {
     {"redact", no_argument, NULL, 'R'},
     {"no-redact", no_argument, NULL, 'N'},
     {"threads", required_argument, NULL, 't'},
+    {"max-connections", required_argument, NULL, 'm'},
     {NULL, 0, NULL, 0},
 };
 
@@ -66,12 +67,15 @@ static int parse_listen_auth(const char *s, enum pl_listen_auth *out)
 
 /*
  * Until the first SIGINT or SIGTERM; then no new connections, the requests in flight finish,
- * and 0. A second signal while they finish ends parlae at once with 130.
+ * and 0. A second signal while they finish ends parlae at once with 130. A request whose body
+ * has not arrived within PL_LISTEN_STOP_GRACE seconds is closed unanswered (it never ran): a
+ * client that sends a body slowly, or never, does not hold the stop.
  */
 static int serve_until_stopped(struct cmd_ctx *ctx, struct pl_listen *l, const sigset_t *stops)
 {
 	const struct timespec tick = {0, 50 * 1000 * 1000};
 	static const char msg[] = "parlae: interrupted\n";
+	struct timespec t0, now;
 	long n;
 
 	while (sigwaitinfo(stops, NULL) < 0)
@@ -81,7 +85,11 @@ static int serve_until_stopped(struct cmd_ctx *ctx, struct pl_listen *l, const s
 	if ((n = pl_listen_in_flight(l)) > 0 && ctx->verbosity >= 0)
 		fprintf(stderr, "parlae: stopping: finishing %ld request%s in flight\n", n,
 		        n == 1 ? "" : "s");
-	while (pl_listen_in_flight(l) > 0) {
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (pl_listen_drained(l, now.tv_sec - t0.tv_sec >= PL_LISTEN_STOP_GRACE))
+			break;
 		if (sigtimedwait(stops, NULL, &tick) >= 0) {
 			fflush(stdout);
 			if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
@@ -90,6 +98,11 @@ static int serve_until_stopped(struct cmd_ctx *ctx, struct pl_listen *l, const s
 			_exit(PL_EINTERRUPTED);
 		}
 	}
+	if ((n = pl_listen_in_flight(l)) > 0 && ctx->verbosity >= 0)
+		fprintf(stderr,
+		        "parlae: stopping: closing %ld request%s whose body did not arrive "
+		        "within %d s (not run)\n",
+		        n, n == 1 ? "" : "s", PL_LISTEN_STOP_GRACE);
 	return 0;
 }
 
@@ -108,6 +121,7 @@ int cmd_vapi_listen(struct cmd_ctx *ctx, int argc, char **argv)
 	o.bind = "127.0.0.1";
 	o.port = PL_LISTEN_DEFAULT_PORT;
 	o.threads = PL_LISTEN_DEFAULT_THREADS;
+	o.max_connections = PL_LISTEN_DEFAULT_MAX_CONNECTIONS;
 	while ((c = cmd_getopt(ctx, argc, argv)) != -1) {
 		switch (c) {
 		case 'p':
@@ -142,6 +156,11 @@ int cmd_vapi_listen(struct cmd_ctx *ctx, int argc, char **argv)
 			if (cmd_parse_number(optarg, 1, 1024, &n) < 0)
 				return cmd_usage_error(ctx, "--threads must be 1 to 1024");
 			o.threads = (int)n;
+			break;
+		case 'm':
+			if (cmd_parse_number(optarg, 1, 100000, &n) < 0)
+				return cmd_usage_error(ctx, "--max-connections must be 1 to 100000");
+			o.max_connections = (int)n;
 			break;
 		default:
 			return PL_EUSAGE;

@@ -91,7 +91,8 @@ const struct cmd commands[] = {
      "account", &doc_status},
     {"vapi listen", cmd_vapi_listen, NEEDS_DB,
      "parlae vapi listen [--port N] [--bind ADDR] [--auth secret|hmac|bearer|any] "
-     "[--forward-to URL] [--record DIR] [--redact|--no-redact] [--threads N]",
+     "[--forward-to URL] [--record DIR] [--redact|--no-redact] [--threads N] "
+     "[--max-connections N]",
      "serve Vapi's server URL from the terminal: authenticate, run the handlers or relay, record",
      "", opts_vapi_listen, NULL, &doc_vapi_listen},
     {"vapi phone add", cmd_vapi_phone_add, NEEDS_DB,

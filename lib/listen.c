@@ -43,6 +43,7 @@
 #define MAX_DISCARD   ((size_t)16 << 20) /* a chunked body past 1 MiB is dropped up to this */
 #define PRUNE_EVERY   64                 /* accepted signatures between two prunes, per thread */
 #define LOG_TOOLS_MAX 8
+#define HEALTH_TTL    1.0 /* seconds a /healthz answer is given again */
 
 /* --- metrics ------------------------------------------------------------------------------- */
 
@@ -77,6 +78,11 @@ struct metrics {
 	double sum;
 	unsigned long count, upstream_errors;
 	long in_flight;
+	long running; /* of in_flight, those whose body is whole (see pl_listen_drained) */
+	long connections;                   /* open, idle or not */
+	unsigned long connections_refused; /* over --max-connections */
+	double refused_logged;             /* when a refusal was last logged (monotonic) */
+	int closing;  /* no request starts to run any more */
 };
 
 /* --- the server ---------------------------------------------------------------------------- */
@@ -110,6 +116,12 @@ struct pl_listen {
 	int db_nidle, db_open, db_max;
 	struct pl_db_lender lender;
 	struct metrics m;
+	/* /healthz's last answer, given again within HEALTH_TTL: anyone may ask, and each check
+	 * takes a session from the pool and asks the store (with aws:, a call to AWS). */
+	pthread_mutex_t health_lock;
+	double health_at;
+	int health_status;
+	char health_body[96];
 };
 
 /* One request's state, from its headers to its answer. */
@@ -118,6 +130,8 @@ struct req {
 	struct pl_buf body;
 	int post;
 	int too_large;
+	int answered; /* on its headers (401, 413): nothing more of it is read or run */
+	int running;  /* its body whole: it runs, and a stop waits for it */
 	struct pl_listen_authn authn; /* what its credentials were found to be (forwarding) */
 };
 
@@ -181,8 +195,15 @@ char *pl_listen_metrics(struct pl_listen *l)
 	            "parlae_listen_upstream_errors_total %lu\n"
 	            "# HELP parlae_listen_in_flight Requests received and not yet answered.\n"
 	            "# TYPE parlae_listen_in_flight gauge\n"
-	            "parlae_listen_in_flight %ld\n",
-	            m->upstream_errors, m->in_flight);
+	            "parlae_listen_in_flight %ld\n"
+	            "# HELP parlae_listen_connections Connections open, idle or not.\n"
+	            "# TYPE parlae_listen_connections gauge\n"
+	            "parlae_listen_connections %ld\n"
+	            "# HELP parlae_listen_connections_refused_total Connections closed at once: "
+	            "--max-connections were open.\n"
+	            "# TYPE parlae_listen_connections_refused_total counter\n"
+	            "parlae_listen_connections_refused_total %lu\n",
+	            m->upstream_errors, m->in_flight, m->connections, m->connections_refused);
 	pthread_mutex_unlock(&m->lock);
 	return pl_buf_detach(&b, NULL);
 }
@@ -223,6 +244,18 @@ long pl_listen_in_flight(struct pl_listen *l)
 	n = l->m.in_flight;
 	pthread_mutex_unlock(&l->m.lock);
 	return n;
+}
+
+int pl_listen_drained(struct pl_listen *l, int cut_uploads)
+{
+	int drained;
+
+	pthread_mutex_lock(&l->m.lock);
+	drained = !l->m.running && (cut_uploads || !l->m.in_flight);
+	if (drained)
+		l->m.closing = 1;
+	pthread_mutex_unlock(&l->m.lock);
+	return drained;
 }
 
 /* --- the database pool: at most db_max connections, however many requests run -------------- */
@@ -540,14 +573,14 @@ static const char *check_body(struct pl_listen *l, struct worker *w, struct MHD_
 
 /* --- the endpoints ------------------------------------------------------------------------- */
 
-static enum MHD_Result healthz(struct pl_listen *l, struct MHD_Connection *conn)
+/* The checks themselves, into l->health_status and l->health_body (under health_lock). */
+static void health_check(struct pl_listen *l)
 {
 	struct worker *w = worker_get(l);
 	struct pl_err err = PL_ERR_INIT;
 	struct pl_store_health h;
 	struct pl_db *db;
 	int db_ok = 0, store_ok = 1;
-	char body[96];
 
 	fresh_session(w);
 	for (int attempt = 0; attempt < 2 && !db_ok; attempt++) {
@@ -563,12 +596,36 @@ static enum MHD_Result healthz(struct pl_listen *l, struct MHD_Connection *conn)
 		store_ok = !pl_store_check(l->cfg, &h) && h.reachable && h.key_opens != 0;
 	}
 	worker_put(l, w);
-	snprintf(body, sizeof(body), "{\"ok\":%s,\"database\":%s,\"store\":%s}",
-	         db_ok && store_ok ? "true" : "false", db_ok ? "true" : "false",
+	snprintf(l->health_body, sizeof(l->health_body),
+	         "{\"ok\":%s,\"database\":%s,\"store\":%s}", db_ok && store_ok ? "true" : "false",
+	         db_ok ? "true" : "false",
 	         l->o.forward_to ? "null"
 	         : store_ok      ? "true"
 	                         : "false");
-	return answer_json(l, conn, db_ok && store_ok ? 200 : 503, body);
+	l->health_status = db_ok && store_ok ? 200 : 503;
+}
+
+/*
+ * The checks at most once per HEALTH_TTL: a flood of /healthz (no credentials needed) costs one
+ * check a second, not one session from the pool and one call to the store each; those that
+ * come while a check runs wait for its answer.
+ */
+static enum MHD_Result healthz(struct pl_listen *l, struct MHD_Connection *conn)
+{
+	char body[sizeof(l->health_body)];
+	double now;
+	int status;
+
+	pthread_mutex_lock(&l->health_lock);
+	now = pl_monotonic();
+	if (!l->health_status || now - l->health_at >= HEALTH_TTL) {
+		health_check(l);
+		l->health_at = pl_monotonic();
+	}
+	status = l->health_status;
+	memcpy(body, l->health_body, sizeof(body));
+	pthread_mutex_unlock(&l->health_lock);
+	return answer_json(l, conn, status, body);
 }
 
 static enum MHD_Result metrics(struct pl_listen *l, struct MHD_Connection *conn)
@@ -739,6 +796,25 @@ static enum MHD_Result refuse(struct pl_listen *l, struct MHD_Connection *conn, 
 	return r;
 }
 
+/*
+ * A GET, a HEAD or another method: answered on its headers alone. A body it carries is never
+ * read (MHD closes the connection after the answer), so that no request without credentials
+ * makes the listener hold a body, or waits for one that does not come.
+ */
+static enum MHD_Result not_post(struct pl_listen *l, struct MHD_Connection *conn,
+                                const char *method, const char *url)
+{
+	int get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, "HEAD");
+
+	if (get && !strcmp(url, "/healthz"))
+		return healthz(l, conn);
+	if (get && !strcmp(url, "/metrics"))
+		return metrics(l, conn);
+	return answer_error(l, conn, get ? 404 : 405,
+	                    get ? "not found: POST Vapi's messages, GET /healthz or /metrics"
+	                        : "method not allowed");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -761,16 +837,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		pl_buf_init(&q->body, PL_VAPI_MAX_BODY);
 		*con_cls = q;
 		if (strcmp(method, MHD_HTTP_METHOD_POST))
-			return MHD_YES; /* answered once the request is whole */
+			return not_post(l, conn, method, url); /* its body, if any, is never read */
 		q->post = 1;
 		in_flight(&l->m, 1);
 		exchange_init(&x, method, url);
+		q->answered = 1;
 		if (cl && strtoull(cl, NULL, 10) > PL_VAPI_MAX_BODY)
 			return refuse(l, conn, q, &x, 413, O_TOO_LARGE, "over 1 MiB");
 		c = creds(conn);
 		if ((why = pl_listen_auth_headers(l->o.auth, l->secret, &c, time(NULL), &q->authn)))
 			return refuse(l, conn, q, &x, 401, O_REFUSED, why);
+		q->answered = 0;
 		pl_buf_release(&x.tools);
+		return MHD_YES;
+	}
+	if (!q->post || q->answered) { /* answered on its headers already */
+		*upload_data_size = 0;
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
@@ -783,20 +865,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	exchange_init(&x, method, url);
-	if (!q->post) {
-		int get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, "HEAD");
-
-		pl_buf_release(&x.tools);
-		if (get && !strcmp(url, "/healthz"))
-			return healthz(l, conn);
-		if (get && !strcmp(url, "/metrics"))
-			return metrics(l, conn);
-		return answer_error(
-		    l, conn, get ? 404 : 405,
-		    get ? "not found: POST Vapi's messages, GET /healthz or /metrics"
-		        : "method not allowed");
+	pthread_mutex_lock(&l->m.lock);
+	if (!l->m.closing) {
+		q->running = 1;
+		l->m.running++;
 	}
+	pthread_mutex_unlock(&l->m.lock);
+	if (!q->running)
+		return MHD_NO; /* the listener stops: closed unanswered, never run */
+	exchange_init(&x, method, url);
 	if (q->too_large)
 		return refuse(l, conn, q, &x, 413, O_TOO_LARGE, "over 1 MiB");
 	w = worker_get(l);
@@ -827,9 +904,69 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	if (q->post)
 		in_flight(&l->m, -1);
+	if (q->running) {
+		pthread_mutex_lock(&l->m.lock);
+		l->m.running--;
+		pthread_mutex_unlock(&l->m.lock);
+	}
 	pl_buf_release(&q->body);
 	free(q);
 	*con_cls = NULL;
+}
+
+/* --- connections: at most --max-connections open ------------------------------------------ */
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+	struct pl_listen *l = cls;
+
+	(void)conn;
+	(void)socket_context;
+	pthread_mutex_lock(&l->m.lock);
+	l->m.connections += toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1;
+	pthread_mutex_unlock(&l->m.lock);
+}
+
+/*
+ * Each connection costs a thread (and, before its credentials can be judged, up to a 1 MiB
+ * body): past --max-connections a new one is closed at once, before a byte of it is read, and
+ * logged (at most once a second; /metrics counts them all). Behind a tunnel every client is
+ * the same address, so the limit is on connections, not on clients.
+ */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct pl_listen *l = cls;
+	struct pl_listen_event ev;
+	double now;
+	int full, log = 0;
+
+	(void)addr;
+	(void)addrlen;
+	pthread_mutex_lock(&l->m.lock);
+	full = l->m.connections >= l->o.max_connections;
+	if (full) {
+		l->m.connections_refused++;
+		now = pl_monotonic();
+		if (!l->m.refused_logged || now - l->m.refused_logged >= 1) {
+			l->m.refused_logged = now;
+			log = 1;
+		}
+	}
+	pthread_mutex_unlock(&l->m.lock);
+	if (log && l->o.log) {
+		memset(&ev, 0, sizeof(ev));
+		now_iso(ev.time);
+		ev.method = "-";
+		ev.path = "-";
+		ev.tools = "";
+		ev.outcome = "refused";
+		ev.reason = "over --max-connections";
+		pthread_mutex_lock(&l->lock);
+		l->o.log(&ev, l->o.arg);
+		pthread_mutex_unlock(&l->lock);
+	}
+	return full ? MHD_NO : MHD_YES;
 }
 
 /* --- start and stop ------------------------------------------------------------------------ */
@@ -870,7 +1007,10 @@ int pl_listen_start(struct pl_config *cfg, const struct pl_listen_opts *o, struc
 	metrics_init(&l->m);
 	if (l->o.threads < 1)
 		l->o.threads = 1;
+	if (l->o.max_connections < 1)
+		l->o.max_connections = PL_LISTEN_DEFAULT_MAX_CONNECTIONS;
 	pthread_mutex_init(&l->lock, NULL);
+	pthread_mutex_init(&l->health_lock, NULL);
 	pthread_mutex_init(&l->pool_lock, NULL);
 	pthread_cond_init(&l->freed, NULL);
 	l->db_max = l->o.threads < PL_LISTEN_DB_MAX ? l->o.threads : PL_LISTEN_DB_MAX;
@@ -883,9 +1023,12 @@ int pl_listen_start(struct pl_config *cfg, const struct pl_listen_opts *o, struc
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	errno = 0;
-	l->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, l,
+	l->d = MHD_start_daemon(flags, (uint16_t)o->port, on_accept, l, on_request, l,
 	                        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED,
 	                        on_completed, l, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+	                        MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
+	                        /* on_accept's limit; MHD's own one above it, in case */
+	                        MHD_OPTION_CONNECTION_LIMIT, (unsigned)l->o.max_connections + 1,
 	                        MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!l->d) {
@@ -894,6 +1037,7 @@ int pl_listen_start(struct pl_config *cfg, const struct pl_listen_opts *o, struc
 		pthread_cond_destroy(&l->freed);
 		pthread_mutex_destroy(&l->pool_lock);
 		pthread_mutex_destroy(&l->lock);
+		pthread_mutex_destroy(&l->health_lock);
 		pthread_cond_destroy(&l->db_freed);
 		pthread_mutex_destroy(&l->db_lock);
 		free(l->db_idle);
@@ -947,6 +1091,7 @@ void pl_listen_stop(struct pl_listen *l)
 	pthread_cond_destroy(&l->freed);
 	pthread_mutex_destroy(&l->pool_lock);
 	pthread_mutex_destroy(&l->lock);
+	pthread_mutex_destroy(&l->health_lock);
 	pthread_mutex_destroy(&l->m.lock);
 	free(l->m.req);
 	free(l);

@@ -20,6 +20,8 @@
 
 #define PL_LISTEN_DEFAULT_PORT    8787
 #define PL_LISTEN_DEFAULT_THREADS 32
+#define PL_LISTEN_DEFAULT_MAX_CONNECTIONS 256
+#define PL_LISTEN_STOP_GRACE      5 /* seconds a stop waits for bodies still arriving */
 #define PL_LISTEN_DB_MAX          8 /* database connections at most, however many --threads */
 
 /* One exchange, as the log line shows it: never a body, a header's value, a number or an
@@ -41,6 +43,7 @@ struct pl_listen_opts {
 	const char *bind; /* an address ("127.0.0.1", "::1", "0.0.0.0") */
 	int port;         /* 0: a free one, see pl_listen_port */
 	int threads;      /* requests run at once: sessions in the pool */
+	int max_connections; /* open at once, idle or not (0: the default); more are closed */
 	enum pl_listen_auth auth;
 	const char *forward_to;   /* relay to this URL instead of running the handlers */
 	struct pl_corpus *corpus; /* --record: each exchange written there, or NULL */
@@ -66,6 +69,15 @@ void pl_listen_quiesce(struct pl_listen *l);
 
 /* Requests received and not yet answered. */
 long pl_listen_in_flight(struct pl_listen *l);
+
+/*
+ * Whether a stop may close the connections now: no request runs (its body whole, its answer
+ * not yet sent), nor, unless cut_uploads, is still being received. When so, no request starts
+ * to run any more (one whose body arrives later is closed unanswered, never run). A request
+ * whose body is slow to come must not hold a stop for ever: the caller cuts uploads after
+ * PL_LISTEN_STOP_GRACE seconds.
+ */
+int pl_listen_drained(struct pl_listen *l, int cut_uploads);
 
 /* Close every connection, stop the threads, release everything (after quiesce and a wait). */
 void pl_listen_stop(struct pl_listen *l);
