@@ -159,7 +159,8 @@ int cmd_vapi_listen(struct cmd_ctx *ctx, int argc, char **argv)
 			break;
 		case 'm':
 			if (cmd_parse_number(optarg, 1, 100000, &n) < 0)
-				return cmd_usage_error(ctx, "--max-connections must be 1 to 100000");
+				return cmd_usage_error(ctx,
+				                       "--max-connections must be 1 to 100000");
 			o.max_connections = (int)n;
 			break;
 		default:

@@ -78,11 +78,11 @@ struct metrics {
 	double sum;
 	unsigned long count, upstream_errors;
 	long in_flight;
-	long running; /* of in_flight, those whose body is whole (see pl_listen_drained) */
-	long connections;                   /* open, idle or not */
+	long running;     /* of in_flight, those whose body is whole (see pl_listen_drained) */
+	long connections; /* open, idle or not */
 	unsigned long connections_refused; /* over --max-connections */
 	double refused_logged;             /* when a refusal was last logged (monotonic) */
-	int closing;  /* no request starts to run any more */
+	int closing;                       /* no request starts to run any more */
 };
 
 /* --- the server ---------------------------------------------------------------------------- */
@@ -596,9 +596,8 @@ static void health_check(struct pl_listen *l)
 		store_ok = !pl_store_check(l->cfg, &h) && h.reachable && h.key_opens != 0;
 	}
 	worker_put(l, w);
-	snprintf(l->health_body, sizeof(l->health_body),
-	         "{\"ok\":%s,\"database\":%s,\"store\":%s}", db_ok && store_ok ? "true" : "false",
-	         db_ok ? "true" : "false",
+	snprintf(l->health_body, sizeof(l->health_body), "{\"ok\":%s,\"database\":%s,\"store\":%s}",
+	         db_ok && store_ok ? "true" : "false", db_ok ? "true" : "false",
 	         l->o.forward_to ? "null"
 	         : store_ok      ? "true"
 	                         : "false");

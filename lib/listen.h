@@ -18,11 +18,11 @@
 #include "err.h"
 #include "listen_auth.h"
 
-#define PL_LISTEN_DEFAULT_PORT    8787
-#define PL_LISTEN_DEFAULT_THREADS 32
+#define PL_LISTEN_DEFAULT_PORT            8787
+#define PL_LISTEN_DEFAULT_THREADS         32
 #define PL_LISTEN_DEFAULT_MAX_CONNECTIONS 256
-#define PL_LISTEN_STOP_GRACE      5 /* seconds a stop waits for bodies still arriving */
-#define PL_LISTEN_DB_MAX          8 /* database connections at most, however many --threads */
+#define PL_LISTEN_STOP_GRACE              5 /* seconds a stop waits for bodies still arriving */
+#define PL_LISTEN_DB_MAX                  8 /* database connections at most, however many --threads */
 
 /* One exchange, as the log line shows it: never a body, a header's value, a number or an
  * argument. */
@@ -40,9 +40,9 @@ struct pl_listen_event {
 };
 
 struct pl_listen_opts {
-	const char *bind; /* an address ("127.0.0.1", "::1", "0.0.0.0") */
-	int port;         /* 0: a free one, see pl_listen_port */
-	int threads;      /* requests run at once: sessions in the pool */
+	const char *bind;    /* an address ("127.0.0.1", "::1", "0.0.0.0") */
+	int port;            /* 0: a free one, see pl_listen_port */
+	int threads;         /* requests run at once: sessions in the pool */
 	int max_connections; /* open at once, idle or not (0: the default); more are closed */
 	enum pl_listen_auth auth;
 	const char *forward_to;   /* relay to this URL instead of running the handlers */
