@@ -165,18 +165,23 @@ last_audit() { sql "SELECT metadata->>'$1' FROM audit_events WHERE action = 'vap
 # (a jq per reply was most of these tests' CPU).
 errors_of_replies() { jq -r '.results[0].error' "$BATS_TEST_TMPDIR/replies"; }
 
+# bad_input ERROR ARGS...: `parlae ARGS` is bad input (exit 65); its reply is kept for
+# errors_of_replies, and ERROR, the error expected of it, added to the test's want.
+bad_input() {
+	local error=$1
+	shift
+	run --separate-stderr parlae "$@"
+	assert_equal "$status" 65
+	printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
+	want+=("$error")
+}
+
 @test "a duration that is not a whole number of minutes is bad input, and nothing reaches Sikka" {
 	local want=()
 	: >"$BATS_TEST_TMPDIR/replies"
 	for d in '"30abc"' '"-5"' -5 0 '"0"' 30.5 '" 30"' '"30 "' '"1e2"' 481 '"1441"' '"99999999999999999999"' true '[30]'; do
-		run --separate-stderr parlae vapi tool invoke bookAppointment --account happy --args "{\"startTime\":\"2026-12-02T11:00:00\",\"patientId\":\"P1\",\"duration\":$d}"
-		assert_equal "$status" 65
-		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
-		want+=("bookAppointment: duration must be a whole number of minutes from 5 to 480")
-		run --separate-stderr parlae vapi tool invoke checkAvailability --account happy --args "{\"date\":\"2026-12-01\",\"duration\":$d}"
-		assert_equal "$status" 65
-		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
-		want+=("checkAvailability: duration must be a whole number of minutes from 5 to 480")
+		bad_input "bookAppointment: duration must be a whole number of minutes from 5 to 480" vapi tool invoke bookAppointment --account happy --args "{\"startTime\":\"2026-12-02T11:00:00\",\"patientId\":\"P1\",\"duration\":$d}"
+		bad_input "checkAvailability: duration must be a whole number of minutes from 5 to 480" vapi tool invoke checkAvailability --account happy --args "{\"date\":\"2026-12-01\",\"duration\":$d}"
 	done
 	assert_equal "$(errors_of_replies)" "$(printf '%s\n' "${want[@]}")"
 	assert_equal "$(fake_get counters | jq '[.requests[]] | add // 0')" 0
@@ -186,16 +191,10 @@ errors_of_replies() { jq -r '.results[0].error' "$BATS_TEST_TMPDIR/replies"; }
 	local want=()
 	: >"$BATS_TEST_TMPDIR/replies"
 	for t in 2026-12-1T10:00:00 2026-12-02T1:00 2026-12-02X10:00 ２０２６-12-02T10:00 2026-12-02; do
-		run --separate-stderr parlae vapi tool invoke bookAppointment --account happy --args "{\"startTime\":\"$t\",\"patientId\":\"P1\"}"
-		assert_equal "$status" 65
-		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
-		want+=("bookAppointment: startTime must be a local time like 2026-12-01T10:00:00")
+		bad_input "bookAppointment: startTime must be a local time like 2026-12-01T10:00:00" vapi tool invoke bookAppointment --account happy --args "{\"startTime\":\"$t\",\"patientId\":\"P1\"}"
 	done
 	for d in 2026-12-1 2026-12-01T10:00 2026-12-01x; do
-		run --separate-stderr parlae vapi tool invoke checkAvailability --account happy --args "{\"date\":\"$d\"}"
-		assert_equal "$status" 65
-		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
-		want+=("checkAvailability: date must be YYYY-MM-DD")
+		bad_input "checkAvailability: date must be YYYY-MM-DD" vapi tool invoke checkAvailability --account happy --args "{\"date\":\"$d\"}"
 	done
 	assert_equal "$(errors_of_replies)" "$(printf '%s\n' "${want[@]}")"
 	assert_equal "$(fake_get counters | jq '[.requests[]] | add // 0')" 0
@@ -214,14 +213,8 @@ errors_of_replies() { jq -r '.results[0].error' "$BATS_TEST_TMPDIR/replies"; }
 	local want=()
 	: >"$BATS_TEST_TMPDIR/replies"
 	for id in '"P1&patient_id=P2"' '"P 1"' -1 1.5 '{"id":1}' "\"$(printf 'a%.0s' {1..65})\""; do
-		run --separate-stderr parlae vapi tool invoke bookAppointment --account happy --args "{\"startTime\":\"2026-12-02T11:00:00\",\"patientId\":$id}"
-		assert_equal "$status" 65
-		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
-		want+=("bookAppointment: patientId must be a number or letters and digits")
-		run --separate-stderr parlae vapi tool invoke checkAvailability --account happy --args "{\"date\":\"2026-12-01\",\"providerId\":$id}"
-		assert_equal "$status" 65
-		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
-		want+=("checkAvailability: providerId must be a number or letters and digits")
+		bad_input "bookAppointment: patientId must be a number or letters and digits" vapi tool invoke bookAppointment --account happy --args "{\"startTime\":\"2026-12-02T11:00:00\",\"patientId\":$id}"
+		bad_input "checkAvailability: providerId must be a number or letters and digits" vapi tool invoke checkAvailability --account happy --args "{\"date\":\"2026-12-01\",\"providerId\":$id}"
 	done
 	assert_equal "$(errors_of_replies)" "$(printf '%s\n' "${want[@]}")"
 	assert_equal "$(fake_get counters | jq '[.requests[]] | add // 0')" 0
@@ -381,28 +374,13 @@ errors_of_replies() { jq -r '.results[0].error' "$BATS_TEST_TMPDIR/replies"; }
 	local want=()
 	: >"$BATS_TEST_TMPDIR/replies"
 	for d in 2026-02-29 2026-02-30 2026-04-31 2027-02-29 2026-12-32; do
-		run --separate-stderr parlae vapi tool invoke checkAvailability --account happy --args "{\"date\":\"$d\"}"
-		assert_equal "$status" 65
-		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
-		want+=("checkAvailability: date must be YYYY-MM-DD")
-		run --separate-stderr parlae vapi tool invoke getAppointments --account happy --args "{\"patientId\":\"P1\",\"to\":\"$d\"}"
-		assert_equal "$status" 65
-		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
-		want+=("getAppointments: to must be YYYY-MM-DD")
-		run --separate-stderr parlae vapi tool invoke createPatient --account happy --args "{\"firstName\":\"Eve\",\"lastName\":\"New\",\"phone\":\"+15556660000\",\"dateOfBirth\":\"${d/2026/1990}\"}"
-		assert_equal "$status" 65
-		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
-		want+=("createPatient: dateOfBirth must be YYYY-MM-DD")
+		bad_input "checkAvailability: date must be YYYY-MM-DD" vapi tool invoke checkAvailability --account happy --args "{\"date\":\"$d\"}"
+		bad_input "getAppointments: to must be YYYY-MM-DD" vapi tool invoke getAppointments --account happy --args "{\"patientId\":\"P1\",\"to\":\"$d\"}"
+		bad_input "createPatient: dateOfBirth must be YYYY-MM-DD" vapi tool invoke createPatient --account happy --args "{\"firstName\":\"Eve\",\"lastName\":\"New\",\"phone\":\"+15556660000\",\"dateOfBirth\":\"${d/2026/1990}\"}"
 	done
 	for t in 2027-02-30T10:00:00 2026-12-31T10:00:60 2026-12-31T10:00:99 2026-12-31T10:00:0 2026-12-31T10:00:00junk "2026-12-31T10:00:$(printf '9%.0s' {1..5000})"; do
-		run --separate-stderr parlae vapi tool invoke bookAppointment --account happy --args "{\"startTime\":\"$t\",\"patientId\":\"P1\"}"
-		assert_equal "$status" 65
-		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
-		want+=("bookAppointment: startTime must be a local time like 2026-12-01T10:00:00")
-		run --separate-stderr parlae vapi tool invoke rescheduleAppointment --account happy --args "{\"appointmentId\":\"A2\",\"startTime\":\"$t\"}"
-		assert_equal "$status" 65
-		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
-		want+=("rescheduleAppointment: startTime must be a local time like 2026-12-01T10:00:00")
+		bad_input "bookAppointment: startTime must be a local time like 2026-12-01T10:00:00" vapi tool invoke bookAppointment --account happy --args "{\"startTime\":\"$t\",\"patientId\":\"P1\"}"
+		bad_input "rescheduleAppointment: startTime must be a local time like 2026-12-01T10:00:00" vapi tool invoke rescheduleAppointment --account happy --args "{\"appointmentId\":\"A2\",\"startTime\":\"$t\"}"
 	done
 	assert_equal "$(errors_of_replies)" "$(printf '%s\n' "${want[@]}")"
 	assert_equal "$(fake_get counters | jq '[.requests[]] | add // 0')" 0
@@ -443,22 +421,10 @@ errors_of_replies() { jq -r '.results[0].error' "$BATS_TEST_TMPDIR/replies"; }
 	: >"$BATS_TEST_TMPDIR/replies"
 	twilio_fake messages/clear '{}' >/dev/null
 	for v in '["urgent"]' '{"level":"urgent"}' true; do
-		run --separate-stderr parlae vapi tool invoke takeMessage --account happy --caller +15551234567 --args "{\"message\":\"call me\",\"urgency\":$v}"
-		assert_equal "$status" 65
-		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
-		want+=("takeMessage: urgency must be normal or urgent")
-		run --separate-stderr parlae vapi tool invoke takeMessage --account happy --caller +15551234567 --args "{\"message\":\"call me\",\"callbackNumber\":$v}"
-		assert_equal "$status" 65
-		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
-		want+=("takeMessage: callbackNumber is not valid")
-		run --separate-stderr parlae vapi tool invoke getAppointments --account happy --args "{\"patientId\":\"P1\",\"from\":$v}"
-		assert_equal "$status" 65
-		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
-		want+=("getAppointments: from must be YYYY-MM-DD")
-		run --separate-stderr parlae vapi tool invoke createPatient --account happy --args "{\"firstName\":\"Eve\",\"lastName\":\"New\",\"phone\":\"+15556660000\",\"dateOfBirth\":$v}"
-		assert_equal "$status" 65
-		printf '%s\n' "$output" >>"$BATS_TEST_TMPDIR/replies"
-		want+=("createPatient: dateOfBirth must be YYYY-MM-DD")
+		bad_input "takeMessage: urgency must be normal or urgent" vapi tool invoke takeMessage --account happy --caller +15551234567 --args "{\"message\":\"call me\",\"urgency\":$v}"
+		bad_input "takeMessage: callbackNumber is not valid" vapi tool invoke takeMessage --account happy --caller +15551234567 --args "{\"message\":\"call me\",\"callbackNumber\":$v}"
+		bad_input "getAppointments: from must be YYYY-MM-DD" vapi tool invoke getAppointments --account happy --args "{\"patientId\":\"P1\",\"from\":$v}"
+		bad_input "createPatient: dateOfBirth must be YYYY-MM-DD" vapi tool invoke createPatient --account happy --args "{\"firstName\":\"Eve\",\"lastName\":\"New\",\"phone\":\"+15556660000\",\"dateOfBirth\":$v}"
 	done
 	assert_equal "$(errors_of_replies)" "$(printf '%s\n' "${want[@]}")"
 	assert_equal "$(fake_get counters | jq '[.requests[]] | add // 0')" 0
