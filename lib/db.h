@@ -24,7 +24,7 @@ struct pl_db {
 	 */
 	int prepare;
 	struct pl_db_stmts *stmts;
-	/* Seconds spent connecting and running statements, summed; whoever reads it resets it. */
+	/* Seconds spent connecting and in pl_db_query, summed until the session collects them. */
 	double waited_s;
 };
 
