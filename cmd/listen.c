@@ -11,6 +11,7 @@
 #include "cmd.h"
 #include "../lib/buf.h"
 #include "../lib/corpus.h"
+#include "../lib/encode.h"
 #include "../lib/json.h"
 #include "../lib/listen.h"
 #include "../lib/banned.h"
@@ -75,7 +76,7 @@ static int serve_until_stopped(struct cmd_ctx *ctx, struct pl_listen *l, const s
 {
 	const struct timespec tick = {0, 50 * 1000 * 1000};
 	static const char msg[] = "parlae: interrupted\n";
-	struct timespec t0, now;
+	double t0;
 	long n;
 
 	while (sigwaitinfo(stops, NULL) < 0)
@@ -85,11 +86,8 @@ static int serve_until_stopped(struct cmd_ctx *ctx, struct pl_listen *l, const s
 	if ((n = pl_listen_in_flight(l)) > 0 && ctx->verbosity >= 0)
 		fprintf(stderr, "parlae: stopping: finishing %ld request%s in flight\n", n,
 		        n == 1 ? "" : "s");
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (pl_listen_drained(l, now.tv_sec - t0.tv_sec >= PL_LISTEN_STOP_GRACE))
-			break;
+	t0 = pl_monotonic();
+	while (!pl_listen_drained(l, pl_monotonic() - t0 >= PL_LISTEN_STOP_GRACE)) {
 		if (sigtimedwait(stops, NULL, &tick) >= 0) {
 			fflush(stdout);
 			if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {

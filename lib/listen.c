@@ -482,6 +482,16 @@ static void exchange_msg(struct exchange *x, const struct pl_vapi_msg *m)
 		pl_buf_adds(&x->tools, ",...");
 }
 
+/* One line of the log, from any serving thread: the log sees them one at a time. */
+static void emit(struct pl_listen *l, const struct pl_listen_event *ev)
+{
+	if (!l->o.log)
+		return;
+	pthread_mutex_lock(&l->lock);
+	l->o.log(ev, l->o.arg);
+	pthread_mutex_unlock(&l->lock);
+}
+
 static void exchange_end(struct pl_listen *l, struct req *q, struct exchange *x, int status,
                          int outcome, const char *reason)
 {
@@ -496,11 +506,7 @@ static void exchange_end(struct pl_listen *l, struct req *q, struct exchange *x,
 	x->ev.upstream_ms = x->upstream_s * 1000;
 	x->ev.database_ms = x->database_s * 1000;
 	observe(&l->m, seconds, x->upstream_errors);
-	if (l->o.log) {
-		pthread_mutex_lock(&l->lock);
-		l->o.log(&x->ev, l->o.arg);
-		pthread_mutex_unlock(&l->lock);
-	}
+	emit(l, &x->ev);
 	pl_buf_release(&x->tools);
 }
 
@@ -786,6 +792,7 @@ static enum MHD_Result refuse(struct pl_listen *l, struct MHD_Connection *conn, 
 {
 	enum MHD_Result r;
 
+	q->answered = 1; /* nothing more of it is read or run */
 	count(&l->m, tool_index(&l->m, NULL), outcome);
 	r = answer_error(l, conn, status,
 	                 status == 401   ? "unauthorized"
@@ -840,13 +847,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		q->post = 1;
 		in_flight(&l->m, 1);
 		exchange_init(&x, method, url);
-		q->answered = 1;
 		if (cl && strtoull(cl, NULL, 10) > PL_VAPI_MAX_BODY)
 			return refuse(l, conn, q, &x, 413, O_TOO_LARGE, "over 1 MiB");
 		c = creds(conn);
 		if ((why = pl_listen_auth_headers(l->o.auth, l->secret, &c, time(NULL), &q->authn)))
 			return refuse(l, conn, q, &x, 401, O_REFUSED, why);
-		q->answered = 0;
 		pl_buf_release(&x.tools);
 		return MHD_YES;
 	}
@@ -953,7 +958,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 		}
 	}
 	pthread_mutex_unlock(&l->m.lock);
-	if (log && l->o.log) {
+	if (log) {
 		memset(&ev, 0, sizeof(ev));
 		now_iso(ev.time);
 		ev.method = "-";
@@ -961,9 +966,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 		ev.tools = "";
 		ev.outcome = "refused";
 		ev.reason = "over --max-connections";
-		pthread_mutex_lock(&l->lock);
-		l->o.log(&ev, l->o.arg);
-		pthread_mutex_unlock(&l->lock);
+		emit(l, &ev);
 	}
 	return full ? MHD_NO : MHD_YES;
 }

@@ -36,7 +36,7 @@ int pl_tool_text_staff(struct pl_tool_ctx *c, const char *staff, struct pl_buf *
 	int sent;
 
 	/* What the caller said gets no line of its own: a forged "URGENT. Message ..." say. */
-	if (text->alloc)
+	if (text->len) /* an empty buffer is the shared "", not to be written */
 		pl_tool_plain(text->buf);
 	/* Twilio refuses a longer text (21617): the staff get its beginning. */
 	text->len = pl_tool_sms_cut(text->buf, SMS_MAX_CHARS);
